@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rsnvme: build the module, the QEMU guest and run the tests.
+#
+#   make                 build rsnvme.ko (against the QEMU kernel by default)
+#   make KDIR=/lib/modules/$(uname -r)/build
+#                        build against your own Rust-enabled kernel
+#   make qemu            build everything, boot QEMU, bind the driver, show it
+#   make test            every test: host, lints, header, QEMU boots
+#   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
+#   make clippy          build with clippy as the Rust compiler driver
+#   make clean
+
+# Debian's rustc-web has the library source a kernel build needs; a rustup
+# toolchain earlier on PATH may not.
+RUSTC ?= /usr/bin/rustc
+CLIPPY_DRIVER ?= /usr/bin/clippy-driver
+RSNVME_CACHE ?= $(HOME)/.cache/rsnvme
+BINDGEN ?= $(RSNVME_CACHE)/bindgen-0.73.2/bin/bindgen
+export RSNVME_CACHE
+
+# Without KDIR, build (once, cached) and use the QEMU guest kernel.
+ifeq ($(KDIR),)
+kdir = $$(qemu-ci/setup.sh >&2 && qemu-ci/build-kernel.sh)
+else
+kdir = $(KDIR)
+endif
+kmake = $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
+	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+
+.PHONY: all modules clippy header qemu test clean kernel
+
+all: modules
+
+modules:
+	k=$(kdir) && $(kmake) modules
+
+clippy:
+	k=$(kdir) && $(kmake) CLIPPY=1 modules
+
+kernel:
+	@qemu-ci/setup.sh && qemu-ci/build-kernel.sh
+
+header:
+	cd rust_core && cbindgen -q --config cbindgen.toml --crate rsnvme_core \
+		--output ../include/my_pci_rust_bindings.h
+
+qemu:
+	python3 qemu-ci/demo.py
+
+test:
+	python3 tests/run.py
+
+clean:
+	@if [ -n "$(KDIR)" ] || k=$$(qemu-ci/build-kernel.sh --print 2>/dev/null); then \
+		$(MAKE) -C "$${k:-$(KDIR)}" M=$(CURDIR) clean; fi
+	rm -rf rust_core/target

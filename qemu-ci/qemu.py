@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Builds the rsnvme test guest and boots it in QEMU.
+
+Shared by `make qemu` (demo.py) and `make test` (tests/run.py): toolchain
+setup, the cached kernel build, the module build, a busybox initramfs with
+the module and the guest test scripts, and QEMU boots whose console is
+captured, checked for kernel warnings and parsed for @@PASS/@@FAIL lines.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("RSNVME_CACHE", Path.home() / ".cache" / "rsnvme"))
+BUILD = ROOT / "build"
+os.environ["RSNVME_CACHE"] = str(CACHE)
+
+# Console lines that fail any run: kernel warnings, oopses, lockdep and
+# might_sleep reports, DMA-API debug complaints, stalls.
+BAD_CONSOLE = re.compile(
+    r"WARNING:|BUG:|Oops|Kernel panic|sleeping function called|"
+    r"DEBUG_LOCKS_WARN_ON|possible circular locking|inconsistent lock state|"
+    r"possible recursive locking|INFO: task .* blocked|INFO: trying to register|"
+    r"DMA-API: |self-detected stall|rcu: INFO|general protection fault|"
+    r"turning off the locking correctness validator|UBSAN:|"
+    r"kernel BUG|Call Trace:"
+)
+
+
+def run(cmd, **kw):
+    """Runs a command, failing loudly with its output when it fails."""
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
+
+
+def setup():
+    """Installs the toolchain and guest packages (idempotent, quick)."""
+    run([str(ROOT / "qemu-ci" / "setup.sh")])
+
+
+def kernel():
+    """Builds (or reuses) the guest kernel; returns its build directory."""
+    out = run(
+        [str(ROOT / "qemu-ci" / "build-kernel.sh")], stdout=subprocess.PIPE, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def build_module(kdir, clippy=False, clean=False):
+    """Builds rsnvme.ko against kdir; returns the build output."""
+    args = ["make", "-C", str(ROOT), f"KDIR={kdir}"]
+    if clean:
+        run(args + ["clean"], stdout=subprocess.DEVNULL)
+    if clippy:
+        args.append("CLIPPY=1")
+    out = run(args + ["modules"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+              text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError("module build failed:\n" + out.stdout[-6000:])
+    return out.stdout
+
+
+def build_initramfs(kdir, extra_files=()):
+    """Packs busybox, /init, the guest tests and the modules into a cpio."""
+    stage = BUILD / "initramfs"
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ("bin", "dev", "proc", "sys", "tmp", "mnt", "tests", "lib/modules"):
+        (stage / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", stage / "bin" / "busybox")
+    shutil.copy2(ROOT / "qemu-ci" / "guest" / "init", stage / "init")
+    (stage / "init").chmod(0o755)
+    for script in (ROOT / "tests" / "guest").glob("*.sh"):
+        shutil.copy2(script, stage / "tests" / script.name)
+    shutil.copy2(ROOT / "rsnvme.ko", stage / "lib" / "modules" / "rsnvme.ko")
+    for ref in ("nvme-core.ko", "nvme.ko"):
+        src = Path(kdir) / "drivers" / "nvme" / "host" / ref
+        if src.exists():
+            shutil.copy2(src, stage / "lib" / "modules" / ref)
+    for src, dst in extra_files:
+        (stage / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, stage / dst)
+    cpio = BUILD / "initramfs.cpio"
+    files = subprocess.run(["find", "."], cwd=stage, stdout=subprocess.PIPE, check=True)
+    with open(cpio, "wb") as f:
+        run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=stage,
+            input=files.stdout, stdout=f)
+    return cpio
+
+
+@dataclass
+class Nvme:
+    """One emulated NVMe controller with a raw backing image."""
+
+    serial: str = "RSNVME0001"
+    size_mb: int = 64
+    params: dict = field(default_factory=dict)
+
+    def args(self, index, workdir):
+        img = Path(workdir) / f"nvme{index}.img"
+        with open(img, "wb") as f:
+            f.truncate(self.size_mb << 20)
+        dev = f"nvme,drive=d{index},serial={self.serial}"
+        for k, v in self.params.items():
+            dev += f",{k}={v}"
+        return ["-drive", f"file={img},if=none,id=d{index},format=raw", "-device", dev]
+
+
+@dataclass
+class Boot:
+    """What one QEMU run printed, parsed."""
+
+    name: str
+    console: str
+    seconds: float
+    timed_out: bool
+    log: Path
+
+    @property
+    def done(self):
+        return re.search(r"^@@DONE ", self.console, re.M) is not None
+
+    @property
+    def results(self):
+        """(name, passed, detail) for each @@PASS/@@FAIL line."""
+        out = []
+        for m in re.finditer(r"^@@(PASS|FAIL) ([^:\r\n]*)(?::\s*(.*))?$", self.console, re.M):
+            out.append((m.group(2).strip(), m.group(1) == "PASS", m.group(3) or ""))
+        return out
+
+    @property
+    def bad_lines(self):
+        return [l for l in self.console.splitlines() if BAD_CONSOLE.search(l)]
+
+    def lines(self, pattern):
+        """All regex matches of pattern, one per console line."""
+        return [m for m in (re.search(pattern, l) for l in self.console.splitlines()) if m]
+
+
+def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
+         env=None, interactive=False):
+    """Boots the guest, runs /tests/<test>.sh, returns the parsed console."""
+    accel = os.environ.get("RSNVME_ACCEL", "tcg")
+    append = f"console=ttyS0 panic=-1 rsnvme_test={test}"
+    for k, v in (env or {}).items():
+        append += f" rsnvme_{k}={v}"
+    logdir = BUILD / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    log = logdir / f"{name}.log"
+    with tempfile.TemporaryDirectory(prefix="rsnvme-") as work:
+        cmd = [
+            "qemu-system-x86_64", "-accel", accel, "-m", str(mem), "-smp", str(smp),
+            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-kernel", str(Path(kdir) / "arch/x86/boot/bzImage"),
+            "-initrd", str(initrd), "-append", append,
+        ]
+        for i, dev in enumerate(nvme):
+            cmd += dev.args(i, work)
+        if interactive:
+            start = time.monotonic()
+            subprocess.run(cmd)
+            return None
+        start = time.monotonic()
+        timed_out = False
+        try:
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, timeout=timeout).stdout
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout or b""
+            timed_out = True
+    console = out.decode(errors="replace").replace("\r", "")
+    log.write_text(console)
+    return Boot(name, console, time.monotonic() - start, timed_out, log)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Generates Rust bindings for the kernel C functions in bindings_helper.h that
+# kernel::bindings lacks, with the clang flags the kernel itself gave bindgen
+# (recorded in rust/bindings/.bindings_generated.rs.cmd of the build tree).
+# The functions come with the full types they use (kernel::bindings has
+# `struct pci_dev` only as an opaque declaration), so every C call the driver
+# makes goes through one consistent set of generated types.
+#
+# Run from the kernel build directory, as Kbuild does:
+#   gen_bindings.sh BINDGEN HEADER OUTPUT
+set -eu
+bindgen=$1 header=$2 out=$3
+
+cmd=rust/bindings/.bindings_generated.rs.cmd
+[ -f "$cmd" ] || { echo "gen_bindings: $cmd missing: is this a Rust-enabled kernel build?" >&2; exit 1; }
+# The clang part of the recorded command, without its dependency-file and
+# object-name flags, which belong to the kernel's own target.
+clang_flags=$(sed -n '1s/^savedcmd_[^ ]* := .* -- \(.*\) *; sed .*/\1/p' "$cmd" |
+	sed -e 's/-Wp,-MMD,[^ ]*//' -e "s/-DKBUILD_[A-Z]*='[^']*'//g" \
+	    -e 's/-DKBUILD_[A-Z_]*=[^ ]*//g' -e 's/-D__KBUILD_MODNAME=[^ ]*//')
+[ -n "$clang_flags" ] || { echo "gen_bindings: no clang flags found in $cmd" >&2; exit 1; }
+
+functions=$(sed -n 's/^ *RSNVME_FN(\([a-z0-9_]*\)).*/\1/p' "$header" | paste -sd'|')
+
+# shellcheck disable=SC2086 # the flags are meant to split into words
+"$bindgen" "$header" \
+	--use-core --ctypes-prefix core::ffi --no-doc-comments --no-layout-tests \
+	--with-derive-default --no-debug '.*' \
+	--opaque-type xregs_state --opaque-type desc_struct \
+	--opaque-type arch_lbr_state --opaque-type local_apic \
+	--opaque-type alt_instr --opaque-type x86_msi_data \
+	--opaque-type x86_msi_addr_lo --opaque-type spinlock \
+	--allowlist-function "$functions" \
+	-o "$out.tmp" -- $clang_flags -DMODULE
+mv "$out.tmp" "$out"

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over the kernel C APIs that rsnvme uses.
+//!
+//! These modules hold all of the driver's `unsafe` code except the FFI entry
+//! points. Each wrapper owns the resource it stands for and releases it on
+//! drop, so error paths in the driver unwind by themselves.
+
+pub(crate) mod bindings;
+pub(crate) mod mmio;
+pub(crate) mod pci;
+pub(crate) mod print;

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI device handles (include/linux/pci.h).
+//!
+//! The raw `struct pci_dev` pointer from the PCI core becomes a
+//! [`PciDevice`] in [`PciDevice::get`] and is never seen above this layer.
+//! Enabling the device and claiming a BAR return guards that undo the step
+//! when dropped.
+
+use super::bindings;
+use core::ffi::{c_int, c_void, CStr};
+use core::ptr::{addr_of_mut, NonNull};
+use kernel::error::{code::EINVAL, to_result, Result};
+
+/// A counted reference to a PCI device.
+///
+/// # Invariants
+///
+/// `ptr` points to a valid `struct pci_dev` on which this handle holds one
+/// reference, taken with `pci_dev_get` and dropped with `pci_dev_put`.
+pub(crate) struct PciDevice {
+    ptr: NonNull<bindings::pci_dev>,
+}
+
+// SAFETY: A `struct pci_dev` is reference counted and the PCI functions this
+// type calls may be called from any thread.
+unsafe impl Send for PciDevice {}
+// SAFETY: `&PciDevice` only allows calls that the PCI core serialises
+// itself, so sharing it between threads is sound.
+unsafe impl Sync for PciDevice {}
+
+impl PciDevice {
+    /// Takes a reference to the device at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct pci_dev`.
+    pub(crate) unsafe fn get(ptr: *mut bindings::pci_dev) -> Result<Self> {
+        // SAFETY: `ptr` is valid by this function's safety requirements.
+        let ptr = unsafe { bindings::pci_dev_get(ptr) };
+        // INVARIANT: `pci_dev_get` returned the device with a new reference.
+        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(EINVAL)
+    }
+
+    /// The raw device, for the other wrappers in this layer.
+    pub(super) fn as_raw(&self) -> *mut bindings::pci_dev {
+        self.ptr.as_ptr()
+    }
+
+    /// The embedded `struct device`, for logging and DMA.
+    pub(super) fn as_device(&self) -> *mut bindings::device {
+        // SAFETY: `ptr` is valid by the type invariant; this only computes
+        // the address of a field.
+        unsafe { addr_of_mut!((*self.ptr.as_ptr()).dev) }
+    }
+
+    /// PCI vendor id.
+    pub(crate) fn vendor_id(&self) -> u16 {
+        // SAFETY: `ptr` is valid by the type invariant and `vendor` is
+        // fixed once the device is enumerated.
+        unsafe { (*self.ptr.as_ptr()).vendor }
+    }
+
+    /// PCI device id.
+    pub(crate) fn device_id(&self) -> u16 {
+        // SAFETY: As for `vendor_id`.
+        unsafe { (*self.ptr.as_ptr()).device }
+    }
+
+    /// Length in bytes of BAR `bar`, 0 if it is absent or out of range.
+    pub(crate) fn resource_len(&self, bar: usize) -> u64 {
+        // SAFETY: `ptr` is valid by the type invariant; BAR resources are
+        // fixed while a driver is bound.
+        let res = unsafe { &(*self.ptr.as_ptr()).resource };
+        match res.get(bar) {
+            Some(r) if r.end != 0 => r.end.wrapping_sub(r.start).wrapping_add(1),
+            _ => 0,
+        }
+    }
+
+    /// Enables memory decoding (`pci_enable_device_mem`) until the guard
+    /// is dropped.
+    pub(crate) fn enable_mem(&self) -> Result<EnabledDevice> {
+        // SAFETY: `ptr` is valid by the type invariant.
+        to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
+        Ok(EnabledDevice { pdev: self.clone() })
+    }
+
+    /// Sets the streaming and coherent DMA masks to `bits` bits.
+    pub(crate) fn set_dma_mask(&self, bits: u32) -> Result {
+        let mask = match bits {
+            64 => u64::MAX,
+            1..=63 => (1u64 << bits) - 1,
+            _ => return Err(EINVAL),
+        };
+        // SAFETY: `as_device()` is valid by the type invariant.
+        to_result(unsafe { bindings::dma_set_mask(self.as_device(), mask) })?;
+        // SAFETY: As above.
+        to_result(unsafe { bindings::dma_set_coherent_mask(self.as_device(), mask) })
+    }
+
+    /// Claims BAR `bar` for this driver (`pci_request_region`) until the
+    /// guard is dropped.
+    pub(crate) fn request_region(&self, bar: u8, name: &'static CStr) -> Result<Region> {
+        // SAFETY: `ptr` is valid by the type invariant; `name` is a static
+        // NUL-terminated string, as the resource tree keeps the pointer.
+        to_result(unsafe {
+            bindings::pci_request_region(self.as_raw(), c_int::from(bar), name.as_ptr())
+        })?;
+        Ok(Region {
+            pdev: self.clone(),
+            bar,
+        })
+    }
+
+    /// Stores the driver's per-device data pointer (`pci_set_drvdata`).
+    pub(crate) fn set_drvdata(&self, data: *mut c_void) {
+        // SAFETY: `ptr` is valid by the type invariant; the PCI core leaves
+        // `driver_data` to the bound driver.
+        unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
+    }
+}
+
+/// Reads the driver data pointer of a raw device (`pci_get_drvdata`).
+///
+/// # Safety
+///
+/// `ptr` must point to a valid `struct pci_dev`.
+pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
+    // SAFETY: `ptr` is valid by this function's safety requirements.
+    unsafe { (*ptr).dev.driver_data }
+}
+
+impl Clone for PciDevice {
+    fn clone(&self) -> Self {
+        // SAFETY: `ptr` is valid by the type invariant.
+        unsafe { bindings::pci_dev_get(self.as_raw()) };
+        // INVARIANT: The clone owns the reference just taken.
+        Self { ptr: self.ptr }
+    }
+}
+
+impl Drop for PciDevice {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this handle owns one reference.
+        unsafe { bindings::pci_dev_put(self.as_raw()) };
+    }
+}
+
+/// A PCI device with memory decoding enabled; disabled again on drop.
+pub(crate) struct EnabledDevice {
+    pdev: PciDevice,
+}
+
+impl EnabledDevice {
+    /// Lets the device master the bus, i.e. do DMA (`pci_set_master`).
+    /// `pci_disable_device` on drop clears it again.
+    pub(crate) fn set_master(&self) {
+        // SAFETY: The device is valid by `PciDevice`'s invariant.
+        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
+    }
+}
+
+impl Drop for EnabledDevice {
+    fn drop(&mut self) {
+        // SAFETY: The device is valid and was enabled by `enable_mem`.
+        unsafe { bindings::pci_disable_device(self.pdev.as_raw()) };
+    }
+}
+
+/// A BAR claimed by this driver; released on drop.
+pub(crate) struct Region {
+    pdev: PciDevice,
+    bar: u8,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: The device is valid and `bar` was claimed by
+        // `request_region`.
+        unsafe { bindings::pci_release_region(self.pdev.as_raw(), c_int::from(self.bar)) };
+    }
+}

@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: GPL-2.0
+# Binds rsnvme to every NVMe controller the VM has (possibly none), unbinds
+# it, then loads and unloads it $rsnvme_cycles times. The host checks the
+# driver's log lines against the raw registers printed here and against
+# what QEMU was configured with.
+. /tests/lib.sh
+
+kmemleak_clear
+devs=$(nvme_devices)
+n=$(echo $devs | wc -w)
+echo "@@NVME_DEVICES $n"
+for d in $devs; do raw_regs "$d"; done
+
+check insmod insmod $MOD
+check all_bound [ "$(bound_count)" -eq "$n" ]
+for d in $devs; do
+	check "bound $d" [ -e "$DRV/$d" ]
+done
+check rmmod rmmod rsnvme
+check driver_gone [ ! -e "$DRV" ]
+
+ok=1
+i=0
+while [ $i -lt "${rsnvme_cycles:-20}" ]; do
+	insmod $MOD || ok=0
+	[ "$(bound_count)" -eq "$n" ] || ok=0
+	rmmod rsnvme || ok=0
+	i=$((i + 1))
+done
+check "load_unload_cycles ${rsnvme_cycles:-20}" [ $ok -eq 1 ]
+kmemleak_report
