@@ -27,7 +27,7 @@ BAD_CONSOLE = re.compile(
     r"WARNING:|BUG:|Oops|Kernel panic|sleeping function called|"
     r"DEBUG_LOCKS_WARN_ON|possible circular locking|inconsistent lock state|"
     r"possible recursive locking|INFO: task .* blocked|INFO: trying to register|"
-    r"DMA-API: |self-detected stall|rcu: INFO|general protection fault|"
+    r"DMA-API: (?!preallocated|debugging enabled)|self-detected stall|rcu: INFO|general protection fault|"
     r"turning off the locking correctness validator|UBSAN:|"
     r"kernel BUG|Call Trace:"
 )
@@ -143,10 +143,14 @@ class Boot:
 
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
-         env=None, interactive=False):
+         env=None, interactive=False, append=""):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console."""
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
-    append = f"console=ttyS0 panic=-1 rsnvme_test={test}"
+    # acpi=noirq: legacy PCI interrupts are routed without ACPI. Under TCG,
+    # evaluating the ACPI interrupt-link methods took 3.6 s on every PCI
+    # enable and disable (measured with both rsnvme and the C driver);
+    # MSI/MSI-X, which the driver uses, do not depend on it.
+    append = f"console=ttyS0 panic=-1 acpi=noirq rsnvme_test={test} {append}".strip()
     for k, v in (env or {}).items():
         append += f" rsnvme_{k}={v}"
     logdir = BUILD / "logs"

@@ -280,6 +280,9 @@ mod tests {
         assert_eq!(Csts(8).shutdown_status(), ShutdownStatus::Complete);
         assert_eq!(Csts(12).shutdown_status(), ShutdownStatus::Reserved);
         assert!(Csts(u32::MAX).is_all_ones());
-        assert_eq!(format!("{}", Csts(9)), "CSTS 0x00000009: RDY 1 CFS 0 SHST 2");
+        assert_eq!(
+            format!("{}", Csts(9)),
+            "CSTS 0x00000009: RDY 1 CFS 0 SHST 2"
+        );
     }
 }
