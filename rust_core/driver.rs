@@ -1,14 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! NVMe controller logic, on top of the safe wrappers in `sys`.
+//! NVMe controller bring-up and teardown, on top of the safe wrappers in
+//! `sys`: reset, admin queue, interrupts, identify, queue count, shutdown.
 
 #![deny(unsafe_code)]
 
-use crate::spec::regs::{offset, Cap, Csts, Version};
+use crate::admin::{AdminQueue, ADMIN_DEPTH, ADMIN_TIMEOUT_MS};
+use crate::controller::Registers;
+use crate::spec::command::{Cns, Command};
+use crate::spec::completion::{Completion, StatusKind};
+use crate::spec::identify::{
+    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
+};
+use crate::spec::regs::{aqa, offset, Cap, Cc, Version};
+use crate::sys::cpu;
+use crate::sys::dma::CoherentArray;
+use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
+use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
-use kernel::error::{code::ENODEV, Result};
+use crate::sys::time::etimedout;
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::error::{
+    code::{EACCES, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC},
+    Error, Result,
+};
+use kernel::sync::Arc;
 
 /// BAR0 must at least hold the registers and the first doorbell; the admin
 /// queue doorbells' real extent is checked once CAP.DSTRD is known.
@@ -17,21 +35,210 @@ const MIN_BAR_LEN: usize = offset::DOORBELLS + 4;
 /// The kernel's page size as a shift (`PAGE_SHIFT`).
 const PAGE_SHIFT: u32 = kernel::bindings::PAGE_SHIFT;
 
+/// Most namespaces the driver looks at: one Active Namespace ID list.
+const MAX_NAMESPACES: usize = 1024;
+
+/// Probe failures that tests inject with the `fault` module parameter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Interrupt vector allocation is refused.
+    IrqVectors,
+    /// DMA memory for the admin queue cannot be had.
+    DmaAlloc,
+    /// The controller is never told to enable, so never becomes ready.
+    NeverReady,
+    /// Identify Controller is never submitted to the device.
+    IdentifyTimeout,
+}
+
+impl Fault {
+    fn current(pdev: &PciDevice) -> Self {
+        match param::fault() {
+            0 => Self::None,
+            1 => Self::IrqVectors,
+            2 => Self::DmaAlloc,
+            3 => Self::NeverReady,
+            4 => Self::IdentifyTimeout,
+            other => {
+                dev_warn!(pdev, "ignoring unknown fault={other}\n");
+                Self::None
+            }
+        }
+    }
+}
+
+/// A usable namespace.
+pub(crate) struct Namespace {
+    pub(crate) nsid: u32,
+    pub(crate) blocks: u64,
+    pub(crate) lba_shift: u32,
+}
+
+/// A controller that has been enabled; shut down when dropped.
+struct LiveController {
+    regs: Arc<Registers>,
+}
+
+impl Drop for LiveController {
+    fn drop(&mut self) {
+        if let Err(e) = self.regs.shutdown() {
+            dev_warn!(&self.regs.pdev, "shutdown failed ({e:?}), resetting\n");
+            // Nothing more can be done if the reset fails too; it logged.
+            let _ = self.regs.disable();
+        }
+        if let Ok(csts) = self.regs.csts() {
+            dev_info!(&self.regs.pdev, "controller shut down, {csts}\n");
+        }
+    }
+}
+
 /// One NVMe controller bound to this driver.
 ///
-/// Fields drop in declaration order, which undoes probe in reverse: unmap
-/// BAR0, release it, disable the device, drop the device reference.
+/// Fields drop in declaration order, which undoes probe in reverse: shut
+/// the controller down (so it stops all DMA), free its interrupt handler
+/// and vectors, free the admin queue memory, unmap and release BAR0,
+/// disable the device and drop the device reference.
 pub(crate) struct Controller {
-    bar: Bar,
+    _live: LiveController,
+    _irq: IrqRegistration<AdminQueue>,
+    _vectors: IrqVectors,
+    _admin: Arc<AdminQueue>,
+    _regs: Arc<Registers>,
+    pub(crate) id: KBox<IdentifyController>,
+    pub(crate) namespaces: KVec<Namespace>,
+    pub(crate) io_queues: u32,
     _region: Region,
     _enabled: EnabledDevice,
     pdev: PciDevice,
 }
 
+/// Maps an NVMe status to the kernel error a failed command returns.
+fn status_error(kind: StatusKind) -> Error {
+    match kind {
+        StatusKind::InvalidOpcode | StatusKind::InvalidField | StatusKind::InvalidNamespace => {
+            EINVAL
+        }
+        StatusKind::AccessDenied => EACCES,
+        _ => EIO,
+    }
+}
+
+/// Admin commands during probe, with the identify buffer they share.
+struct Bringup<'a> {
+    regs: &'a Registers,
+    admin: &'a AdminQueue,
+    buf: CoherentArray<u8>,
+    page: KBox<[u8; IDENTIFY_DATA_SIZE]>,
+    fault: Fault,
+}
+
+impl Bringup<'_> {
+    /// Runs one admin command; `what` names it in error messages. A
+    /// timeout resets the controller, so that the command can no longer
+    /// write to memory the caller is about to free.
+    fn command(&self, cmd: Command, what: &str, ring: bool) -> Result<Completion> {
+        let pdev = &self.regs.pdev;
+        let cqe = match self.admin.submit_and_wait(cmd, ring) {
+            Ok(cqe) => cqe,
+            Err(e) if e == etimedout() => {
+                dev_err!(
+                    pdev,
+                    "{what} timed out after {ADMIN_TIMEOUT_MS} ms; resetting the controller\n"
+                );
+                // If the reset fails too, the error already says so; the
+                // caller fails probe either way.
+                let _ = self.regs.disable();
+                return Err(etimedout());
+            }
+            Err(e) => {
+                dev_err!(pdev, "{what} could not be submitted: {e:?}\n");
+                return Err(e);
+            }
+        };
+        let status = cqe.status();
+        if !status.is_success() {
+            dev_err!(pdev, "{what} failed: {status}\n");
+            return Err(status_error(status.kind()));
+        }
+        Ok(cqe)
+    }
+
+    /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
+    fn identify(&mut self, cns: Cns, nsid: u32, what: &str) -> Result {
+        let ring = !(self.fault == Fault::IdentifyTimeout && cns == Cns::Controller);
+        self.command(
+            Command::identify(cns, nsid, self.buf.dma_handle()),
+            what,
+            ring,
+        )?;
+        self.buf.read_into(&mut self.page[..])
+    }
+
+    /// Identifies every active namespace and keeps the usable ones.
+    fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
+        let pdev = &self.regs.pdev;
+        let mut nsids = KVec::new();
+        if self.identify(Cns::ActiveNsList, 0, "Identify Active Namespace List").is_ok() {
+            for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
+                nsids.push(nsid, GFP_KERNEL)?;
+            }
+        } else {
+            // Controllers before NVMe 1.1 lack the list: try 1..=NN.
+            let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
+            dev_warn!(pdev, "no active namespace list; trying namespaces 1..={nn}\n");
+            for nsid in 1..=nn {
+                nsids.push(nsid, GFP_KERNEL)?;
+            }
+        }
+
+        let mut namespaces = KVec::new();
+        for &nsid in nsids.iter() {
+            self.identify(Cns::Namespace, nsid, "Identify Namespace")?;
+            let ns = IdentifyNamespace::parse(&self.page);
+            match ns.usable_lba(PAGE_SHIFT) {
+                Ok(lba_shift) => namespaces.push(
+                    Namespace {
+                        nsid,
+                        blocks: ns.size_blocks(),
+                        lba_shift,
+                    },
+                    GFP_KERNEL,
+                )?,
+                Err(e) => dev_warn!(pdev, "namespace {nsid} skipped: {e}\n"),
+            }
+        }
+        if namespaces.is_empty() {
+            dev_warn!(pdev, "no usable namespaces\n");
+        }
+        Ok(namespaces)
+    }
+
+    /// Asks for one I/O queue pair per online CPU (Set Features, Number of
+    /// Queues) and returns how many pairs the controller granted.
+    fn negotiate_queues(&self) -> u32 {
+        let wanted = u16::try_from(cpu::num_online()).unwrap_or(u16::MAX);
+        let cmd = Command::set_features_num_queues(wanted, wanted);
+        match self.command(cmd, "Set Features (Number of Queues)", true) {
+            Ok(cqe) => {
+                // NSQA in bits 15:0, NCQA in bits 31:16, both zero-based.
+                let sq = (cqe.result() & 0xffff) + 1;
+                let cq = (cqe.result() >> 16) + 1;
+                sq.min(cq).min(wanted.into())
+            }
+            Err(_) => {
+                dev_warn!(&self.regs.pdev, "continuing with the admin queue only\n");
+                0
+            }
+        }
+    }
+}
+
 impl Controller {
-    /// Takes over the controller at `pdev`: enables it, maps BAR0 and
-    /// reads its capabilities.
+    /// Takes over the controller at `pdev` and brings it to ready: reset,
+    /// admin queue, interrupt, enable, identify, queue count.
     pub(crate) fn probe(pdev: PciDevice) -> Result<Self> {
+        let fault = Fault::current(&pdev);
         let enabled = pdev.enable_mem().inspect_err(|e| {
             dev_err!(&pdev, "cannot enable PCI device: {e:?}\n");
         })?;
@@ -49,65 +256,182 @@ impl Controller {
                 pdev.resource_len(0)
             );
         })?;
+        let cap = read_capabilities(&pdev, &bar)?;
+        let page_shift = cap.page_shift_for(PAGE_SHIFT).ok_or(ENODEV)?;
+        let regs = Arc::new(
+            Registers {
+                pdev: pdev.clone(),
+                bar,
+                cap,
+            },
+            GFP_KERNEL,
+        )?;
 
-        let csts = Csts(bar.read32(offset::CSTS)?);
-        if csts.is_all_ones() {
-            dev_err!(&pdev, "controller does not respond (CSTS reads all ones)\n");
-            return Err(ENODEV);
+        regs.disable().inspect_err(|_| {
+            dev_err!(&pdev, "controller did not reset\n");
+        })?;
+        if fault == Fault::DmaAlloc {
+            dev_err!(&pdev, "cannot allocate the admin queue: ENOMEM (injected)\n");
+            return Err(ENOMEM);
         }
-        let cap = Cap(bar.read64(offset::CAP)?);
-        let vs = Version(bar.read32(offset::VS)?);
-        dev_info!(
-            &pdev,
-            "NVMe controller {:04x}:{:04x}, BAR0 {} bytes\n",
-            pdev.vendor_id(),
-            pdev.device_id(),
-            bar.len()
-        );
-        dev_info!(&pdev, "{cap}\n");
-        dev_info!(&pdev, "{vs}\n");
-        dev_info!(&pdev, "{csts}\n");
-        if !cap.supports_nvm() {
-            dev_err!(&pdev, "controller lacks the NVM command set\n");
-            return Err(ENODEV);
-        }
-        if cap.page_shift_for(PAGE_SHIFT).is_none() {
-            dev_err!(
-                &pdev,
-                "minimum memory page size {} exceeds the host page size {}\n",
-                1u64 << cap.mps_min_shift(),
-                1u64 << PAGE_SHIFT
-            );
-            return Err(ENODEV);
-        }
-        // The admin SQ tail and CQ head doorbells, CAP.DSTRD apart.
-        let admin_doorbells_end = offset::DOORBELLS + 2 * cap.doorbell_stride();
-        if bar.len() < admin_doorbells_end {
-            dev_err!(
-                &pdev,
-                "BAR0 is {} bytes, too short for doorbells {} bytes apart\n",
-                bar.len(),
-                cap.doorbell_stride()
-            );
-            return Err(ENODEV);
-        }
-        if csts.fatal() {
-            dev_warn!(&pdev, "controller reports a fatal status (CSTS.CFS)\n");
-        }
+        let admin = AdminQueue::new(&regs).inspect_err(|e| {
+            dev_err!(&pdev, "cannot allocate the admin queue: {e:?}\n");
+        })?;
+        let (asq, acq) = admin.registers();
+        let depth = u32::from(ADMIN_DEPTH);
+        regs.bar
+            .write32(offset::AQA, aqa(depth, depth).ok_or(EINVAL)?)?;
+        regs.bar.write64(offset::ASQ, asq)?;
+        regs.bar.write64(offset::ACQ, acq)?;
 
-        Ok(Self {
-            bar,
+        if fault == Fault::IrqVectors {
+            dev_err!(&pdev, "cannot allocate interrupt vectors: ENOSPC (injected)\n");
+            return Err(ENOSPC);
+        }
+        let vectors = IrqVectors::alloc(&pdev, 1, 1).inspect_err(|e| {
+            dev_err!(&pdev, "cannot allocate interrupt vectors: {e:?}\n");
+        })?;
+        let irq = IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme")
+            .inspect_err(|e| {
+                dev_err!(&pdev, "cannot register the admin interrupt: {e:?}\n");
+            })?;
+
+        let cc = Cc::for_enable(page_shift).ok_or(EINVAL)?;
+        // Injected: write the configuration without EN, so RDY never comes.
+        let cc = if fault == Fault::NeverReady {
+            cc.disabled()
+        } else {
+            cc
+        };
+        regs.enable(cc).inspect_err(|_| {
+            dev_err!(&pdev, "controller did not become ready\n");
+        })?;
+        let live = LiveController { regs: regs.clone() };
+
+        let mut bringup = Bringup {
+            regs: &regs,
+            admin: &admin,
+            buf: CoherentArray::zeroed(&pdev, IDENTIFY_DATA_SIZE)?,
+            page: KBox::new([0; IDENTIFY_DATA_SIZE], GFP_KERNEL)?,
+            fault,
+        };
+        bringup.identify(Cns::Controller, 0, "Identify Controller")?;
+        let id = KBox::new(IdentifyController::parse(&bringup.page), GFP_KERNEL)?;
+        id.validate().map_err(|e| {
+            dev_err!(&pdev, "unusable Identify Controller data: {e}\n");
+            ENODEV
+        })?;
+        let namespaces = bringup.namespaces(&id)?;
+        let io_queues = bringup.negotiate_queues();
+        drop(bringup);
+
+        let ctrl = Self {
+            _live: live,
+            _irq: irq,
+            _vectors: vectors,
+            _admin: admin,
+            _regs: regs,
+            id,
+            namespaces,
+            io_queues,
             _region: region,
             _enabled: enabled,
             pdev,
-        })
+        };
+        ctrl.report(cap);
+        Ok(ctrl)
     }
 
-    /// Hands the controller back; the fields' drops release everything.
-    pub(crate) fn remove(self) {
-        match self.bar.read32(offset::CSTS) {
-            Ok(csts) => dev_info!(&self.pdev, "unbinding, {}\n", Csts(csts)),
-            Err(e) => dev_err!(&self.pdev, "unbinding, CSTS unreadable: {e:?}\n"),
+    /// Logs what the controller is and what it offers.
+    fn report(&self, cap: Cap) {
+        let kind = match self._vectors.kind() {
+            IrqKind::MsiX => "MSI-X",
+            IrqKind::Msi => "MSI",
+            IrqKind::Intx => "INTx",
+        };
+        let mdts = match self.id.max_transfer_shift(cap.mps_min_shift()) {
+            Some(shift) if shift < 64 => 1u64 << shift,
+            _ => 0,
+        };
+        dev_info!(
+            &self.pdev,
+            "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
+             {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
+            self.id.model(),
+            self.id.serial(),
+            self.id.firmware(),
+            self.io_queues,
+            self.namespaces.len(),
+            mdts,
+            kind,
+            self._vectors.count()
+        );
+        for ns in self.namespaces.iter() {
+            let bytes = ns.blocks.checked_shl(ns.lba_shift).unwrap_or(u64::MAX);
+            dev_info!(
+                &self.pdev,
+                "namespace {}: {} blocks of {} bytes ({} MiB)\n",
+                ns.nsid,
+                ns.blocks,
+                1u32 << ns.lba_shift,
+                bytes >> 20
+            );
         }
     }
+
+    /// Hands the controller back; dropping the fields shuts it down and
+    /// releases everything.
+    pub(crate) fn remove(self) {
+        dev_info!(&self.pdev, "unbinding\n");
+    }
+}
+
+/// Reads and logs CAP, VS and CSTS, and checks the driver can work with
+/// the controller.
+fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<Cap> {
+    let csts = crate::spec::regs::Csts(bar.read32(offset::CSTS)?);
+    if csts.is_all_ones() {
+        dev_err!(pdev, "controller does not respond (CSTS reads all ones)\n");
+        return Err(ENODEV);
+    }
+    let cap = Cap(bar.read64(offset::CAP)?);
+    let vs = Version(bar.read32(offset::VS)?);
+    dev_info!(
+        pdev,
+        "NVMe controller {:04x}:{:04x}, BAR0 {} bytes\n",
+        pdev.vendor_id(),
+        pdev.device_id(),
+        bar.len()
+    );
+    dev_info!(pdev, "{cap}\n");
+    dev_info!(pdev, "{vs}\n");
+    dev_info!(pdev, "{csts}\n");
+    if !cap.supports_nvm() {
+        dev_err!(pdev, "controller lacks the NVM command set\n");
+        return Err(ENODEV);
+    }
+    if cap.page_shift_for(PAGE_SHIFT).is_none() {
+        dev_err!(
+            pdev,
+            "minimum memory page size {} exceeds the host page size {}\n",
+            1u64 << cap.mps_min_shift(),
+            1u64 << PAGE_SHIFT
+        );
+        return Err(ENODEV);
+    }
+    // The admin SQ tail and CQ head doorbells, CAP.DSTRD apart.
+    let admin_doorbells_end = offset::DOORBELLS + 2 * cap.doorbell_stride();
+    if bar.len() < admin_doorbells_end {
+        dev_err!(
+            pdev,
+            "BAR0 is {} bytes, too short for doorbells {} bytes apart\n",
+            bar.len(),
+            cap.doorbell_stride()
+        );
+        return Err(ENODEV);
+    }
+    if csts.fatal() {
+        dev_warn!(pdev, "controller reports a fatal status (CSTS.CFS)\n");
+    }
+    Ok(cap)
 }

@@ -18,6 +18,10 @@
 pub mod spec;
 
 #[cfg(MODULE)]
+mod admin;
+#[cfg(MODULE)]
+mod controller;
+#[cfg(MODULE)]
 mod driver;
 #[cfg(MODULE)]
 pub mod ffi;

@@ -13,8 +13,16 @@ pub(crate) mod offset {
     pub(crate) const CAP: usize = 0x00;
     /// Version, 32 bits.
     pub(crate) const VS: usize = 0x08;
+    /// Controller Configuration, 32 bits.
+    pub(crate) const CC: usize = 0x14;
     /// Controller Status, 32 bits.
     pub(crate) const CSTS: usize = 0x1c;
+    /// Admin Queue Attributes, 32 bits.
+    pub(crate) const AQA: usize = 0x24;
+    /// Admin Submission Queue base address, 64 bits.
+    pub(crate) const ASQ: usize = 0x28;
+    /// Admin Completion Queue base address, 64 bits.
+    pub(crate) const ACQ: usize = 0x30;
     /// First doorbell register.
     pub(crate) const DOORBELLS: usize = 0x1000;
 }
@@ -145,6 +153,58 @@ impl fmt::Display for Version {
     }
 }
 
+/// Controller Configuration (CC).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Cc(pub(crate) u32);
+
+impl Cc {
+    /// Enable (EN).
+    const EN: u32 = 1;
+    /// Shutdown Notification (SHN) field mask.
+    const SHN_MASK: u32 = 3 << 14;
+    /// SHN value for a normal shutdown.
+    const SHN_NORMAL: u32 = 1 << 14;
+
+    /// The configuration the driver enables a controller with: the NVM
+    /// command set, round-robin arbitration, memory pages of
+    /// `1 << page_shift` bytes and 64-byte SQ / 16-byte CQ entries.
+    /// `None` if `page_shift` is outside the 4 KiB..128 MiB range CC.MPS
+    /// can express.
+    pub(crate) const fn for_enable(page_shift: u32) -> Option<Self> {
+        if page_shift < 12 || page_shift > 27 {
+            return None;
+        }
+        let mps = (page_shift - 12) << 7;
+        let iosqes = 6 << 16;
+        let iocqes = 4 << 20;
+        Some(Self(Self::EN | mps | iosqes | iocqes))
+    }
+
+    /// Whether EN is set.
+    pub(crate) const fn enabled(self) -> bool {
+        self.0 & Self::EN != 0
+    }
+
+    /// This value with EN cleared.
+    pub(crate) const fn disabled(self) -> Self {
+        Self(self.0 & !Self::EN)
+    }
+
+    /// This value with SHN requesting a normal shutdown.
+    pub(crate) const fn with_normal_shutdown(self) -> Self {
+        Self((self.0 & !Self::SHN_MASK) | Self::SHN_NORMAL)
+    }
+}
+
+/// Admin Queue Attributes (AQA) for admin queues of the given sizes;
+/// `None` unless both are within 2..=4096 entries.
+pub(crate) const fn aqa(sq_entries: u32, cq_entries: u32) -> Option<u32> {
+    if sq_entries < 2 || sq_entries > 4096 || cq_entries < 2 || cq_entries > 4096 {
+        return None;
+    }
+    Some((cq_entries - 1) << 16 | (sq_entries - 1))
+}
+
 /// Shutdown status in CSTS.SHST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ShutdownStatus {
@@ -268,6 +328,29 @@ mod tests {
         assert_eq!(format!("{vs}"), "VS 0x00010400: NVMe 1.4.0");
         let vs = Version(0x0002_0001);
         assert_eq!((vs.major(), vs.minor(), vs.tertiary()), (2, 0, 1));
+    }
+
+    #[test]
+    fn cc_encodes() {
+        // EN, MPS 0 (4 KiB), IOSQES 6, IOCQES 4: what Linux writes too.
+        let cc = Cc::for_enable(12).unwrap();
+        assert_eq!(cc.0, 0x0046_0001);
+        assert!(cc.enabled());
+        assert_eq!(Cc::for_enable(16).unwrap().0, 0x0046_0201);
+        assert_eq!(Cc::for_enable(11), None);
+        assert_eq!(Cc::for_enable(28), None);
+        assert_eq!(cc.disabled().0, 0x0046_0000);
+        assert!(!cc.disabled().enabled());
+        assert_eq!(cc.with_normal_shutdown().0, 0x0046_4001);
+        assert_eq!(Cc(0xc000).with_normal_shutdown().0, 0x4000);
+    }
+
+    #[test]
+    fn aqa_encodes() {
+        assert_eq!(aqa(32, 32), Some(0x001f_001f));
+        assert_eq!(aqa(2, 4096), Some(0x0fff_0001));
+        assert_eq!(aqa(1, 32), None);
+        assert_eq!(aqa(32, 4097), None);
     }
 
     #[test]

@@ -22,16 +22,20 @@ clang_flags=$(sed -n '1s/^savedcmd_[^ ]* := .* -- \(.*\) *; sed .*/\1/p' "$cmd" 
 	    -e 's/-DKBUILD_[A-Z_]*=[^ ]*//g' -e 's/-D__KBUILD_MODNAME=[^ ]*//')
 [ -n "$clang_flags" ] || { echo "gen_bindings: no clang flags found in $cmd" >&2; exit 1; }
 
-functions=$(sed -n 's/^ *RSNVME_FN(\([a-z0-9_]*\)).*/\1/p' "$header" | paste -sd'|')
+list() { sed -n "s/^ *$1(\([A-Za-z0-9_]*\)).*/\1/p" "$header" | paste -sd'|'; }
+functions=$(list RSNVME_FN)
+types=$(list RSNVME_TYPE)
+vars=$(list RSNVME_VAR)
 
 # shellcheck disable=SC2086 # the flags are meant to split into words
 "$bindgen" "$header" \
-	--use-core --ctypes-prefix core::ffi --no-doc-comments --no-layout-tests \
+	--use-core --ctypes-prefix kernel::ffi --no-doc-comments --no-layout-tests \
 	--with-derive-default --no-debug '.*' \
 	--opaque-type xregs_state --opaque-type desc_struct \
 	--opaque-type arch_lbr_state --opaque-type local_apic \
 	--opaque-type alt_instr --opaque-type x86_msi_data \
 	--opaque-type x86_msi_addr_lo --opaque-type spinlock \
-	--allowlist-function "$functions" \
+	--allowlist-function "$functions" --allowlist-type "$types" \
+	--allowlist-var "$vars" \
 	-o "$out.tmp" -- $clang_flags -DMODULE
 mv "$out.tmp" "$out"

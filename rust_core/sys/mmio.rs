@@ -11,10 +11,12 @@ use super::bindings;
 use super::pci::PciDevice;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
+use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
     code::{EINVAL, ENODEV, ENOMEM},
     Result,
 };
+use kernel::sync::Arc;
 
 /// A PCI memory BAR mapped into kernel virtual memory.
 ///
@@ -38,7 +40,7 @@ unsafe impl Sync for Bar {}
 impl Bar {
     /// Maps all of BAR `bar` of `pdev`. Fails with `ENODEV` when the BAR is
     /// shorter than `min_len` bytes.
-    pub(crate) fn map(pdev: &PciDevice, bar: u8, min_len: usize) -> Result<Self> {
+    pub(crate) fn map(pdev: &PciDevice, bar: u8, min_len: usize) -> Result<Arc<Self>> {
         let len = usize::try_from(pdev.resource_len(bar.into())).map_err(|_| EINVAL)?;
         if len < min_len {
             return Err(ENODEV);
@@ -48,11 +50,12 @@ impl Bar {
         let addr = unsafe { bindings::pci_iomap(pdev.as_raw(), c_int::from(bar), 0) };
         let addr = NonNull::new(addr).ok_or(ENOMEM)?;
         // INVARIANT: `addr` maps the whole BAR, which is `len` bytes long.
-        Ok(Self {
+        let bar = Self {
             pdev: pdev.clone(),
             addr,
             len,
-        })
+        };
+        Ok(Arc::new(bar, GFP_KERNEL)?)
     }
 
     /// Length of the mapping in bytes.
@@ -81,12 +84,69 @@ impl Bar {
         Ok(unsafe { bindings::ioread32(reg) })
     }
 
+    /// Writes the 32-bit register at `offset`. Like `writel`, this is
+    /// ordered after the CPU's earlier writes to DMA-coherent memory.
+    pub(crate) fn write32(&self, offset: usize, value: u32) -> Result {
+        let reg = self.reg(offset, 4)?;
+        // SAFETY: As in `read32`.
+        unsafe { bindings::iowrite32(value, reg) };
+        Ok(())
+    }
+
+    /// Writes the 64-bit register at `offset` as two 32-bit writes, low
+    /// half first, as NVMe allows for ASQ and ACQ.
+    pub(crate) fn write64(&self, offset: usize, value: u64) -> Result {
+        self.reg(offset, 8)?;
+        // Truncation intended: the low half, then the high half.
+        self.write32(offset, value as u32)?;
+        self.write32(offset + 4, (value >> 32) as u32)
+    }
+
+    /// Returns the doorbell register at `offset`, checked once here so that
+    /// ringing it cannot fail.
+    pub(crate) fn doorbell(self: &Arc<Self>, offset: usize) -> Result<Doorbell> {
+        let reg = self.reg(offset, 4)?;
+        // INVARIANT: `reg` is a checked register of `bar`, kept mapped by
+        // the reference the doorbell holds.
+        Ok(Doorbell {
+            _bar: self.clone(),
+            reg,
+        })
+    }
+
     /// Reads the 64-bit register at `offset` as two 32-bit reads, low half
     /// first, as NVMe allows for CAP.
     pub(crate) fn read64(&self, offset: usize) -> Result<u64> {
         let reg = self.reg(offset, 8)?;
         // SAFETY: `reg` is an aligned 64-bit location inside the mapping.
         Ok(unsafe { bindings::ioread64_lo_hi(reg) })
+    }
+}
+
+/// A 32-bit doorbell register of a mapped BAR.
+///
+/// # Invariants
+///
+/// `reg` is an aligned 32-bit register inside `_bar`'s mapping.
+pub(crate) struct Doorbell {
+    /// Keeps the mapping that `reg` points into alive.
+    _bar: Arc<Bar>,
+    reg: *mut c_void,
+}
+
+// SAFETY: The register may be written from any thread (see `Bar`).
+unsafe impl Send for Doorbell {}
+// SAFETY: Writing the register through `&Doorbell` is a single MMIO store.
+unsafe impl Sync for Doorbell {}
+
+impl Doorbell {
+    /// Writes `value` to the doorbell. The write is ordered after the CPU's
+    /// earlier writes to DMA-coherent memory (as `writel` is), so entries
+    /// written to a queue before ringing are visible to the device.
+    pub(crate) fn ring(&self, value: u32) {
+        // SAFETY: By the type invariant `reg` is a valid register, mapped
+        // while `self._bar` is alive.
+        unsafe { bindings::iowrite32(value, self.reg) };
     }
 }
 

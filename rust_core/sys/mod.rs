@@ -7,6 +7,12 @@
 //! drop, so error paths in the driver unwind by themselves.
 
 pub(crate) mod bindings;
+pub(crate) mod cpu;
+pub(crate) mod dma;
+pub(crate) mod irq;
 pub(crate) mod mmio;
+pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod print;
+pub(crate) mod sync;
+pub(crate) mod time;

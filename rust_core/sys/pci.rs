@@ -67,6 +67,20 @@ impl PciDevice {
         unsafe { (*self.ptr.as_ptr()).device }
     }
 
+    /// Whether MSI-X is enabled on the device.
+    pub(crate) fn msix_enabled(&self) -> bool {
+        // SAFETY: `ptr` is valid by the type invariant; the PCI core only
+        // changes this bit while allocating or freeing vectors, which the
+        // bound driver does itself.
+        unsafe { (*self.ptr.as_ptr()).msix_enabled() != 0 }
+    }
+
+    /// Whether MSI is enabled on the device.
+    pub(crate) fn msi_enabled(&self) -> bool {
+        // SAFETY: As for `msix_enabled`.
+        unsafe { (*self.ptr.as_ptr()).msi_enabled() != 0 }
+    }
+
     /// Length in bytes of BAR `bar`, 0 if it is absent or out of range.
     pub(crate) fn resource_len(&self, bar: usize) -> u64 {
         // SAFETY: `ptr` is valid by the type invariant; BAR resources are
@@ -105,7 +119,7 @@ impl PciDevice {
         // SAFETY: `ptr` is valid by the type invariant; `name` is a static
         // NUL-terminated string, as the resource tree keeps the pointer.
         to_result(unsafe {
-            bindings::pci_request_region(self.as_raw(), c_int::from(bar), name.as_ptr())
+            bindings::pci_request_region(self.as_raw(), c_int::from(bar), name.as_ptr().cast())
         })?;
         Ok(Region {
             pdev: self.clone(),

@@ -33,7 +33,7 @@ pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>)
     unsafe {
         print(
             dev.as_device(),
-            c"%pA".as_ptr(),
+            c"%pA".as_ptr().cast(),
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
     };

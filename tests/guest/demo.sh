@@ -11,7 +11,7 @@ insmod $MOD
 echo "== bound to rsnvme:"
 ls "$DRV" | grep '^0000:'
 echo "== kernel log of rsnvme"
-dmesg | grep rsnvme
+dmesg | grep 'rsnvme 0000'
 echo "== rmmod rsnvme"
 rmmod rsnvme
-dmesg | grep 'rsnvme.*unbinding'
+dmesg | grep 'rsnvme 0000.*unbinding' | tail -1

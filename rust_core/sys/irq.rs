@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI interrupt vectors and their handlers (`pci_alloc_irq_vectors` in
+//! include/linux/pci.h, `request_irq` in include/linux/interrupt.h).
+//!
+//! A handler is registered together with a counted reference to the data
+//! it uses, and dropping the [`IrqRegistration`] unregisters it (waiting for
+//! a running handler to finish) before that reference goes away.
+
+use super::bindings;
+use super::pci::PciDevice;
+use core::ffi::{c_int, c_void, CStr};
+use kernel::error::{to_result, Error, Result};
+use kernel::sync::Arc;
+
+/// The kind of interrupts a device got.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IrqKind {
+    /// MSI-X: one message per vector.
+    MsiX,
+    /// MSI.
+    Msi,
+    /// The legacy INTx line, possibly shared with other devices.
+    Intx,
+}
+
+/// Interrupt vectors allocated for a PCI device; freed on drop.
+///
+/// # Invariants
+///
+/// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`.
+pub(crate) struct IrqVectors {
+    pdev: PciDevice,
+    count: u32,
+}
+
+impl IrqVectors {
+    /// Allocates between `min` and `max` vectors, trying MSI-X, then MSI,
+    /// then INTx.
+    pub(crate) fn alloc(pdev: &PciDevice, min: u32, max: u32) -> Result<Self> {
+        // SAFETY: The device is valid by `PciDevice`'s invariant; a null
+        // affinity descriptor asks for no affinity spreading.
+        let ret = unsafe {
+            bindings::pci_alloc_irq_vectors_affinity(
+                pdev.as_raw(),
+                min,
+                max,
+                bindings::RSNVME_PCI_IRQ_ALL_TYPES,
+                core::ptr::null_mut(),
+            )
+        };
+        let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
+        // INVARIANT: The call succeeded with `count` vectors.
+        Ok(Self {
+            pdev: pdev.clone(),
+            count,
+        })
+    }
+
+    /// Number of vectors allocated.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The kind of interrupts in use.
+    pub(crate) fn kind(&self) -> IrqKind {
+        if self.pdev.msix_enabled() {
+            IrqKind::MsiX
+        } else if self.pdev.msi_enabled() {
+            IrqKind::Msi
+        } else {
+            IrqKind::Intx
+        }
+    }
+
+    /// The Linux IRQ number of vector `index`.
+    fn irq(&self, index: u32) -> Result<c_int> {
+        // SAFETY: The device is valid; `pci_irq_vector` checks `index`.
+        let irq = unsafe { bindings::pci_irq_vector(self.pdev.as_raw(), index) };
+        to_result(irq).map(|()| irq)
+    }
+}
+
+impl Drop for IrqVectors {
+    fn drop(&mut self) {
+        // SAFETY: The vectors were allocated for this device, and every
+        // handler on them was freed first: an `IrqRegistration` borrows
+        // nothing from `IrqVectors`, so the owner must drop registrations
+        // before vectors, which `Controller`'s field order does.
+        unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
+    }
+}
+
+/// What an interrupt handler reports.
+pub(crate) enum IrqReturn {
+    /// The interrupt was not for this handler.
+    None,
+    /// The interrupt was handled.
+    Handled,
+}
+
+/// Code run in hard interrupt context when a vector fires.
+pub(crate) trait IrqHandler: Send + Sync {
+    /// Handles one interrupt; must not sleep.
+    fn handle_irq(&self) -> IrqReturn;
+}
+
+/// A registered interrupt handler; freed on drop.
+///
+/// # Invariants
+///
+/// `handler` is registered on `irq` with `request_threaded_irq`, with its
+/// address as the cookie, until `drop`.
+pub(crate) struct IrqRegistration<T: IrqHandler> {
+    irq: c_int,
+    handler: Arc<T>,
+}
+
+impl<T: IrqHandler> IrqRegistration<T> {
+    /// Registers `handler` for vector `index` of `vectors`. The line is
+    /// registered as shared when it is INTx.
+    pub(crate) fn request(
+        vectors: &IrqVectors,
+        index: u32,
+        handler: Arc<T>,
+        name: &'static CStr,
+    ) -> Result<Self> {
+        let irq = vectors.irq(index)?;
+        let flags: kernel::ffi::c_ulong = match vectors.kind() {
+            // IRQF_SHARED is a small flag constant; it fits any width.
+            IrqKind::Intx => bindings::IRQF_SHARED as kernel::ffi::c_ulong,
+            IrqKind::MsiX | IrqKind::Msi => 0,
+        };
+        let cookie = core::ptr::from_ref::<T>(&handler).cast_mut().cast::<c_void>();
+        // SAFETY: `trampoline::<T>` accepts the cookie passed here, which
+        // points to the `T` in `handler`; `handler` keeps it alive until
+        // `drop` frees the IRQ. `name` is static.
+        to_result(unsafe {
+            bindings::request_threaded_irq(
+                u32::try_from(irq)?,
+                Some(trampoline::<T>),
+                None,
+                flags,
+                name.as_ptr().cast(),
+                cookie,
+            )
+        })?;
+        // INVARIANT: The handler was registered with `cookie` as its data.
+        Ok(Self { irq, handler })
+    }
+}
+
+impl<T: IrqHandler> Drop for IrqRegistration<T> {
+    fn drop(&mut self) {
+        let cookie = core::ptr::from_ref::<T>(&self.handler)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: By the type invariant the handler is registered on `irq`
+        // with `cookie`. `free_irq` waits for a running handler, so
+        // `handler` is not used after this returns.
+        unsafe { bindings::free_irq(self.irq as u32, cookie) };
+    }
+}
+
+/// The C-callable interrupt handler for `T`.
+///
+/// # Safety
+///
+/// `data` must be the cookie of a live [`IrqRegistration<T>`].
+unsafe extern "C" fn trampoline<T: IrqHandler>(
+    _irq: c_int,
+    data: *mut c_void,
+) -> bindings::irqreturn_t {
+    // SAFETY: By this function's safety requirements `data` points to a `T`
+    // that the registration keeps alive; only shared access is made.
+    let handler = unsafe { &*data.cast_const().cast::<T>() };
+    match handler.handle_irq() {
+        IrqReturn::None => bindings::irqreturn_IRQ_NONE,
+        IrqReturn::Handled => bindings::irqreturn_IRQ_HANDLED,
+    }
+}
