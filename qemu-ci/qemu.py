@@ -94,21 +94,58 @@ def build_initramfs(kdir, extra_files=()):
 
 
 @dataclass
+class Ns:
+    """One namespace of an emulated controller (QEMU's nvme-ns device)."""
+
+    size_mb: int = 64
+    lbs: int = 512
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
 class Nvme:
-    """One emulated NVMe controller with a raw backing image."""
+    """One emulated NVMe controller with raw backing images.
+
+    Without `namespaces` the controller has one 512-byte-LBA namespace of
+    `size_mb` (QEMU's drive= shorthand); `namespaces=[]` gives none.
+    """
 
     serial: str = "RSNVME0001"
     size_mb: int = 64
     params: dict = field(default_factory=dict)
+    namespaces: list = None
+
+    def expected_namespaces(self):
+        """(nsid, blocks, lba size) QEMU exposes, usable or not."""
+        if self.namespaces is None:
+            return [(1, (self.size_mb << 20) // 512, 512)]
+        return [(i + 1, (ns.size_mb << 20) // ns.lbs, ns.lbs)
+                for i, ns in enumerate(self.namespaces)]
 
     def args(self, index, workdir):
-        img = Path(workdir) / f"nvme{index}.img"
-        with open(img, "wb") as f:
-            f.truncate(self.size_mb << 20)
-        dev = f"nvme,drive=d{index},serial={self.serial}"
+        def image(name, size_mb):
+            img = Path(workdir) / name
+            with open(img, "wb") as f:
+                f.truncate(size_mb << 20)
+            return img
+
+        dev = f"nvme,id=nvme{index},serial={self.serial}"
         for k, v in self.params.items():
             dev += f",{k}={v}"
-        return ["-drive", f"file={img},if=none,id=d{index},format=raw", "-device", dev]
+        if self.namespaces is None:
+            img = image(f"nvme{index}.img", self.size_mb)
+            return ["-drive", f"file={img},if=none,id=d{index},format=raw",
+                    "-device", dev + f",drive=d{index}"]
+        out = ["-device", dev]
+        for j, ns in enumerate(self.namespaces):
+            img = image(f"nvme{index}n{j + 1}.img", ns.size_mb)
+            nsdev = (f"nvme-ns,drive=d{index}n{j + 1},bus=nvme{index},nsid={j + 1},"
+                     f"logical_block_size={ns.lbs},physical_block_size={ns.lbs}")
+            for k, v in ns.params.items():
+                nsdev += f",{k}={v}"
+            out += ["-drive", f"file={img},if=none,id=d{index}n{j + 1},format=raw",
+                    "-device", nsdev]
+        return out
 
 
 @dataclass

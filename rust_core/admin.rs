@@ -153,8 +153,9 @@ impl AdminQueue {
                 return Err(etimedout());
             }
             let jiffies = msecs_to_jiffies(deadline.remaining_ms().max(1));
-            if let CondVarTimeoutResult::Signal { .. } =
-                self.completed.wait_interruptible_timeout(&mut guard, jiffies)
+            if let CondVarTimeoutResult::Signal { .. } = self
+                .completed
+                .wait_interruptible_timeout(&mut guard, jiffies)
             {
                 // A pending signal makes every interruptible wait return at
                 // once; the command still owns its slot and memory, so keep
@@ -179,7 +180,11 @@ impl AdminQueue {
         dma_rmb();
         let mut bytes = [0u8; 16];
         for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {
-            let dw = if i == 3 { dw3 } else { self.cq_mem.read(base + i)? };
+            let dw = if i == 3 {
+                dw3
+            } else {
+                self.cq_mem.read(base + i)?
+            };
             chunk.copy_from_slice(&dw.to_le_bytes());
         }
         Some(Completion::from_bytes(bytes))

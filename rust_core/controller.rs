@@ -72,9 +72,7 @@ impl Registers {
         if cc.enabled() {
             self.bar.write32(offset::CC, cc.disabled().0)?;
         }
-        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY to clear", |c| {
-            !c.ready()
-        })
+        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY to clear", |c| !c.ready())
     }
 
     /// Enables the controller with `cc` and waits, within CAP.TO, for

@@ -179,14 +179,20 @@ impl Bringup<'_> {
     fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
         let pdev = &self.regs.pdev;
         let mut nsids = KVec::new();
-        if self.identify(Cns::ActiveNsList, 0, "Identify Active Namespace List").is_ok() {
+        if self
+            .identify(Cns::ActiveNsList, 0, "Identify Active Namespace List")
+            .is_ok()
+        {
             for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
                 nsids.push(nsid, GFP_KERNEL)?;
             }
         } else {
             // Controllers before NVMe 1.1 lack the list: try 1..=NN.
             let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
-            dev_warn!(pdev, "no active namespace list; trying namespaces 1..={nn}\n");
+            dev_warn!(
+                pdev,
+                "no active namespace list; trying namespaces 1..={nn}\n"
+            );
             for nsid in 1..=nn {
                 nsids.push(nsid, GFP_KERNEL)?;
             }
@@ -271,7 +277,10 @@ impl Controller {
             dev_err!(&pdev, "controller did not reset\n");
         })?;
         if fault == Fault::DmaAlloc {
-            dev_err!(&pdev, "cannot allocate the admin queue: ENOMEM (injected)\n");
+            dev_err!(
+                &pdev,
+                "cannot allocate the admin queue: ENOMEM (injected)\n"
+            );
             return Err(ENOMEM);
         }
         let admin = AdminQueue::new(&regs).inspect_err(|e| {
@@ -285,14 +294,17 @@ impl Controller {
         regs.bar.write64(offset::ACQ, acq)?;
 
         if fault == Fault::IrqVectors {
-            dev_err!(&pdev, "cannot allocate interrupt vectors: ENOSPC (injected)\n");
+            dev_err!(
+                &pdev,
+                "cannot allocate interrupt vectors: ENOSPC (injected)\n"
+            );
             return Err(ENOSPC);
         }
         let vectors = IrqVectors::alloc(&pdev, 1, 1).inspect_err(|e| {
             dev_err!(&pdev, "cannot allocate interrupt vectors: {e:?}\n");
         })?;
-        let irq = IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme")
-            .inspect_err(|e| {
+        let irq =
+            IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme").inspect_err(|e| {
                 dev_err!(&pdev, "cannot register the admin interrupt: {e:?}\n");
             })?;
 
@@ -379,10 +391,37 @@ impl Controller {
         }
     }
 
+    /// The value of sysfs attribute `index` of
+    /// [`crate::sys::sysfs::ATTRIBUTE_NAMES`].
+    pub(crate) fn attribute(&self, index: usize) -> AttributeValue<'_> {
+        match index {
+            0 => AttributeValue::Text(self.id.model()),
+            1 => AttributeValue::Text(self.id.serial()),
+            2 => AttributeValue::Text(self.id.firmware()),
+            3 => AttributeValue::Number(self.io_queues),
+            _ => AttributeValue::Text(""),
+        }
+    }
+
     /// Hands the controller back; dropping the fields shuts it down and
     /// releases everything.
     pub(crate) fn remove(self) {
         dev_info!(&self.pdev, "unbinding\n");
+    }
+}
+
+/// The value of one sysfs attribute.
+pub(crate) enum AttributeValue<'a> {
+    Text(&'a str),
+    Number(u32),
+}
+
+impl core::fmt::Display for AttributeValue<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Text(s) => f.write_str(s),
+            Self::Number(n) => write!(f, "{n}"),
+        }
     }
 }
 

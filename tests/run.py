@@ -132,6 +132,13 @@ def check_boot(tag, b):
         record(f"{tag}: guest reported results", False, f"see {b.log}")
 
 
+def qemu_version():
+    """QEMU's version string, which its nvme device reports as firmware."""
+    out = subprocess.run(["qemu-system-x86_64", "--version"], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    return re.search(r"version (\S+)", out)[1]
+
+
 def check_probe(tag, b, devices, cycles):
     """The driver's decoded register lines against QEMU's configuration and
     the raw registers the guest read through /dev/mem."""
@@ -168,23 +175,123 @@ def check_probe(tag, b, devices, cycles):
                bool(vs) and vs[0].groups()[1:] == ("1", "4", "0")
                and int(vs[0][1], 16) == raw_vs,
                vs[0][0] if vs else "no VS line")
-        unb = b.lines(rf"rsnvme {re.escape(bdf)}: unbinding, CSTS")
-        record(f"{tag}: {bdf} unbound after every probe", len(unb) == 1 + cycles,
-               f"{len(unb)} unbind lines")
+        unb = b.lines(rf"rsnvme {re.escape(bdf)}: unbinding$")
+        down = b.lines(rf"rsnvme {re.escape(bdf)}: controller shut down, CSTS \S+ RDY \d CFS 0 SHST 2$")
+        record(f"{tag}: {bdf} shut down cleanly (SHST complete) after every probe",
+               len(unb) == 1 + cycles and len(down) == 1 + cycles,
+               f"{len(unb)} unbind and {len(down)} shutdown-complete lines")
     if n == 0:
         record(f"{tag}: no rsnvme device lines without NVMe hardware",
                not b.lines(r"rsnvme [0-9a-f]{4}:"))
+    check_leaks(tag, b)
+
+
+def check_leaks(tag, b):
     leak = b.lines(r"^@@KMEMLEAK (\S+)$")
     record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
            leak[0][0] if leak else "no kmemleak report")
+    dma = b.lines(r"^@@DMA_ALLOCATIONS (\S+)$")
+    record(f"{tag}: no DMA allocations left after unload (DMA-API debug)",
+           bool(dma) and dma[0][1] == "0", dma[0][0] if dma else "no DMA report")
 
 
+SUMMARY = (r"rsnvme (\S+): model \"(.*)\" serial \"(.*)\" firmware \"(.*)\": (\d+) I/O queue "
+           r"pairs granted, (\d+) namespaces, max transfer (\d+) bytes \(0: no limit\), "
+           r"(MSI-X|MSI|INTx) x(\d+)$")
+
+
+def check_identify(tag, b, devices, smp):
+    """The controller summary, namespace lines and sysfs attributes against
+    what QEMU was configured with."""
+    fw = qemu_version()
+    summaries = {m[1]: m for m in b.lines(SUMMARY)}
+    for bdf, dev in zip(sorted(summaries), devices):
+        m = summaries[bdf]
+        p = dev.params
+        queues = min(smp, int(p.get("max_ioqpairs", 64)))
+        mdts = int(p.get("mdts", 7))
+        usable = [ns for ns in dev.expected_namespaces()
+                  if ns[2] <= 4096 and not (dev.namespaces and
+                                            dev.namespaces[ns[0] - 1].params.get("ms"))]
+        got = (m[2], m[3], m[4], int(m[5]), int(m[6]), int(m[7]), m[8])
+        want = ("QEMU NVMe Ctrl", dev.serial, fw, queues, len(usable),
+                (1 << mdts) * 4096 if mdts else 0, "MSI-X")
+        record(f"{tag}: {bdf} identify summary matches QEMU configuration", got == want,
+               f"got {got}, want {want}")
+        ns_lines = [(int(x[1]), int(x[2]), int(x[3])) for x in
+                    b.lines(rf"rsnvme {re.escape(bdf)}: namespace (\d+): (\d+) blocks of "
+                            r"(\d+) bytes")]
+        record(f"{tag}: {bdf} namespaces (nsid, blocks, LBA size) match",
+               ns_lines[:len(usable)] == usable, f"got {ns_lines}, want {usable}")
+        sysfs = dict((x[1], x[2]) for x in
+                     b.lines(rf"^@@SYSFS {re.escape(bdf)} (\w+)=(.*)$"))
+        want_sysfs = {"model": "QEMU NVMe Ctrl", "serial": dev.serial,
+                      "firmware_rev": fw, "queue_count": str(queues)}
+        record(f"{tag}: {bdf} sysfs model/serial/firmware_rev/queue_count",
+               sysfs == want_sysfs, f"got {sysfs}, want {want_sysfs}")
+        for nsid, _, lbs in dev.expected_namespaces():
+            if (nsid, lbs) in [(u[0], u[2]) for u in usable]:
+                continue
+            skipped = b.lines(rf"rsnvme {re.escape(bdf)}: namespace {nsid} skipped: ")
+            record(f"{tag}: {bdf} unusable namespace {nsid} skipped with a warning",
+                   bool(skipped))
+        if not usable:
+            record(f"{tag}: {bdf} warns about having no usable namespaces",
+                   bool(b.lines(rf"rsnvme {re.escape(bdf)}: no usable namespaces")))
+    record(f"{tag}: one summary per controller", len(summaries) == len(devices),
+           f"{len(summaries)} summaries")
+
+
+FAULTS = {
+    1: (r"cannot allocate interrupt vectors: ENOSPC \(injected\)", -28, None),
+    2: (r"cannot allocate the admin queue: ENOMEM \(injected\)", -12, None),
+    3: (r"timed out after 7500 ms waiting for CSTS\.RDY", -110, (7.5, 9.5)),
+    4: (r"Identify Controller timed out after 5000 ms; resetting the controller", -110,
+        (5.0, 7.0)),
+}
+
+
+def check_faults(tag, b):
+    """Each injected probe failure is reported, fails probe with its errno,
+    and (for timeouts) takes as long as the bound it hits."""
+    stamp = r"^\[\s*(\d+\.\d+)\] "
+    for f, (msg, errno, bounds) in FAULTS.items():
+        start = b.console.find(f"@@FAULT {f} start")
+        end = b.console.find(f"@@FAULT {f} end")
+        part = b.console[start:end] if 0 <= start < end else ""
+        record(f"{tag}: fault={f} reported", re.search(msg, part) is not None,
+               f"no /{msg}/ between the markers")
+        record(f"{tag}: fault={f} fails probe with {errno}",
+               re.search(rf"probe with driver rsnvme failed with error {errno}", part)
+               is not None)
+        if bounds:
+            times = [float(t) for t in re.findall(stamp + r"rsnvme .*: CSTS ", part, re.M)]
+            fail = re.search(stamp + r"rsnvme .*probe with driver rsnvme failed", part, re.M)
+            took = float(fail[1]) - times[-1] if fail and times else -1
+            record(f"{tag}: fault={f} gives up after {took:.2f} s, within {bounds} s",
+                   bounds[0] <= took <= bounds[1])
+    check_leaks(tag, b)
+
+
+Q = qemu.Nvme
+NS = qemu.Ns
 SCENARIOS = [
-    # name, devices, cycles, smp
-    ("probe-one", [qemu.Nvme(serial="RSNVMEONE")], 20, 2),
-    ("probe-cmb", [qemu.Nvme(serial="RSNVMECMB", params={"cmb_size_mb": 1})], 3, 1),
-    ("probe-two", [qemu.Nvme(serial="RSNVMEA"), qemu.Nvme(serial="RSNVMEB")], 5, 2),
-    ("probe-none", [], 3, 1),
+    # name, devices, load/unload cycles, vCPUs
+    ("probe-one", [Q(serial="RSNVMEONE")], 20, 2),
+    ("ioq1-serial", [Q(serial="RSN-TEST-42", params={"max_ioqpairs": 1})], 20, 2),
+    ("ioq4", [Q(serial="RSNVMEQ4", params={"max_ioqpairs": 4})], 20, 4),
+    ("msix1", [Q(serial="RSNVMEMSIX1", params={"msix_qsize": 1})], 20, 2),
+    ("mdts0", [Q(serial="RSNVMEMDTS0", params={"mdts": 0})], 20, 1),
+    ("mdts3", [Q(serial="RSNVMEMDTS3", params={"mdts": 3})], 20, 1),
+    ("ns2", [Q(serial="RSNVMENS2", namespaces=[NS(32), NS(48, 4096)])], 20, 2),
+    ("ns3", [Q(serial="RSNVMENS3",
+               namespaces=[NS(16, 4096), NS(24), NS(8, 4096)])], 20, 2),
+    ("ns-bad", [Q(serial="RSNVMEBAD",
+                  namespaces=[NS(16, 8192), NS(16, 512, {"ms": 8}), NS(16)])], 20, 1),
+    ("ns0", [Q(serial="RSNVMENONS", namespaces=[])], 20, 1),
+    ("probe-cmb", [Q(serial="RSNVMECMB", params={"cmb_size_mb": 1})], 20, 1),
+    ("probe-two", [Q(serial="RSNVMEA"), Q(serial="RSNVMEB")], 20, 2),
+    ("probe-none", [], 20, 1),
 ]
 
 
@@ -230,6 +337,12 @@ def main():
                       env={"cycles": cycles})
         check_boot(name, b)
         check_probe(name, b, devices, cycles)
+        if devices:
+            check_identify(name, b, devices, smp)
+    if args.k in "faults":
+        b = qemu.boot("faults", initrd, kdir, "faults", [Q(serial="RSNVMEFAULT")])
+        check_boot("faults", b)
+        check_faults("faults", b)
     finish()
 
 

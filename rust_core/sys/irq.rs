@@ -131,7 +131,9 @@ impl<T: IrqHandler> IrqRegistration<T> {
             IrqKind::Intx => bindings::IRQF_SHARED as kernel::ffi::c_ulong,
             IrqKind::MsiX | IrqKind::Msi => 0,
         };
-        let cookie = core::ptr::from_ref::<T>(&handler).cast_mut().cast::<c_void>();
+        let cookie = core::ptr::from_ref::<T>(&handler)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: `trampoline::<T>` accepts the cookie passed here, which
         // points to the `T` in `handler`; `handler` keeps it alive until
         // `drop` frees the IRQ. `name` is static.

@@ -15,4 +15,5 @@ pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod print;
 pub(crate) mod sync;
+pub(crate) mod sysfs;
 pub(crate) mod time;

@@ -50,3 +50,18 @@ kmemleak_report() {
 kmemleak_clear() {
 	[ -w /sys/kernel/debug/kmemleak ] && echo clear >/sys/kernel/debug/kmemleak
 }
+
+# Prints how many DMA-API debug entries (live DMA allocations and mappings)
+# NVMe controllers still own; 0 once the driver is unloaded.
+dma_allocations() {
+	n=0
+	if [ -r /sys/kernel/debug/dma-api/dump ]; then
+		for d in $(nvme_devices); do
+			c=$(grep -c "$d" /sys/kernel/debug/dma-api/dump)
+			n=$((n + c))
+		done
+		echo "@@DMA_ALLOCATIONS $n"
+	else
+		echo "@@DMA_ALLOCATIONS unavailable"
+	fi
+}

@@ -15,6 +15,9 @@ check insmod insmod $MOD
 check all_bound [ "$(bound_count)" -eq "$n" ]
 for d in $devs; do
 	check "bound $d" [ -e "$DRV/$d" ]
+	for a in model serial firmware_rev queue_count; do
+		echo "@@SYSFS $d $a=$(cat /sys/bus/pci/devices/$d/$a)"
+	done
 done
 check rmmod rmmod rsnvme
 check driver_gone [ ! -e "$DRV" ]
@@ -28,4 +31,5 @@ while [ $i -lt "${rsnvme_cycles:-20}" ]; do
 	i=$((i + 1))
 done
 check "load_unload_cycles ${rsnvme_cycles:-20}" [ $ok -eq 1 ]
+dma_allocations
 kmemleak_report
