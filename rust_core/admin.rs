@@ -166,29 +166,6 @@ impl AdminQueue {
             }
         }
     }
-
-    /// Reads the completion entry at `index` if the controller has posted
-    /// it, i.e. if its phase bit is the one `cq` expects.
-    fn posted_entry(&self, cq: &CqRing, index: usize) -> Option<Completion> {
-        let base = index.checked_mul(CQE_DWORDS)?;
-        let dw3 = self.cq_mem.read(base + 3)?;
-        if !cq.is_new(dw3 & (1 << 16) != 0) {
-            return None;
-        }
-        // The phase bit was read first; the rest of the entry must not be
-        // read from before it.
-        dma_rmb();
-        let mut bytes = [0u8; 16];
-        for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {
-            let dw = if i == 3 {
-                dw3
-            } else {
-                self.cq_mem.read(base + i)?
-            };
-            chunk.copy_from_slice(&dw.to_le_bytes());
-        }
-        Some(Completion::from_bytes(bytes))
-    }
 }
 
 impl IrqHandler for AdminQueue {
@@ -196,7 +173,7 @@ impl IrqHandler for AdminQueue {
         let mut guard = self.state.lock();
         let state = &mut *guard;
         let mut handled = 0u32;
-        while let Some(cqe) = self.posted_entry(&state.cq, state.cq.head().into()) {
+        while let Some(cqe) = posted_entry(&self.cq_mem, &state.cq) {
             state.cq.advance();
             state.sq.update_head(cqe.sq_head());
             handled += 1;
@@ -218,4 +195,25 @@ impl IrqHandler for AdminQueue {
         self.completed.notify_all();
         IrqReturn::Handled
     }
+}
+
+/// Reads the completion entry at the head of `cq` from `cq_mem` (four
+/// dwords per entry) if the controller has posted it, i.e. if its phase bit
+/// is the one `cq` expects.
+pub(crate) fn posted_entry(cq_mem: &CoherentArray<u32>, cq: &CqRing) -> Option<Completion> {
+    let index = usize::from(cq.head());
+    let base = index.checked_mul(CQE_DWORDS)?;
+    let dw3 = cq_mem.read(base + 3)?;
+    if !cq.is_new(dw3 & (1 << 16) != 0) {
+        return None;
+    }
+    // The phase bit was read first; the rest of the entry must not be
+    // read from before it.
+    dma_rmb();
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {
+        let dw = if i == 3 { dw3 } else { cq_mem.read(base + i)? };
+        chunk.copy_from_slice(&dw.to_le_bytes());
+    }
+    Some(Completion::from_bytes(bytes))
 }

@@ -7,12 +7,16 @@
 
 use crate::admin::{AdminQueue, ADMIN_DEPTH, ADMIN_TIMEOUT_MS};
 use crate::controller::Registers;
+use crate::io::{self, Disk, IoQueue, IoShared, Limits, QueueIrq, MAX_IO_DEPTH};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::{Completion, StatusKind};
 use crate::spec::identify::{
     active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
 };
+use crate::spec::prp;
+use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{aqa, offset, Cap, Cc, Version};
+use crate::sys::blk::{TagSet, MAX_SEGMENTS};
 use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
 use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
@@ -27,6 +31,13 @@ use kernel::error::{
     Error, Result,
 };
 use kernel::sync::Arc;
+
+/// How long an I/O may take before the controller is reset, as Linux's C
+/// driver defaults to.
+const IO_TIMEOUT_MS: u32 = 30_000;
+
+/// Numbers controllers for disk names (`rsnvme<N>n<nsid>`).
+static CONTROLLER_INDEX: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// BAR0 must at least hold the registers and the first doorbell; the admin
 /// queue doorbells' real extent is checked once CAP.DSTRD is known.
@@ -100,10 +111,14 @@ impl Drop for LiveController {
 /// and vectors, free the admin queue memory, unmap and release BAR0,
 /// disable the device and drop the device reference.
 pub(crate) struct Controller {
+    /// Removing a disk waits for its I/O, so disks go first.
+    disks: KVec<Disk<IoShared>>,
     _live: LiveController,
+    _io_irqs: KVec<IrqRegistration<QueueIrq>>,
+    io: Option<Arc<TagSet<IoShared>>>,
     _irq: IrqRegistration<AdminQueue>,
     _vectors: IrqVectors,
-    _admin: Arc<AdminQueue>,
+    admin: Arc<AdminQueue>,
     _regs: Arc<Registers>,
     pub(crate) id: KBox<IdentifyController>,
     pub(crate) namespaces: KVec<Namespace>,
@@ -124,6 +139,42 @@ fn status_error(kind: StatusKind) -> Error {
     }
 }
 
+/// Runs one admin command; `what` names it in error messages. A timeout
+/// resets the controller, so that the command can no longer write to memory
+/// the caller is about to free.
+fn admin_command(
+    regs: &Registers,
+    admin: &AdminQueue,
+    cmd: Command,
+    what: &str,
+    ring: bool,
+) -> Result<Completion> {
+    let pdev = &regs.pdev;
+    let cqe = match admin.submit_and_wait(cmd, ring) {
+        Ok(cqe) => cqe,
+        Err(e) if e == etimedout() => {
+            dev_err!(
+                pdev,
+                "{what} timed out after {ADMIN_TIMEOUT_MS} ms; resetting the controller\n"
+            );
+            // If the reset fails too, it logged why; the caller fails
+            // either way.
+            let _ = regs.disable();
+            return Err(etimedout());
+        }
+        Err(e) => {
+            dev_err!(pdev, "{what} could not be submitted: {e:?}\n");
+            return Err(e);
+        }
+    };
+    let status = cqe.status();
+    if !status.is_success() {
+        dev_err!(pdev, "{what} failed: {status}\n");
+        return Err(status_error(status.kind()));
+    }
+    Ok(cqe)
+}
+
 /// Admin commands during probe, with the identify buffer they share.
 struct Bringup<'a> {
     regs: &'a Registers,
@@ -134,34 +185,9 @@ struct Bringup<'a> {
 }
 
 impl Bringup<'_> {
-    /// Runs one admin command; `what` names it in error messages. A
-    /// timeout resets the controller, so that the command can no longer
-    /// write to memory the caller is about to free.
+    /// Runs one admin command, see [`admin_command`].
     fn command(&self, cmd: Command, what: &str, ring: bool) -> Result<Completion> {
-        let pdev = &self.regs.pdev;
-        let cqe = match self.admin.submit_and_wait(cmd, ring) {
-            Ok(cqe) => cqe,
-            Err(e) if e == etimedout() => {
-                dev_err!(
-                    pdev,
-                    "{what} timed out after {ADMIN_TIMEOUT_MS} ms; resetting the controller\n"
-                );
-                // If the reset fails too, the error already says so; the
-                // caller fails probe either way.
-                let _ = self.regs.disable();
-                return Err(etimedout());
-            }
-            Err(e) => {
-                dev_err!(pdev, "{what} could not be submitted: {e:?}\n");
-                return Err(e);
-            }
-        };
-        let status = cqe.status();
-        if !status.is_success() {
-            dev_err!(pdev, "{what} failed: {status}\n");
-            return Err(status_error(status.kind()));
-        }
-        Ok(cqe)
+        admin_command(self.regs, self.admin, cmd, what, ring)
     }
 
     /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
@@ -334,14 +360,93 @@ impl Controller {
             ENODEV
         })?;
         let namespaces = bringup.namespaces(&id)?;
-        let io_queues = bringup.negotiate_queues();
+        let wanted = bringup.negotiate_queues();
+
+        // Interrupts again, now one vector for the admin queue and one per
+        // I/O queue, spread over the CPUs; with a single vector, one I/O
+        // queue shares it with the admin queue.
+        drop(irq);
+        drop(vectors);
+        let vectors = IrqVectors::alloc_spread(&pdev, 1, wanted + 1, 1).inspect_err(|e| {
+            dev_err!(&pdev, "cannot allocate interrupt vectors: {e:?}\n");
+        })?;
+        let irq = IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme")?;
+        let spread = vectors.count() > 1;
+        let count = if spread {
+            wanted.min(vectors.count() - 1)
+        } else {
+            wanted.min(1)
+        };
+
+        let mut io_irqs = KVec::new();
+        let mut io = None;
+        let mut disks = KVec::new();
+        if count > 0 {
+            let depth = io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH);
+            let mut queues = KVec::new();
+            for qid in 1..=count as u16 {
+                let vector = if spread { qid } else { 0 };
+                let queue = IoQueue::new(&regs, qid, depth, vector)?;
+                let (create_cq, create_sq) = queue.create_commands().ok_or(EINVAL)?;
+                bringup.command(create_cq, "Create I/O Completion Queue", true)?;
+                bringup.command(create_sq, "Create I/O Submission Queue", true)?;
+                queues.push(queue, GFP_KERNEL)?;
+            }
+            let page_size = 1u32 << page_shift;
+            let shared = IoShared::new(regs.clone(), queues, page_size, spread.then_some(1))?;
+            let set = Arc::new(
+                TagSet::new(shared, count, u32::from(depth) - 1, IO_TIMEOUT_MS)?,
+                GFP_KERNEL,
+            )?;
+            for (index, queue) in set.data().queues().iter().enumerate() {
+                let handler = Arc::new(
+                    QueueIrq {
+                        set: set.clone(),
+                        index: index as u32,
+                    },
+                    GFP_KERNEL,
+                )?;
+                io_irqs.push(
+                    IrqRegistration::request(&vectors, queue.vector.into(), handler, c"rsnvme-io")?,
+                    GFP_KERNEL,
+                )?;
+            }
+            let index = CONTROLLER_INDEX.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            for ns in namespaces.iter() {
+                let limits = limits(&id, cap, page_shift, ns.lba_shift);
+                let sectors = ns.blocks.checked_shl(ns.lba_shift - 9).unwrap_or(u64::MAX);
+                let data = Arc::new(
+                    io::Namespace {
+                        nsid: ns.nsid,
+                        lba_shift: ns.lba_shift,
+                    },
+                    GFP_KERNEL,
+                )?;
+                match Disk::add(
+                    &set,
+                    data,
+                    &limits,
+                    format_args!("rsnvme{}n{}", index, ns.nsid),
+                    sectors,
+                    &pdev,
+                ) {
+                    Ok(disk) => disks.push(disk, GFP_KERNEL)?,
+                    Err(e) => dev_err!(&pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid),
+                }
+            }
+            io = Some(set);
+        }
+        let io_queues = count;
         drop(bringup);
 
         let ctrl = Self {
+            disks,
             _live: live,
+            _io_irqs: io_irqs,
+            io,
             _irq: irq,
             _vectors: vectors,
-            _admin: admin,
+            admin,
             _regs: regs,
             id,
             namespaces,
@@ -403,10 +508,76 @@ impl Controller {
         }
     }
 
-    /// Hands the controller back; dropping the fields shuts it down and
-    /// releases everything.
-    pub(crate) fn remove(self) {
+    /// Hands the controller back: removes its disks (waiting for their
+    /// I/O), deletes the I/O queues; dropping the fields then shuts the
+    /// controller down and releases everything.
+    pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
+        if let Some(set) = &self.io {
+            if self._regs.csts().is_err() {
+                // The device is gone: nothing will complete by itself.
+                io::fail_and_cancel(set, "controller is gone");
+            }
+        }
+        drop(core::mem::replace(&mut self.disks, KVec::new()));
+        if let Some(set) = &self.io {
+            if !set.data().failed() {
+                for queue in set.data().queues() {
+                    let (delete_sq, delete_cq) = queue.delete_commands();
+                    let regs = &self._regs;
+                    if admin_command(
+                        regs,
+                        &self.admin,
+                        delete_sq,
+                        "Delete I/O Submission Queue",
+                        true,
+                    )
+                    .and_then(|_| {
+                        admin_command(
+                            regs,
+                            &self.admin,
+                            delete_cq,
+                            "Delete I/O Completion Queue",
+                            true,
+                        )
+                    })
+                    .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
+fn limits(id: &IdentifyController, cap: Cap, page_shift: u32, lba_shift: u32) -> Limits {
+    let page_size = 1u32 << page_shift;
+    // One PRP list page; longer transfers are split by the block layer.
+    let mut max_bytes = prp::max_transfer_bytes(page_size, (page_size / 8) as usize);
+    if let Some(shift) = id.max_transfer_shift(cap.mps_min_shift()) {
+        if shift < 64 {
+            max_bytes = max_bytes.min(1u64 << shift);
+        }
+    }
+    // Read and Write count blocks in 16 bits.
+    max_bytes = max_bytes.min(65536u64 << lba_shift);
+    let max_hw_sectors = u32::try_from(max_bytes >> 9).unwrap_or(u32::MAX);
+    Limits {
+        logical_block_size: 1 << lba_shift,
+        max_hw_sectors,
+        max_segments: MAX_SEGMENTS as u16,
+        virt_boundary_mask: page_size as usize - 1,
+        // PRP entries must be dword aligned.
+        dma_alignment: 3,
+        write_cache: id.volatile_write_cache(),
+        max_discard_sectors: if id.supports_dsm() { u32::MAX } else { 0 },
+        max_write_zeroes_sectors: if id.supports_write_zeroes() {
+            65536 << (lba_shift - 9)
+        } else {
+            0
+        },
     }
 }
 

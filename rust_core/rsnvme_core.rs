@@ -26,4 +26,6 @@ mod driver;
 #[cfg(MODULE)]
 pub mod ffi;
 #[cfg(MODULE)]
+mod io;
+#[cfg(MODULE)]
 mod sys;

@@ -7,7 +7,12 @@
  * evaluate are given as typed constants first, as the kernel's own
  * rust/bindings/bindings_helper.h does.
  */
+#include <linux/blk-mq.h>
+#include <linux/blk-mq-pci.h>
+#include <linux/blkdev.h>
 #include <linux/device.h>
+#include <linux/dmapool.h>
+#include <linux/scatterlist.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -52,6 +57,7 @@ const unsigned int RSNVME_PCI_IRQ_ALL_TYPES = PCI_IRQ_ALL_TYPES;
 RSNVME_VAR(RSNVME_PCI_IRQ_ALL_TYPES)
 RSNVME_VAR(IRQF_SHARED)
 RSNVME_TYPE(irqreturn)
+RSNVME_TYPE(irq_affinity)
 /* Module parameters. */
 RSNVME_TYPE(kernel_param)
 RSNVME_VAR(param_ops_uint)
@@ -60,5 +66,61 @@ RSNVME_FN(sysfs_create_group)
 RSNVME_FN(sysfs_remove_group)
 RSNVME_FN(sysfs_emit)
 RSNVME_TYPE(device_attribute)
+/* DMA mapping of request data, PRP list pools. */
+RSNVME_FN(dma_map_sg_attrs)
+RSNVME_FN(dma_unmap_sg_attrs)
+RSNVME_FN(sg_init_table)
+RSNVME_FN(dma_pool_create)
+RSNVME_FN(dma_pool_destroy)
+RSNVME_FN(dma_pool_alloc)
+RSNVME_FN(dma_pool_free)
+RSNVME_TYPE(dma_data_direction)
+const gfp_t RSNVME_GFP_ATOMIC = GFP_ATOMIC;
+RSNVME_VAR(RSNVME_GFP_ATOMIC)
+/* blk-mq and gendisk. */
+RSNVME_FN(blk_mq_alloc_tag_set)
+RSNVME_FN(blk_mq_free_tag_set)
+RSNVME_FN(blk_mq_pci_map_queues)
+RSNVME_FN(blk_mq_map_queues)
+RSNVME_FN(blk_mq_start_request)
+RSNVME_FN(blk_mq_end_request)
+RSNVME_FN(blk_mq_complete_request)
+RSNVME_TYPE(blk_mq_tags)
+RSNVME_FN(blk_mq_tagset_busy_iter)
+RSNVME_FN(__blk_rq_map_sg)
+RSNVME_FN(__blk_mq_alloc_disk)
+RSNVME_FN(device_add_disk)
+RSNVME_FN(del_gendisk)
+RSNVME_FN(put_disk)
+RSNVME_FN(set_capacity)
+RSNVME_TYPE(blk_mq_ops)
+RSNVME_TYPE(blk_mq_tag_set)
+RSNVME_TYPE(blk_mq_queue_data)
+RSNVME_TYPE(block_device_operations)
+RSNVME_TYPE(queue_limits)
+RSNVME_TYPE(req_op)
+RSNVME_TYPE(mq_rq_state)
+RSNVME_TYPE(blk_eh_timer_return)
+RSNVME_TYPE(hctx_type)
+RSNVME_VAR(BLK_MQ_F_SHOULD_MERGE)
+RSNVME_VAR(NUMA_NO_NODE)
+const unsigned int RSNVME_PCI_IRQ_AFFINITY = PCI_IRQ_AFFINITY;
+RSNVME_VAR(RSNVME_PCI_IRQ_AFFINITY)
+const blk_opf_t RSNVME_REQ_OP_MASK = REQ_OP_MASK;
+RSNVME_VAR(RSNVME_REQ_OP_MASK)
+const blk_opf_t RSNVME_REQ_FUA = REQ_FUA;
+RSNVME_VAR(RSNVME_REQ_FUA)
+const blk_features_t RSNVME_BLK_FEAT_WRITE_CACHE = BLK_FEAT_WRITE_CACHE;
+const blk_features_t RSNVME_BLK_FEAT_FUA = BLK_FEAT_FUA;
+RSNVME_VAR(RSNVME_BLK_FEAT_.*)
+const blk_status_t RSNVME_BLK_STS_OK = BLK_STS_OK;
+const blk_status_t RSNVME_BLK_STS_NOTSUPP = BLK_STS_NOTSUPP;
+const blk_status_t RSNVME_BLK_STS_NOSPC = BLK_STS_NOSPC;
+const blk_status_t RSNVME_BLK_STS_TARGET = BLK_STS_TARGET;
+const blk_status_t RSNVME_BLK_STS_MEDIUM = BLK_STS_MEDIUM;
+const blk_status_t RSNVME_BLK_STS_PROTECTION = BLK_STS_PROTECTION;
+const blk_status_t RSNVME_BLK_STS_RESOURCE = BLK_STS_RESOURCE;
+const blk_status_t RSNVME_BLK_STS_IOERR = BLK_STS_IOERR;
+RSNVME_VAR(RSNVME_BLK_STS_.*)
 /* CPUs. */
 RSNVME_VAR(__num_online_cpus)

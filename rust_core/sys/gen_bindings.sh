@@ -22,7 +22,7 @@ clang_flags=$(sed -n '1s/^savedcmd_[^ ]* := .* -- \(.*\) *; sed .*/\1/p' "$cmd" 
 	    -e 's/-DKBUILD_[A-Z_]*=[^ ]*//g' -e 's/-D__KBUILD_MODNAME=[^ ]*//')
 [ -n "$clang_flags" ] || { echo "gen_bindings: no clang flags found in $cmd" >&2; exit 1; }
 
-list() { sed -n "s/^ *$1(\([A-Za-z0-9_]*\)).*/\1/p" "$header" | paste -sd'|'; }
+list() { sed -n "s/^ *$1(\([A-Za-z0-9_.*]*\)).*/\1/p" "$header" | paste -sd'|'; }
 functions=$(list RSNVME_FN)
 types=$(list RSNVME_TYPE)
 vars=$(list RSNVME_VAR)

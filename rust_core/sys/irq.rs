@@ -57,6 +57,31 @@ impl IrqVectors {
         })
     }
 
+    /// Allocates between `min` and `max` vectors like [`IrqVectors::alloc`],
+    /// spreading all but the first `pre` over the CPUs (managed affinity),
+    /// so that each I/O queue's vector fires on the CPUs that use it.
+    pub(crate) fn alloc_spread(pdev: &PciDevice, min: u32, max: u32, pre: u32) -> Result<Self> {
+        // SAFETY: All zeroes is an affinity descriptor with no sets.
+        let mut affd: bindings::irq_affinity = unsafe { core::mem::zeroed() };
+        affd.pre_vectors = pre;
+        // SAFETY: The device is valid; `affd` is read during the call.
+        let ret = unsafe {
+            bindings::pci_alloc_irq_vectors_affinity(
+                pdev.as_raw(),
+                min,
+                max,
+                bindings::RSNVME_PCI_IRQ_ALL_TYPES | bindings::RSNVME_PCI_IRQ_AFFINITY,
+                &mut affd,
+            )
+        };
+        let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
+        // INVARIANT: The call succeeded with `count` vectors.
+        Ok(Self {
+            pdev: pdev.clone(),
+            count,
+        })
+    }
+
     /// Number of vectors allocated.
     pub(crate) fn count(&self) -> u32 {
         self.count
@@ -117,8 +142,9 @@ pub(crate) struct IrqRegistration<T: IrqHandler> {
 }
 
 impl<T: IrqHandler> IrqRegistration<T> {
-    /// Registers `handler` for vector `index` of `vectors`. The line is
-    /// registered as shared when it is INTx.
+    /// Registers `handler` for vector `index` of `vectors`. Handlers are
+    /// registered as shared: an INTx line may be shared with other devices,
+    /// and with a single vector the admin and I/O queues share it.
     pub(crate) fn request(
         vectors: &IrqVectors,
         index: u32,
@@ -126,11 +152,8 @@ impl<T: IrqHandler> IrqRegistration<T> {
         name: &'static CStr,
     ) -> Result<Self> {
         let irq = vectors.irq(index)?;
-        let flags: kernel::ffi::c_ulong = match vectors.kind() {
-            // IRQF_SHARED is a small flag constant; it fits any width.
-            IrqKind::Intx => bindings::IRQF_SHARED as kernel::ffi::c_ulong,
-            IrqKind::MsiX | IrqKind::Msi => 0,
-        };
+        // IRQF_SHARED is a small flag constant; it fits any width.
+        let flags = bindings::IRQF_SHARED as kernel::ffi::c_ulong;
         let cookie = core::ptr::from_ref::<T>(&handler)
             .cast_mut()
             .cast::<c_void>();

@@ -7,8 +7,10 @@
 //! drop, so error paths in the driver unwind by themselves.
 
 pub(crate) mod bindings;
+pub(crate) mod blk;
 pub(crate) mod cpu;
 pub(crate) mod dma;
+pub(crate) mod dmapool;
 pub(crate) mod irq;
 pub(crate) mod mmio;
 pub(crate) mod param;

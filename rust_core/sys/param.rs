@@ -26,7 +26,7 @@ unsafe impl Sync for KernelParam {}
 
 extern "C" {
     /// This module, defined by modpost in the generated `rsnvme.mod.c`.
-    static __this_module: bindings::module;
+    pub(super) static __this_module: bindings::module;
 }
 
 #[link_section = "__param"]

@@ -1,0 +1,735 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A blk-mq abstraction: tag set, gendisk and requests
+//! (include/linux/blk-mq.h, include/linux/blkdev.h).
+//!
+//! 6.12's `kernel::block::mq` has no per-queue data, tag lookup, timeouts
+//! or request accessors, so this module wraps the C API itself. A driver
+//! implements [`Operations`]; the tag set's `driver_data` points to it and
+//! each hardware context's `driver_data` to its [`Operations::Queue`]. Each
+//! request's pdu holds the driver's [`Operations::Pdu`] and a scatterlist
+//! for DMA-mapping the request's data.
+
+use super::bindings;
+use super::param::__this_module;
+use super::pci::PciDevice;
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_uint, c_void};
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{size_of, MaybeUninit};
+use core::ptr::{addr_of_mut, NonNull};
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::error::{code::EINVAL, to_result, Error, Result};
+use kernel::sync::Arc;
+
+/// Most scatter/gather segments one request may have.
+pub(crate) const MAX_SEGMENTS: usize = 128;
+
+/// The result of a request, as the block layer knows them (`blk_status_t`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Status {
+    Ok,
+    NotSupported,
+    NoSpace,
+    Target,
+    Medium,
+    Protection,
+    /// Out of a resource for now; blk-mq retries later.
+    Resource,
+    IoError,
+}
+
+impl Status {
+    fn raw(self) -> bindings::blk_status_t {
+        match self {
+            Self::Ok => bindings::RSNVME_BLK_STS_OK,
+            Self::NotSupported => bindings::RSNVME_BLK_STS_NOTSUPP,
+            Self::NoSpace => bindings::RSNVME_BLK_STS_NOSPC,
+            Self::Target => bindings::RSNVME_BLK_STS_TARGET,
+            Self::Medium => bindings::RSNVME_BLK_STS_MEDIUM,
+            Self::Protection => bindings::RSNVME_BLK_STS_PROTECTION,
+            Self::Resource => bindings::RSNVME_BLK_STS_RESOURCE,
+            Self::IoError => bindings::RSNVME_BLK_STS_IOERR,
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read,
+    Write,
+    Flush,
+    Discard,
+    WriteZeroes,
+    /// Anything else (zoned, driver-private, ...).
+    Other,
+}
+
+/// What the timeout handler did with a request.
+pub(crate) enum TimeoutAction {
+    /// The request was ended (or will be); blk-mq forgets the timer.
+    Done,
+}
+
+/// The driver side of a tag set.
+pub(crate) trait Operations: Send + Sync + Sized + 'static {
+    /// Data of one hardware queue.
+    type Queue: Send + Sync;
+    /// Data of one disk, reachable from its requests.
+    type Disk: Send + Sync;
+    /// Driver data of one request; created when the tag set is allocated.
+    type Pdu: Send;
+
+    /// A fresh per-request value.
+    fn new_pdu() -> Self::Pdu;
+    /// Hardware queue `index`.
+    fn queue(&self, index: u32) -> Option<&Self::Queue>;
+    /// The PCI device and first vector whose IRQ affinity spreads CPUs over
+    /// the hardware queues, or `None` for blk-mq's default spreading.
+    fn irq_affinity(&self) -> Option<(&PciDevice, u32)>;
+    /// Starts `rq`; `last` is false when more requests follow at once.
+    fn queue_rq(&self, queue: &Self::Queue, rq: &mut Request<Self>, last: bool) -> Status;
+    /// Makes requests queued with `last == false` visible to the device.
+    fn commit_rqs(&self, queue: &Self::Queue);
+    /// Finishes a request that [`Completion::complete`] handed over: reads
+    /// its result from the pdu and ends it.
+    fn complete(&self, rq: Request<Self>);
+    /// Called when `rq` has been outstanding too long.
+    fn timeout(&self, rq: &mut Request<Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction;
+}
+
+/// What blk-mq keeps for each request: the driver's pdu and DMA state.
+struct PduBox<T: Operations> {
+    pdu: T::Pdu,
+    /// Entries given to `dma_map_sg`, 0 when nothing is mapped.
+    mapped_nents: c_uint,
+    mapped: c_uint,
+    dir: bindings::dma_data_direction,
+    sg: [bindings::scatterlist; MAX_SEGMENTS],
+}
+
+/// A request owned by the driver: between `queue_rq` and its end.
+///
+/// # Invariants
+///
+/// `rq` is a live request of a tag set driven by `T`, owned by the driver
+/// while this value exists; its pdu is an initialised `PduBox<T>`.
+pub(crate) struct Request<T: Operations> {
+    rq: NonNull<bindings::request>,
+    _p: PhantomData<T>,
+}
+
+impl<T: Operations> Request<T> {
+    /// # Safety
+    ///
+    /// `rq` must be a live request of a `T` tag set that the caller owns.
+    unsafe fn from_raw(rq: *mut bindings::request) -> Option<Self> {
+        // INVARIANT: By the function's requirements.
+        NonNull::new(rq).map(|rq| Self {
+            rq,
+            _p: PhantomData,
+        })
+    }
+
+    fn raw(&self) -> &bindings::request {
+        // SAFETY: Live by the type invariant; the driver owns it, so blk-mq
+        // does not change the fields read through this.
+        unsafe { self.rq.as_ref() }
+    }
+
+    fn pdu_box(&mut self) -> &mut PduBox<T> {
+        // SAFETY: The pdu directly follows the request (`blk_mq_rq_to_pdu`)
+        // and holds a `PduBox<T>` by the type invariant; ownership of the
+        // request makes the borrow exclusive.
+        unsafe { &mut *self.rq.as_ptr().add(1).cast::<PduBox<T>>() }
+    }
+
+    /// The driver's data for this request.
+    pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
+        &mut self.pdu_box().pdu
+    }
+
+    /// The request's tag, unique in its hardware queue.
+    pub(crate) fn tag(&self) -> u32 {
+        u32::try_from(self.raw().tag).unwrap_or(u32::MAX)
+    }
+
+    /// The data of the disk the request is for.
+    pub(crate) fn disk(&self) -> Option<&T::Disk> {
+        // SAFETY: The request's queue is live while it has requests;
+        // `queuedata` was set by `Disk::add` to the `T::Disk` that the
+        // `Disk` keeps alive until the queue is gone.
+        unsafe { (*self.raw().q).queuedata.cast::<T::Disk>().as_ref() }
+    }
+
+    /// The operation.
+    pub(crate) fn op(&self) -> Op {
+        match self.raw().cmd_flags & bindings::RSNVME_REQ_OP_MASK {
+            bindings::req_op_REQ_OP_READ => Op::Read,
+            bindings::req_op_REQ_OP_WRITE => Op::Write,
+            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            _ => Op::Other,
+        }
+    }
+
+    /// Whether the data must be on stable media when the request ends.
+    pub(crate) fn fua(&self) -> bool {
+        self.raw().cmd_flags & bindings::RSNVME_REQ_FUA != 0
+    }
+
+    /// First sector (512 bytes) the request touches.
+    pub(crate) fn sector(&self) -> u64 {
+        self.raw().__sector
+    }
+
+    /// Bytes the request covers.
+    pub(crate) fn bytes(&self) -> u32 {
+        self.raw().__data_len
+    }
+
+    /// Tells blk-mq the request is now with the device (starts its timer).
+    pub(crate) fn start(&mut self) {
+        // SAFETY: The request is live and owned by the driver.
+        unsafe { bindings::blk_mq_start_request(self.rq.as_ptr()) };
+    }
+
+    /// DMA-maps the request's data for `pdev`, in the direction its
+    /// operation implies, and returns the number of mapped segments.
+    pub(crate) fn dma_map(&mut self, pdev: &PciDevice) -> Result<u32> {
+        let dir = match self.op() {
+            Op::Write => bindings::dma_data_direction_DMA_TO_DEVICE,
+            _ => bindings::dma_data_direction_DMA_FROM_DEVICE,
+        };
+        let rq = self.rq.as_ptr();
+        let pdu = self.pdu_box();
+        let sg = pdu.sg.as_mut_ptr();
+        // SAFETY: `sg` is this request's own table of `MAX_SEGMENTS`
+        // entries; the queue limits cap requests at that many segments.
+        let nents = unsafe {
+            bindings::sg_init_table(sg, MAX_SEGMENTS as c_uint);
+            let mut last = core::ptr::null_mut();
+            bindings::__blk_rq_map_sg((*rq).q, rq, sg, &mut last)
+        };
+        let nents = c_uint::try_from(nents).map_err(|_| EINVAL)?;
+        if nents == 0 || nents as usize > MAX_SEGMENTS {
+            return Err(EINVAL);
+        }
+        // SAFETY: The device is valid and `sg` holds `nents` entries.
+        let mapped =
+            unsafe { bindings::dma_map_sg_attrs(pdev.as_device(), sg, nents as c_int, dir, 0) };
+        let mapped = c_uint::try_from(mapped).map_err(|_| EINVAL)?;
+        if mapped == 0 {
+            return Err(kernel::error::code::ENOMEM);
+        }
+        pdu.mapped_nents = nents;
+        pdu.mapped = mapped;
+        pdu.dir = dir;
+        Ok(mapped)
+    }
+
+    /// Bus address and length of mapped segment `index`.
+    pub(crate) fn dma_segment(&mut self, index: u32) -> Option<(u64, u32)> {
+        let pdu = self.pdu_box();
+        if index >= pdu.mapped {
+            return None;
+        }
+        // The table is one array (no chaining), so mapped entries are
+        // consecutive.
+        let sg = pdu.sg.get(index as usize)?;
+        Some((sg.dma_address, sg.dma_length))
+    }
+
+    /// Undoes [`Request::dma_map`], if it was done.
+    pub(crate) fn dma_unmap(&mut self, pdev: &PciDevice) {
+        let pdu = self.pdu_box();
+        if pdu.mapped_nents == 0 {
+            return;
+        }
+        // SAFETY: The table was mapped with these arguments by `dma_map`.
+        unsafe {
+            bindings::dma_unmap_sg_attrs(
+                pdev.as_device(),
+                pdu.sg.as_mut_ptr(),
+                pdu.mapped_nents as c_int,
+                pdu.dir,
+                0,
+            )
+        };
+        pdu.mapped_nents = 0;
+        pdu.mapped = 0;
+    }
+
+    /// Ends the request with `status`, giving it back to blk-mq.
+    pub(crate) fn end(self, status: Status) {
+        // SAFETY: The driver owns the request and gives it up here.
+        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
+    }
+
+    /// Whether blk-mq already counts the request as completed.
+    fn completed(&self) -> bool {
+        self.raw().state == bindings::mq_rq_state_MQ_RQ_COMPLETE
+    }
+}
+
+/// A request found by its tag in an interrupt handler, to be completed.
+pub(crate) struct Completion<T: Operations>(Request<T>);
+
+impl<T: Operations> Completion<T> {
+    /// The driver's data for the request, to store the result in.
+    pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
+        self.0.pdu()
+    }
+
+    /// Hands the request to [`Operations::complete`], possibly on the CPU
+    /// that submitted it.
+    pub(crate) fn complete(self) {
+        // SAFETY: The request is in flight and owned by the driver.
+        unsafe { bindings::blk_mq_complete_request(self.0.rq.as_ptr()) };
+    }
+}
+
+/// Limits and features of a disk's queue.
+pub(crate) struct Limits {
+    pub(crate) logical_block_size: u32,
+    pub(crate) max_hw_sectors: u32,
+    pub(crate) max_segments: u16,
+    pub(crate) virt_boundary_mask: usize,
+    pub(crate) dma_alignment: u32,
+    pub(crate) write_cache: bool,
+    pub(crate) max_discard_sectors: u32,
+    pub(crate) max_write_zeroes_sectors: u32,
+}
+
+/// A blk-mq tag set driven by `T`.
+///
+/// # Invariants
+///
+/// `set` was initialised by `blk_mq_alloc_tag_set` with `driver_data`
+/// pointing to `*data` and the ops table of `T`; it is freed on drop.
+pub(crate) struct TagSet<T: Operations> {
+    set: KBox<UnsafeCell<bindings::blk_mq_tag_set>>,
+    data: Arc<T>,
+}
+
+// SAFETY: blk-mq synchronises access to the tag set itself; `T` is
+// `Send + Sync`.
+unsafe impl<T: Operations> Send for TagSet<T> {}
+// SAFETY: As above.
+unsafe impl<T: Operations> Sync for TagSet<T> {}
+
+impl<T: Operations> TagSet<T> {
+    /// Allocates a tag set of `queues` hardware queues of `depth` tags.
+    pub(crate) fn new(data: Arc<T>, queues: u32, depth: u32, timeout_ms: u32) -> Result<Self> {
+        // SAFETY: All zeroes is a valid, empty `blk_mq_tag_set`.
+        let zeroed: bindings::blk_mq_tag_set = unsafe { MaybeUninit::zeroed().assume_init() };
+        let set = KBox::new(UnsafeCell::new(zeroed), GFP_KERNEL)?;
+        let raw = set.get();
+        // SAFETY: `raw` is the fresh, exclusively owned set being filled in.
+        unsafe {
+            (*raw).ops = &Ops::<T>::TABLE;
+            (*raw).nr_hw_queues = queues;
+            (*raw).queue_depth = depth;
+            (*raw).cmd_size = size_of::<PduBox<T>>() as c_uint;
+            (*raw).numa_node = bindings::NUMA_NO_NODE;
+            (*raw).timeout = kernel::time::msecs_to_jiffies(timeout_ms) as c_uint;
+            (*raw).flags = bindings::BLK_MQ_F_SHOULD_MERGE as c_uint;
+            (*raw).driver_data = core::ptr::from_ref::<T>(&data).cast_mut().cast();
+        }
+        // SAFETY: The set is filled in; `data` outlives it (held below).
+        to_result(unsafe { bindings::blk_mq_alloc_tag_set(raw) })?;
+        // INVARIANT: The set was allocated with `driver_data` = `data`.
+        Ok(Self { set, data })
+    }
+
+    fn as_ptr(&self) -> *mut bindings::blk_mq_tag_set {
+        self.set.get()
+    }
+
+    /// A handle for looking up and cancelling requests.
+    pub(crate) fn borrowed(&self) -> TagSetRef<'_, T> {
+        TagSetRef {
+            set: self.as_ptr(),
+            _p: PhantomData,
+        }
+    }
+
+    /// The driver data.
+    pub(crate) fn data(&self) -> &Arc<T> {
+        &self.data
+    }
+}
+
+impl<T: Operations> Drop for TagSet<T> {
+    fn drop(&mut self) {
+        // SAFETY: Allocated by the type invariant; every disk using it was
+        // removed before (a `Disk` holds no reference, so the owner drops
+        // disks first, which `IoQueues`'s field order does).
+        unsafe { bindings::blk_mq_free_tag_set(self.as_ptr()) };
+    }
+}
+
+/// A borrowed tag set, for the timeout handler and teardown.
+pub(crate) struct TagSetRef<'a, T: Operations> {
+    set: *mut bindings::blk_mq_tag_set,
+    _p: PhantomData<&'a T>,
+}
+
+impl<T: Operations> TagSetRef<'_, T> {
+    /// The request with `tag` in hardware queue `queue` if it is in flight,
+    /// for its completion. Bogus tags from a device give `None`.
+    pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<Completion<T>> {
+        let set = self.set;
+        // SAFETY: The set is allocated by the type invariant; `tags` has
+        // `nr_hw_queues` entries.
+        let tags = unsafe {
+            if queue >= (*set).nr_hw_queues || tag >= (*set).queue_depth {
+                return None;
+            }
+            *(*set).tags.add(queue as usize)
+        };
+        // SAFETY: `tags` belongs to this set (`blk_mq_tag_to_rq`, which is
+        // inline in C): `rqs` has `nr_tags` entries.
+        let rq = unsafe {
+            if tags.is_null() || tag >= (*tags).nr_tags {
+                return None;
+            }
+            *(*tags).rqs.add(tag as usize)
+        };
+        // SAFETY: A request of this set; it is only used below if it is in
+        // flight, i.e. owned by the driver.
+        let rq = unsafe { Request::<T>::from_raw(rq) }?;
+        if rq.raw().state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+            return None;
+        }
+        Some(Completion(rq))
+    }
+
+    /// Completes every request that is started and not yet completed with
+    /// `fail`, which stores the error in the pdu; then blk-mq ends them
+    /// through [`Operations::complete`]. Call only once the device can no
+    /// longer complete requests itself.
+    pub(crate) fn cancel_all(&self, fail: fn(&mut T::Pdu)) {
+        // SAFETY: `set` is an allocated tag set while `self` lives; the
+        // callback gets `fail` back as its data.
+        unsafe {
+            bindings::blk_mq_tagset_busy_iter(self.set, Some(cancel_one::<T>), fail as *mut c_void)
+        };
+    }
+}
+
+/// `blk_mq_tagset_busy_iter` callback of [`TagSetRef::cancel_all`].
+///
+/// # Safety
+///
+/// `rq` is a started request of a `T` tag set; `data` is a `fn(&mut
+/// T::Pdu)`.
+unsafe extern "C" fn cancel_one<T: Operations>(
+    rq: *mut bindings::request,
+    data: *mut c_void,
+) -> bool {
+    // SAFETY: By the function's requirements; the device no longer
+    // completes requests, so the driver owns every started one.
+    let Some(mut req) = (unsafe { Request::<T>::from_raw(rq) }) else {
+        return true;
+    };
+    if req.completed() {
+        return true;
+    }
+    // SAFETY: `data` is the `fn` pointer `cancel_all` passed.
+    let fail: fn(&mut T::Pdu) =
+        unsafe { core::mem::transmute::<*mut c_void, fn(&mut T::Pdu)>(data) };
+    fail(req.pdu());
+    Completion(req).complete();
+    true
+}
+
+/// The `blk_mq_ops` table for `T`.
+struct Ops<T: Operations>(PhantomData<T>);
+
+impl<T: Operations> Ops<T> {
+    const TABLE: bindings::blk_mq_ops = {
+        // SAFETY: All zeroes is a valid ops table with no callbacks.
+        let mut ops: bindings::blk_mq_ops = unsafe { MaybeUninit::zeroed().assume_init() };
+        ops.queue_rq = Some(Self::queue_rq);
+        ops.commit_rqs = Some(Self::commit_rqs);
+        ops.complete = Some(Self::complete);
+        ops.timeout = Some(Self::timeout);
+        ops.init_hctx = Some(Self::init_hctx);
+        ops.init_request = Some(Self::init_request);
+        ops.exit_request = Some(Self::exit_request);
+        ops.map_queues = Some(Self::map_queues);
+        ops
+    };
+
+    /// # Safety
+    ///
+    /// `set` must be a tag set allocated by [`TagSet::new`] for `T`.
+    unsafe fn data<'a>(set: *const bindings::blk_mq_tag_set) -> &'a T {
+        // SAFETY: `driver_data` points to the `T` the `TagSet` keeps alive.
+        unsafe { &*(*set).driver_data.cast::<T>() }
+    }
+
+    unsafe extern "C" fn queue_rq(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        bd: *const bindings::blk_mq_queue_data,
+    ) -> bindings::blk_status_t {
+        // SAFETY: blk-mq passes a live hctx of a `T` tag set whose
+        // `driver_data` `init_hctx` set to a `T::Queue`, and `bd` with a
+        // request it now hands to the driver.
+        unsafe {
+            let data = Self::data(
+                (*hctx)
+                    .queue
+                    .as_ref()
+                    .map_or(core::ptr::null(), |q| q.tag_set),
+            );
+            let queue = &*(*hctx).driver_data.cast::<T::Queue>();
+            let Some(mut rq) = Request::<T>::from_raw((*bd).rq) else {
+                return Status::IoError.raw();
+            };
+            data.queue_rq(queue, &mut rq, (*bd).last).raw()
+        }
+    }
+
+    unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
+        // SAFETY: As in `queue_rq`.
+        unsafe {
+            let data = Self::data(
+                (*hctx)
+                    .queue
+                    .as_ref()
+                    .map_or(core::ptr::null(), |q| q.tag_set),
+            );
+            data.commit_rqs(&*(*hctx).driver_data.cast::<T::Queue>());
+        }
+    }
+
+    unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        // SAFETY: blk-mq hands over a request of a `T` tag set that
+        // `blk_mq_complete_request` was called for.
+        unsafe {
+            let data = Self::data((*(*rq).q).tag_set);
+            if let Some(rq) = Request::<T>::from_raw(rq) {
+                data.complete(rq);
+            }
+        }
+    }
+
+    unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
+        // SAFETY: blk-mq passes a started request of a `T` tag set; the
+        // timeout handler may act on it on the driver's behalf.
+        unsafe {
+            let set = (*(*rq).q).tag_set;
+            let data = Self::data(set);
+            let Some(mut req) = Request::<T>::from_raw(rq) else {
+                return bindings::blk_eh_timer_return_BLK_EH_DONE;
+            };
+            let set = TagSetRef {
+                set,
+                _p: PhantomData,
+            };
+            match data.timeout(&mut req, &set) {
+                TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+            }
+        }
+    }
+
+    unsafe extern "C" fn init_hctx(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        data: *mut c_void,
+        index: c_uint,
+    ) -> c_int {
+        // SAFETY: `data` is the set's `driver_data`, a `T`.
+        let queue = unsafe { &*data.cast::<T>() }.queue(index);
+        match queue {
+            // SAFETY: `hctx` is live; the queue outlives the tag set.
+            Some(q) => unsafe {
+                (*hctx).driver_data = core::ptr::from_ref(q).cast_mut().cast();
+                0
+            },
+            None => EINVAL.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn init_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx: c_uint,
+        _node: c_uint,
+    ) -> c_int {
+        // SAFETY: blk-mq allocated `cmd_size` bytes of pdu after `rq`, for
+        // a `PduBox<T>`; they are uninitialised, so written, not assigned.
+        unsafe {
+            let pdu = rq.add(1).cast::<PduBox<T>>();
+            addr_of_mut!((*pdu).pdu).write(T::new_pdu());
+            addr_of_mut!((*pdu).mapped_nents).write(0);
+            addr_of_mut!((*pdu).mapped).write(0);
+            addr_of_mut!((*pdu).dir).write(bindings::dma_data_direction_DMA_FROM_DEVICE);
+        }
+        0
+    }
+
+    unsafe extern "C" fn exit_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx: c_uint,
+    ) {
+        // SAFETY: `init_request` wrote the pdu; it is dropped once, here.
+        unsafe { core::ptr::drop_in_place(addr_of_mut!((*rq.add(1).cast::<PduBox<T>>()).pdu)) };
+    }
+
+    unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
+        // SAFETY: `set` is a `T` tag set; `map` has the default map first.
+        unsafe {
+            let qmap = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_DEFAULT as usize]);
+            match Self::data(set).irq_affinity() {
+                Some((pdev, offset)) => {
+                    bindings::blk_mq_pci_map_queues(qmap, pdev.as_raw(), offset as c_int)
+                }
+                None => bindings::blk_mq_map_queues(qmap),
+            }
+        }
+    }
+}
+
+/// Block device operations: none, but the owner, so the module stays
+/// loaded while a disk is open.
+static FOPS: Static<bindings::block_device_operations> = Static({
+    // SAFETY: All zeroes is a valid table with no callbacks.
+    let mut fops: bindings::block_device_operations =
+        unsafe { MaybeUninit::zeroed().assume_init() };
+    fops.owner = (&raw const __this_module).cast_mut();
+    fops
+});
+
+/// Lockdep class of the disks' queues.
+static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
+    // SAFETY: A lock class key is zero-initialised static data.
+    Static(UnsafeCell::new(unsafe {
+            MaybeUninit::zeroed().assume_init()
+        }));
+
+/// Static C data shared with the kernel.
+#[repr(transparent)]
+struct Static<T>(T);
+// SAFETY: The kernel reads these (and lockdep writes the key under its own
+// lock); Rust never touches them after initialisation.
+unsafe impl<T> Sync for Static<T> {}
+
+/// A registered disk; removed (after its I/O drains) on drop.
+///
+/// # Invariants
+///
+/// `disk` was allocated by `__blk_mq_alloc_disk` and added with
+/// `device_add_disk`; it is deleted and put on drop.
+pub(crate) struct Disk<T: Operations> {
+    disk: NonNull<bindings::gendisk>,
+    /// Read by requests through `queuedata` until the disk is gone.
+    _data: Arc<T::Disk>,
+}
+
+// SAFETY: The gendisk is reference counted and its functions may be called
+// from any thread.
+unsafe impl<T: Operations> Send for Disk<T> {}
+// SAFETY: `&Disk` gives no access.
+unsafe impl<T: Operations> Sync for Disk<T> {}
+
+impl<T: Operations> Disk<T> {
+    /// Creates and registers a disk named `name` of `sectors` 512-byte
+    /// sectors on `set`, with `parent` as its parent device.
+    pub(crate) fn add(
+        set: &TagSet<T>,
+        data: Arc<T::Disk>,
+        limits: &Limits,
+        name: fmt::Arguments<'_>,
+        sectors: u64,
+        parent: &PciDevice,
+    ) -> Result<Self> {
+        // SAFETY: All zeroes means "use the default" for every limit.
+        let mut lim: bindings::queue_limits = unsafe { MaybeUninit::zeroed().assume_init() };
+        lim.logical_block_size = limits.logical_block_size;
+        lim.physical_block_size = limits.logical_block_size;
+        lim.max_hw_sectors = limits.max_hw_sectors;
+        lim.max_segments = limits.max_segments;
+        lim.virt_boundary_mask = limits.virt_boundary_mask as _;
+        lim.dma_alignment = limits.dma_alignment;
+        lim.max_hw_discard_sectors = limits.max_discard_sectors;
+        lim.max_discard_segments = 1;
+        lim.discard_granularity = limits.logical_block_size;
+        lim.max_write_zeroes_sectors = limits.max_write_zeroes_sectors;
+        if limits.write_cache {
+            lim.features = bindings::RSNVME_BLK_FEAT_WRITE_CACHE | bindings::RSNVME_BLK_FEAT_FUA;
+        }
+        let queuedata = core::ptr::from_ref::<T::Disk>(&data).cast_mut().cast();
+        // SAFETY: `set` is allocated; `lim` is read during the call; the
+        // key is static; `data` outlives the queue (held below).
+        let disk = unsafe {
+            bindings::__blk_mq_alloc_disk(set.as_ptr(), &mut lim, queuedata, DISK_KEY.0.get())
+        };
+        if disk.is_null() || (disk as usize) >= (-4095isize) as usize {
+            return Err(Error::from_errno(disk as isize as c_int));
+        }
+        // SAFETY: `disk` is a fresh gendisk owned here.
+        unsafe {
+            (*disk).fops = &FOPS.0;
+            let mut w = NameWriter {
+                buf: &mut (*disk).disk_name,
+                len: 0,
+            };
+            if fmt::write(&mut w, name).is_err() {
+                bindings::put_disk(disk);
+                return Err(EINVAL);
+            }
+            bindings::set_capacity(disk, sectors);
+            let ret = bindings::device_add_disk(parent.as_device(), disk, core::ptr::null_mut());
+            if ret != 0 {
+                bindings::put_disk(disk);
+                return Err(Error::from_errno(ret));
+            }
+        }
+        // INVARIANT: Allocated and added above.
+        Ok(Self {
+            // SAFETY: Checked non-null above.
+            disk: unsafe { NonNull::new_unchecked(disk) },
+            _data: data,
+        })
+    }
+}
+
+impl<T: Operations> Drop for Disk<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the disk was added; `del_gendisk`
+        // waits for its in-flight requests, then it is put once.
+        unsafe {
+            bindings::del_gendisk(self.disk.as_ptr());
+            bindings::put_disk(self.disk.as_ptr());
+        }
+    }
+}
+
+/// Formats into a NUL-terminated C char array, failing if it is too short.
+struct NameWriter<'a> {
+    buf: &'a mut [kernel::ffi::c_char],
+    len: usize,
+}
+
+impl fmt::Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            // Keep one byte for the terminating NUL.
+            if self.len + 1 >= self.buf.len() {
+                return Err(fmt::Error);
+            }
+            *self.buf.get_mut(self.len).ok_or(fmt::Error)? = b;
+            self.len += 1;
+        }
+        if let Some(nul) = self.buf.get_mut(self.len) {
+            *nul = 0;
+        }
+        Ok(())
+    }
+}
