@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("RSNVME_CACHE", Path.home() / ".cache" / "rsnvme"))
-BUILD = ROOT / "build"
+BUILD = Path(os.environ.get("RSNVME_BUILD", ROOT / "build"))
 os.environ["RSNVME_CACHE"] = str(CACHE)
 
 # Console lines that fail any run: kernel warnings, oopses, lockdep and
@@ -93,6 +93,24 @@ def build_initramfs(kdir, extra_files=()):
     return cpio
 
 
+# Dynamically linked host tools the I/O tests run in the guest (Debian's
+# fio and util-linux's blkdiscard, whose -z busybox lacks), at the same paths.
+IO_TOOLS = ("/usr/bin/fio", "/usr/sbin/blkdiscard")
+
+
+def io_tools(tools=IO_TOOLS):
+    """(src, dst) pairs for build_initramfs(extra_files=...): the tools, every
+    shared library `ldd` lists for them and the dynamic loader, each at its
+    host path (symlinks resolved, so the guest gets real files)."""
+    files = {}
+    for tool in tools:
+        files[tool] = tool
+        out = run(["ldd", tool], stdout=subprocess.PIPE, text=True).stdout
+        for m in re.finditer(r"(?:=>\s*)?(/\S+)\s+\(0x", out):
+            files[m.group(1)] = m.group(1)
+    return [(os.path.realpath(src), dst.lstrip("/")) for src, dst in sorted(files.items())]
+
+
 @dataclass
 class Ns:
     """One namespace of an emulated controller (QEMU's nvme-ns device)."""
@@ -108,12 +126,18 @@ class Nvme:
 
     Without `namespaces` the controller has one 512-byte-LBA namespace of
     `size_mb` (QEMU's drive= shorthand); `namespaces=[]` gives none.
+    `drive_opts` are added to every -drive of the controller, e.g.
+    {"discard": "unmap"} to pass discards on to the image file.
+    Images are created empty unless boot() got a `workdir` that already holds
+    one under the same name (nvme<i>.img, nvme<i>n<nsid>.img): then its
+    content is kept, so a test can prefill it.
     """
 
     serial: str = "RSNVME0001"
     size_mb: int = 64
     params: dict = field(default_factory=dict)
     namespaces: list = None
+    drive_opts: dict = field(default_factory=dict)
 
     def expected_namespaces(self):
         """(nsid, blocks, lba size) QEMU exposes, usable or not."""
@@ -125,16 +149,18 @@ class Nvme:
     def args(self, index, workdir):
         def image(name, size_mb):
             img = Path(workdir) / name
-            with open(img, "wb") as f:
+            with open(img, "r+b" if img.exists() else "wb") as f:
                 f.truncate(size_mb << 20)
             return img
+
+        opts = "".join(f",{k}={v}" for k, v in self.drive_opts.items())
 
         dev = f"nvme,id=nvme{index},serial={self.serial}"
         for k, v in self.params.items():
             dev += f",{k}={v}"
         if self.namespaces is None:
             img = image(f"nvme{index}.img", self.size_mb)
-            return ["-drive", f"file={img},if=none,id=d{index},format=raw",
+            return ["-drive", f"file={img},if=none,id=d{index},format=raw{opts}",
                     "-device", dev + f",drive=d{index}"]
         out = ["-device", dev]
         for j, ns in enumerate(self.namespaces):
@@ -143,7 +169,7 @@ class Nvme:
                      f"logical_block_size={ns.lbs},physical_block_size={ns.lbs}")
             for k, v in ns.params.items():
                 nsdev += f",{k}={v}"
-            out += ["-drive", f"file={img},if=none,id=d{index}n{j + 1},format=raw",
+            out += ["-drive", f"file={img},if=none,id=d{index}n{j + 1},format=raw{opts}",
                     "-device", nsdev]
         return out
 
@@ -180,8 +206,13 @@ class Boot:
 
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
-         env=None, interactive=False, append=""):
-    """Boots the guest, runs /tests/<test>.sh, returns the parsed console."""
+         env=None, interactive=False, append="", workdir=None):
+    """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
+
+    The NVMe image files live in a temporary directory removed on return,
+    or in `workdir` (which must exist) where they stay for the caller to
+    inspect, and where a caller may put prefilled images before the boot.
+    """
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
     # acpi=noirq: legacy PCI interrupts are routed without ACPI. Under TCG,
     # evaluating the ACPI interrupt-link methods took 3.6 s on every PCI
@@ -193,7 +224,8 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
     logdir = BUILD / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{name}.log"
-    with tempfile.TemporaryDirectory(prefix="rsnvme-") as work:
+    with tempfile.TemporaryDirectory(prefix="rsnvme-") as tmp:
+        work = workdir if workdir is not None else tmp
         cmd = [
             "qemu-system-x86_64", "-accel", accel, "-m", str(mem), "-smp", str(smp),
             "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",

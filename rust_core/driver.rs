@@ -122,6 +122,8 @@ pub(crate) struct Controller {
     _regs: Arc<Registers>,
     pub(crate) id: KBox<IdentifyController>,
     pub(crate) namespaces: KVec<Namespace>,
+    /// I/O queue pairs the controller granted, and how many are used.
+    pub(crate) io_granted: u32,
     pub(crate) io_queues: u32,
     _region: Region,
     _enabled: EnabledDevice,
@@ -437,6 +439,7 @@ impl Controller {
             io = Some(set);
         }
         let io_queues = count;
+        let io_granted = wanted;
         drop(bringup);
 
         let ctrl = Self {
@@ -450,6 +453,7 @@ impl Controller {
             _regs: regs,
             id,
             namespaces,
+            io_granted,
             io_queues,
             _region: region,
             _enabled: enabled,
@@ -473,10 +477,11 @@ impl Controller {
         dev_info!(
             &self.pdev,
             "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
-             {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
+             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
             self.id.model(),
             self.id.serial(),
             self.id.firmware(),
+            self.io_granted,
             self.io_queues,
             self.namespaces.len(),
             mdts,
@@ -503,7 +508,7 @@ impl Controller {
             0 => AttributeValue::Text(self.id.model()),
             1 => AttributeValue::Text(self.id.serial()),
             2 => AttributeValue::Text(self.id.firmware()),
-            3 => AttributeValue::Number(self.io_queues),
+            3 => AttributeValue::Number(self.io_granted),
             _ => AttributeValue::Text(""),
         }
     }
@@ -519,7 +524,7 @@ impl Controller {
                 io::fail_and_cancel(set, "controller is gone");
             }
         }
-        drop(core::mem::replace(&mut self.disks, KVec::new()));
+        drop(core::mem::take(&mut self.disks));
         if let Some(set) = &self.io {
             if !set.data().failed() {
                 for queue in set.data().queues() {

@@ -196,8 +196,8 @@ def check_leaks(tag, b):
 
 
 SUMMARY = (r"rsnvme (\S+): model \"(.*)\" serial \"(.*)\" firmware \"(.*)\": (\d+) I/O queue "
-           r"pairs granted, (\d+) namespaces, max transfer (\d+) bytes \(0: no limit\), "
-           r"(MSI-X|MSI|INTx) x(\d+)$")
+           r"pairs granted, (\d+) used, (\d+) namespaces, max transfer (\d+) bytes "
+           r"\(0: no limit\), (MSI-X|MSI|INTx) x(\d+)$")
 
 
 def check_identify(tag, b, devices, smp):
@@ -209,13 +209,19 @@ def check_identify(tag, b, devices, smp):
         m = summaries[bdf]
         p = dev.params
         queues = min(smp, int(p.get("max_ioqpairs", 64)))
+        # One vector for the admin queue and one per I/O queue, as far as
+        # QEMU's MSI-X table (msix_qsize entries) allows; with a single
+        # vector, one I/O queue shares it.
+        vectors = min(int(p.get("msix_qsize", 65)), queues + 1)
+        used = min(queues, vectors - 1) if vectors > 1 else 1
         mdts = int(p.get("mdts", 7))
         usable = [ns for ns in dev.expected_namespaces()
                   if ns[2] <= 4096 and not (dev.namespaces and
                                             dev.namespaces[ns[0] - 1].params.get("ms"))]
-        got = (m[2], m[3], m[4], int(m[5]), int(m[6]), int(m[7]), m[8])
-        want = ("QEMU NVMe Ctrl", dev.serial, fw, queues, len(usable),
-                (1 << mdts) * 4096 if mdts else 0, "MSI-X")
+        got = (m[2], m[3], m[4], int(m[5]), int(m[6]), int(m[7]), int(m[8]), m[9],
+               int(m[10]))
+        want = ("QEMU NVMe Ctrl", dev.serial, fw, queues, used, len(usable),
+                (1 << mdts) * 4096 if mdts else 0, "MSI-X", vectors)
         record(f"{tag}: {bdf} identify summary matches QEMU configuration", got == want,
                f"got {got}, want {want}")
         ns_lines = [(int(x[1]), int(x[2]), int(x[3])) for x in

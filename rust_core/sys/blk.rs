@@ -473,6 +473,11 @@ impl<T: Operations> Ops<T> {
         unsafe { &*(*set).driver_data.cast::<T>() }
     }
 
+    /// `blk_mq_ops.queue_rq`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T` and a request it hands over.
     unsafe extern "C" fn queue_rq(
         hctx: *mut bindings::blk_mq_hw_ctx,
         bd: *const bindings::blk_mq_queue_data,
@@ -495,6 +500,11 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// `blk_mq_ops.commit_rqs`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T`.
     unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
         // SAFETY: As in `queue_rq`.
         unsafe {
@@ -508,6 +518,11 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// `blk_mq_ops.complete`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a request of a [`TagSet`] of `T` being completed.
     unsafe extern "C" fn complete(rq: *mut bindings::request) {
         // SAFETY: blk-mq hands over a request of a `T` tag set that
         // `blk_mq_complete_request` was called for.
@@ -519,6 +534,11 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// `blk_mq_ops.timeout`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a started request of a [`TagSet`] of `T`.
     unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
         // SAFETY: blk-mq passes a started request of a `T` tag set; the
         // timeout handler may act on it on the driver's behalf.
@@ -538,6 +558,11 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// `blk_mq_ops.init_hctx`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a new hctx and the set's `driver_data`.
     unsafe extern "C" fn init_hctx(
         hctx: *mut bindings::blk_mq_hw_ctx,
         data: *mut c_void,
@@ -555,6 +580,11 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// `blk_mq_ops.init_request`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a request whose pdu is `cmd_size` bytes.
     unsafe extern "C" fn init_request(
         _set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
@@ -573,6 +603,11 @@ impl<T: Operations> Ops<T> {
         0
     }
 
+    /// `blk_mq_ops.exit_request`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq once per request that `init_request` set up.
     unsafe extern "C" fn exit_request(
         _set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
@@ -582,6 +617,11 @@ impl<T: Operations> Ops<T> {
         unsafe { core::ptr::drop_in_place(addr_of_mut!((*rq.add(1).cast::<PduBox<T>>()).pdu)) };
     }
 
+    /// `blk_mq_ops.map_queues`.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a [`TagSet`] of `T`.
     unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
         // SAFETY: `set` is a `T` tag set; `map` has the default map first.
         unsafe {
