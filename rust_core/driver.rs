@@ -61,6 +61,8 @@ enum Fault {
     NeverReady,
     /// Identify Controller is never submitted to the device.
     IdentifyTimeout,
+    /// I/O commands are never announced to the device, so they time out.
+    IoTimeout,
 }
 
 impl Fault {
@@ -71,6 +73,7 @@ impl Fault {
             2 => Self::DmaAlloc,
             3 => Self::NeverReady,
             4 => Self::IdentifyTimeout,
+            5 => Self::IoTimeout,
             other => {
                 dev_warn!(pdev, "ignoring unknown fault={other}\n");
                 Self::None
@@ -395,7 +398,8 @@ impl Controller {
                 queues.push(queue, GFP_KERNEL)?;
             }
             let page_size = 1u32 << page_shift;
-            let shared = IoShared::new(regs.clone(), queues, page_size, spread.then_some(1))?;
+            let ring = fault != Fault::IoTimeout;
+            let shared = IoShared::new(regs.clone(), queues, page_size, spread.then_some(1), ring)?;
             let set = Arc::new(
                 TagSet::new(shared, count, u32::from(depth) - 1, IO_TIMEOUT_MS)?,
                 GFP_KERNEL,

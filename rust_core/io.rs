@@ -231,6 +231,9 @@ pub(crate) struct IoShared {
     page_size: u32,
     /// The vector of I/O queue 1 when vectors are spread over CPUs.
     affinity_offset: Option<u32>,
+    /// Whether doorbells are rung; false only for fault injection, which
+    /// makes every I/O time out.
+    ring: bool,
     /// Whether the controller was reset after a timeout or went away.
     #[pin]
     failed: Mutex<bool>,
@@ -242,6 +245,7 @@ impl IoShared {
         queues: KVec<Arc<IoQueue>>,
         page_size: u32,
         affinity_offset: Option<u32>,
+        ring: bool,
     ) -> Result<Arc<Self>> {
         let pdev = regs.pdev.clone();
         let pool = DmaPool::new(&pdev, c"rsnvme prp", page_size as usize)?;
@@ -253,6 +257,7 @@ impl IoShared {
                 pool,
                 page_size,
                 affinity_offset,
+                ring,
                 failed <- new_mutex!(false, "rsnvme_io_failed"),
             }),
             GFP_KERNEL,
@@ -434,7 +439,7 @@ impl Operations for IoShared {
         cmd.set_cid(rq.tag() as u16);
         rq.pdu().status = 0;
         rq.start();
-        if queue.submit(cmd, last).is_err() {
+        if queue.submit(cmd, last && self.ring).is_err() {
             self.release(rq);
             return Status::IoError;
         }
@@ -442,7 +447,9 @@ impl Operations for IoShared {
     }
 
     fn commit_rqs(&self, queue: &IoQueue) {
-        queue.commit();
+        if self.ring {
+            queue.commit();
+        }
     }
 
     fn complete(&self, mut rq: Request<Self>) {

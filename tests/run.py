@@ -254,6 +254,8 @@ FAULTS = {
     3: (r"timed out after 7500 ms waiting for CSTS\.RDY", -110, (7.5, 9.5)),
     4: (r"Identify Controller timed out after 5000 ms; resetting the controller", -110,
         (5.0, 7.0)),
+    # Probe succeeds; the I/O times out after 30 s and fails.
+    5: (r"I/O timeout: resetting the controller, failing outstanding I/O", None, None),
 }
 
 
@@ -267,9 +269,16 @@ def check_faults(tag, b):
         part = b.console[start:end] if 0 <= start < end else ""
         record(f"{tag}: fault={f} reported", re.search(msg, part) is not None,
                f"no /{msg}/ between the markers")
-        record(f"{tag}: fault={f} fails probe with {errno}",
-               re.search(rf"probe with driver rsnvme failed with error {errno}", part)
-               is not None)
+        if errno is not None:
+            record(f"{tag}: fault={f} fails probe with {errno}",
+                   re.search(rf"probe with driver rsnvme failed with error {errno}", part)
+                   is not None)
+        else:
+            t = [float(x) for x in re.findall(stamp + r"rsnvme .*: (?:CSTS |I/O timeout:)",
+                                               part, re.M)]
+            took = t[1] - t[0] if len(t) >= 2 else -1
+            record(f"{tag}: fault={f} I/O times out after {took:.1f} s (30 s timeout)",
+                   30.0 <= took <= 40.0)
         if bounds:
             times = [float(t) for t in re.findall(stamp + r"rsnvme .*: CSTS ", part, re.M)]
             fail = re.search(stamp + r"rsnvme .*probe with driver rsnvme failed", part, re.M)

@@ -7,7 +7,7 @@
 //! does in C: a `struct kernel_param` in the `__param` section. (There is no
 //! `parm=` description in `.modinfo`: rustc puts each such static in a
 //! section of its own, and modpost would then miss the shim's license.) Tests use it to make probe fail at chosen
-//! points; it is 0 (no fault) unless set at load time or through
+//! points (see `Fault` in driver.rs); it is 0 (no fault) unless set at load time or through
 //! /sys/module/rsnvme/parameters/fault.
 
 use super::bindings;

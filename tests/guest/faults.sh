@@ -15,5 +15,20 @@ done
 check "insmod after faults" insmod $MOD
 check "bound after faults" [ "$(bound_count)" -eq 1 ]
 check "rmmod after faults" rmmod rsnvme
+
+# I/O that never reaches the device: the I/O timeout resets the controller
+# and fails the request, and a normal load afterwards works.
+echo "@@FAULT 5 start"
+insmod $MOD fault=5
+if dd if="$(rsnvme_disk)" of=/dev/null bs=4k count=1 iflag=direct 2>/tmp/dd.err; then
+	fail "fault=5 read fails" "dd succeeded"
+else
+	pass "fault=5 read fails"
+fi
+rmmod rsnvme
+echo "@@FAULT 5 end"
+insmod $MOD
+check "read after fault=5" dd if="$(rsnvme_disk)" of=/dev/null bs=4k count=1 iflag=direct
+rmmod rsnvme
 dma_allocations
 kmemleak_report

@@ -65,3 +65,250 @@ dma_allocations() {
 		echo "@@DMA_ALLOCATIONS unavailable"
 	fi
 }
+
+# --- Block I/O tests (tests/guest/io-*.sh; host side in tests/io.py) -----
+# The driver under test is $rsnvme_driver: "rust" (rsnvme, the default) or
+# "c" (the kernel's nvme driver, the reference these tests were validated
+# on). Its disks are /dev/rsnvme<ctrl>n<nsid> or /dev/nvme<ctrl>n<nsid>
+# (the C driver numbers disks in probe order, so use disk_nsid).
+
+IO_DRIVER=${rsnvme_driver:-rust}
+FIO=/usr/bin/fio
+BLKDISCARD=/usr/sbin/blkdiscard
+if [ "$IO_DRIVER" = c ]; then
+	IO_MODULE=nvme
+	IO_DISK_RE='^nvme[0-9]+n[0-9]+$'
+else
+	IO_MODULE=rsnvme
+	IO_DISK_RE='^rsnvme[0-9]+n[0-9]+$'
+fi
+IO_DRV=/sys/bus/pci/drivers/$IO_MODULE
+MiB=1048576
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# Block devices of the driver under test (names under /sys/block), ordered
+# by controller number, then namespace ID.
+drv_disks() {
+	local d c
+	for d in $(ls /sys/block 2>/dev/null | grep -E "$IO_DISK_RE"); do
+		c=${d%n*}
+		echo "${c##*[a-z]} $(disk_nsid "$d") $d"
+	done | sort -n -k1,1 -k2,2 | cut -d' ' -f3
+}
+
+# disk_nsid DISK: its namespace ID (sysfs attribute, else from the name).
+disk_nsid() {
+	if [ -r "/sys/block/$1/nsid" ]; then cat "/sys/block/$1/nsid"; else echo "${1##*n}"; fi
+}
+
+# disk_by_nsid NSID: the disk of that namespace (single-controller tests).
+disk_by_nsid() {
+	for d in $(drv_disks); do [ "$(disk_nsid "$d")" = "$1" ] && echo "$d" && return 0; done
+	return 1
+}
+
+# drv_wait_disks N [SECONDS]: waits until the driver has at least N disks
+# with their /dev nodes (probe and namespace scans may be asynchronous).
+drv_wait_disks() {
+	local t n d
+	t=$((${2:-20} * 10))
+	while [ "$t" -gt 0 ]; do
+		n=0
+		for d in $(drv_disks); do [ -b "/dev/$d" ] && n=$((n + 1)); done
+		[ "$n" -ge "$1" ] && return 0
+		usleep 100000
+		t=$((t - 1))
+	done
+	return 1
+}
+
+# drv_load [N]: loads the driver under test and waits for N disks (default 1).
+drv_load() {
+	if [ "$IO_DRIVER" = c ]; then
+		grep -q '^nvme_core ' /proc/modules || insmod /lib/modules/nvme-core.ko || return 1
+		insmod /lib/modules/nvme.ko || return 1
+	else
+		insmod "$MOD" || return 1
+	fi
+	drv_wait_disks "${1:-1}"
+}
+
+# drv_unload: unloads the driver under test (and the C driver's core).
+drv_unload() {
+	rmmod "$IO_MODULE" || return 1
+	if [ "$IO_DRIVER" = c ]; then rmmod nvme_core || return 1; fi
+	return 0
+}
+
+# drv_bound: PCI addresses bound to the driver under test.
+drv_bound() { ls "$IO_DRV" 2>/dev/null | grep '^0000:'; }
+
+# drv_unbind BDF / drv_bind BDF [N]: detaches a controller from the driver
+# through sysfs / attaches it again and waits for N disks.
+drv_unbind() { echo "$1" >"$IO_DRV/unbind"; }
+drv_bind() {
+	echo "$1" >"$IO_DRV/bind" || return 1
+	drv_wait_disks "${2:-1}"
+}
+
+# disk_bdf DISK: the PCI address of the controller a disk belongs to, from
+# its sysfs path, else the only controller bound to the driver.
+disk_bdf() {
+	local b
+	b=$(readlink -f "/sys/block/$1" | grep -o '0000:[0-9a-f]*:[0-9a-f]*\.[0-9a-f]' | tail -n1)
+	[ -n "$b" ] || b=$(drv_bound | head -n1)
+	echo "$b"
+}
+
+# disk_lbs DISK / disk_bytes DISK: logical block size and capacity in bytes.
+disk_lbs() { cat "/sys/block/$1/queue/logical_block_size"; }
+disk_bytes() { echo $(($(cat "/sys/block/$1/size") * 512)); }
+
+# disk_info DISK: one line the host checks against QEMU's configuration.
+disk_info() {
+	local q
+	q=/sys/block/$1/queue
+	echo "@@DISK $1 nsid=$(disk_nsid "$1") lbs=$(disk_lbs "$1") bytes=$(disk_bytes "$1")" \
+		"bdf=$(disk_bdf "$1") max_hw_kb=$(cat $q/max_hw_sectors_kb)" \
+		"discard_max=$(cat $q/discard_max_bytes) write_zeroes_max=$(cat $q/write_zeroes_max_bytes)"
+}
+
+# pattern SEED START LEN: the seeded test pattern for bytes [START,
+# START+LEN) of a disk (multiples of 16): one 16-byte record per 16 bytes,
+# the decimal number SEED * 10^8 + (record's byte offset in the disk / 16)
+# and a newline. SEED has 7 digits (1000000..9999999), so records have a
+# fixed width, and one written to the wrong place, left over from another
+# run or meant for another namespace (other seed) cannot match.
+# tests/io.py builds the same bytes on the host. (busybox seq: about
+# 3 MB/s under TCG, twice as fast as awk.)
+pattern() {
+	seq $(($1 * 100000000 + $2 / 16)) $(($1 * 100000000 + ($2 + $3) / 16 - 1))
+}
+
+# pattern_write DEV SEED START LEN [BS]: writes the pattern with O_DIRECT.
+pattern_write() {
+	pattern "$2" "$3" "$4" |
+		dd of="$1" bs="${5:-64k}" iflag=fullblock oflag=direct,seek_bytes seek="$3" 2>/tmp/dd.err
+}
+
+# read_range DEV START LEN [BS]: a disk range, read with O_DIRECT.
+read_range() {
+	dd if="$1" bs="${4:-64k}" iflag=direct,skip_bytes,count_bytes skip="$2" count="$3" 2>/tmp/dd.err
+}
+
+md5() { md5sum | cut -d' ' -f1; }
+
+# check_md5 NAME DEV START LEN WANT [BS]: reads the range back, prints
+# "@@SUM NAME <md5>" (the host checks it too), passes when it is WANT.
+check_md5() {
+	local got
+	got=$(read_range "$2" "$3" "$4" "$6" | md5)
+	echo "@@SUM $1 $got"
+	if [ "$got" = "$5" ]; then pass "$1"; return 0; fi
+	fail "$1" "read back md5 $got, want $5 ($(tr '\n' ' ' </tmp/dd.err))"
+	return 1
+}
+
+# check_pattern NAME DEV SEED START LEN [BS]: the range holds the pattern;
+# on a mismatch, names the first differing record and what is there.
+check_pattern() {
+	local want r off at rec blk
+	want=$(pattern "$3" "$4" "$5" | md5)
+	check_md5 "$1" "$2" "$4" "$5" "$want" "$6" && return 0
+	rm -f /tmp/want.fifo
+	mkfifo /tmp/want.fifo
+	pattern "$3" "$4" "$5" >/tmp/want.fifo &
+	r=$(read_range "$2" "$4" "$5" | cmp - /tmp/want.fifo 2>&1 | head -n1)
+	kill $! 2>/dev/null
+	wait $! 2>/dev/null
+	off=$(echo "$r" | sed -n 's/.*char \([0-9]*\).*/\1/p')
+	[ -n "$off" ] || { echo "@@DIFF $1 $r"; return 1; }
+	at=$(($4 + off - 1))
+	rec=$((at / 16 * 16))
+	blk=$((rec / 4096 * 4096))
+	echo "@@DIFF $1 first difference at byte $at: record there" \
+		"'$(read_range "$2" $blk 4096 | tail -c +$((rec - blk + 1)) | head -c 15)'," \
+		"want '$(pattern "$3" $rec 16 | head -c 15)'"
+	return 1
+}
+
+# check_zero NAME DEV START LEN: the range reads back as zeroes.
+check_zero() {
+	check_md5 "$1" "$2" "$3" "$4" "$(head -c "$4" /dev/zero | md5)"
+}
+
+# mib_sums NAME DEV: "@@MIB NAME <index> <md5>" for every MiB of a disk,
+# for the host to locate differences.
+mib_sums() {
+	local i n
+	i=0
+	n=$(($(disk_bytes "${2#/dev/}") / MiB))
+	while [ $i -lt $n ]; do
+		echo "@@MIB $1 $i $(read_range "$2" $((i * MiB)) $MiB 256k | md5)"
+		i=$((i + 1))
+	done
+}
+
+# fio_run NAME JOBFILE [OPTION...]: runs fio (terse output) and prints,
+# per job, "@@FIO NAME <job> err=<errno> read_kib=<KiB> write_kib=<KiB>".
+fio_run() {
+	local fr_name=$1 fr_job=$2
+	shift 2
+	$FIO --output-format=terse --terse-version=3 --eta=never "$@" "$fr_job" \
+		>/tmp/"$fr_name".out 2>/tmp/"$fr_name".err
+	echo "@@FIORC $fr_name $?"
+	fio_results "$fr_name"
+}
+fio_results() {
+	grep '^3;' /tmp/"$1".out |
+		awk -F';' -v n="$1" '{ print "@@FIO " n " " $3 " err=" $5 " read_kib=" $6 " write_kib=" $47 }'
+}
+
+# fio_errors NAME: fio's own error and verify messages, on one line.
+fio_errors() {
+	cat /tmp/"$1".err /tmp/"$1".out 2>/dev/null | grep -v '^3;' |
+		grep -iE 'error|verify|bad|fail|crc|mismatch|abort|assert' | head -n 6 | tr '\n' ' '
+}
+
+# fio_check NAME JOBFILE: every job of the job file reported, without an
+# error, writing and verifying (reading back) exactly its region, whose
+# size in KiB ends the job's name ([<disk>-cpu<N>-<KiB>]).
+fio_check() {
+	local want bad
+	want=$(grep -c '^\[.*-[0-9]*\]$' "$2")
+	bad=$(fio_results "$1" | awk -v want="$want" '
+		{ n++; m = split($3, j, "-"); k = j[m]
+		  if ($4 != "err=0" || $5 != "read_kib=" k || $6 != "write_kib=" k) print $3 ": " $4 " " $5 " " $6 " (want " k " KiB each way)" }
+		END { if (n != want) print n + 0 " job results for " want " jobs" }' | tr '\n' ' ')
+	if [ -z "$bad" ]; then pass "fio $1"; return 0; fi
+	fail "fio $1" "$bad $(fio_errors "$1")"
+	return 1
+}
+
+# wait_pid PID SECONDS: waits for a background process to end; 1 if it
+# is still running after SECONDS.
+wait_pid() {
+	local t
+	t=$(($2 * 10))
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$t" -gt 0 ] || return 1
+		usleep 100000
+		t=$((t - 1))
+	done
+	return 0
+}
+
+# Prints the block device of namespace $1 (default 1) of the first rsnvme
+# controller once devtmpfs has created it; fails after 5 s.
+rsnvme_disk() {
+	i=0
+	while [ $i -lt 50 ]; do
+		for d in /dev/rsnvme*n${1:-1}; do
+			[ -b "$d" ] && { echo "$d"; return 0; }
+		done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
