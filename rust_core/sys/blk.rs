@@ -486,12 +486,7 @@ impl<T: Operations> Ops<T> {
         // `driver_data` `init_hctx` set to a `T::Queue`, and `bd` with a
         // request it now hands to the driver.
         unsafe {
-            let data = Self::data(
-                (*hctx)
-                    .queue
-                    .as_ref()
-                    .map_or(core::ptr::null(), |q| q.tag_set),
-            );
+            let data = Self::data((*(*hctx).queue).tag_set);
             let queue = &*(*hctx).driver_data.cast::<T::Queue>();
             let Some(mut rq) = Request::<T>::from_raw((*bd).rq) else {
                 return Status::IoError.raw();
@@ -508,12 +503,7 @@ impl<T: Operations> Ops<T> {
     unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
         // SAFETY: As in `queue_rq`.
         unsafe {
-            let data = Self::data(
-                (*hctx)
-                    .queue
-                    .as_ref()
-                    .map_or(core::ptr::null(), |q| q.tag_set),
-            );
+            let data = Self::data((*(*hctx).queue).tag_set);
             data.commit_rqs(&*(*hctx).driver_data.cast::<T::Queue>());
         }
     }
