@@ -7,6 +7,7 @@
 #                        build against your own Rust-enabled kernel
 #   make qemu            build everything, boot QEMU, bind the driver, show it
 #   make test            every test: host, lints, header, QEMU boots
+#   make bench           fio throughput of rsnvme next to the C nvme driver
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
 #   make clippy          build with clippy as the Rust compiler driver
 #   make clean
@@ -28,7 +29,7 @@ endif
 kmake = $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
 	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
 
-.PHONY: all modules clippy header qemu test clean kernel
+.PHONY: all modules clippy header qemu test bench clean kernel
 
 all: modules
 
@@ -50,6 +51,9 @@ qemu:
 
 test:
 	python3 tests/run.py
+
+bench:
+	python3 qemu-ci/bench.py
 
 clean:
 	@if [ -n "$(KDIR)" ] || k=$$(qemu-ci/build-kernel.sh --print 2>/dev/null); then \
