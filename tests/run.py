@@ -358,6 +358,9 @@ def main():
         b = qemu.boot("faults", initrd, kdir, "faults", [Q(serial="RSNVMEFAULT")])
         check_boot("faults", b)
         check_faults("faults", b)
+    # Block I/O data integrity against io_tests.IO_DRIVER (tests/io_tests.py).
+    import io_tests
+    io_tests.run_all(kdir, record, check_boot, args.k)
     finish()
 
 

@@ -66,7 +66,7 @@ dma_allocations() {
 	fi
 }
 
-# --- Block I/O tests (tests/guest/io-*.sh; host side in tests/io.py) -----
+# --- Block I/O tests (tests/guest/io-*.sh; host side in tests/io_tests.py) -
 # The driver under test is $rsnvme_driver: "rust" (rsnvme, the default) or
 # "c" (the kernel's nvme driver, the reference these tests were validated
 # on). Its disks are /dev/rsnvme<ctrl>n<nsid> or /dev/nvme<ctrl>n<nsid>
@@ -104,6 +104,7 @@ disk_nsid() {
 
 # disk_by_nsid NSID: the disk of that namespace (single-controller tests).
 disk_by_nsid() {
+	local d
 	for d in $(drv_disks); do [ "$(disk_nsid "$d")" = "$1" ] && echo "$d" && return 0; done
 	return 1
 }
@@ -180,8 +181,8 @@ disk_info() {
 # and a newline. SEED has 7 digits (1000000..9999999), so records have a
 # fixed width, and one written to the wrong place, left over from another
 # run or meant for another namespace (other seed) cannot match.
-# tests/io.py builds the same bytes on the host. (busybox seq: about
-# 3 MB/s under TCG, twice as fast as awk.)
+# tests/image_check.py builds the same bytes on the host. (busybox seq:
+# about 3 MB/s under TCG, twice as fast as awk.)
 pattern() {
 	seq $(($1 * 100000000 + $2 / 16)) $(($1 * 100000000 + ($2 + $3) / 16 - 1))
 }
@@ -310,5 +311,30 @@ rsnvme_disk() {
 		sleep 0.1
 		i=$((i + 1))
 	done
+	return 1
+}
+
+# stuck NAME PID: prints where a process that does not end is (its state,
+# wait channel and kernel stack).
+stuck() {
+	echo "@@STUCK $1 pid $2 $(grep State /proc/"$2"/status 2>/dev/null) wchan $(cat /proc/"$2"/wchan 2>/dev/null)"
+	sed "s/^/@@STACK $1 /" /proc/"$2"/stack 2>/dev/null
+}
+
+# bounded NAME SECONDS COMMAND...: runs COMMAND in the background (output
+# in /tmp/NAME.bg) and waits at most SECONDS for it. Returns 0 and sets
+# $bounded_rc to its exit status when it ended, or prints where it is stuck
+# and returns 1.
+bounded() {
+	local bn=$1 bs=$2 bp
+	shift 2
+	"$@" >/tmp/"$bn".bg 2>&1 &
+	bp=$!
+	if wait_pid $bp "$bs"; then
+		wait $bp
+		bounded_rc=$?
+		return 0
+	fi
+	stuck "$bn" $bp
 	return 1
 }

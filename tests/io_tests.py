@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Block I/O data-integrity scenarios: QEMU boots running
+tests/guest/io-*.sh against one driver, and the host-side checks of what
+they printed and of the image files QEMU leaves behind.
+
+tests/run.py calls run_all() after its own scenarios. The driver under test
+is IO_DRIVER: "c" (the kernel's nvme driver, the reference these tests
+were validated on) or "rust" (rsnvme); RSNVME_IO_DRIVER overrides it.
+A scenario can also be run alone:
+
+    tests/io_tests.py [-k NAME] [--driver c|rust]
+
+(uses the cached kernel and the rsnvme.ko already built; builds nothing).
+The pattern seeds are random per run (printed; RSNVME_IO_SEED fixes them).
+Images of failed scenarios are kept under build/io-images/<scenario>/.
+"""
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "qemu-ci"))
+sys.path.insert(0, str(ROOT / "tests"))
+import image_check  # noqa: E402
+import qemu  # noqa: E402
+
+IO_DRIVER = os.environ.get("RSNVME_IO_DRIVER", "rust")
+
+MIB = 1 << 20
+Q = qemu.Nvme
+NS = qemu.Ns
+FIO_PHASES = ("qd1", "qd8", "qd64", "qd64-large")
+EILSEQ = 84  # what fio reports for a failed verify
+
+
+class Ctx:
+    """What every scenario needs: the boot inputs and the result sinks."""
+
+    def __init__(self, kdir, initrd, record, check_boot, driver, seed, cpus=2):
+        self.kdir, self.initrd = kdir, initrd
+        self.record, self.check_boot = record, check_boot
+        self.driver, self.seed = driver, seed
+        self.cpus = cpus
+        self.times = {}
+
+    def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180):
+        """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log)."""
+        env = dict(env, driver=self.driver)
+        smp = smp or self.cpus
+        # fio at queue depth 64 with 1 MiB blocks, one job per vCPU and disk,
+        # needs about 512 MiB of buffers on 4 vCPUs, beside an 84 MB
+        # initramfs.
+        b = qemu.boot(name, self.initrd, self.kdir, test, devices, smp=smp, env=env,
+                      workdir=workdir, timeout=timeout, mem=1536)
+        self.times[name] = b.seconds
+        self.check_boot(name, b)
+        done = b.lines(r"^@@DONE \S+ rc=(\d+)$")
+        self.record(f"{name}: guest script ran to its end, exit status 0",
+                    bool(b.lines(r"^@@IO_END$")) and bool(done) and done[0][1] == "0",
+                    f"@@DONE line: {done[0][0] if done else None}")
+        return b
+
+
+# --- Shared checks ---------------------------------------------------------
+
+def disks(b):
+    """{disk name: {nsid, lbs, bytes, ...}} from the guest's @@DISK lines
+    (the first line per disk: disks are listed again after reloads)."""
+    out = {}
+    for m in b.lines(r"^@@DISK (\S+) (.*)$"):
+        if m[1] not in out:
+            out[m[1]] = dict(kv.split("=", 1) for kv in m[2].split())
+    return out
+
+
+def check_disks(ctx, tag, b, devices):
+    """The driver's disks match the namespaces QEMU was given."""
+    want = sorted((nsid, lbs, blocks * lbs) for dev in devices
+                  for nsid, blocks, lbs in dev.expected_namespaces())
+    got = sorted((int(d["nsid"]), int(d["lbs"]), int(d["bytes"])) for d in disks(b).values())
+    ctx.record(f"{tag}: disks (nsid, LBA size, bytes) match the namespaces", got == want,
+               f"got {got}, want {want}")
+    return {int(d["nsid"]): name for name, d in disks(b).items()}
+
+
+def sums(b):
+    """{name: md5} from the guest's @@SUM lines."""
+    return {m[1]: m[2] for m in b.lines(r"^@@SUM (.+) ([0-9a-f]{32})$")}
+
+
+def check_sum(ctx, tag, b, name, want):
+    got = sums(b).get(name)
+    ctx.record(f"{tag}: host: '{name}' read back the expected bytes (md5)", got == want,
+               f"guest md5 {got}, expected {want}")
+
+
+def check_mibs(ctx, tag, b, label, data):
+    """The guest's per-MiB md5s of a disk against the expected content."""
+    got = {int(m[1]): m[2] for m in b.lines(rf"^@@MIB {re.escape(label)} (\d+) ([0-9a-f]{{32}})$")}
+    want = dict(enumerate(image_check.mib_md5s(data)))
+    bad = sorted(i for i in want if got.get(i) != want[i])
+    ctx.record(f"{tag}: host: {label} every MiB read through the driver as expected",
+               not bad, f"MiB {bad[:16]} differ ({len(got)} of {len(want)} reported)")
+
+
+def check_image(ctx, tag, label, path, layout):
+    problems = image_check.check_image(path, layout)
+    ctx.record(f"{tag}: host: {label} image file holds what was written, byte for byte",
+               not problems, "; ".join(problems[:4]))
+    return not problems
+
+
+def fio_jobs(b, phase):
+    """{job: (err, read KiB, write KiB)} from the guest's @@FIO lines."""
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in
+            b.lines(rf"^@@FIO {re.escape(phase)} (\S+) err=(-?\d+) read_kib=(\d+) "
+                    r"write_kib=(\d+)$")}
+
+
+def phase_seconds(b, name):
+    m = b.lines(rf"^@@TIME fio {re.escape(name)} ([\d.]+) ([\d.]+)$")
+    return float(m[0][2]) - float(m[0][1]) if m else -1.0
+
+
+# --- Scenarios -------------------------------------------------------------
+
+def io_verify(ctx, tag="io-verify"):
+    """fio crc32c write+verify over two namespaces (512 and 4096-byte LBAs)."""
+    smp = ctx.cpus
+    devices = [Q(serial="RSNVMEIOV", namespaces=[NS(32), NS(32, 4096)])]
+    b = ctx.boot(tag, "io-verify", devices, {"disks": 2, "seed": ctx.seed}, smp=smp)
+    by_nsid = check_disks(ctx, tag, b, devices)
+    sizes = {name: int(d["bytes"]) for name, d in disks(b).items()}
+    for phase in FIO_PHASES:
+        jobs = fio_jobs(b, phase)
+        want = {}
+        for name in by_nsid.values():
+            region = sizes[name] // smp // MIB * MIB
+            for c in range(smp):
+                want[f"{name}-cpu{c}-{region // 1024}"] = (0, region // 1024, region // 1024)
+        ctx.record(f"{tag}: host: fio {phase}: {len(want)} jobs wrote and verified their "
+                   f"whole slice without error ({phase_seconds(b, phase):.1f} s)",
+                   jobs == want and bool(want), f"got {jobs}, want {want}")
+    selftest = fio_jobs(b, "selftest")
+    ctx.record(f"{tag}: host: fio reported the planted corruption as a verify error "
+               f"(EILSEQ)", [v[0] for v in selftest.values()] == [EILSEQ],
+               f"selftest jobs {selftest}")
+
+
+def io_pattern(ctx, tag="io-pattern"):
+    """Host-written pattern read by the guest; guest-written pattern
+    checked in the images."""
+    rseed, wseed = ctx.seed, ctx.seed + 1000
+    devices = [Q(serial="RSNVMEPAT", namespaces=[NS(16), NS(16, 4096)])]
+    nss = [(nsid, blocks * lbs) for nsid, blocks, lbs in devices[0].expected_namespaces()]
+    work = tempfile.mkdtemp(prefix="rsnvme-io-")
+    before, after, pre, post = {}, {}, [], []
+    for nsid, size in nss:
+        before[nsid] = [(0, size, rseed + nsid)]
+        after[nsid] = [(0, 4 * MIB, rseed + nsid), (4 * MIB, 8 * MIB, wseed + nsid),
+                       (12 * MIB, size - 12 * MIB, rseed + nsid)]
+        data = image_check.expected(before[nsid], size)
+        Path(work, f"nvme0n{nsid}.img").write_bytes(data)
+        pre.append(image_check.md5(data))
+        post.append(image_check.md5(image_check.pattern(wseed + nsid, 4 * MIB, 8 * MIB)))
+    env = {"disks": len(nss), "rseed": rseed, "wseed": wseed, "pre": ",".join(pre),
+           "post": ",".join(post)}
+    b = ctx.boot(tag, "io-pattern", devices, env, workdir=work)
+    check_disks(ctx, tag, b, devices)
+    ok = True
+    for (nsid, size), p, q in zip(nss, pre, post):
+        check_sum(ctx, tag, b, f"read host pattern ns{nsid} (1 MiB reads)", p)
+        check_sum(ctx, tag, b, f"read back guest pattern ns{nsid}", q)
+        final = image_check.expected(after[nsid], size)
+        check_mibs(ctx, tag, b, f"ns{nsid}", final)
+        ok &= check_image(ctx, tag, f"ns{nsid}", Path(work, f"nvme0n{nsid}.img"), after[nsid])
+    keep(work, tag, ok)
+
+
+def discard_layout(size, lbs, seed):
+    """What io-discard.sh leaves on a namespace."""
+    z = 6 * MIB + 3 * lbs
+    return [(0, MIB, seed), (MIB, 2 * MIB, None), (3 * MIB, MIB, seed),
+            (4 * MIB, 2 * MIB, None), (6 * MIB, 3 * lbs, seed), (z, 5 * lbs, None),
+            (z + 5 * lbs, 8 * MIB - z - 5 * lbs, seed), (8 * MIB, size - 8 * MIB, None)]
+
+
+def io_discard(ctx, tag="io-discard"):
+    """blkdiscard and blkdiscard -z, seen through the driver and in the images."""
+    devices = [Q(serial="RSNVMEDSM", namespaces=[NS(16), NS(16, 4096)],
+                 drive_opts={"discard": "unmap"})]
+    nss = devices[0].expected_namespaces()
+    layouts = {nsid: discard_layout(blocks * lbs, lbs, ctx.seed + nsid)
+               for nsid, blocks, lbs in nss}
+    datas = {nsid: image_check.expected(layouts[nsid], blocks * lbs)
+             for nsid, blocks, lbs in nss}
+    want = [image_check.md5(datas[nsid]) for nsid, _, _ in nss]
+    work = tempfile.mkdtemp(prefix="rsnvme-io-")
+    env = {"disks": len(nss), "seed": ctx.seed, "want": ",".join(want)}
+    b = ctx.boot(tag, "io-discard", devices, env, workdir=work)
+    check_disks(ctx, tag, b, devices)
+    for name, d in disks(b).items():
+        ctx.record(f"{tag}: {name} offers write zeroes (write_zeroes_max_bytes > 0), so "
+                   f"BLKZEROOUT reaches the driver as REQ_OP_WRITE_ZEROES",
+                   int(d.get("write_zeroes_max", 0)) > 0, str(d))
+    ok = True
+    for (nsid, _, _), w in zip(nss, want):
+        check_sum(ctx, tag, b, f"ns{nsid} whole disk as expected", w)
+        check_mibs(ctx, tag, b, f"ns{nsid}", datas[nsid])
+        img = Path(work, f"nvme0n{nsid}.img")
+        ok &= check_image(ctx, tag, f"ns{nsid}", img, layouts[nsid])
+        hole = image_check.is_hole(img, MIB, 2 * MIB)
+        ctx.record(f"{tag}: host: ns{nsid} discarded range is a hole in the image "
+                   f"(the discard reached QEMU)", hole)
+        ok &= hole
+    keep(work, tag, ok)
+
+
+def io_fs(ctx, tag="io-fs"):
+    """ext2 with files checked by sha256 in the guest, then on the host
+    with e2fsck and debugfs."""
+    devices = [Q(serial="RSNVMEFS", size_mb=32)]
+    work = tempfile.mkdtemp(prefix="rsnvme-io-")
+    b = ctx.boot(tag, "io-fs", devices, {}, workdir=work)
+    check_disks(ctx, tag, b, devices)
+    img = Path(work, "nvme0.img")
+    fsums = {m[2]: m[1] for m in b.lines(r"^@@FSUM ([0-9a-f]{64})  \./(\S+)$")}
+    ok = len(fsums) == 30
+    ctx.record(f"{tag}: guest listed 30 files with their sha256", ok, f"{len(fsums)} files")
+    fsck = subprocess.run(["e2fsck", "-fn", str(img)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    ctx.record(f"{tag}: host: e2fsck -fn finds the filesystem clean", fsck.returncode == 0,
+               fsck.stdout[-2000:])
+    ok &= fsck.returncode == 0
+    out = Path(work, "rdump")
+    out.mkdir()
+    dump = subprocess.run(["debugfs", "-R", f"rdump / {out}", str(img)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    got = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+           for p in out.rglob("*") if p.is_file()}
+    bad = sorted(k for k in set(got) | set(fsums) if got.get(k) != fsums.get(k))
+    ctx.record(f"{tag}: host: every file extracted with debugfs has the guest's sha256",
+               bool(fsums) and not bad, f"differ: {bad[:10]}; debugfs: {dump.stdout[-500:]}")
+    ok &= not bad
+    keep(work, tag, ok)
+
+
+def io_teardown(ctx, tag="io-teardown"):
+    """Unbind and rmmod while fio writes; data from before intact."""
+    bound, smp = 30, ctx.cpus
+    devices = [Q(serial="RSNVMETDN", size_mb=32)]
+    work = tempfile.mkdtemp(prefix="rsnvme-io-")
+    b = ctx.boot(tag, "io-teardown", devices, {"seed": ctx.seed, "bound": bound}, smp=smp,
+                 workdir=work)
+    check_disks(ctx, tag, b, devices)
+    m = b.lines(r"^@@TIME unbind ([\d.]+) ([\d.]+)$")
+    took = float(m[0][2]) - float(m[0][1]) if m else -1
+    ctx.record(f"{tag}: host: unbind under load returned in {took:.1f} s (< {bound} s)",
+               0 <= took < bound)
+    for rnd in ("unbind", "rmmod"):
+        jobs = fio_jobs(b, rnd)
+        ctx.record(f"{tag}: host: fio reported every job ({rnd} round)",
+                   len(jobs) == smp, str(jobs))
+        rd = b.lines(rf"^@@READER {rnd} good=(\d+) short=(\d+) bad=(\d+)$")
+        ctx.record(f"{tag}: host: reads racing the {rnd} teardown got the pattern, a prefix "
+                   "or an error, never other data",
+                   bool(rd) and rd[0][3] == "0" and int(rd[0][1]) > 0,
+                   rd[0][0] if rd else "no @@READER line")
+    r = b.lines(r"^@@RMMOD_UNDER_LOAD rc=(\d+): ?(.*)$")
+    outcome = ("refused (module in use)" if r and r[0][1] != "0" else "tore the controller "
+               "down, fio got errors") if r else "not reported"
+    ctx.record(f"{tag}: rmmod under load: {outcome}", bool(r), "no @@RMMOD_UNDER_LOAD line")
+    layout = [(0, 2 * MIB, ctx.seed + 1)]
+    problems = [p for p in image_check.check_image(Path(work, "nvme0.img"), layout)
+                if p.startswith("bytes [0, ")]  # fio wrote the rest
+    ctx.record(f"{tag}: host: the pattern written before the teardowns is intact in the "
+               "image", not problems, "; ".join(problems))
+    keep(work, tag, not problems)
+
+
+SCENARIOS = [
+    ("io-verify", io_verify),
+    ("io-pattern", io_pattern),
+    ("io-discard", io_discard),
+    ("io-fs", io_fs),
+    ("io-teardown", io_teardown),
+]
+
+
+def keep(work, tag, ok):
+    """Removes a scenario's images, or keeps them under build/ on failure."""
+    dest = qemu.BUILD / "io-images" / tag
+    shutil.rmtree(dest, ignore_errors=True)
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(work, dest)
+        print(f"io: images of {tag} kept in {dest}", flush=True)
+
+
+def run_all(kdir, record, check_boot, only="", driver=None):
+    """Runs the I/O scenarios whose name contains `only`."""
+    todo = [(n, f) for n, f in SCENARIOS if only in n]
+    if not todo:
+        return {}
+    for name, ok in image_check.selftest():
+        record(f"io: image checker {name}", ok)
+    driver = driver or IO_DRIVER
+    seed = int(os.environ.get("RSNVME_IO_SEED", random.randint(1000000, 8000000)))
+    print(f"io: driver {driver}, seed {seed}", flush=True)
+    # A copy of its own: build_initramfs always writes build/initramfs.cpio.
+    initrd = qemu.BUILD / "io-initramfs.cpio"
+    shutil.copy2(qemu.build_initramfs(kdir, extra_files=qemu.io_tools()), initrd)
+    times = {}
+    # Every scenario on 1, 2 and 4 vCPUs (RSNVME_IO_CPUS="2" for fewer).
+    for cpus in [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]:
+        ctx = Ctx(kdir, initrd, record, check_boot, driver, seed, cpus)
+        for name, fn in todo:
+            fn(ctx, tag=f"{name}-{cpus}cpu")
+        times.update(ctx.times)
+    print("io: QEMU seconds per scenario: " +
+          ", ".join(f"{n} {s:.1f}" for n, s in times.items()) +
+          f"; total {sum(times.values()):.1f}", flush=True)
+    return times
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-k", default="", help="only scenarios containing this")
+    ap.add_argument("--driver", choices=("c", "rust"), default=IO_DRIVER)
+    args = ap.parse_args()
+    import run
+    run_all(qemu.kernel(), run.record, run.check_boot, args.k, args.driver)
+    run.finish()
+
+
+if __name__ == "__main__":
+    main()
