@@ -229,6 +229,14 @@ def check_identify(tag, b, devices, smp):
                             r"(\d+) bytes")]
         record(f"{tag}: {bdf} namespaces (nsid, blocks, LBA size) match",
                ns_lines[:len(usable)] == usable, f"got {ns_lines}, want {usable}")
+        blocks = sorted((int(x[1]), int(x[2]), int(x[3]), x[4], x[5].strip(), x[6].strip())
+                        for x in b.lines(r"^@@BLOCK rsnvme\d+n(\d+) size=(\d+) lbs=(\d+) "
+                                         r"rotational=(\d) model=(.*) serial=(.*)$"))
+        if len(devices) == 1:
+            want_blocks = sorted((nsid, blocks_ * lbs // 512, lbs, "0", "QEMU NVMe Ctrl", dev.serial)
+                                 for nsid, blocks_, lbs in usable)
+            record(f"{tag}: {bdf} block devices (sectors, LBA, non-rotational, model, serial)",
+                   blocks == want_blocks, f"got {blocks}, want {want_blocks}")
         sysfs = dict((x[1], x[2]) for x in
                      b.lines(rf"^@@SYSFS {re.escape(bdf)} (\w+)=(.*)$"))
         want_sysfs = {"model": "QEMU NVMe Ctrl", "serial": dev.serial,

@@ -19,6 +19,15 @@ for d in $devs; do
 		echo "@@SYSFS $d $a=$(cat /sys/bus/pci/devices/$d/$a)"
 	done
 done
+# Block devices: one per usable namespace, with the controller's identity
+# reachable through the disk's parent device.
+sleep 0.2
+for b in /sys/block/rsnvme*; do
+	[ -e "$b" ] || continue
+	echo "@@BLOCK $(basename $b) size=$(cat $b/size) lbs=$(cat $b/queue/logical_block_size)" \
+		"rotational=$(cat $b/queue/rotational) model=$(cat $b/device/model)" \
+		"serial=$(cat $b/device/serial)"
+done
 check rmmod rmmod rsnvme
 check driver_gone [ ! -e "$DRV" ]
 
