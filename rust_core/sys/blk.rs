@@ -13,6 +13,7 @@
 use super::bindings;
 use super::param::__this_module;
 use super::pci::PciDevice;
+use super::Static;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
 use core::fmt;
@@ -642,13 +643,6 @@ static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
     Static(UnsafeCell::new(unsafe {
             MaybeUninit::zeroed().assume_init()
         }));
-
-/// Static C data shared with the kernel.
-#[repr(transparent)]
-struct Static<T>(T);
-// SAFETY: The kernel reads these (and lockdep writes the key under its own
-// lock); Rust never touches them after initialisation.
-unsafe impl<T> Sync for Static<T> {}
 
 /// A registered disk; removed (after its I/O drains) on drop.
 ///

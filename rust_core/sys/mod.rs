@@ -19,3 +19,13 @@ pub(crate) mod print;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod time;
+
+/// C data in a Rust `static` that the kernel points to: attribute tables,
+/// ops tables, lock class keys.
+#[repr(transparent)]
+pub(crate) struct Static<T>(pub(crate) T);
+
+// SAFETY: Every `Static` is only read after initialisation, by the kernel
+// (lockdep may write a lock class key, under its own lock); Rust code never
+// accesses the contents, so sharing it between threads is sound.
+unsafe impl<T> Sync for Static<T> {}

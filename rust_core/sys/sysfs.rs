@@ -10,6 +10,7 @@
 
 use super::bindings;
 use super::pci::PciDevice;
+use super::Static;
 use crate::ffi::Bound;
 use core::ffi::c_void;
 use core::fmt;
@@ -20,13 +21,6 @@ use kernel::error::{code::ENODEV, to_result, Result};
 /// Attribute names, in the order `Controller::attribute` takes them.
 pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 4] =
     [c"model", c"serial", c"firmware_rev", c"queue_count"];
-
-/// A static table entry the kernel may point to.
-#[repr(transparent)]
-struct Static<T>(T);
-
-// SAFETY: The tables are immutable and only read, by sysfs.
-unsafe impl<T> Sync for Static<T> {}
 
 /// Builds a read-only (0444) device attribute called `name`.
 const fn attribute(name: &'static core::ffi::CStr) -> bindings::device_attribute {
