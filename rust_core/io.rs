@@ -206,6 +206,7 @@ impl IoQueue {
 }
 
 /// What a disk's requests need to know.
+#[derive(Clone, Copy)]
 pub(crate) struct Namespace {
     pub(crate) nsid: u32,
     pub(crate) lba_shift: u32,
@@ -424,11 +425,9 @@ impl Operations for IoShared {
     }
 
     fn queue_rq(&self, queue: &IoQueue, rq: &mut Request<Self>, last: bool) -> Status {
-        let Some(ns) = rq.disk() else {
+        let Some(&ns) = rq.disk() else {
             return Status::IoError;
         };
-        let (nsid, lba_shift) = (ns.nsid, ns.lba_shift);
-        let ns = Namespace { nsid, lba_shift };
         let mut cmd = match self.build(&ns, rq) {
             Ok(cmd) => cmd,
             Err(status) => {
