@@ -275,8 +275,10 @@ impl IoShared {
         &self.queues
     }
 
-    /// Resets the controller and stops every queue, once; afterwards the
-    /// device completes nothing and the caller cancels what is left.
+    /// Resets the controller, stops every queue and ends every request
+    /// still outstanding with an error, once. The lock makes concurrent
+    /// callers (timeouts on several queues, remove) wait for the first, so
+    /// no request is cancelled twice.
     pub(crate) fn fail(&self, set: &TagSetRef<'_, IoShared>, why: &str) {
         let mut failed = self.failed.lock();
         if *failed {
@@ -291,6 +293,9 @@ impl IoShared {
         for (i, q) in self.queues.iter().enumerate() {
             q.kill(set, i as u32, &self.pdev);
         }
+        // The device completes nothing any more: the driver owns every
+        // started request.
+        set.cancel_all(mark_aborted);
         *failed = true;
     }
 
@@ -468,7 +473,6 @@ impl Operations for IoShared {
         // No controller reset and retry yet: fail everything outstanding,
         // including `rq`, so nothing waits forever.
         self.fail(set, "I/O timeout");
-        set.cancel_all(mark_aborted);
         TimeoutAction::Done
     }
 }
@@ -494,16 +498,14 @@ impl IrqHandler for QueueIrq {
 }
 
 /// Cancels a request: records the abort status for `complete`.
-pub(crate) fn mark_aborted(pdu: &mut IoPdu) {
+fn mark_aborted(pdu: &mut IoPdu) {
     pdu.status = STATUS_ABORTED;
 }
 
 /// Resets the controller (if not done yet) and ends every request still
 /// outstanding, with an error; for a controller that is gone.
 pub(crate) fn fail_and_cancel(set: &TagSet<IoShared>, why: &str) {
-    let set_ref = set.borrowed();
-    set.data().fail(&set_ref, why);
-    set_ref.cancel_all(mark_aborted);
+    set.data().fail(&set.borrowed(), why);
 }
 
 pub(crate) use blk::{Disk, Limits};
