@@ -293,8 +293,7 @@ impl Controller {
                 pdev.resource_len(0)
             );
         })?;
-        let cap = read_capabilities(&pdev, &bar)?;
-        let page_shift = cap.page_shift_for(PAGE_SHIFT).ok_or(ENODEV)?;
+        let (cap, page_shift) = read_capabilities(&pdev, &bar)?;
         let regs = Arc::new(
             Registers {
                 pdev: pdev.clone(),
@@ -605,9 +604,9 @@ impl core::fmt::Display for AttributeValue<'_> {
     }
 }
 
-/// Reads and logs CAP, VS and CSTS, and checks the driver can work with
-/// the controller.
-fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<Cap> {
+/// Reads and logs CAP, VS and CSTS, checks the driver can work with the
+/// controller, and returns CAP with the memory page shift to use.
+fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<(Cap, u32)> {
     let csts = crate::spec::regs::Csts(bar.read32(offset::CSTS)?);
     if csts.is_all_ones() {
         dev_err!(pdev, "controller does not respond (CSTS reads all ones)\n");
@@ -629,7 +628,7 @@ fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<Cap> {
         dev_err!(pdev, "controller lacks the NVM command set\n");
         return Err(ENODEV);
     }
-    if cap.page_shift_for(PAGE_SHIFT).is_none() {
+    let Some(page_shift) = cap.page_shift_for(PAGE_SHIFT) else {
         dev_err!(
             pdev,
             "minimum memory page size {} exceeds the host page size {}\n",
@@ -637,7 +636,7 @@ fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<Cap> {
             1u64 << PAGE_SHIFT
         );
         return Err(ENODEV);
-    }
+    };
     // The admin SQ tail and CQ head doorbells, CAP.DSTRD apart.
     let admin_doorbells_end = offset::DOORBELLS + 2 * cap.doorbell_stride();
     if bar.len() < admin_doorbells_end {
@@ -652,5 +651,5 @@ fn read_capabilities(pdev: &PciDevice, bar: &Bar) -> Result<Cap> {
     if csts.fatal() {
         dev_warn!(pdev, "controller reports a fatal status (CSTS.CFS)\n");
     }
-    Ok(cap)
+    Ok((cap, page_shift))
 }
