@@ -531,31 +531,34 @@ impl Controller {
         if let Some(set) = &self.io {
             if !set.data().failed() {
                 for queue in set.data().queues() {
-                    let (delete_sq, delete_cq) = queue.delete_commands();
-                    let regs = &self._regs;
-                    if admin_command(
-                        regs,
-                        &self.admin,
-                        delete_sq,
-                        "Delete I/O Submission Queue",
-                        true,
-                    )
-                    .and_then(|_| {
-                        admin_command(
-                            regs,
-                            &self.admin,
-                            delete_cq,
-                            "Delete I/O Completion Queue",
-                            true,
-                        )
-                    })
-                    .is_err()
-                    {
+                    // A failure was logged; the shutdown that follows
+                    // deletes the remaining queues anyway.
+                    if self.delete_queue(queue).is_err() {
                         break;
                     }
                 }
             }
         }
+    }
+
+    /// Deletes an I/O queue pair on the controller, SQ first.
+    fn delete_queue(&self, queue: &IoQueue) -> Result {
+        let (delete_sq, delete_cq) = queue.delete_commands();
+        admin_command(
+            &self._regs,
+            &self.admin,
+            delete_sq,
+            "Delete I/O Submission Queue",
+            true,
+        )?;
+        admin_command(
+            &self._regs,
+            &self.admin,
+            delete_cq,
+            "Delete I/O Completion Queue",
+            true,
+        )?;
+        Ok(())
     }
 }
 
