@@ -27,6 +27,7 @@ static struct pci_driver rsnvme_driver = {
 	.id_table = rsnvme_id_table,
 	.probe = rsnvme_probe,
 	.remove = rsnvme_remove,
+	.dev_groups = my_rust_dev_groups,
 };
 module_pci_driver(rsnvme_driver);
 

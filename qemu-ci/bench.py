@@ -21,7 +21,7 @@ import qemu
 def main():
     qemu.setup()
     kdir = qemu.kernel()
-    qemu.build_module(kdir)
+    qemu.build_module(kdir, faults=False)
     initrd = qemu.build_initramfs(kdir, extra_files=qemu.io_tools())
     seconds = int(os.environ.get("BENCH_SECONDS", "5"))
     cpus = int(os.environ.get("BENCH_CPUS", "2"))

@@ -16,7 +16,7 @@ import qemu
 def main():
     qemu.setup()
     kdir = qemu.kernel()
-    qemu.build_module(kdir)
+    qemu.build_module(kdir, faults=False)
     initrd = qemu.build_initramfs(kdir)
     devices = [qemu.Nvme(serial="RSNVMEDEMO", size_mb=64)]
     if os.environ.get("QEMU_SHELL"):

@@ -52,9 +52,12 @@ def kernel():
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def build_module(kdir, clippy=False, clean=False):
-    """Builds rsnvme.ko against kdir; returns the build output."""
+def build_module(kdir, clippy=False, clean=False, faults=True):
+    """Builds rsnvme.ko against kdir; returns the build output. With
+    `faults`, the module has the `fault` parameter the tests use."""
     args = ["make", "-C", str(ROOT), f"KDIR={kdir}"]
+    if faults:
+        args.append("RSNVME_FAULT_INJECTION=y")
     if clean:
         run(args + ["clean"], stdout=subprocess.DEVNULL)
     if clippy:

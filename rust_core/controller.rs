@@ -1,105 +1,701 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Controller state changes through its registers: reset, enable and
-//! shutdown (NVMe Base Specification 2.0, section 3.5).
+//! One NVMe controller bound to the driver: bring-up in named steps (map,
+//! reset, admin queue, interrupts, enable, identify, namespaces, queue
+//! count, I/O queues, disks), each undone by the value it returns, and
+//! teardown in the reverse order.
 
 #![deny(unsafe_code)]
 
-use crate::spec::regs::{offset, Cap, Cc, Csts, ShutdownStatus};
+use crate::admin::{AdminQueue, ADMIN_TIMEOUT_MS};
+use crate::fault::{Fault, Faults};
+use crate::io::{Disk, IoShared, Limits, Namespace, QueueIrq, MAX_IO_DEPTH};
+use crate::queue::QueuePair;
+use crate::registers::Registers;
+use crate::spec::command::{Cns, Command};
+use crate::spec::completion::{Completion, StatusKind};
+use crate::spec::identify::{
+    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
+};
+use crate::spec::prp;
+use crate::spec::queue::io_queue_depth;
+use crate::spec::regs::{Cap, Cc, Version, DOORBELLS};
+use crate::sys::blk::{TagSet, MAX_SEGMENTS};
+use crate::sys::cpu;
+use crate::sys::dma::CoherentArray;
+use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
-use crate::sys::pci::PciDevice;
-use crate::sys::print::dev_err;
-use crate::sys::time::{etimedout, msleep, Deadline};
+use crate::sys::pci::{EnabledDevice, PciDevice, Region};
+use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::sysfs::Attributes;
+use crate::sys::time::etimedout;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
-    code::{EIO, ENODEV},
-    Result,
+    code::{EACCES, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC},
+    Error, Result,
 };
 use kernel::sync::Arc;
 
-/// How long a normal shutdown may take before it is abandoned. Linux's C
-/// driver waits 5 s by default (its `shutdown_timeout`).
-const SHUTDOWN_TIMEOUT_MS: u32 = 5000;
+/// How long an I/O may take before the controller is reset, as Linux's C
+/// driver defaults to.
+const IO_TIMEOUT_MS: u32 = 30_000;
 
-/// Floor for CAP.TO waits, for controllers that report TO = 0.
-const MIN_READY_TIMEOUT_MS: u32 = 500;
+/// Numbers controllers for disk names (`rsnvme<N>n<nsid>`).
+static CONTROLLER_INDEX: AtomicU32 = AtomicU32::new(0);
 
-/// The controller's register block and its capabilities.
-pub(crate) struct Registers {
-    pub(crate) pdev: PciDevice,
-    pub(crate) bar: Arc<Bar>,
-    pub(crate) cap: Cap,
+/// BAR0 must at least hold the registers and the first doorbell; the admin
+/// queue doorbells' real extent is checked once CAP.DSTRD is known.
+const MIN_BAR_LEN: usize = DOORBELLS + 4;
+
+/// The kernel's page size as a shift (`PAGE_SHIFT`).
+const PAGE_SHIFT: u32 = kernel::bindings::PAGE_SHIFT;
+
+/// Most namespaces the driver looks at: one Active Namespace ID list.
+const MAX_NAMESPACES: usize = 1024;
+
+/// The sysfs attributes of a bound controller, in the order
+/// [`Controller::show`] takes their index.
+pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 4] =
+    [c"model", c"serial", c"firmware_rev", c"queue_count"];
+
+/// BAR0 mapped and claimed, with the controller's registers.
+///
+/// Fields drop in order: unmap BAR0, release it, disable the device.
+struct Mapped {
+    regs: Arc<Registers>,
+    /// `CC.MPS` as a shift: the memory page size used with the controller.
+    page_shift: u32,
+    _region: Region,
+    _enabled: EnabledDevice,
 }
 
-impl Registers {
-    /// Reads CSTS; `ENODEV` if the device no longer answers.
-    pub(crate) fn csts(&self) -> Result<Csts> {
-        let csts = Csts(self.bar.read32(offset::CSTS)?);
-        if csts.is_all_ones() {
-            dev_err!(&self.pdev, "controller is gone (CSTS reads all ones)\n");
-            return Err(ENODEV);
-        }
-        Ok(csts)
-    }
+/// Interrupt vectors with the admin queue's handler on vector 0.
+///
+/// Fields drop in order: the handler is freed before its vector.
+struct Interrupts {
+    _admin: IrqRegistration<AdminQueue>,
+    vectors: IrqVectors,
+}
 
-    /// Polls CSTS until `done` holds, for at most `timeout_ms`.
-    fn wait_csts(&self, timeout_ms: u32, what: &str, done: impl Fn(Csts) -> bool) -> Result {
-        let deadline = Deadline::after_ms(timeout_ms);
-        loop {
-            let csts = self.csts()?;
-            if done(csts) {
-                return Ok(());
-            }
-            if deadline.expired() {
-                dev_err!(
-                    &self.pdev,
-                    "timed out after {timeout_ms} ms waiting for {what} ({csts})\n"
-                );
-                return Err(etimedout());
-            }
-            msleep(1);
+/// A controller that has been enabled; shut down when dropped, which
+/// stops all of its DMA.
+struct Enabled {
+    regs: Arc<Registers>,
+}
+
+impl Drop for Enabled {
+    fn drop(&mut self) {
+        let pdev = self.regs.pdev();
+        if let Err(e) = self.regs.shutdown() {
+            dev_warn!(pdev, "shutdown failed ({e:?}), resetting\n");
+            // Nothing more can be done if the reset fails too; it logged.
+            let _ = self.regs.disable();
+        }
+        if let Ok(csts) = self.regs.csts() {
+            dev_info!(pdev, "controller shut down, {csts}\n");
         }
     }
+}
 
-    /// The bound for CSTS.RDY transitions: CAP.TO.
-    fn ready_timeout_ms(&self) -> u32 {
-        self.cap.timeout_ms().max(MIN_READY_TIMEOUT_MS)
-    }
+/// What Identify told about the controller and its usable namespaces.
+struct Identity {
+    id: KBox<IdentifyController>,
+    namespaces: KVec<Namespace>,
+}
 
-    /// Resets the controller: clears CC.EN and waits for CSTS.RDY to clear,
-    /// within CAP.TO. Afterwards the controller does no DMA.
-    pub(crate) fn disable(&self) -> Result {
-        let cc = Cc(self.bar.read32(offset::CC)?);
-        if cc.enabled() {
-            self.bar.write32(offset::CC, cc.disabled().0)?;
+/// The I/O queue pairs behind a blk-mq tag set.
+///
+/// Fields drop in order: the handlers are freed before the tag set (and
+/// the queue memory it holds).
+struct IoQueues {
+    _irqs: KVec<IrqRegistration<QueueIrq>>,
+    set: Arc<TagSet<IoShared>>,
+}
+
+/// One NVMe controller bound to this driver.
+///
+/// Fields drop in declaration order, which undoes bring-up in reverse:
+/// remove the disks (waiting for their I/O), shut the controller down (so
+/// it stops all DMA), free the I/O queues, the interrupts and the admin
+/// queue, then unmap and release BAR0 and disable the device.
+pub(crate) struct Controller {
+    disks: KVec<Disk<IoShared>>,
+    _enabled: Enabled,
+    io: Option<IoQueues>,
+    irqs: Interrupts,
+    admin: Arc<AdminQueue>,
+    identity: Identity,
+    /// I/O queue pairs the controller granted.
+    io_granted: u32,
+    mapped: Mapped,
+    pdev: PciDevice,
+}
+
+/// Maps an NVMe status to the kernel error a failed command returns.
+fn status_error(kind: StatusKind) -> Error {
+    match kind {
+        StatusKind::InvalidOpcode | StatusKind::InvalidField | StatusKind::InvalidNamespace => {
+            EINVAL
         }
-        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY to clear", |c| !c.ready())
+        StatusKind::AccessDenied => EACCES,
+        _ => EIO,
     }
+}
 
-    /// Enables the controller with `cc` and waits, within CAP.TO, for
-    /// CSTS.RDY; a fatal status (CSTS.CFS) fails at once.
-    pub(crate) fn enable(&self, cc: Cc) -> Result {
-        self.bar.write32(offset::CC, cc.0)?;
-        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY", |c| {
-            c.ready() || c.fatal()
+/// Runs one admin command; `what` names it in error messages. A timeout
+/// resets the controller, so that the command can no longer write to memory
+/// the caller is about to free.
+fn admin_command(
+    regs: &Registers,
+    admin: &AdminQueue,
+    cmd: Command,
+    what: &str,
+) -> Result<Completion> {
+    let pdev = regs.pdev();
+    let cqe = match admin.submit_and_wait(cmd) {
+        Ok(cqe) => cqe,
+        Err(e) if e == etimedout() => {
+            dev_err!(
+                pdev,
+                "{what} timed out after {ADMIN_TIMEOUT_MS} ms; resetting the controller\n"
+            );
+            // If the reset fails too, it logged why; the caller fails
+            // either way.
+            let _ = regs.disable();
+            return Err(etimedout());
+        }
+        Err(e) => {
+            dev_err!(pdev, "{what} could not be submitted: {e:?}\n");
+            return Err(e);
+        }
+    };
+    let status = cqe.status();
+    if !status.is_success() {
+        dev_err!(pdev, "{what} failed: {status}\n");
+        return Err(status_error(status.kind()));
+    }
+    Ok(cqe)
+}
+
+/// Step "map": enables the PCI device and bus mastering, sets the DMA
+/// mask, claims and maps BAR0, and checks the controller's capabilities.
+fn map(pdev: &PciDevice) -> Result<Mapped> {
+    let enabled = pdev.enable_mem().inspect_err(|e| {
+        dev_err!(pdev, "cannot enable PCI device: {e:?}\n");
+    })?;
+    enabled.set_master();
+    pdev.set_dma_mask(64).inspect_err(|e| {
+        dev_err!(pdev, "no usable 64-bit DMA mask: {e:?}\n");
+    })?;
+    let region = pdev.request_region(0, c"rsnvme").inspect_err(|e| {
+        dev_err!(pdev, "cannot claim BAR0: {e:?}\n");
+    })?;
+    let bar = Bar::map(pdev, 0, MIN_BAR_LEN).inspect_err(|e| {
+        dev_err!(
+            pdev,
+            "cannot map BAR0 ({} bytes, need {MIN_BAR_LEN}): {e:?}\n",
+            pdev.resource_len(0)
+        );
+    })?;
+    let regs = Registers::new(pdev, bar)?;
+    let page_shift = check_capabilities(&regs)?;
+    Ok(Mapped {
+        regs: Arc::new(regs, GFP_KERNEL)?,
+        page_shift,
+        _region: region,
+        _enabled: enabled,
+    })
+}
+
+/// Logs CAP, VS and CSTS, checks the driver can work with the controller
+/// and returns the memory page shift to use.
+fn check_capabilities(regs: &Registers) -> Result<u32> {
+    let pdev = regs.pdev();
+    let cap = regs.cap();
+    let vs: Version = regs.read()?;
+    let csts = regs.csts()?;
+    dev_info!(
+        pdev,
+        "NVMe controller {:04x}:{:04x}, BAR0 {} bytes\n",
+        pdev.vendor_id(),
+        pdev.device_id(),
+        regs.bar_len()
+    );
+    dev_info!(pdev, "{cap}\n");
+    dev_info!(pdev, "{vs}\n");
+    dev_info!(pdev, "{csts}\n");
+    if !cap.supports_nvm() {
+        dev_err!(pdev, "controller lacks the NVM command set\n");
+        return Err(ENODEV);
+    }
+    let Some(page_shift) = cap.page_shift_for(PAGE_SHIFT) else {
+        dev_err!(
+            pdev,
+            "minimum memory page size {} exceeds the host page size {}\n",
+            1u64 << cap.mps_min_shift(),
+            1u64 << PAGE_SHIFT
+        );
+        return Err(ENODEV);
+    };
+    if regs.bar_len() < cap.admin_doorbells_end() {
+        dev_err!(
+            pdev,
+            "BAR0 is {} bytes, too short for doorbells {} bytes apart\n",
+            regs.bar_len(),
+            cap.doorbell_stride()
+        );
+        return Err(ENODEV);
+    }
+    if csts.fatal() {
+        dev_warn!(pdev, "controller reports a fatal status (CSTS.CFS)\n");
+    }
+    Ok(page_shift)
+}
+
+/// Step "reset": disables the controller, so it does no DMA and takes a
+/// new admin queue.
+fn reset(regs: &Registers) -> Result {
+    regs.disable().inspect_err(|_| {
+        dev_err!(regs.pdev(), "controller did not reset\n");
+    })
+}
+
+/// Step "admin queue": allocates the admin queue pair and programs its
+/// addresses into the disabled controller.
+fn admin_queue(regs: &Registers, faults: Faults) -> Result<Arc<AdminQueue>> {
+    let pdev = regs.pdev();
+    if faults.inject(Fault::DmaAlloc) {
+        dev_err!(pdev, "cannot allocate the admin queue: ENOMEM (injected)\n");
+        return Err(ENOMEM);
+    }
+    let admin = AdminQueue::new(regs).inspect_err(|e| {
+        dev_err!(pdev, "cannot allocate the admin queue: {e:?}\n");
+    })?;
+    admin.program(regs)?;
+    Ok(admin)
+}
+
+/// Step "interrupts": one vector, for the admin queue, until the number of
+/// I/O queues is known.
+fn admin_interrupt(
+    pdev: &PciDevice,
+    admin: &Arc<AdminQueue>,
+    faults: Faults,
+) -> Result<Interrupts> {
+    if faults.inject(Fault::IrqVectors) {
+        dev_err!(
+            pdev,
+            "cannot allocate interrupt vectors: ENOSPC (injected)\n"
+        );
+        return Err(ENOSPC);
+    }
+    let vectors = IrqVectors::alloc(pdev, 1, 1).inspect_err(|e| {
+        dev_err!(pdev, "cannot allocate interrupt vectors: {e:?}\n");
+    })?;
+    let admin =
+        IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme").inspect_err(|e| {
+            dev_err!(pdev, "cannot register the admin interrupt: {e:?}\n");
         })?;
-        let csts = self.csts()?;
-        if csts.fatal() {
-            dev_err!(&self.pdev, "controller failed while enabling ({csts})\n");
-            return Err(EIO);
+    Ok(Interrupts {
+        _admin: admin,
+        vectors,
+    })
+}
+
+/// Step "enable": enables the controller and waits for it to be ready.
+fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
+    let regs = &mapped.regs;
+    let cc = Cc::for_enable(mapped.page_shift).ok_or(EINVAL)?;
+    // Injected: write the configuration without EN, so RDY never comes.
+    let cc = if faults.inject(Fault::NeverReady) {
+        cc.disabled()
+    } else {
+        cc
+    };
+    regs.enable(cc).inspect_err(|_| {
+        dev_err!(regs.pdev(), "controller did not become ready\n");
+    })?;
+    Ok(Enabled { regs: regs.clone() })
+}
+
+/// Admin commands during bring-up, with the identify buffer they share.
+struct Bringup<'a> {
+    regs: &'a Registers,
+    admin: &'a AdminQueue,
+    buf: CoherentArray<u8>,
+    page: KBox<[u8; IDENTIFY_DATA_SIZE]>,
+}
+
+impl<'a> Bringup<'a> {
+    fn new(regs: &'a Registers, admin: &'a AdminQueue) -> Result<Self> {
+        Ok(Self {
+            regs,
+            admin,
+            buf: CoherentArray::zeroed(regs.pdev(), IDENTIFY_DATA_SIZE)?,
+            page: KBox::new([0; IDENTIFY_DATA_SIZE], GFP_KERNEL)?,
+        })
+    }
+
+    /// Runs one admin command, see [`admin_command`].
+    fn command(&self, cmd: Command, what: &str) -> Result<Completion> {
+        admin_command(self.regs, self.admin, cmd, what)
+    }
+
+    /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
+    fn identify(&mut self, cns: Cns, nsid: u32, what: &str) -> Result {
+        let cmd = Command::identify(cns, nsid, self.buf.dma_handle());
+        self.command(cmd, what)?;
+        self.buf.read_into(&mut self.page[..])
+    }
+
+    /// Step "identify": Identify Controller, checked.
+    fn controller(&mut self, faults: Faults) -> Result<KBox<IdentifyController>> {
+        if faults.inject(Fault::IdentifyTimeout) {
+            self.admin.pair().silence_doorbell();
         }
+        self.identify(Cns::Controller, 0, "Identify Controller")?;
+        let id = KBox::new(IdentifyController::parse(&self.page), GFP_KERNEL)?;
+        id.validate().map_err(|e| {
+            dev_err!(self.regs.pdev(), "unusable Identify Controller data: {e}\n");
+            ENODEV
+        })?;
+        Ok(id)
+    }
+
+    /// Step "namespaces": identifies every active namespace and keeps the
+    /// usable ones.
+    fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
+        let pdev = self.regs.pdev();
+        let mut nsids = KVec::new();
+        if self
+            .identify(Cns::ActiveNsList, 0, "Identify Active Namespace List")
+            .is_ok()
+        {
+            for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
+                nsids.push(nsid, GFP_KERNEL)?;
+            }
+        } else {
+            // Controllers before NVMe 1.1 lack the list: try 1..=NN.
+            let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
+            dev_warn!(
+                pdev,
+                "no active namespace list; trying namespaces 1..={nn}\n"
+            );
+            for nsid in 1..=nn {
+                nsids.push(nsid, GFP_KERNEL)?;
+            }
+        }
+
+        let mut namespaces = KVec::new();
+        for &nsid in nsids.iter() {
+            self.identify(Cns::Namespace, nsid, "Identify Namespace")?;
+            let ns = IdentifyNamespace::parse(&self.page);
+            match ns.usable_lba(PAGE_SHIFT) {
+                Ok(lba_shift) => namespaces.push(
+                    Namespace {
+                        nsid,
+                        blocks: ns.size_blocks(),
+                        lba_shift,
+                    },
+                    GFP_KERNEL,
+                )?,
+                Err(e) => dev_warn!(pdev, "namespace {nsid} skipped: {e}\n"),
+            }
+        }
+        if namespaces.is_empty() {
+            dev_warn!(pdev, "no usable namespaces\n");
+        }
+        Ok(namespaces)
+    }
+
+    /// Step "queue count": asks for one I/O queue pair per online CPU (Set
+    /// Features, Number of Queues) and returns how many were granted.
+    fn queue_count(&self) -> u32 {
+        let wanted = u16::try_from(cpu::num_online()).unwrap_or(u16::MAX);
+        let cmd = Command::set_features_num_queues(wanted, wanted);
+        match self.command(cmd, "Set Features (Number of Queues)") {
+            Ok(cqe) => {
+                // NSQA in bits 15:0, NCQA in bits 31:16, both zero-based.
+                let sq = (cqe.result() & 0xffff) + 1;
+                let cq = (cqe.result() >> 16) + 1;
+                sq.min(cq).min(wanted.into())
+            }
+            Err(_) => {
+                dev_warn!(self.regs.pdev(), "continuing with the admin queue only\n");
+                0
+            }
+        }
+    }
+
+    /// Step "I/O queues": `count` queue pairs, created on the controller
+    /// and put behind a tag set with an interrupt handler each.
+    fn io_queues(
+        &self,
+        mapped: &Mapped,
+        irqs: &Interrupts,
+        count: u32,
+        faults: Faults,
+    ) -> Result<IoQueues> {
+        let regs = &mapped.regs;
+        let depth = io_queue_depth(regs.cap().max_queue_entries(), MAX_IO_DEPTH);
+        let spread = irqs.vectors.count() > 1;
+        let mut queues = KVec::new();
+        for qid in 1..=u16::try_from(count)? {
+            // With a single vector the queue shares it with the admin queue.
+            let vector = if spread { qid } else { 0 };
+            let queue = QueuePair::new(regs, qid, depth, vector)?;
+            let (create_cq, create_sq) = queue.create_commands().ok_or(EINVAL)?;
+            self.command(create_cq, "Create I/O Completion Queue")?;
+            self.command(create_sq, "Create I/O Submission Queue")?;
+            if faults.inject(Fault::IoTimeout) {
+                queue.silence_doorbell();
+            }
+            queues.push(queue, GFP_KERNEL)?;
+        }
+        let page_size = 1u32 << mapped.page_shift;
+        let shared = IoShared::new(regs.clone(), queues, page_size, spread.then_some(1))?;
+        let set = Arc::new(
+            TagSet::new(shared, count, u32::from(depth) - 1, IO_TIMEOUT_MS)?,
+            GFP_KERNEL,
+        )?;
+        let mut handlers = KVec::new();
+        for (index, queue) in set.data().queues().iter().enumerate() {
+            let handler = QueueIrq {
+                set: set.clone(),
+                index: u32::try_from(index)?,
+            };
+            handlers.push(
+                IrqRegistration::request(
+                    &irqs.vectors,
+                    queue.vector().into(),
+                    Arc::new(handler, GFP_KERNEL)?,
+                    c"rsnvme-io",
+                )?,
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(IoQueues {
+            _irqs: handlers,
+            set,
+        })
+    }
+}
+
+/// Step "interrupts" again, once the queue count is known: one vector for
+/// the admin queue and one per I/O queue, spread over the CPUs. Returns the
+/// new interrupts and how many I/O queues they serve.
+fn spread_interrupts(
+    pdev: &PciDevice,
+    admin: &Arc<AdminQueue>,
+    old: Interrupts,
+    wanted: u32,
+) -> Result<(Interrupts, u32)> {
+    drop(old);
+    let vectors = IrqVectors::alloc_spread(pdev, 1, wanted + 1, 1).inspect_err(|e| {
+        dev_err!(pdev, "cannot allocate interrupt vectors: {e:?}\n");
+    })?;
+    let handler = IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme")?;
+    // With a single vector, one I/O queue shares it with the admin queue.
+    let count = match vectors.count() {
+        0 | 1 => wanted.min(1),
+        n => wanted.min(n - 1),
+    };
+    let irqs = Interrupts {
+        _admin: handler,
+        vectors,
+    };
+    Ok((irqs, count))
+}
+
+/// Step "disks": one disk per usable namespace. A namespace whose disk
+/// cannot be added is reported and left out.
+fn add_disks(
+    pdev: &PciDevice,
+    identity: &Identity,
+    io: &IoQueues,
+    mapped: &Mapped,
+) -> Result<KVec<Disk<IoShared>>> {
+    let index = CONTROLLER_INDEX.fetch_add(1, Ordering::Relaxed);
+    let cap = mapped.regs.cap();
+    let mut disks = KVec::new();
+    for ns in identity.namespaces.iter() {
+        let limits = limits(&identity.id, cap, mapped.page_shift, ns.lba_shift);
+        let name = format_args!("rsnvme{}n{}", index, ns.nsid);
+        let data = Arc::new(*ns, GFP_KERNEL)?;
+        match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev) {
+            Ok(disk) => disks.push(disk, GFP_KERNEL)?,
+            Err(e) => dev_err!(pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid),
+        }
+    }
+    Ok(disks)
+}
+
+impl Controller {
+    /// Takes over the controller at `pdev` and brings it up: map, reset,
+    /// admin queue, interrupts, enable, identify, namespaces, queue count,
+    /// I/O queues, disks. On error every step taken is undone, in reverse.
+    pub(crate) fn probe(pdev: PciDevice) -> Result<Self> {
+        let faults = Faults::for_probe(&pdev);
+        let mapped = map(&pdev)?;
+        let regs = &mapped.regs;
+        reset(regs)?;
+        let admin = admin_queue(regs, faults)?;
+        let irqs = admin_interrupt(&pdev, &admin, faults)?;
+        let enabled = enable(&mapped, faults)?;
+
+        let mut bringup = Bringup::new(regs, &admin)?;
+        let id = bringup.controller(faults)?;
+        let namespaces = bringup.namespaces(&id)?;
+        let identity = Identity { id, namespaces };
+        let io_granted = bringup.queue_count();
+
+        let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted)?;
+        let (io, disks) = if count > 0 {
+            let io = bringup.io_queues(&mapped, &irqs, count, faults)?;
+            let disks = add_disks(&pdev, &identity, &io, &mapped)?;
+            (Some(io), disks)
+        } else {
+            (None, KVec::new())
+        };
+        drop(bringup);
+
+        let ctrl = Self {
+            disks,
+            _enabled: enabled,
+            io,
+            irqs,
+            admin,
+            identity,
+            io_granted,
+            mapped,
+            pdev,
+        };
+        ctrl.report();
+        Ok(ctrl)
+    }
+
+    /// I/O queue pairs in use.
+    fn io_queues(&self) -> u32 {
+        self.io
+            .as_ref()
+            .map_or(0, |io| io.set.data().queues().len() as u32)
+    }
+
+    /// Logs what the controller is and what it offers.
+    fn report(&self) {
+        let id = &self.identity.id;
+        let kind = match self.irqs.vectors.kind() {
+            IrqKind::MsiX => "MSI-X",
+            IrqKind::Msi => "MSI",
+            IrqKind::Intx => "INTx",
+        };
+        let mdts = match id.max_transfer_shift(self.mapped.regs.cap().mps_min_shift()) {
+            Some(shift) if shift < 64 => 1u64 << shift,
+            _ => 0,
+        };
+        dev_info!(
+            &self.pdev,
+            "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
+             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
+            id.model(),
+            id.serial(),
+            id.firmware(),
+            self.io_granted,
+            self.io_queues(),
+            self.identity.namespaces.len(),
+            mdts,
+            kind,
+            self.irqs.vectors.count()
+        );
+        for ns in self.identity.namespaces.iter() {
+            let bytes = ns.blocks.checked_shl(ns.lba_shift).unwrap_or(u64::MAX);
+            dev_info!(
+                &self.pdev,
+                "namespace {}: {} blocks of {} bytes ({} MiB)\n",
+                ns.nsid,
+                ns.blocks,
+                1u32 << ns.lba_shift,
+                bytes >> 20
+            );
+        }
+    }
+
+    /// Hands the controller back: removes its disks (waiting for their
+    /// I/O), deletes the I/O queues; dropping the fields then shuts the
+    /// controller down and releases everything.
+    pub(crate) fn remove(mut self) {
+        dev_info!(&self.pdev, "unbinding\n");
+        if let Some(io) = &self.io {
+            if self.mapped.regs.csts().is_err() {
+                // The device is gone: nothing will complete by itself.
+                io.set.data().fail(&io.set.borrowed(), "controller is gone");
+            }
+        }
+        drop(core::mem::take(&mut self.disks));
+        if let Some(io) = &self.io {
+            if !io.set.data().failed() {
+                for queue in io.set.data().queues() {
+                    // A failure was logged; the shutdown that follows
+                    // deletes the remaining queues anyway.
+                    if self.delete_queue(queue).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes an I/O queue pair on the controller, SQ first.
+    fn delete_queue(&self, queue: &QueuePair) -> Result {
+        let regs = &self.mapped.regs;
+        let (delete_sq, delete_cq) = queue.delete_commands();
+        admin_command(regs, &self.admin, delete_sq, "Delete I/O Submission Queue")?;
+        admin_command(regs, &self.admin, delete_cq, "Delete I/O Completion Queue")?;
         Ok(())
     }
+}
 
-    /// Tells the controller the host is shutting it down (CC.SHN normal)
-    /// and waits for CSTS.SHST to report completion.
-    pub(crate) fn shutdown(&self) -> Result {
-        let cc = Cc(self.bar.read32(offset::CC)?);
-        if !cc.enabled() {
-            return Ok(());
+impl Attributes for Controller {
+    fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = &self.identity.id;
+        match index {
+            0 => out.write_str(id.model()),
+            1 => out.write_str(id.serial()),
+            2 => out.write_str(id.firmware()),
+            3 => write!(out, "{}", self.io_granted),
+            _ => Ok(()),
         }
-        self.bar.write32(offset::CC, cc.with_normal_shutdown().0)?;
-        self.wait_csts(SHUTDOWN_TIMEOUT_MS, "shutdown to complete", |c| {
-            c.shutdown_status() == ShutdownStatus::Complete
-        })
+    }
+}
+
+/// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
+fn limits(id: &IdentifyController, cap: Cap, page_shift: u32, lba_shift: u32) -> Limits {
+    let page_size = 1u32 << page_shift;
+    // One PRP list page; longer transfers are split by the block layer.
+    let mut max_bytes = prp::max_transfer_bytes(page_size, (page_size / 8) as usize);
+    if let Some(shift) = id.max_transfer_shift(cap.mps_min_shift()) {
+        if shift < 64 {
+            max_bytes = max_bytes.min(1u64 << shift);
+        }
+    }
+    // Read and Write count blocks in 16 bits.
+    max_bytes = max_bytes.min(65536u64 << lba_shift);
+    let max_hw_sectors = u32::try_from(max_bytes >> 9).unwrap_or(u32::MAX);
+    Limits {
+        logical_block_size: 1 << lba_shift,
+        max_hw_sectors,
+        max_segments: MAX_SEGMENTS as u16,
+        virt_boundary_mask: page_size as usize - 1,
+        // PRP entries must be dword aligned.
+        dma_alignment: 3,
+        write_cache: id.volatile_write_cache(),
+        max_discard_sectors: if id.supports_dsm() { u32::MAX } else { 0 },
+        max_write_zeroes_sectors: if id.supports_write_zeroes() {
+            65536 << (lba_shift - 9)
+        } else {
+            0
+        },
     }
 }

@@ -1,31 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points called by the C shim's `struct pci_driver`.
+//! Entry points called by the C shim's `struct pci_driver`, and the
+//! attribute groups its `.dev_groups` points to.
 //!
 //! cbindgen turns these declarations into `include/my_pci_rust_bindings.h`.
 //! The raw `struct pci_dev` pointer is wrapped at once. While a device is
-//! bound, its drvdata points to a [`Bound`] in a [`KBox`].
+//! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
-use crate::driver::Controller;
-use crate::sys::bindings::pci_dev;
+use crate::controller::{Controller, ATTRIBUTE_NAMES};
+use crate::sys::bindings::{attribute, attribute_group, device_attribute, pci_dev};
 use crate::sys::pci::{self, PciDevice};
-use crate::sys::print::dev_warn;
-use crate::sys::sysfs::AttributeGroup;
+use crate::sys::sysfs;
+use crate::sys::Static;
 use core::ffi::c_int;
-use core::ptr::{self, addr_of_mut};
+use core::ptr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
-
-/// What a bound device's drvdata points to.
-///
-/// `ctrl` is only ever borrowed shared (sysfs `show` reads it concurrently),
-/// and `sysfs` is only written and taken through its own field, so no
-/// `&mut Bound` is ever made while the device is bound.
-pub(crate) struct Bound {
-    /// The controller.
-    pub(crate) ctrl: Controller,
-    /// The sysfs attributes, removed before `ctrl` is dropped.
-    sysfs: Option<AttributeGroup>,
-}
 
 /// Binds the driver to an NVMe controller (`pci_driver.probe`).
 ///
@@ -47,18 +36,10 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
         Ok(ctrl) => ctrl,
         Err(e) => return e.to_errno(),
     };
-    let bound = match KBox::new(Bound { ctrl, sysfs: None }, GFP_KERNEL) {
-        Ok(bound) => KBox::into_raw(bound),
+    match KBox::new(ctrl, GFP_KERNEL) {
+        Ok(ctrl) => dev.set_drvdata(KBox::into_raw(ctrl).cast()),
         // The controller was dropped inside `KBox::new`, shutting it down.
         Err(e) => return kernel::error::Error::from(e).to_errno(),
-    };
-    dev.set_drvdata(bound.cast());
-    match AttributeGroup::create(&dev) {
-        // SAFETY: `bound` is live and owned by drvdata; writing the field
-        // (which holds `None`, so nothing needs dropping) does not touch
-        // `ctrl`, which sysfs may already be reading.
-        Ok(group) => unsafe { addr_of_mut!((*bound).sysfs).write(Some(group)) },
-        Err(e) => dev_warn!(&dev, "no sysfs attributes: {e:?}\n"),
     }
     0
 }
@@ -72,20 +53,50 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     // SAFETY: `pdev` is valid by this function's safety requirements.
-    let bound = unsafe { pci::drvdata(pdev) }.cast::<Bound>();
-    if bound.is_null() {
+    let ctrl = unsafe { pci::drvdata(pdev) }.cast::<Controller>();
+    if ctrl.is_null() {
         return;
     }
-    // SAFETY: A successful probe stored a live `Bound` as drvdata. Taking
-    // the field removes the sysfs group, which waits for `show` calls that
-    // still borrow `ctrl`.
-    drop(unsafe { addr_of_mut!((*bound).sysfs).replace(None) });
     // SAFETY: `pdev` is valid by this function's safety requirements.
     if let Ok(dev) = unsafe { PciDevice::get(pdev) } {
         dev.set_drvdata(ptr::null_mut());
     }
-    // SAFETY: `bound` came from `KBox::into_raw` in probe and nothing
-    // borrows it any more; only this function takes it back, once.
-    let bound = unsafe { KBox::from_raw(bound) };
-    KBox::into_inner(bound).ctrl.remove();
+    // SAFETY: `ctrl` came from `KBox::into_raw` in probe. The driver core
+    // removed the attribute groups (the only other users) before calling
+    // remove, and only this function takes it back, once.
+    let ctrl = unsafe { KBox::from_raw(ctrl) };
+    KBox::into_inner(ctrl).remove();
 }
+
+/// The controller's attributes.
+static ATTRIBUTES: Static<[device_attribute; 4]> = Static(
+    // SAFETY: These attributes are only in `my_rust_dev_groups`, the
+    // `dev_groups` of this driver, whose probe stores a `KBox<Controller>`
+    // as drvdata before it succeeds and whose remove takes it back (above).
+    unsafe {
+        [
+            sysfs::attribute::<Controller, 0>(ATTRIBUTE_NAMES[0]),
+            sysfs::attribute::<Controller, 1>(ATTRIBUTE_NAMES[1]),
+            sysfs::attribute::<Controller, 2>(ATTRIBUTE_NAMES[2]),
+            sysfs::attribute::<Controller, 3>(ATTRIBUTE_NAMES[3]),
+        ]
+    },
+);
+
+/// The NULL-terminated list of [`ATTRIBUTES`] for their group.
+static ATTRIBUTE_LIST: Static<[*const attribute; 5]> = Static([
+    &raw const ATTRIBUTES.0[0].attr,
+    &raw const ATTRIBUTES.0[1].attr,
+    &raw const ATTRIBUTES.0[2].attr,
+    &raw const ATTRIBUTES.0[3].attr,
+    ptr::null(),
+]);
+
+/// The group of the controller's attributes.
+static GROUP: Static<attribute_group> = Static(sysfs::group(&raw const ATTRIBUTE_LIST.0[0]));
+
+/// The attribute groups of a bound controller, NULL-terminated: the
+/// shim's `pci_driver.dev_groups`. The driver core adds them after a
+/// successful probe and removes them before remove.
+#[no_mangle]
+pub static mut my_rust_dev_groups: [*const attribute_group; 2] = [&raw const GROUP.0, ptr::null()];

@@ -6,24 +6,20 @@
 
 #![deny(unsafe_code)]
 
-use crate::admin::posted_entry;
-use crate::controller::Registers;
+use crate::queue::QueuePair;
+use crate::registers::Registers;
 use crate::spec::command::{Command, DsmRange};
-use crate::spec::completion::{Status as NvmeStatus, StatusKind};
+use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::prp::{self, PrpError, Segment};
-use crate::spec::queue::{doorbell_offset, CqRing};
 use crate::sys::blk::{
-    self, Op, Operations, Request, Status, TagSet, TagSetRef, TimeoutAction, MAX_SEGMENTS,
+    self, BlkStatus, Op, Operations, Request, TagSet, TagSetRef, TimeoutAction, MAX_SEGMENTS,
 };
-use crate::sys::dma::CoherentArray;
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
-use crate::sys::mmio::Doorbell;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_warn};
-use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
-use kernel::error::{code::EINVAL, Result};
+use kernel::error::{code::EBUSY, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -33,183 +29,27 @@ use kernel::sync::{Arc, Mutex};
 /// behind a few queues.
 pub(crate) const MAX_IO_DEPTH: u16 = 256;
 
-/// A completion queue entry is four dwords.
-const CQE_DWORDS: usize = 4;
-
 /// The status the driver records for a request it cancels: generic status
 /// 0x07, Command Abort Requested.
 const STATUS_ABORTED: u16 = 0x07;
 
-/// Submission queue state.
-struct SqState {
-    tail: u16,
-    /// Commands written but not yet announced with the doorbell.
-    unrung: bool,
-    /// Set once the controller is gone or reset: no more submissions.
-    dead: bool,
-}
-
-/// Completion queue state.
-struct CqState {
-    ring: CqRing,
-    /// Set once the controller is gone or reset: the handler stops.
-    dead: bool,
-}
-
-/// One I/O submission/completion queue pair.
-#[pin_data]
-pub(crate) struct IoQueue {
-    qid: u16,
-    depth: u16,
-    /// Vector index its completions interrupt on.
-    pub(crate) vector: u16,
-    sq_mem: CoherentArray<Command>,
-    cq_mem: CoherentArray<u32>,
-    sq_doorbell: Doorbell,
-    cq_doorbell: Doorbell,
-    #[pin]
-    sq: IrqSpinLock<SqState>,
-    #[pin]
-    cq: IrqSpinLock<CqState>,
-}
-
-impl IoQueue {
-    /// Allocates queue pair `qid` of `depth` entries in DMA memory; the
-    /// caller creates it on the controller with [`IoQueue::create_commands`].
-    pub(crate) fn new(regs: &Registers, qid: u16, depth: u16, vector: u16) -> Result<Arc<Self>> {
-        let entries = usize::from(depth);
-        let sq_mem = CoherentArray::zeroed(&regs.pdev, entries)?;
-        let cq_mem = CoherentArray::zeroed(&regs.pdev, entries * CQE_DWORDS)?;
-        let stride = regs.cap.doorbell_stride_shift();
-        let sq_doorbell = regs
-            .bar
-            .doorbell(doorbell_offset(qid, false, stride).ok_or(EINVAL)?)?;
-        let cq_doorbell = regs
-            .bar
-            .doorbell(doorbell_offset(qid, true, stride).ok_or(EINVAL)?)?;
-        let ring = CqRing::new(depth).ok_or(EINVAL)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                qid,
-                depth,
-                vector,
-                sq_mem,
-                cq_mem,
-                sq_doorbell,
-                cq_doorbell,
-                sq <- new_irq_spinlock!(SqState { tail: 0, unrung: false, dead: false }, "rsnvme_io_sq"),
-                cq <- new_irq_spinlock!(CqState { ring, dead: false }, "rsnvme_io_cq"),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// The admin commands that create this pair on the controller, CQ
-    /// first (NVMe Base Specification 2.0, section 3.3.1.1).
-    pub(crate) fn create_commands(&self) -> Option<(Command, Command)> {
-        let cq = Command::create_io_cq(
-            self.qid,
-            self.depth,
-            self.cq_mem.dma_handle(),
-            self.vector,
-            true,
-        )?;
-        let sq = Command::create_io_sq(self.qid, self.depth, self.sq_mem.dma_handle(), self.qid)?;
-        Some((cq, sq))
-    }
-
-    /// The admin commands that delete this pair, SQ first.
-    pub(crate) fn delete_commands(&self) -> (Command, Command) {
-        (
-            Command::delete_io_sq(self.qid),
-            Command::delete_io_cq(self.qid),
-        )
-    }
-
-    /// Writes `cmd` to the submission queue; rings the doorbell unless
-    /// more commands follow (`last == false`). Fails once the queue is dead.
-    fn submit(&self, cmd: Command, last: bool) -> Result {
-        let mut sq = self.sq.lock();
-        if sq.dead {
-            return Err(EINVAL);
-        }
-        // The queue has one entry more than the tag set has tags, so it
-        // cannot overflow: a tag (and its slot) is only reused after its
-        // completion, which the controller posts after fetching the entry.
-        self.sq_mem.write(usize::from(sq.tail), cmd)?;
-        sq.tail = if sq.tail + 1 >= self.depth {
-            0
-        } else {
-            sq.tail + 1
-        };
-        if last {
-            // Ordered after the entry write above (as `writel` is).
-            self.sq_doorbell.ring(sq.tail.into());
-            sq.unrung = false;
-        } else {
-            sq.unrung = true;
-        }
-        Ok(())
-    }
-
-    /// Rings the doorbell for commands submitted with `last == false`.
-    fn commit(&self) {
-        let mut sq = self.sq.lock();
-        if sq.unrung && !sq.dead {
-            self.sq_doorbell.ring(sq.tail.into());
-            sq.unrung = false;
-        }
-    }
-
-    /// Completes every request the controller has posted a completion for.
-    fn process_completions(
-        &self,
-        set: &TagSetRef<'_, IoShared>,
-        index: u32,
-        pdev: &PciDevice,
-    ) -> u32 {
-        let mut cq = self.cq.lock();
-        if cq.dead {
-            return 0;
-        }
-        let mut handled = 0;
-        while let Some(cqe) = posted_entry(&self.cq_mem, &cq.ring) {
-            cq.ring.advance();
-            handled += 1;
-            match set.in_flight(index, cqe.cid().into()) {
-                Some(mut done) => {
-                    done.pdu().status = cqe.status().0;
-                    done.complete();
-                }
-                None => dev_warn!(
-                    pdev,
-                    "queue {}: completion for unknown command id {}\n",
-                    self.qid,
-                    cqe.cid()
-                ),
-            }
-        }
-        if handled > 0 {
-            self.cq_doorbell.ring(cq.ring.head().into());
-        }
-        handled
-    }
-
-    /// Stops the queue: completes what the controller posted, then takes
-    /// no more submissions and ignores further interrupts. For a
-    /// controller that has been reset or is gone.
-    fn kill(&self, set: &TagSetRef<'_, IoShared>, index: u32, pdev: &PciDevice) {
-        self.sq.lock().dead = true;
-        self.process_completions(set, index, pdev);
-        self.cq.lock().dead = true;
-    }
-}
-
-/// What a disk's requests need to know.
+/// A namespace the driver serves: what its disk's requests need.
 #[derive(Clone, Copy)]
 pub(crate) struct Namespace {
+    /// Namespace identifier.
     pub(crate) nsid: u32,
+    /// Capacity in logical blocks.
+    pub(crate) blocks: u64,
+    /// Logical block size as a shift (9 for 512 bytes).
     pub(crate) lba_shift: u32,
+}
+
+impl Namespace {
+    /// Capacity in 512-byte sectors (saturating).
+    pub(crate) fn sectors(&self) -> u64 {
+        let shift = self.lba_shift.saturating_sub(9);
+        self.blocks.checked_shl(shift).unwrap_or(u64::MAX)
+    }
 }
 
 /// Per-request driver data.
@@ -227,14 +67,11 @@ pub(crate) struct IoPdu {
 pub(crate) struct IoShared {
     pdev: PciDevice,
     regs: Arc<Registers>,
-    queues: KVec<Arc<IoQueue>>,
+    queues: KVec<Arc<QueuePair>>,
     pool: Arc<DmaPool>,
     page_size: u32,
     /// The vector of I/O queue 1 when vectors are spread over CPUs.
     affinity_offset: Option<u32>,
-    /// Whether doorbells are rung; false only for fault injection, which
-    /// makes every I/O time out.
-    ring: bool,
     /// Whether the controller was reset after a timeout or went away.
     #[pin]
     failed: Mutex<bool>,
@@ -243,12 +80,11 @@ pub(crate) struct IoShared {
 impl IoShared {
     pub(crate) fn new(
         regs: Arc<Registers>,
-        queues: KVec<Arc<IoQueue>>,
+        queues: KVec<Arc<QueuePair>>,
         page_size: u32,
         affinity_offset: Option<u32>,
-        ring: bool,
     ) -> Result<Arc<Self>> {
-        let pdev = regs.pdev.clone();
+        let pdev = regs.pdev().clone();
         let pool = DmaPool::new(&pdev, c"rsnvme prp", page_size as usize)?;
         Arc::pin_init(
             pin_init!(Self {
@@ -258,7 +94,6 @@ impl IoShared {
                 pool,
                 page_size,
                 affinity_offset,
-                ring,
                 failed <- new_mutex!(false, "rsnvme_io_failed"),
             }),
             GFP_KERNEL,
@@ -271,8 +106,31 @@ impl IoShared {
     }
 
     /// The queues, for creating and deleting them.
-    pub(crate) fn queues(&self) -> &[Arc<IoQueue>] {
+    pub(crate) fn queues(&self) -> &[Arc<QueuePair>] {
         &self.queues
+    }
+
+    /// Hands the completion `cqe` of I/O queue `queue` (index `index`) to
+    /// the block layer.
+    fn complete_entry(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        queue: &QueuePair,
+        index: u32,
+        cqe: &Completion,
+    ) {
+        match set.in_flight(index, cqe.cid().into()) {
+            Some(mut rq) => {
+                rq.pdu().status = cqe.status().0;
+                rq.complete();
+            }
+            None => dev_warn!(
+                &self.pdev,
+                "queue {}: completion for unknown command id {}\n",
+                queue.qid(),
+                cqe.cid()
+            ),
+        }
     }
 
     /// Resets the controller, stops every queue and ends every request
@@ -291,7 +149,7 @@ impl IoShared {
         // Whatever happens, the queues stop below; the reset logged errors.
         let _ = self.regs.disable();
         for (i, q) in self.queues.iter().enumerate() {
-            q.kill(set, i as u32, &self.pdev);
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe));
         }
         // The device completes nothing any more: the driver owns every
         // started request.
@@ -304,7 +162,7 @@ impl IoShared {
         &self,
         ns: &Namespace,
         rq: &mut Request<Self>,
-    ) -> core::result::Result<Command, Status> {
+    ) -> core::result::Result<Command, BlkStatus> {
         let shift = ns.lba_shift;
         let slba = rq.sector() >> (shift - 9);
         let blocks = rq.bytes() >> shift;
@@ -317,14 +175,16 @@ impl IoShared {
                 } else {
                     Command::read(ns.nsid, slba, blocks, rq.fua())
                 }
-                .ok_or(Status::IoError)?;
+                .ok_or(BlkStatus::IoError)?;
                 let (prp1, prp2) = self.map_data(rq)?;
                 cmd.set_prps(prp1, prp2);
                 Ok(cmd)
             }
-            Op::WriteZeroes => Command::write_zeroes(ns.nsid, slba, blocks).ok_or(Status::IoError),
+            Op::WriteZeroes => {
+                Command::write_zeroes(ns.nsid, slba, blocks).ok_or(BlkStatus::IoError)
+            }
             Op::Discard => {
-                let mut page = self.pool.alloc_atomic().ok_or(Status::Resource)?;
+                let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
                 let r = DsmRange::new(slba, blocks).to_bytes();
                 // The range is 16 little-endian bytes; store them as such.
                 let words = [
@@ -332,47 +192,47 @@ impl IoShared {
                     u64::from_ne_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]),
                 ];
                 for (i, word) in words.into_iter().enumerate() {
-                    *page.words_mut().get_mut(i).ok_or(Status::IoError)? = word;
+                    *page.words_mut().get_mut(i).ok_or(BlkStatus::IoError)? = word;
                 }
                 let cmd = Command::dsm_deallocate(ns.nsid, 1, page.dma_handle())
-                    .ok_or(Status::IoError)?;
+                    .ok_or(BlkStatus::IoError)?;
                 rq.pdu().page = Some(page);
                 Ok(cmd)
             }
-            Op::Other => Err(Status::NotSupported),
+            Op::Other => Err(BlkStatus::NotSupported),
         }
     }
 
     /// DMA-maps `rq`'s data and returns PRP1 and PRP2.
-    fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), Status> {
-        let mapped = rq.dma_map(&self.pdev).map_err(|_| Status::Resource)?;
+    fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
+        let mapped = rq.dma_map(&self.pdev).map_err(|_| BlkStatus::Resource)?;
         for i in 0..mapped {
-            let (addr, len) = rq.dma_segment(i).ok_or(Status::IoError)?;
+            let (addr, len) = rq.dma_segment(i).ok_or(BlkStatus::IoError)?;
             let slot = rq
                 .pdu()
                 .segments
                 .get_mut(i as usize)
-                .ok_or(Status::IoError)?;
+                .ok_or(BlkStatus::IoError)?;
             *slot = Segment { addr, len };
         }
         let segs = rq
             .pdu()
             .segments
             .get(..mapped as usize)
-            .ok_or(Status::IoError)?;
+            .ok_or(BlkStatus::IoError)?;
         // Most requests fit in PRP1 and PRP2; only longer ones need a list.
         let prps = match prp::build(segs, self.page_size, &mut []) {
             Ok(prps) => prps,
             Err(PrpError::TooLong) => {
-                let mut page = self.pool.alloc_atomic().ok_or(Status::Resource)?;
+                let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
                 let segs = rq
                     .pdu()
                     .segments
                     .get(..mapped as usize)
-                    .ok_or(Status::IoError)?;
+                    .ok_or(BlkStatus::IoError)?;
                 let prps = prp::build(segs, self.page_size, page.words_mut()).map_err(|e| {
                     dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-                    Status::IoError
+                    BlkStatus::IoError
                 })?;
                 let prp2 = prps.prp2_value(page.dma_handle());
                 rq.pdu().page = Some(page);
@@ -380,7 +240,7 @@ impl IoShared {
             }
             Err(e) => {
                 dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-                return Err(Status::IoError);
+                return Err(BlkStatus::IoError);
             }
         };
         Ok((prps.prp1, prps.prp2_value(0)))
@@ -394,22 +254,22 @@ impl IoShared {
 }
 
 /// The block-layer status for an NVMe completion status.
-fn blk_status(raw: u16) -> Status {
+fn blk_status(raw: u16) -> BlkStatus {
     match NvmeStatus(raw).kind() {
-        StatusKind::Success => Status::Ok,
+        StatusKind::Success => BlkStatus::Ok,
         StatusKind::InvalidOpcode | StatusKind::InvalidField | StatusKind::InvalidNamespace => {
-            Status::NotSupported
+            BlkStatus::NotSupported
         }
-        StatusKind::LbaOutOfRange => Status::Target,
-        StatusKind::CapacityExceeded => Status::NoSpace,
-        StatusKind::WriteFault | StatusKind::UnrecoveredReadError => Status::Medium,
-        StatusKind::AccessDenied => Status::Protection,
-        _ => Status::IoError,
+        StatusKind::LbaOutOfRange => BlkStatus::Target,
+        StatusKind::CapacityExceeded => BlkStatus::NoSpace,
+        StatusKind::WriteFault | StatusKind::UnrecoveredReadError => BlkStatus::Medium,
+        StatusKind::AccessDenied => BlkStatus::Protection,
+        _ => BlkStatus::IoError,
     }
 }
 
 impl Operations for IoShared {
-    type Queue = IoQueue;
+    type Queue = QueuePair;
     type Disk = Namespace;
     type Pdu = IoPdu;
 
@@ -421,7 +281,7 @@ impl Operations for IoShared {
         }
     }
 
-    fn queue(&self, index: u32) -> Option<&IoQueue> {
+    fn queue(&self, index: u32) -> Option<&QueuePair> {
         self.queues.get(index as usize).map(|q| &**q)
     }
 
@@ -429,9 +289,9 @@ impl Operations for IoShared {
         self.affinity_offset.map(|offset| (&self.pdev, offset))
     }
 
-    fn queue_rq(&self, queue: &IoQueue, rq: &mut Request<Self>, last: bool) -> Status {
+    fn queue_rq(&self, queue: &QueuePair, rq: &mut Request<Self>, last: bool) -> BlkStatus {
         let Some(&ns) = rq.disk() else {
-            return Status::IoError;
+            return BlkStatus::IoError;
         };
         let mut cmd = match self.build(&ns, rq) {
             Ok(cmd) => cmd,
@@ -443,17 +303,22 @@ impl Operations for IoShared {
         cmd.set_cid(rq.tag() as u16);
         rq.pdu().status = 0;
         rq.start();
-        if queue.submit(cmd, last && self.ring).is_err() {
-            self.release(rq);
-            return Status::IoError;
+        match queue.submit(cmd, last) {
+            Ok(()) => BlkStatus::Ok,
+            Err(e) => {
+                self.release(rq);
+                // A full queue frees up as commands complete: try again.
+                if e == EBUSY {
+                    BlkStatus::Resource
+                } else {
+                    BlkStatus::IoError
+                }
+            }
         }
-        Status::Ok
     }
 
-    fn commit_rqs(&self, queue: &IoQueue) {
-        if self.ring {
-            queue.commit();
-        }
+    fn commit_rqs(&self, queue: &QueuePair) {
+        queue.commit();
     }
 
     fn complete(&self, mut rq: Request<Self>) {
@@ -489,7 +354,9 @@ impl IrqHandler for QueueIrq {
         let Some(queue) = shared.queues.get(self.index as usize) else {
             return IrqReturn::None;
         };
-        if queue.process_completions(&self.set.borrowed(), self.index, &shared.pdev) > 0 {
+        let set = self.set.borrowed();
+        let reaped = queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe));
+        if reaped > 0 {
             IrqReturn::Handled
         } else {
             IrqReturn::None
@@ -500,12 +367,6 @@ impl IrqHandler for QueueIrq {
 /// Cancels a request: records the abort status for `complete`.
 fn mark_aborted(pdu: &mut IoPdu) {
     pdu.status = STATUS_ABORTED;
-}
-
-/// Resets the controller (if not done yet) and ends every request still
-/// outstanding, with an error; for a controller that is gone.
-pub(crate) fn fail_and_cancel(set: &TagSet<IoShared>, why: &str) {
-    set.data().fail(&set.borrowed(), why);
 }
 
 pub(crate) use blk::{Disk, Limits};

@@ -6,9 +6,13 @@
 //! forwards probe and remove to [`ffi`]. From there on everything is Rust:
 //!
 //! - [`spec`]: NVMe wire and register definitions, pure and host tested.
-//! - `sys`: the thin layer over kernel C APIs (PCI, MMIO, printing); the
-//!   only place with `unsafe` besides [`ffi`].
-//! - `driver`: controller logic, safe Rust on top of `sys`.
+//! - `sys`: the thin layer over kernel C APIs (PCI, MMIO, DMA, IRQ,
+//!   blk-mq, sysfs); the only place with `unsafe` besides [`ffi`].
+//! - The driver, safe Rust on top of `sys` (`#![deny(unsafe_code)]`):
+//!   `registers` (typed register access, reset/enable/shutdown), `queue`
+//!   (one queue pair), `admin` (admin commands), `io` (the blk-mq driver),
+//!   `controller` (bring-up in steps and teardown) and `fault` (fault
+//!   injection for tests).
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
 //! pure parts on the host.
@@ -22,10 +26,14 @@ mod admin;
 #[cfg(MODULE)]
 mod controller;
 #[cfg(MODULE)]
-mod driver;
+mod fault;
 #[cfg(MODULE)]
 pub mod ffi;
 #[cfg(MODULE)]
 mod io;
+#[cfg(MODULE)]
+mod queue;
+#[cfg(MODULE)]
+mod registers;
 #[cfg(MODULE)]
 mod sys;

@@ -7,7 +7,7 @@
 //! where each doorbell lives. The DMA memory and the doorbell writes belong
 //! to the transport layer.
 
-use super::regs::offset::DOORBELLS;
+use super::regs::DOORBELLS;
 
 /// Smallest legal queue: one slot in use and one always left empty.
 const MIN_DEPTH: u16 = 2;

@@ -2,59 +2,214 @@
 
 //! Controller registers (NVMe Base Specification 2.0, section 3.1).
 //!
-//! Each register is a newtype over its raw value with named accessors, so
-//! callers never shift and mask by hand.
+//! Each register is declared once with [`register!`]: its offset in BAR0,
+//! its width and its fields as bit ranges. The declaration makes a newtype
+//! over the raw value that implements [`Register`], so the transport reads
+//! and writes it by type (`regs.read::<Cc>()`) and never pairs an offset
+//! with a type by hand. Fields get getters (and, where the host writes
+//! them, `with_*` setters); the meaning of a field value (CAP.TO in
+//! milliseconds, CC for enabling) is spelt out in methods beside it.
 
 use core::fmt;
 
-/// Register offsets in BAR0.
-pub(crate) mod offset {
-    /// Controller Capabilities, 64 bits.
-    pub(crate) const CAP: usize = 0x00;
-    /// Version, 32 bits.
-    pub(crate) const VS: usize = 0x08;
-    /// Controller Configuration, 32 bits.
-    pub(crate) const CC: usize = 0x14;
-    /// Controller Status, 32 bits.
-    pub(crate) const CSTS: usize = 0x1c;
-    /// Admin Queue Attributes, 32 bits.
-    pub(crate) const AQA: usize = 0x24;
-    /// Admin Submission Queue base address, 64 bits.
-    pub(crate) const ASQ: usize = 0x28;
-    /// Admin Completion Queue base address, 64 bits.
-    pub(crate) const ACQ: usize = 0x30;
-    /// First doorbell register.
-    pub(crate) const DOORBELLS: usize = 0x1000;
+/// A controller register of BAR0.
+pub(crate) trait Register: Copy {
+    /// Offset of the register in BAR0.
+    const OFFSET: usize;
+    /// The raw value: `u32` or `u64`, the register's width.
+    type Raw: Copy;
+    /// The register holding `raw`.
+    fn from_raw(raw: Self::Raw) -> Self;
+    /// The raw value to write.
+    fn raw(self) -> Self::Raw;
 }
 
-/// Extracts `width` bits of `value` starting at bit `shift`.
-const fn bits(value: u64, shift: u32, width: u32) -> u64 {
-    (value >> shift) & ((1u64 << width) - 1)
+/// Mask of the low `width` bits, for `width` in 1..=64.
+pub(crate) const fn low_bits(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
 }
 
-/// Controller Capabilities (CAP).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cap(pub(crate) u64);
+/// Declares a register (in the manner of nova-core's `register!`):
+///
+/// ```text
+/// register!(
+///     /// Controller Configuration.
+///     Cc @ 0x14: u32 {
+///         /// Enable.
+///         0:0 en => with_en;
+///         /// I/O Submission Queue Entry Size.
+///         19:16 iosqes => with_iosqes;
+///     }
+/// );
+/// ```
+///
+/// makes `struct Cc(u32)` implementing [`Register`] with offset 0x14, a
+/// getter per field returning the field's bits (`hi:lo`, inclusive) shifted
+/// down, and a `with_*` builder for fields the host writes, which masks the
+/// value to the field's width.
+macro_rules! register {
+    (
+        $(#[$meta:meta])*
+        $name:ident @ $offset:literal : $raw:ty {
+            $(
+                $(#[$fmeta:meta])*
+                $hi:literal : $lo:literal $field:ident $(=> $setter:ident)? ;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub(crate) struct $name(pub(crate) $raw);
+
+        impl Register for $name {
+            const OFFSET: usize = $offset;
+            type Raw = $raw;
+
+            fn from_raw(raw: $raw) -> Self {
+                Self(raw)
+            }
+
+            fn raw(self) -> $raw {
+                self.0
+            }
+        }
+
+        // Not every field is read by the driver; all are host tested.
+        #[allow(dead_code)]
+        impl $name {
+            $(
+                $(#[$fmeta])*
+                pub(crate) const fn $field(self) -> $raw {
+                    // The mask is at most as wide as the register, so the
+                    // cast back to it keeps every bit.
+                    ((self.0 as u64 >> $lo) & low_bits($hi - $lo + 1)) as $raw
+                }
+
+                $(
+                    #[doc = concat!("This value with `", stringify!($field), "` set to `value` (masked to the field).")]
+                    pub(crate) const fn $setter(self, value: $raw) -> Self {
+                        let mask = low_bits($hi - $lo + 1) << $lo;
+                        let bits = (value as u64) << $lo & mask;
+                        Self(((self.0 as u64 & !mask) | bits) as $raw)
+                    }
+                )?
+            )*
+        }
+    };
+}
+
+/// Offset in BAR0 of the first doorbell register.
+pub(crate) const DOORBELLS: usize = 0x1000;
+
+register!(
+    /// Controller Capabilities (CAP).
+    Cap @ 0x00: u64 {
+        /// Maximum Queue Entries Supported, zero-based.
+        15:0 mqes;
+        /// Contiguous Queues Required.
+        16:16 cqr;
+        /// Timeout, in 500 ms units.
+        31:24 to;
+        /// Doorbell Stride: registers are `4 << DSTRD` bytes apart.
+        35:32 dstrd;
+        /// Command Sets Supported.
+        44:37 css;
+        /// Memory Page Size Minimum: `2 ^ (12 + MPSMIN)` bytes.
+        51:48 mpsmin;
+        /// Memory Page Size Maximum: `2 ^ (12 + MPSMAX)` bytes.
+        55:52 mpsmax;
+        /// Controller Memory Buffer Supported.
+        57:57 cmbs;
+    }
+);
+
+register!(
+    /// Version (VS).
+    Version @ 0x08: u32 {
+        /// Major version number.
+        31:16 mjr;
+        /// Minor version number.
+        15:8 mnr;
+        /// Tertiary version number.
+        7:0 ter;
+    }
+);
+
+register!(
+    /// Controller Configuration (CC).
+    Cc @ 0x14: u32 {
+        /// Enable.
+        0:0 en => with_en;
+        /// I/O Command Set Selected.
+        6:4 css => with_css;
+        /// Memory Page Size: `2 ^ (12 + MPS)` bytes.
+        10:7 mps => with_mps;
+        /// Arbitration Mechanism Selected.
+        13:11 ams => with_ams;
+        /// Shutdown Notification.
+        15:14 shn => with_shn;
+        /// I/O Submission Queue Entry Size, as a power of two.
+        19:16 iosqes => with_iosqes;
+        /// I/O Completion Queue Entry Size, as a power of two.
+        23:20 iocqes => with_iocqes;
+    }
+);
+
+register!(
+    /// Controller Status (CSTS).
+    Csts @ 0x1c: u32 {
+        /// Ready.
+        0:0 rdy;
+        /// Controller Fatal Status.
+        1:1 cfs;
+        /// Shutdown Status.
+        3:2 shst;
+    }
+);
+
+register!(
+    /// Admin Queue Attributes (AQA).
+    Aqa @ 0x24: u32 {
+        /// Admin Submission Queue Size, zero-based.
+        11:0 asqs => with_asqs;
+        /// Admin Completion Queue Size, zero-based.
+        27:16 acqs => with_acqs;
+    }
+);
+
+register!(
+    /// Admin Submission Queue Base Address (ASQ), page aligned.
+    Asq @ 0x28: u64 {}
+);
+
+register!(
+    /// Admin Completion Queue Base Address (ACQ), page aligned.
+    Acq @ 0x30: u64 {}
+);
 
 impl Cap {
     /// Maximum entries in one I/O queue (MQES is zero-based).
     pub(crate) const fn max_queue_entries(self) -> u32 {
-        bits(self.0, 0, 16) as u32 + 1
+        self.mqes() as u32 + 1
     }
 
     /// Whether queues must be physically contiguous (CQR).
     pub(crate) const fn contiguous_queues_required(self) -> bool {
-        bits(self.0, 16, 1) != 0
+        self.cqr() != 0
     }
 
     /// Worst-case time for CSTS.RDY to follow CC.EN, in milliseconds (TO).
     pub(crate) const fn timeout_ms(self) -> u32 {
-        bits(self.0, 24, 8) as u32 * 500
+        self.to() as u32 * 500
     }
 
     /// Doorbell stride exponent (DSTRD): registers are `4 << DSTRD` apart.
     pub(crate) const fn doorbell_stride_shift(self) -> u32 {
-        bits(self.0, 32, 4) as u32
+        self.dstrd() as u32
     }
 
     /// Distance between two doorbell registers, in bytes.
@@ -64,7 +219,7 @@ impl Cap {
 
     /// Command sets supported (CSS bit field).
     pub(crate) const fn command_sets(self) -> u8 {
-        bits(self.0, 37, 8) as u8
+        self.css() as u8
     }
 
     /// Whether the NVM command set is supported (CSS bit 0).
@@ -74,17 +229,17 @@ impl Cap {
 
     /// Smallest memory page size the controller supports, as a shift.
     pub(crate) const fn mps_min_shift(self) -> u32 {
-        12 + bits(self.0, 48, 4) as u32
+        12 + self.mpsmin() as u32
     }
 
     /// Largest memory page size the controller supports, as a shift.
     pub(crate) const fn mps_max_shift(self) -> u32 {
-        12 + bits(self.0, 52, 4) as u32
+        12 + self.mpsmax() as u32
     }
 
     /// Whether a Controller Memory Buffer is supported (CMBS).
     pub(crate) const fn cmb_supported(self) -> bool {
-        bits(self.0, 57, 1) != 0
+        self.cmbs() != 0
     }
 
     /// Chooses the memory page size shift for CC.MPS: the host page size if
@@ -98,6 +253,12 @@ impl Cap {
         } else {
             Some(host_page_shift)
         }
+    }
+
+    /// Bytes of BAR0 the admin queue's two doorbells need, CAP.DSTRD
+    /// apart after [`DOORBELLS`].
+    pub(crate) const fn admin_doorbells_end(self) -> usize {
+        DOORBELLS + 2 * self.doorbell_stride()
     }
 }
 
@@ -119,24 +280,20 @@ impl fmt::Display for Cap {
     }
 }
 
-/// Version (VS).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Version(pub(crate) u32);
-
 impl Version {
     /// Major version number (MJR).
     pub(crate) const fn major(self) -> u16 {
-        (self.0 >> 16) as u16
+        self.mjr() as u16
     }
 
     /// Minor version number (MNR).
     pub(crate) const fn minor(self) -> u8 {
-        (self.0 >> 8) as u8
+        self.mnr() as u8
     }
 
     /// Tertiary version number (TER).
     pub(crate) const fn tertiary(self) -> u8 {
-        self.0 as u8
+        self.ter() as u8
     }
 }
 
@@ -153,18 +310,14 @@ impl fmt::Display for Version {
     }
 }
 
-/// Controller Configuration (CC).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Cc(pub(crate) u32);
+/// CC.SHN value for a normal shutdown.
+const SHN_NORMAL: u32 = 1;
+/// CC.IOSQES: 64-byte submission queue entries.
+const IOSQES_64: u32 = 6;
+/// CC.IOCQES: 16-byte completion queue entries.
+const IOCQES_16: u32 = 4;
 
 impl Cc {
-    /// Enable (EN).
-    const EN: u32 = 1;
-    /// Shutdown Notification (SHN) field mask.
-    const SHN_MASK: u32 = 3 << 14;
-    /// SHN value for a normal shutdown.
-    const SHN_NORMAL: u32 = 1 << 14;
-
     /// The configuration the driver enables a controller with: the NVM
     /// command set, round-robin arbitration, memory pages of
     /// `1 << page_shift` bytes and 64-byte SQ / 16-byte CQ entries.
@@ -174,35 +327,40 @@ impl Cc {
         if page_shift < 12 || page_shift > 27 {
             return None;
         }
-        let mps = (page_shift - 12) << 7;
-        let iosqes = 6 << 16;
-        let iocqes = 4 << 20;
-        Some(Self(Self::EN | mps | iosqes | iocqes))
+        Some(
+            Self(0)
+                .with_en(1)
+                .with_mps(page_shift - 12)
+                .with_iosqes(IOSQES_64)
+                .with_iocqes(IOCQES_16),
+        )
     }
 
     /// Whether EN is set.
     pub(crate) const fn enabled(self) -> bool {
-        self.0 & Self::EN != 0
+        self.en() != 0
     }
 
     /// This value with EN cleared.
     pub(crate) const fn disabled(self) -> Self {
-        Self(self.0 & !Self::EN)
+        self.with_en(0)
     }
 
     /// This value with SHN requesting a normal shutdown.
     pub(crate) const fn with_normal_shutdown(self) -> Self {
-        Self((self.0 & !Self::SHN_MASK) | Self::SHN_NORMAL)
+        self.with_shn(SHN_NORMAL)
     }
 }
 
-/// Admin Queue Attributes (AQA) for admin queues of the given sizes;
-/// `None` unless both are within 2..=4096 entries.
-pub(crate) const fn aqa(sq_entries: u32, cq_entries: u32) -> Option<u32> {
-    if sq_entries < 2 || sq_entries > 4096 || cq_entries < 2 || cq_entries > 4096 {
-        return None;
+impl Aqa {
+    /// Admin Queue Attributes for admin queues of the given sizes; `None`
+    /// unless both are within 2..=4096 entries.
+    pub(crate) const fn for_sizes(sq_entries: u32, cq_entries: u32) -> Option<Self> {
+        if sq_entries < 2 || sq_entries > 4096 || cq_entries < 2 || cq_entries > 4096 {
+            return None;
+        }
+        Some(Self(0).with_asqs(sq_entries - 1).with_acqs(cq_entries - 1))
     }
-    Some((cq_entries - 1) << 16 | (sq_entries - 1))
 }
 
 /// Shutdown status in CSTS.SHST.
@@ -218,10 +376,6 @@ pub(crate) enum ShutdownStatus {
     Reserved,
 }
 
-/// Controller Status (CSTS).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Csts(pub(crate) u32);
-
 impl Csts {
     /// The value read from a device that is gone (all ones).
     pub(crate) const fn is_all_ones(self) -> bool {
@@ -230,17 +384,17 @@ impl Csts {
 
     /// Ready (RDY).
     pub(crate) const fn ready(self) -> bool {
-        self.0 & 1 != 0
+        self.rdy() != 0
     }
 
     /// Controller Fatal Status (CFS).
     pub(crate) const fn fatal(self) -> bool {
-        self.0 & 2 != 0
+        self.cfs() != 0
     }
 
     /// Shutdown Status (SHST).
     pub(crate) const fn shutdown_status(self) -> ShutdownStatus {
-        match (self.0 >> 2) & 3 {
+        match self.shst() {
             0 => ShutdownStatus::Normal,
             1 => ShutdownStatus::Occurring,
             2 => ShutdownStatus::Complete,
@@ -347,10 +501,55 @@ mod tests {
 
     #[test]
     fn aqa_encodes() {
-        assert_eq!(aqa(32, 32), Some(0x001f_001f));
-        assert_eq!(aqa(2, 4096), Some(0x0fff_0001));
-        assert_eq!(aqa(1, 32), None);
-        assert_eq!(aqa(32, 4097), None);
+        assert_eq!(Aqa::for_sizes(32, 32), Some(Aqa(0x001f_001f)));
+        assert_eq!(Aqa::for_sizes(2, 4096), Some(Aqa(0x0fff_0001)));
+        assert_eq!(Aqa::for_sizes(1, 32), None);
+        assert_eq!(Aqa::for_sizes(32, 4097), None);
+    }
+
+    #[test]
+    fn offsets_and_widths() {
+        assert_eq!(Cap::OFFSET, 0x00);
+        assert_eq!(Version::OFFSET, 0x08);
+        assert_eq!(Cc::OFFSET, 0x14);
+        assert_eq!(Csts::OFFSET, 0x1c);
+        assert_eq!(Aqa::OFFSET, 0x24);
+        assert_eq!(Asq::OFFSET, 0x28);
+        assert_eq!(Acq::OFFSET, 0x30);
+        assert_eq!(core::mem::size_of::<<Cap as Register>::Raw>(), 8);
+        assert_eq!(core::mem::size_of::<<Cc as Register>::Raw>(), 4);
+        assert_eq!(core::mem::size_of::<<Asq as Register>::Raw>(), 8);
+        assert_eq!(Cc::from_raw(0x46_0001).raw(), 0x46_0001);
+    }
+
+    #[test]
+    fn fields_get_and_set() {
+        // Each field of CC, set on its own, lands at its bit position.
+        let c = Cc(0);
+        assert_eq!(c.with_en(1).0, 1);
+        assert_eq!(c.with_css(7).0, 7 << 4);
+        assert_eq!(c.with_mps(0xf).0, 0xf << 7);
+        assert_eq!(c.with_ams(7).0, 7 << 11);
+        assert_eq!(c.with_shn(3).0, 3 << 14);
+        assert_eq!(c.with_iosqes(0xf).0, 0xf << 16);
+        assert_eq!(c.with_iocqes(0xf).0, 0xf << 20);
+        // Values wider than the field are masked, neighbours untouched.
+        assert_eq!(Cc(u32::MAX).with_shn(0).0, u32::MAX & !(3 << 14));
+        assert_eq!(c.with_en(2).0, 0);
+        assert_eq!(c.with_mps(0x1f).0, 0xf << 7);
+        // Getters shift down and mask.
+        let cc = Cc(0x0046_4201);
+        assert_eq!(
+            (cc.en(), cc.mps(), cc.shn(), cc.iosqes(), cc.iocqes()),
+            (1, 4, 1, 6, 4)
+        );
+        let cap = Cap(u64::MAX);
+        assert_eq!(
+            (cap.mqes(), cap.to(), cap.dstrd(), cap.css()),
+            (0xffff, 0xff, 0xf, 0xff)
+        );
+        assert_eq!(Csts(0b1110).shst(), 3);
+        assert_eq!(Aqa(0x0fff_0001).acqs(), 0xfff);
     }
 
     #[test]

@@ -61,11 +61,10 @@ RSNVME_TYPE(irq_affinity)
 /* Module parameters. */
 RSNVME_TYPE(kernel_param)
 RSNVME_VAR(param_ops_uint)
-/* sysfs attributes. */
-RSNVME_FN(sysfs_create_group)
-RSNVME_FN(sysfs_remove_group)
+/* sysfs attributes (a driver's dev_groups). */
 RSNVME_FN(sysfs_emit)
 RSNVME_TYPE(device_attribute)
+RSNVME_TYPE(attribute_group)
 /* DMA mapping of request data, PRP list pools. */
 RSNVME_FN(dma_map_sg_attrs)
 RSNVME_FN(dma_unmap_sg_attrs)

@@ -10,8 +10,8 @@
 //! request's pdu holds the driver's [`Operations::Pdu`] and a scatterlist
 //! for DMA-mapping the request's data.
 
+use super::__this_module;
 use super::bindings;
-use super::param::__this_module;
 use super::pci::PciDevice;
 use super::Static;
 use core::cell::UnsafeCell;
@@ -29,7 +29,7 @@ pub(crate) const MAX_SEGMENTS: usize = 128;
 
 /// The result of a request, as the block layer knows them (`blk_status_t`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Status {
+pub(crate) enum BlkStatus {
     Ok,
     NotSupported,
     NoSpace,
@@ -41,7 +41,7 @@ pub(crate) enum Status {
     IoError,
 }
 
-impl Status {
+impl BlkStatus {
     fn raw(self) -> bindings::blk_status_t {
         match self {
             Self::Ok => bindings::RSNVME_BLK_STS_OK,
@@ -91,10 +91,10 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// the hardware queues, or `None` for blk-mq's default spreading.
     fn irq_affinity(&self) -> Option<(&PciDevice, u32)>;
     /// Starts `rq`; `last` is false when more requests follow at once.
-    fn queue_rq(&self, queue: &Self::Queue, rq: &mut Request<Self>, last: bool) -> Status;
+    fn queue_rq(&self, queue: &Self::Queue, rq: &mut Request<Self>, last: bool) -> BlkStatus;
     /// Makes requests queued with `last == false` visible to the device.
     fn commit_rqs(&self, queue: &Self::Queue);
-    /// Finishes a request that [`Completion::complete`] handed over: reads
+    /// Finishes a request that [`InFlight::complete`] handed over: reads
     /// its result from the pdu and ends it.
     fn complete(&self, rq: Request<Self>);
     /// Called when `rq` has been outstanding too long.
@@ -265,7 +265,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// Ends the request with `status`, giving it back to blk-mq.
-    pub(crate) fn end(self, status: Status) {
+    pub(crate) fn end(self, status: BlkStatus) {
         // SAFETY: The driver owns the request and gives it up here.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
     }
@@ -277,9 +277,9 @@ impl<T: Operations> Request<T> {
 }
 
 /// A request found by its tag in an interrupt handler, to be completed.
-pub(crate) struct Completion<T: Operations>(Request<T>);
+pub(crate) struct InFlight<T: Operations>(Request<T>);
 
-impl<T: Operations> Completion<T> {
+impl<T: Operations> InFlight<T> {
     /// The driver's data for the request, to store the result in.
     pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
         self.0.pdu()
@@ -382,7 +382,7 @@ pub(crate) struct TagSetRef<'a, T: Operations> {
 impl<T: Operations> TagSetRef<'_, T> {
     /// The request with `tag` in hardware queue `queue` if it is in flight,
     /// for its completion. Bogus tags from a device give `None`.
-    pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<Completion<T>> {
+    pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<InFlight<T>> {
         let set = self.set;
         // SAFETY: The set is allocated by the type invariant; `tags` has
         // `nr_hw_queues` entries.
@@ -406,7 +406,7 @@ impl<T: Operations> TagSetRef<'_, T> {
         if rq.raw().state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
             return None;
         }
-        Some(Completion(rq))
+        Some(InFlight(rq))
     }
 
     /// Completes every request that is started and not yet completed with
@@ -444,7 +444,7 @@ unsafe extern "C" fn cancel_one<T: Operations>(
     let fail: fn(&mut T::Pdu) =
         unsafe { core::mem::transmute::<*mut c_void, fn(&mut T::Pdu)>(data) };
     fail(req.pdu());
-    Completion(req).complete();
+    InFlight(req).complete();
     true
 }
 
@@ -490,7 +490,7 @@ impl<T: Operations> Ops<T> {
             let data = Self::data((*(*hctx).queue).tag_set);
             let queue = &*(*hctx).driver_data.cast::<T::Queue>();
             let Some(mut rq) = Request::<T>::from_raw((*bd).rq) else {
-                return Status::IoError.raw();
+                return BlkStatus::IoError.raw();
             };
             data.queue_rq(queue, &mut rq, (*bd).last).raw()
         }

@@ -4,7 +4,8 @@
 //!
 //! These modules hold all of the driver's `unsafe` code except the FFI entry
 //! points. Each wrapper owns the resource it stands for and releases it on
-//! drop, so error paths in the driver unwind by themselves.
+//! drop, so error paths in the driver unwind by themselves. Nothing here
+//! knows about the NVMe driver above it.
 
 pub(crate) mod bindings;
 pub(crate) mod blk;
@@ -13,6 +14,7 @@ pub(crate) mod dma;
 pub(crate) mod dmapool;
 pub(crate) mod irq;
 pub(crate) mod mmio;
+#[cfg(rsnvme_fault_injection)]
 pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod print;
@@ -20,12 +22,18 @@ pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod time;
 
+extern "C" {
+    /// This module, defined by modpost in the generated `rsnvme.mod.c`.
+    static __this_module: bindings::module;
+}
+
 /// C data in a Rust `static` that the kernel points to: attribute tables,
 /// ops tables, lock class keys.
 #[repr(transparent)]
 pub(crate) struct Static<T>(pub(crate) T);
 
-// SAFETY: Every `Static` is only read after initialisation, by the kernel
-// (lockdep may write a lock class key, under its own lock); Rust code never
-// accesses the contents, so sharing it between threads is sound.
+// SAFETY: Rust code never reads or writes the contents of a `Static`, it
+// only takes their addresses for the kernel. The kernel only reads them
+// (lockdep may write a lock class key, under its own lock), so sharing a
+// `Static` between threads is sound.
 unsafe impl<T> Sync for Static<T> {}

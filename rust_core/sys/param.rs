@@ -6,11 +6,14 @@
 //! built with it, so the parameter is declared here the way `module_param`
 //! does in C: a `struct kernel_param` in the `__param` section. (There is no
 //! `parm=` description in `.modinfo`: rustc puts each such static in a
-//! section of its own, and modpost would then miss the shim's license.) Tests use it to make probe fail at chosen
-//! points (see `Fault` in driver.rs); it is 0 (no fault) unless set at load time or through
-//! /sys/module/rsnvme/parameters/fault.
+//! section of its own, and modpost would then miss the shim's license.)
+//!
+//! Tests use it to make bring-up and I/O fail at chosen points (see
+//! `fault.rs`); it is 0 (no fault) unless set at load time or through
+//! /sys/module/rsnvme/parameters/fault. Only test builds have it
+//! (`--cfg rsnvme_fault_injection`).
 
-use super::bindings;
+use super::{__this_module, bindings};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The parameter's value, written by the kernel's `param_ops_uint`.
@@ -23,11 +26,6 @@ struct KernelParam(bindings::kernel_param);
 // SAFETY: The entry is immutable; the kernel only reads it, and writes the
 // value it points to (`FAULT`, an atomic) with the parameter lock held.
 unsafe impl Sync for KernelParam {}
-
-extern "C" {
-    /// This module, defined by modpost in the generated `rsnvme.mod.c`.
-    pub(super) static __this_module: bindings::module;
-}
 
 #[link_section = "__param"]
 #[used]

@@ -1,117 +1,84 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only sysfs attributes of a bound controller, in the PCI device's
-//! directory (`sysfs_create_group`, include/linux/sysfs.h).
+//! Read-only sysfs attributes of a bound device, for a driver's
+//! `dev_groups` (`struct device_attribute`, include/linux/device.h).
 //!
-//! The attribute table is static. Each `show` finds the controller through
-//! the device's drvdata (a [`Bound`]), so the group is created only once
-//! drvdata is set and removed before the controller is freed (see
-//! `ffi.rs`); `sysfs_remove_group` waits for `show` calls in progress.
+//! The driver core adds a driver's `dev_groups` to a device after its
+//! probe succeeded and removes them before calling its remove, waiting for
+//! `show` calls in progress. So while an attribute can be read, the
+//! device's drvdata is what the successful probe stored there.
 
 use super::bindings;
-use super::pci::PciDevice;
-use super::Static;
-use crate::ffi::Bound;
-use core::ffi::c_void;
+use core::ffi::{c_void, CStr};
 use core::fmt;
 use core::mem::MaybeUninit;
-use core::ptr::addr_of_mut;
-use kernel::error::{code::ENODEV, to_result, Result};
+use kernel::error::code::ENODEV;
 
-/// Attribute names, in the order `Controller::attribute` takes them.
-pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 4] =
-    [c"model", c"serial", c"firmware_rev", c"queue_count"];
+/// The values behind a driver's attributes, shown from its drvdata.
+pub(crate) trait Attributes: Sync + 'static {
+    /// Writes the value of attribute number `index` (without a newline).
+    fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
 
-/// Builds a read-only (0444) device attribute called `name`.
-const fn attribute(name: &'static core::ffi::CStr) -> bindings::device_attribute {
+/// Builds the read-only (0444) device attribute `name`, number `I` of
+/// `T`'s attributes.
+///
+/// # Safety
+///
+/// The attribute may only be shown for devices whose drvdata points to a
+/// live `T`: it must only be part of the `dev_groups` of a driver whose
+/// probe stores a `T` as drvdata before it succeeds and whose remove
+/// takes it back (see the module documentation).
+pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
+    name: &'static CStr,
+) -> bindings::device_attribute {
     // SAFETY: `device_attribute` is plain C data for which all zeroes is
     // the valid "unset" value of every field.
     let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
     attr.attr.name = name.as_ptr().cast();
     attr.attr.mode = 0o444;
-    attr.show = Some(show);
+    attr.show = Some(show::<T, I>);
     attr
 }
 
-static ATTRIBUTES: Static<[bindings::device_attribute; 4]> = Static([
-    attribute(ATTRIBUTE_NAMES[0]),
-    attribute(ATTRIBUTE_NAMES[1]),
-    attribute(ATTRIBUTE_NAMES[2]),
-    attribute(ATTRIBUTE_NAMES[3]),
-]);
-
-/// `struct attribute *` for each entry of [`ATTRIBUTES`], NULL-terminated.
-static ATTRIBUTE_PTRS: Static<[*const bindings::attribute; 5]> = Static([
-    &raw const ATTRIBUTES.0[0].attr,
-    &raw const ATTRIBUTES.0[1].attr,
-    &raw const ATTRIBUTES.0[2].attr,
-    &raw const ATTRIBUTES.0[3].attr,
-    core::ptr::null(),
-]);
-
-static GROUP: Static<bindings::attribute_group> = Static({
+/// An attribute group of `attrs`, a NULL-terminated array of attributes.
+pub(crate) const fn group(attrs: *const *const bindings::attribute) -> bindings::attribute_group {
     // SAFETY: As in `attribute`: all zeroes is a valid, empty group.
     let mut group: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
-    group.attrs = (&raw const ATTRIBUTE_PTRS.0).cast_mut().cast();
+    group.attrs = attrs.cast_mut().cast();
     group
-});
-
-/// The attribute group while it is registered; removed on drop.
-pub(crate) struct AttributeGroup {
-    pdev: PciDevice,
 }
 
-impl AttributeGroup {
-    /// Adds the attributes to `pdev`'s sysfs directory. The device's
-    /// drvdata must already point to its [`Bound`].
-    pub(crate) fn create(pdev: &PciDevice) -> Result<Self> {
-        // SAFETY: The device is valid by `PciDevice`'s invariant; `GROUP`
-        // and everything it points to are static.
-        to_result(unsafe {
-            bindings::sysfs_create_group(addr_of_mut!((*pdev.as_device()).kobj), &GROUP.0)
-        })?;
-        Ok(Self { pdev: pdev.clone() })
+/// Formats attribute `I` of a `T`.
+struct Value<'a, T, const I: usize>(&'a T);
+
+impl<T: Attributes, const I: usize> fmt::Display for Value<'_, T, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.show(I, f)?;
+        f.write_str("\n")
     }
 }
 
-impl Drop for AttributeGroup {
-    fn drop(&mut self) {
-        // SAFETY: The group was added to this device's kobject in `create`.
-        // Removal waits for running `show` calls to finish.
-        unsafe {
-            bindings::sysfs_remove_group(addr_of_mut!((*self.pdev.as_device()).kobj), &GROUP.0)
-        };
-    }
-}
-
-/// `show` of every attribute: prints the controller's value.
+/// `show` of attribute `I` of `T`: prints it into the sysfs buffer.
 ///
 /// # Safety
 ///
-/// Called by sysfs with a device that has this group, one of
-/// [`ATTRIBUTES`] and a `PAGE_SIZE` buffer.
-unsafe extern "C" fn show(
+/// Called by sysfs with a device whose drvdata points to a live `T` (the
+/// requirement of [`attribute`]) and a `PAGE_SIZE` buffer.
+unsafe extern "C" fn show<T: Attributes, const I: usize>(
     dev: *mut bindings::device,
-    attr: *mut bindings::device_attribute,
+    _attr: *mut bindings::device_attribute,
     buf: *mut kernel::ffi::c_char,
 ) -> isize {
-    let Some(index) = ATTRIBUTES
-        .0
-        .iter()
-        .position(|a| core::ptr::eq(a, attr.cast_const()))
-    else {
+    // SAFETY: `dev` is valid for the call, by the function's requirements.
+    let data = unsafe { (*dev).driver_data }.cast_const().cast::<T>();
+    // SAFETY: drvdata points to a live `T` while the attribute exists, by
+    // the requirements of `attribute`; only shared access is made.
+    let Some(data) = (unsafe { data.as_ref() }) else {
         return ENODEV.to_errno() as isize;
     };
-    // SAFETY: `dev` is valid for the call, by the function's requirements.
-    let data = unsafe { (*dev).driver_data }.cast_const();
-    if data.is_null() {
-        return ENODEV.to_errno() as isize;
-    }
-    // SAFETY: The group exists only while drvdata points to a live
-    // `Bound` (see the module documentation). Only its `ctrl` field is
-    // borrowed, shared; `ffi.rs` never mutates that field while bound.
-    let ctrl = unsafe { &(*data.cast::<Bound>()).ctrl };
-    let args: fmt::Arguments<'_> = format_args!("{}\n", ctrl.attribute(index));
+    let value = Value::<T, I>(data);
+    let args: fmt::Arguments<'_> = format_args!("{value}");
     // SAFETY: `buf` is a sysfs page buffer; `%pA` consumes the pointer to
     // `args`, which outlives the call.
     let n = unsafe {

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One NVMe queue pair: a submission queue and its completion queue in DMA
+//! memory, their doorbells, and the loop that reaps completions (NVMe Base
+//! Specification 2.0, section 3.3). The admin queue and every I/O queue
+//! are a [`QueuePair`], as `struct nvme_queue` is in the C driver.
+
+#![deny(unsafe_code)]
+
+use crate::fault::Switch;
+use crate::registers::Registers;
+use crate::spec::command::Command;
+use crate::spec::completion::Completion;
+use crate::spec::queue::{CqRing, SqRing};
+use crate::sys::dma::{dma_rmb, CoherentArray};
+use crate::sys::mmio::Doorbell;
+use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::error::{
+    code::{EBUSY, EINVAL, ENODEV},
+    Result,
+};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// A completion queue entry is four little-endian dwords; the Phase Tag is
+/// bit 16 of the last one.
+const CQE_DWORDS: usize = 4;
+
+/// Completions reaped before the CQ head doorbell is rung and they are
+/// handed on; the loop goes on with the next batch.
+const REAP_BATCH: usize = 16;
+
+/// Submission queue state.
+struct SqState {
+    ring: SqRing,
+    /// Entries written but not yet announced with the doorbell.
+    unrung: bool,
+    /// Set once the queue is stopped: no more submissions.
+    dead: bool,
+}
+
+/// Completion queue state.
+struct CqState {
+    ring: CqRing,
+    /// Set once the queue is stopped: completions are no longer reaped.
+    dead: bool,
+}
+
+/// A submission queue and its completion queue.
+///
+/// Lock order: `cq` before `sq` (reaping records the controller's SQ head).
+#[pin_data]
+pub(crate) struct QueuePair {
+    qid: u16,
+    depth: u16,
+    vector: u16,
+    sq_mem: CoherentArray<Command>,
+    cq_mem: CoherentArray<u32>,
+    sq_doorbell: Doorbell,
+    cq_doorbell: Doorbell,
+    /// Fault injection: when on, the SQ tail doorbell is never rung.
+    silent: Switch,
+    #[pin]
+    sq: IrqSpinLock<SqState>,
+    #[pin]
+    cq: IrqSpinLock<CqState>,
+}
+
+impl QueuePair {
+    /// Allocates queue pair `qid` (0 is the admin queue) of `depth` entries
+    /// in DMA memory, completing on interrupt vector `vector`.
+    pub(crate) fn new(regs: &Registers, qid: u16, depth: u16, vector: u16) -> Result<Arc<Self>> {
+        let entries = usize::from(depth);
+        let sq_mem = CoherentArray::zeroed(regs.pdev(), entries)?;
+        let cq_mem = CoherentArray::zeroed(regs.pdev(), entries * CQE_DWORDS)?;
+        let sq_doorbell = regs.doorbell(qid, false)?;
+        let cq_doorbell = regs.doorbell(qid, true)?;
+        let sq = SqState {
+            ring: SqRing::new(depth).ok_or(EINVAL)?,
+            unrung: false,
+            dead: false,
+        };
+        let cq = CqState {
+            ring: CqRing::new(depth).ok_or(EINVAL)?,
+            dead: false,
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                qid,
+                depth,
+                vector,
+                sq_mem,
+                cq_mem,
+                sq_doorbell,
+                cq_doorbell,
+                silent: Switch::new(),
+                sq <- new_irq_spinlock!(sq, "rsnvme_sq"),
+                cq <- new_irq_spinlock!(cq, "rsnvme_cq"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The queue identifier.
+    pub(crate) fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    /// The interrupt vector its completions signal.
+    pub(crate) fn vector(&self) -> u16 {
+        self.vector
+    }
+
+    /// Bus addresses of the submission and completion queue memory, for
+    /// ASQ/ACQ or the commands that create an I/O queue pair.
+    pub(crate) fn dma_handles(&self) -> (u64, u64) {
+        (self.sq_mem.dma_handle(), self.cq_mem.dma_handle())
+    }
+
+    /// The admin commands that create this I/O queue pair on the
+    /// controller, CQ first (NVMe Base Specification 2.0, section 3.3.1.1).
+    pub(crate) fn create_commands(&self) -> Option<(Command, Command)> {
+        let (sq, cq) = self.dma_handles();
+        let create_cq = Command::create_io_cq(self.qid, self.depth, cq, self.vector, true)?;
+        let create_sq = Command::create_io_sq(self.qid, self.depth, sq, self.qid)?;
+        Some((create_cq, create_sq))
+    }
+
+    /// The admin commands that delete this I/O queue pair, SQ first.
+    pub(crate) fn delete_commands(&self) -> (Command, Command) {
+        (
+            Command::delete_io_sq(self.qid),
+            Command::delete_io_cq(self.qid),
+        )
+    }
+
+    /// Fault injection: the SQ tail doorbell of this queue is never rung
+    /// from now on, so the controller sees none of its commands.
+    pub(crate) fn silence_doorbell(&self) {
+        self.silent.set();
+    }
+
+    /// Tells the controller the SQ tail is now `tail`.
+    fn ring_sq_doorbell(&self, tail: u16) {
+        if !self.silent.is_on() {
+            // The doorbell write is ordered after the entry writes before
+            // it (as `writel` is), so the controller fetches whole entries.
+            self.sq_doorbell.ring(tail.into());
+        }
+    }
+
+    /// Writes `cmd` at the SQ tail and advances it; rings the doorbell now
+    /// when `last`, else leaves that to [`QueuePair::commit`] because more
+    /// commands follow. `EBUSY` when the queue is full, `ENODEV` once it
+    /// is stopped.
+    pub(crate) fn submit(&self, cmd: Command, last: bool) -> Result {
+        let mut sq = self.sq.lock();
+        if sq.dead {
+            return Err(ENODEV);
+        }
+        let slot = sq.ring.push().ok_or(EBUSY)?;
+        // `push` only returns slots below the depth, so this cannot fail.
+        self.sq_mem.write(usize::from(slot), cmd)?;
+        if last {
+            self.ring_sq_doorbell(sq.ring.tail());
+            sq.unrung = false;
+        } else {
+            sq.unrung = true;
+        }
+        Ok(())
+    }
+
+    /// Rings the doorbell for commands submitted with `last == false`.
+    pub(crate) fn commit(&self) {
+        let mut sq = self.sq.lock();
+        if sq.unrung && !sq.dead {
+            self.ring_sq_doorbell(sq.ring.tail());
+            sq.unrung = false;
+        }
+    }
+
+    /// The entry at the CQ head, if the controller has posted it: its
+    /// Phase Tag is the one the ring expects for this pass.
+    fn pending(&self, ring: &CqRing) -> Option<Completion> {
+        let base = usize::from(ring.head()).checked_mul(CQE_DWORDS)?;
+        let dw3 = self.cq_mem.read(base + 3)?;
+        if !ring.is_new(dw3 & (1 << 16) != 0) {
+            return None;
+        }
+        // The Phase Tag was read first; the rest of the entry must not be
+        // read from before it (`dma_rmb`).
+        dma_rmb();
+        let mut bytes = [0u8; 16];
+        for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {
+            let dw = if i == 3 {
+                dw3
+            } else {
+                self.cq_mem.read(base + i)?
+            };
+            chunk.copy_from_slice(&dw.to_le_bytes());
+        }
+        Some(Completion::from_bytes(bytes))
+    }
+
+    /// Reaps every posted completion: while an entry is pending, consume
+    /// it and advance the head; per batch, record the controller's SQ head,
+    /// ring the CQ head doorbell once and hand the entries to `each`.
+    /// Returns how many were reaped; none once the queue is stopped.
+    pub(crate) fn reap(&self, mut each: impl FnMut(&Completion)) -> u32 {
+        let mut cq = self.cq.lock();
+        let mut total = 0;
+        while !cq.dead {
+            let mut batch = [Completion::default(); REAP_BATCH];
+            let mut n: usize = 0;
+            for entry in batch.iter_mut() {
+                let Some(cqe) = self.pending(&cq.ring) else {
+                    break;
+                };
+                cq.ring.advance();
+                *entry = cqe;
+                n += 1;
+            }
+            let Some(newest) = n.checked_sub(1).and_then(|i| batch.get(i)) else {
+                break;
+            };
+            // SQ slots up to the newest head are free again before any of
+            // these commands' owners can submit more.
+            self.sq.lock().ring.update_head(newest.sq_head());
+            self.cq_doorbell.ring(cq.ring.head().into());
+            for cqe in batch.iter().take(n) {
+                each(cqe);
+            }
+            total += n as u32;
+            if n < REAP_BATCH {
+                break;
+            }
+        }
+        total
+    }
+
+    /// Stops the queue: takes no more submissions, reaps what the
+    /// controller has posted (handing it to `each`), then reaps no more.
+    /// For a controller that has been reset or is gone.
+    pub(crate) fn stop(&self, each: impl FnMut(&Completion)) {
+        self.sq.lock().dead = true;
+        self.reap(each);
+        self.cq.lock().dead = true;
+    }
+}

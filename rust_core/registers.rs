@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The controller's registers in BAR0, accessed by type, and the state
+//! changes made through them: reset, enable and shutdown (NVMe Base
+//! Specification 2.0, sections 3.1 and 3.5).
+
+#![deny(unsafe_code)]
+
+use crate::spec::queue::doorbell_offset;
+use crate::spec::regs::{Cap, Cc, Csts, Register, ShutdownStatus};
+use crate::sys::mmio::{Bar, Doorbell};
+use crate::sys::pci::PciDevice;
+use crate::sys::print::dev_err;
+use crate::sys::time::{etimedout, msleep, Deadline};
+use kernel::error::{
+    code::{EINVAL, EIO, ENODEV},
+    Result,
+};
+use kernel::sync::Arc;
+
+/// How long a normal shutdown may take before it is abandoned. Linux's C
+/// driver waits 5 s by default (its `shutdown_timeout`).
+const SHUTDOWN_TIMEOUT_MS: u32 = 5000;
+
+/// Floor for CAP.TO waits, for controllers that report TO = 0.
+const MIN_READY_TIMEOUT_MS: u32 = 500;
+
+/// A register width the BAR can be accessed with.
+pub(crate) trait Access: Sized {
+    /// Reads the register of this width at `offset`.
+    fn read(bar: &Bar, offset: usize) -> Result<Self>;
+    /// Writes `self` to the register of this width at `offset`.
+    fn write(self, bar: &Bar, offset: usize) -> Result;
+}
+
+impl Access for u32 {
+    fn read(bar: &Bar, offset: usize) -> Result<Self> {
+        bar.read32(offset)
+    }
+
+    fn write(self, bar: &Bar, offset: usize) -> Result {
+        bar.write32(offset, self)
+    }
+}
+
+impl Access for u64 {
+    fn read(bar: &Bar, offset: usize) -> Result<Self> {
+        bar.read64(offset)
+    }
+
+    fn write(self, bar: &Bar, offset: usize) -> Result {
+        bar.write64(offset, self)
+    }
+}
+
+/// The register block of one controller, with its capabilities.
+pub(crate) struct Registers {
+    pdev: PciDevice,
+    bar: Arc<Bar>,
+    cap: Cap,
+}
+
+impl Registers {
+    /// Takes over mapped BAR0 of `pdev`: checks that the controller
+    /// answers (CSTS is not all ones) and reads CAP.
+    pub(crate) fn new(pdev: &PciDevice, bar: Arc<Bar>) -> Result<Self> {
+        let mut regs = Self {
+            pdev: pdev.clone(),
+            bar,
+            cap: Cap(0),
+        };
+        regs.csts()?;
+        regs.cap = regs.read()?;
+        Ok(regs)
+    }
+
+    /// Reads register `R`.
+    pub(crate) fn read<R: Register>(&self) -> Result<R>
+    where
+        R::Raw: Access,
+    {
+        R::Raw::read(&self.bar, R::OFFSET).map(R::from_raw)
+    }
+
+    /// Writes `value` to register `R`. Like `writel`, this is ordered after
+    /// the CPU's earlier writes to DMA-coherent memory.
+    pub(crate) fn write<R: Register>(&self, value: R) -> Result
+    where
+        R::Raw: Access,
+    {
+        value.raw().write(&self.bar, R::OFFSET)
+    }
+
+    /// The capabilities read when the registers were taken over.
+    pub(crate) fn cap(&self) -> Cap {
+        self.cap
+    }
+
+    /// The device the registers belong to.
+    pub(crate) fn pdev(&self) -> &PciDevice {
+        &self.pdev
+    }
+
+    /// Length of BAR0 in bytes.
+    pub(crate) fn bar_len(&self) -> usize {
+        self.bar.len()
+    }
+
+    /// The submission queue tail (`completion == false`) or completion
+    /// queue head doorbell of queue `qid`, CAP.DSTRD apart.
+    pub(crate) fn doorbell(&self, qid: u16, completion: bool) -> Result<Doorbell> {
+        let offset = doorbell_offset(qid, completion, self.cap.doorbell_stride_shift());
+        self.bar.doorbell(offset.ok_or(EINVAL)?)
+    }
+
+    /// Reads CSTS; `ENODEV` if the device no longer answers.
+    pub(crate) fn csts(&self) -> Result<Csts> {
+        let csts: Csts = self.read()?;
+        if csts.is_all_ones() {
+            dev_err!(&self.pdev, "controller is gone (CSTS reads all ones)\n");
+            return Err(ENODEV);
+        }
+        Ok(csts)
+    }
+
+    /// Polls CSTS until `done` holds, for at most `timeout_ms`.
+    fn wait_csts(&self, timeout_ms: u32, what: &str, done: impl Fn(Csts) -> bool) -> Result {
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            let csts = self.csts()?;
+            if done(csts) {
+                return Ok(());
+            }
+            if deadline.expired() {
+                dev_err!(
+                    &self.pdev,
+                    "timed out after {timeout_ms} ms waiting for {what} ({csts})\n"
+                );
+                return Err(etimedout());
+            }
+            msleep(1);
+        }
+    }
+
+    /// The bound for CSTS.RDY transitions: CAP.TO.
+    fn ready_timeout_ms(&self) -> u32 {
+        self.cap.timeout_ms().max(MIN_READY_TIMEOUT_MS)
+    }
+
+    /// Resets the controller: clears CC.EN and waits for CSTS.RDY to clear,
+    /// within CAP.TO. Afterwards the controller does no DMA.
+    pub(crate) fn disable(&self) -> Result {
+        let cc: Cc = self.read()?;
+        if cc.enabled() {
+            self.write(cc.disabled())?;
+        }
+        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY to clear", |c| !c.ready())
+    }
+
+    /// Enables the controller with `cc` and waits, within CAP.TO, for
+    /// CSTS.RDY; a fatal status (CSTS.CFS) fails at once.
+    pub(crate) fn enable(&self, cc: Cc) -> Result {
+        self.write(cc)?;
+        self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY", |c| {
+            c.ready() || c.fatal()
+        })?;
+        let csts = self.csts()?;
+        if csts.fatal() {
+            dev_err!(&self.pdev, "controller failed while enabling ({csts})\n");
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
+    /// Tells the controller the host is shutting it down (CC.SHN normal)
+    /// and waits for CSTS.SHST to report completion.
+    pub(crate) fn shutdown(&self) -> Result {
+        let cc: Cc = self.read()?;
+        if !cc.enabled() {
+            return Ok(());
+        }
+        self.write(cc.with_normal_shutdown())?;
+        self.wait_csts(SHUTDOWN_TIMEOUT_MS, "shutdown to complete", |c| {
+            c.shutdown_status() == ShutdownStatus::Complete
+        })
+    }
+}
