@@ -105,6 +105,16 @@ struct Identity {
     namespaces: KVec<Namespace>,
 }
 
+/// The enabled controller and the I/O queues it serves.
+///
+/// Fields drop in order: the controller is shut down (so it no longer
+/// writes to any queue) before the I/O queues' memory is freed, on every
+/// path: a probe that fails after the queues exist, and remove.
+struct Live {
+    _enabled: Enabled,
+    io: Option<IoQueues>,
+}
+
 /// The I/O queue pairs behind a blk-mq tag set.
 ///
 /// Fields drop in order: the handlers are freed before the tag set (and
@@ -118,12 +128,11 @@ struct IoQueues {
 ///
 /// Fields drop in declaration order, which undoes bring-up in reverse:
 /// remove the disks (waiting for their I/O), shut the controller down (so
-/// it stops all DMA), free the I/O queues, the interrupts and the admin
-/// queue, then unmap and release BAR0 and disable the device.
+/// it stops all DMA) and free the I/O queues, then the interrupts and the
+/// admin queue, then unmap and release BAR0 and disable the device.
 pub(crate) struct Controller {
     disks: KVec<Disk<IoShared>>,
-    _enabled: Enabled,
-    io: Option<IoQueues>,
+    live: Live,
     irqs: Interrupts,
     admin: Arc<AdminQueue>,
     identity: Identity,
@@ -552,19 +561,22 @@ impl Controller {
         let io_granted = bringup.queue_count();
 
         let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted)?;
-        let (io, disks) = if count > 0 {
-            let io = bringup.io_queues(&mapped, &irqs, count, faults)?;
-            let disks = add_disks(&pdev, &identity, &io, &mapped)?;
-            (Some(io), disks)
-        } else {
-            (None, KVec::new())
+        let mut live = Live {
+            _enabled: enabled,
+            io: None,
         };
+        let mut disks = KVec::new();
+        if count > 0 {
+            let io = live
+                .io
+                .insert(bringup.io_queues(&mapped, &irqs, count, faults)?);
+            disks = add_disks(&pdev, &identity, io, &mapped)?;
+        }
         drop(bringup);
 
         let ctrl = Self {
             disks,
-            _enabled: enabled,
-            io,
+            live,
             irqs,
             admin,
             identity,
@@ -578,7 +590,8 @@ impl Controller {
 
     /// I/O queue pairs in use.
     fn io_queues(&self) -> u32 {
-        self.io
+        self.live
+            .io
             .as_ref()
             .map_or(0, |io| io.set.data().queues().len() as u32)
     }
@@ -627,14 +640,14 @@ impl Controller {
     /// controller down and releases everything.
     pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
-        if let Some(io) = &self.io {
+        if let Some(io) = &self.live.io {
             if self.mapped.regs.csts().is_err() {
                 // The device is gone: nothing will complete by itself.
                 io.set.data().fail(&io.set.borrowed(), "controller is gone");
             }
         }
         drop(core::mem::take(&mut self.disks));
-        if let Some(io) = &self.io {
+        if let Some(io) = &self.live.io {
             if !io.set.data().failed() {
                 for queue in io.set.data().queues() {
                     // A failure was logged; the shutdown that follows
