@@ -300,7 +300,7 @@ fn admin_interrupt(
         );
         return Err(ENOSPC);
     }
-    let vectors = IrqVectors::alloc(pdev, 1, 1).inspect_err(|e| {
+    let vectors = IrqVectors::alloc(pdev, 1, 1, None).inspect_err(|e| {
         dev_err!(pdev, "cannot allocate interrupt vectors: {e:?}\n");
     })?;
     let admin =
@@ -502,7 +502,7 @@ fn spread_interrupts(
     wanted: u32,
 ) -> Result<(Interrupts, u32)> {
     drop(old);
-    let vectors = IrqVectors::alloc_spread(pdev, 1, wanted + 1, 1).inspect_err(|e| {
+    let vectors = IrqVectors::alloc(pdev, 1, wanted + 1, Some(1)).inspect_err(|e| {
         dev_err!(pdev, "cannot allocate interrupt vectors: {e:?}\n");
     })?;
     let handler = IrqRegistration::request(&vectors, 0, admin.clone(), c"rsnvme")?;

@@ -36,43 +36,27 @@ pub(crate) struct IrqVectors {
 
 impl IrqVectors {
     /// Allocates between `min` and `max` vectors, trying MSI-X, then MSI,
-    /// then INTx.
-    pub(crate) fn alloc(pdev: &PciDevice, min: u32, max: u32) -> Result<Self> {
-        // SAFETY: The device is valid by `PciDevice`'s invariant; a null
-        // affinity descriptor asks for no affinity spreading.
-        let ret = unsafe {
-            bindings::pci_alloc_irq_vectors_affinity(
-                pdev.as_raw(),
-                min,
-                max,
-                bindings::RSNVME_PCI_IRQ_ALL_TYPES,
-                core::ptr::null_mut(),
-            )
-        };
-        let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
-        // INVARIANT: The call succeeded with `count` vectors.
-        Ok(Self {
-            pdev: pdev.clone(),
-            count,
-        })
-    }
-
-    /// Allocates between `min` and `max` vectors like [`IrqVectors::alloc`],
-    /// spreading all but the first `pre` over the CPUs (managed affinity),
-    /// so that each I/O queue's vector fires on the CPUs that use it.
-    pub(crate) fn alloc_spread(pdev: &PciDevice, min: u32, max: u32, pre: u32) -> Result<Self> {
+    /// then INTx. With `spread = Some(pre)`, all vectors but the first
+    /// `pre` are spread over the CPUs (managed affinity), so that each I/O
+    /// queue's vector fires on the CPUs that use it.
+    pub(crate) fn alloc(pdev: &PciDevice, min: u32, max: u32, spread: Option<u32>) -> Result<Self> {
         // SAFETY: All zeroes is an affinity descriptor with no sets.
         let mut affd: bindings::irq_affinity = unsafe { core::mem::zeroed() };
-        affd.pre_vectors = pre;
-        // SAFETY: The device is valid; `affd` is read during the call.
+        let (flags, affd) = match spread {
+            Some(pre) => {
+                affd.pre_vectors = pre;
+                (
+                    bindings::RSNVME_PCI_IRQ_ALL_TYPES | bindings::RSNVME_PCI_IRQ_AFFINITY,
+                    core::ptr::from_mut(&mut affd),
+                )
+            }
+            None => (bindings::RSNVME_PCI_IRQ_ALL_TYPES, core::ptr::null_mut()),
+        };
+        // SAFETY: The device is valid by `PciDevice`'s invariant; `affd` is
+        // null (no spreading) or points to a descriptor read during the
+        // call.
         let ret = unsafe {
-            bindings::pci_alloc_irq_vectors_affinity(
-                pdev.as_raw(),
-                min,
-                max,
-                bindings::RSNVME_PCI_IRQ_ALL_TYPES | bindings::RSNVME_PCI_IRQ_AFFINITY,
-                &mut affd,
-            )
+            bindings::pci_alloc_irq_vectors_affinity(pdev.as_raw(), min, max, flags, affd)
         };
         let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
         // INVARIANT: The call succeeded with `count` vectors.
