@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! I/O queue pairs and the blk-mq driver on top of them: NVMe commands
-//! built from block requests, PRPs for their data, completion by interrupt
-//! and recovery from timeouts (NVM Command Set Specification 1.0).
+//! The blk-mq driver on top of the I/O queue pairs: NVMe commands built
+//! from block requests, PRPs for their data, completion by interrupt and
+//! failing what is outstanding after a timeout (NVM Command Set
+//! Specification 1.0).
 
 #![deny(unsafe_code)]
 

@@ -366,9 +366,8 @@ impl<T: Operations> TagSet<T> {
 
 impl<T: Operations> Drop for TagSet<T> {
     fn drop(&mut self) {
-        // SAFETY: Allocated by the type invariant; every disk using it was
-        // removed before (a `Disk` holds no reference, so the owner drops
-        // disks first, which `IoQueues`'s field order does).
+        // SAFETY: Allocated by the type invariant. No disk uses it any
+        // more: each `Disk` holds a reference to its tag set.
         unsafe { bindings::blk_mq_free_tag_set(self.as_ptr()) };
     }
 }
@@ -654,6 +653,8 @@ pub(crate) struct Disk<T: Operations> {
     disk: NonNull<bindings::gendisk>,
     /// Read by requests through `queuedata` until the disk is gone.
     _data: Arc<T::Disk>,
+    /// The tag set the disk's queue uses, freed only after the disk.
+    _set: Arc<TagSet<T>>,
 }
 
 // SAFETY: The gendisk is reference counted and its functions may be called
@@ -666,7 +667,7 @@ impl<T: Operations> Disk<T> {
     /// Creates and registers a disk named `name` of `sectors` 512-byte
     /// sectors on `set`, with `parent` as its parent device.
     pub(crate) fn add(
-        set: &TagSet<T>,
+        set: &Arc<TagSet<T>>,
         data: Arc<T::Disk>,
         limits: &Limits,
         name: fmt::Arguments<'_>,
@@ -720,6 +721,7 @@ impl<T: Operations> Disk<T> {
             // SAFETY: Checked non-null above.
             disk: unsafe { NonNull::new_unchecked(disk) },
             _data: data,
+            _set: set.clone(),
         })
     }
 }
