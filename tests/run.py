@@ -123,7 +123,7 @@ def check_boot(tag, b):
     """Generic checks of one boot: it finished, printed no kernel warnings,
     and every guest-side check passed."""
     record(f"{tag}: guest ran to completion ({b.seconds:.1f} s)",
-           b.done and not b.timed_out, f"timed out={b.timed_out}, log {b.log}")
+           b.done and not b.timed_out, b.failure)
     bad = b.bad_lines
     record(f"{tag}: no kernel warnings on the console", not bad, "\n".join(bad[:20]))
     for name, ok, detail in b.results:
