@@ -200,6 +200,13 @@ SUMMARY = (r"rsnvme (\S+): model \"(.*)\" serial \"(.*)\" firmware \"(.*)\": (\d
            r"\(0: no limit\), (MSI-X|MSI|INTx) x(\d+)$")
 
 
+def usable_namespaces(dev):
+    """(nsid, blocks, lba size) of the namespaces rsnvme gives a disk."""
+    return [ns for ns in dev.expected_namespaces()
+            if ns[2] <= 4096 and not (dev.namespaces and
+                                      dev.namespaces[ns[0] - 1].params.get("ms"))]
+
+
 def check_identify(tag, b, devices, smp):
     """The controller summary, namespace lines and sysfs attributes against
     what QEMU was configured with."""
@@ -215,9 +222,7 @@ def check_identify(tag, b, devices, smp):
         vectors = min(int(p.get("msix_qsize", 65)), queues + 1)
         used = min(queues, vectors - 1) if vectors > 1 else 1
         mdts = int(p.get("mdts", 7))
-        usable = [ns for ns in dev.expected_namespaces()
-                  if ns[2] <= 4096 and not (dev.namespaces and
-                                            dev.namespaces[ns[0] - 1].params.get("ms"))]
+        usable = usable_namespaces(dev)
         got = (m[2], m[3], m[4], int(m[5]), int(m[6]), int(m[7]), int(m[8]), m[9],
                int(m[10]))
         want = ("QEMU NVMe Ctrl", dev.serial, fw, queues, used, len(usable),
@@ -356,8 +361,9 @@ def main():
     for name, devices, cycles, smp in SCENARIOS:
         if args.k not in name:
             continue
+        disks = sum(len(usable_namespaces(dev)) for dev in devices)
         b = qemu.boot(name, initrd, kdir, "probe", devices, smp=smp,
-                      env={"cycles": cycles})
+                      env={"cycles": cycles, "disks": disks})
         check_boot(name, b)
         check_probe(name, b, devices, cycles)
         if devices:
