@@ -68,7 +68,7 @@ writes_done() { awk '{ print $5 }' /sys/block/$d/stat; }
 # and the reader has read the pattern back once; checks that fio is still
 # running and doing I/O then, so that the teardown hits it at work.
 start_fio() {
-	local s0 n t0 t
+	local s0 n t0 t r
 	jobfile "$d" >/tmp/"$1".fio
 	echo "@@JOBFILE $1: $(tr '\n' ' ' </tmp/"$1".fio)"
 	s0=$(writes_done)
@@ -82,9 +82,10 @@ start_fio() {
 		[ $n -gt 100 ] && [ -e /tmp/"$1".good ] && break
 		kill -0 $fio_pid 2>/dev/null || break
 		if [ $t -le 0 ]; then
+			r="has read the pattern"
+			[ -e /tmp/"$1".good ] || r="has not read the pattern yet"
 			fail "$1 round, waiting for fio and the reader to get going" \
-				"after $progress s: fio completed $n writes (want > 100)," \
-				"reader $([ -e /tmp/"$1".good ] || echo "not yet ")done a good read"
+				"after $progress s: fio completed $n writes (want > 100), the reader $r"
 			break
 		fi
 		usleep 100000
