@@ -13,6 +13,8 @@ A scenario can also be run alone:
 
 (uses the cached kernel and the rsnvme.ko already built; builds nothing).
 The pattern seeds are random per run (printed; RSNVME_IO_SEED fixes them).
+Timeouts scale with the host's load (RSNVME_SLOW=F fixes the factor; see
+tests/run.py).
 Images of failed scenarios are kept under build/io-images/<scenario>/.
 """
 

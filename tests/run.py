@@ -8,6 +8,11 @@ no warnings allowed), then QEMU boots under several device setups whose
 console output is checked line by line.
 
 Usage: tests/run.py [-k SUBSTRING]   (only QEMU scenarios whose name matches)
+
+Every QEMU run and every wait in the guest is bounded by a time for an idle
+host times a slowness factor derived from the host's load average, its
+cores and the guest's vCPUs (qemu-ci/qemu.py, slow_factor); RSNVME_SLOW=F
+sets the factor. Checks never depend on speed, only the bounds do.
 """
 
 import argparse
