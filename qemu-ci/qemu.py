@@ -7,11 +7,13 @@ the module and the guest test scripts, and QEMU boots whose console is
 captured, checked for kernel warnings and parsed for @@PASS/@@FAIL lines.
 """
 
+import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,41 @@ BAD_CONSOLE = re.compile(
     r"turning off the locking correctness validator|UBSAN:|"
     r"kernel BUG|Call Trace:"
 )
+
+
+# --- How slow this host is --------------------------------------------------
+# Every bound a test waits for (the QEMU run on the host, the waits in the
+# guest scripts) is a base value measured on an idle 2-core host, multiplied
+# by a slowness factor: vCPU threads and other runnable tasks share the host
+# cores, so with R runnable tasks (load average) beside a guest of S vCPUs on
+# N cores each thread gets about N / (R + S) of a core. RSNVME_SLOW=F sets
+# the factor instead (F >= 1). Only bounds scale: no check depends on speed.
+SLOW_MAX = 8.0
+
+
+def host_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def slow_factor(smp=1):
+    """The slowness factor for a guest of `smp` vCPUs started now:
+    RSNVME_SLOW if set, else max(1, (1-minute load average + smp) / host
+    cores), at most SLOW_MAX."""
+    env = os.environ.get("RSNVME_SLOW")
+    if env:
+        return max(1.0, float(env))
+    return min(SLOW_MAX, max(1.0, (os.getloadavg()[0] + smp) / host_cores()))
+
+
+def load_factor():
+    """The factor the load alone implies while a guest runs (the load
+    average then counts the guest's busy vCPUs already)."""
+    if os.environ.get("RSNVME_SLOW"):
+        return 1.0
+    return min(SLOW_MAX, max(1.0, os.getloadavg()[0] / host_cores()))
 
 
 def run(cmd, **kw):
@@ -186,6 +223,29 @@ class Boot:
     seconds: float
     timed_out: bool
     log: Path
+    timeout: float = 0.0  # for an idle host; QEMU got timeout * slow
+    slow: float = 1.0
+    returncode: int = None
+
+    @property
+    def last_marker(self):
+        """The last @@ line of the console: how far the guest got."""
+        marks = re.findall(r"^@@.*$", self.console, re.M)
+        return marks[-1] if marks else "none (no @@ line at all)"
+
+    @property
+    def failure(self):
+        """Why the run did not finish, for a FAIL line ("" when it did)."""
+        if self.timed_out:
+            return (f"{self.name}: QEMU killed on timeout after {self.seconds:.0f} s "
+                    f"(timeout {self.timeout:.0f} s x slow factor {self.slow:.1f} = "
+                    f"{self.timeout * self.slow:.0f} s); last @@ line: "
+                    f"{self.last_marker!r}; log {self.log}")
+        if not self.done:
+            return (f"{self.name}: QEMU exited (status {self.returncode}) after "
+                    f"{self.seconds:.0f} s without @@DONE; last @@ line: "
+                    f"{self.last_marker!r}; log {self.log}")
+        return ""
 
     @property
     def done(self):
@@ -209,20 +269,31 @@ class Boot:
 
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
-         env=None, interactive=False, append="", workdir=None):
+         env=None, interactive=False, append="", workdir=None, slow=None):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
 
+    `timeout` is the bound for an idle host; it is multiplied by `slow`
+    (default: slow_factor(smp) now), and further if the host load rises
+    while QEMU runs. The guest gets the factor, rounded up, as $rsnvme_slow
+    for its own bounds (tests/guest/lib.sh).
     The NVMe image files live in a temporary directory removed on return,
     or in `workdir` (which must exist) where they stay for the caller to
     inspect, and where a caller may put prefilled images before the boot.
     """
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
+    slow = slow_factor(smp) if slow is None else slow
+    env = dict(env or {})
+    env.setdefault("slow", math.ceil(slow))
     # acpi=noirq: legacy PCI interrupts are routed without ACPI. Under TCG,
     # evaluating the ACPI interrupt-link methods took 3.6 s on every PCI
     # enable and disable (measured with both rsnvme and the C driver);
     # MSI/MSI-X, which the driver uses, do not depend on it.
     append = f"console=ttyS0 panic=-1 acpi=noirq rsnvme_test={test} {append}".strip()
-    for k, v in (env or {}).items():
+    # The RCU stall detector is a timeout too (21 s): a starved vCPU thread
+    # must not look like a CPU stuck in the kernel.
+    if math.ceil(slow) > 1:
+        append += f" rcupdate.rcu_cpu_stall_timeout={min(300, 21 * math.ceil(slow))}"
+    for k, v in env.items():
         append += f" rsnvme_{k}={v}"
     logdir = BUILD / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
@@ -238,17 +309,48 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
         for i, dev in enumerate(nvme):
             cmd += dev.args(i, work)
         if interactive:
-            start = time.monotonic()
             subprocess.run(cmd)
             return None
         start = time.monotonic()
-        timed_out = False
-        try:
-            out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, timeout=timeout).stdout
-        except subprocess.TimeoutExpired as e:
-            out = e.stdout or b""
-            timed_out = True
+        out, rc, timed_out, slow = _run_bounded(cmd, timeout, slow)
     console = out.decode(errors="replace").replace("\r", "")
     log.write_text(console)
-    return Boot(name, console, time.monotonic() - start, timed_out, log)
+    return Boot(name, console, time.monotonic() - start, timed_out, log,
+                timeout=timeout, slow=slow, returncode=rc)
+
+
+def _run_bounded(cmd, timeout, slow):
+    """Runs QEMU, collecting its output, until it exits or has run for
+    timeout * slow seconds, where slow grows with the host load seen
+    meanwhile (sampled every second). Returns (output, exit status,
+    whether it was killed, the final factor)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    chunks = []
+
+    def drain():
+        while True:
+            data = proc.stdout.read1(65536)
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    start = time.monotonic()
+    timed_out = False
+    while True:
+        try:
+            proc.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        slow = max(slow, load_factor())
+        if time.monotonic() - start > timeout * slow:
+            timed_out = True
+            proc.kill()
+            proc.wait()
+            break
+    reader.join(timeout=10)
+    proc.stdout.close()
+    return b"".join(chunks), proc.returncode, timed_out, slow

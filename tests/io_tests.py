@@ -13,10 +13,13 @@ A scenario can also be run alone:
 
 (uses the cached kernel and the rsnvme.ko already built; builds nothing).
 The pattern seeds are random per run (printed; RSNVME_IO_SEED fixes them).
+Timeouts scale with the host's load (RSNVME_SLOW=F fixes the factor; see
+tests/run.py).
 Images of failed scenarios are kept under build/io-images/<scenario>/.
 """
 
 import hashlib
+import math
 import os
 import random
 import re
@@ -50,17 +53,21 @@ class Ctx:
         self.driver, self.seed = driver, seed
         self.cpus = cpus
         self.times = {}
+        self.slow = {}
 
-    def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180):
-        """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log)."""
+    def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180,
+             slow=None):
+        """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log);
+        `timeout` is for an idle host (qemu.boot scales it by `slow`)."""
         env = dict(env, driver=self.driver)
         smp = smp or self.cpus
         # fio at queue depth 64 with 1 MiB blocks, one job per vCPU and disk,
         # needs about 512 MiB of buffers on 4 vCPUs, beside an 84 MB
         # initramfs.
         b = qemu.boot(name, self.initrd, self.kdir, test, devices, smp=smp, env=env,
-                      workdir=workdir, timeout=timeout, mem=1536)
+                      workdir=workdir, timeout=timeout, mem=1536, slow=slow)
         self.times[name] = b.seconds
+        self.slow[name] = b.slow
         self.check_boot(name, b)
         done = b.lines(r"^@@DONE \S+ rc=(\d+)$")
         self.record(f"{name}: guest script ran to its end, exit status 0",
@@ -255,11 +262,15 @@ def io_fs(ctx, tag="io-fs"):
 
 def io_teardown(ctx, tag="io-teardown"):
     """Unbind and rmmod while fio writes; data from before intact."""
-    bound, smp = 30, ctx.cpus
+    smp = ctx.cpus
+    # What must end within a bound (unbind, fio after it, rmmod) gets 30 s
+    # on an idle host, times the guest's slow factor.
+    slow = qemu.slow_factor(smp)
+    bound = 30 * math.ceil(slow)
     devices = [Q(serial="RSNVMETDN", size_mb=32)]
     work = tempfile.mkdtemp(prefix="rsnvme-io-")
     b = ctx.boot(tag, "io-teardown", devices, {"seed": ctx.seed, "bound": bound}, smp=smp,
-                 workdir=work)
+                 workdir=work, slow=slow)
     check_disks(ctx, tag, b, devices)
     m = b.lines(r"^@@TIME unbind ([\d.]+) ([\d.]+)$")
     took = float(m[0][2]) - float(m[0][1]) if m else -1
@@ -320,15 +331,16 @@ def run_all(kdir, record, check_boot, only="", driver=None):
     # A copy of its own: build_initramfs always writes build/initramfs.cpio.
     initrd = qemu.BUILD / "io-initramfs.cpio"
     shutil.copy2(qemu.build_initramfs(kdir, extra_files=qemu.io_tools()), initrd)
-    times = {}
+    times, slow = {}, {}
     # Every scenario on 1, 2 and 4 vCPUs (RSNVME_IO_CPUS="2" for fewer).
     for cpus in [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]:
         ctx = Ctx(kdir, initrd, record, check_boot, driver, seed, cpus)
         for name, fn in todo:
             fn(ctx, tag=f"{name}-{cpus}cpu")
         times.update(ctx.times)
-    print("io: QEMU seconds per scenario: " +
-          ", ".join(f"{n} {s:.1f}" for n, s in times.items()) +
+        slow.update(ctx.slow)
+    print("io: QEMU seconds per scenario (slow factor): " +
+          ", ".join(f"{n} {s:.1f} ({slow[n]:.1f})" for n, s in times.items()) +
           f"; total {sum(times.values()):.1f}", flush=True)
     return times
 

@@ -21,8 +21,8 @@ echo "== $disk: $(cat /sys/block/$n/size) sectors," \
 grep rsnvme /proc/interrupts
 echo "== write 8 MiB of random data with O_DIRECT, read it back, compare"
 dd if=/dev/urandom of=/tmp/data bs=1M count=8 2>/dev/null
-dd if=/tmp/data of="$disk" bs=1M oflag=direct 2>&1 | tail -1
-dd if="$disk" of=/tmp/back bs=1M count=8 iflag=direct 2>&1 | tail -1
+on_bdev "demo write" "$disk" dd if=/tmp/data of=$BDEV bs=1M oflag=direct 2>&1 | tail -1
+on_bdev "demo read" "$disk" dd if=$BDEV of=/tmp/back bs=1M count=8 iflag=direct 2>&1 | tail -1
 cmp /tmp/data /tmp/back && echo "read back: identical ($(md5sum </tmp/back | cut -c1-32))"
 echo "== ext2 on $disk"
 mke2fs "$disk" >/dev/null && mkdir -p /mnt && mount -t ext2 "$disk" /mnt

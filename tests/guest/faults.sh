@@ -20,7 +20,10 @@ check "rmmod after faults" rmmod rsnvme
 # and fails the request, and a normal load afterwards works.
 echo "@@FAULT 5 start"
 insmod $MOD fault=5
-if dd if="$(rsnvme_disk)" of=/dev/null bs=4k count=1 iflag=direct 2>/tmp/dd.err; then
+disk=$(rsnvme_disk)
+if ! is_bdev "fault=5 read fails" "$disk"; then
+	: # no disk to read: failed already
+elif on_bdev "fault=5 read" "$disk" dd if=$BDEV of=/dev/null bs=4k count=1 iflag=direct 2>/tmp/dd.err; then
 	fail "fault=5 read fails" "dd succeeded"
 else
 	pass "fault=5 read fails"
@@ -28,7 +31,9 @@ fi
 rmmod rsnvme
 echo "@@FAULT 5 end"
 insmod $MOD
-check "read after fault=5" dd if="$(rsnvme_disk)" of=/dev/null bs=4k count=1 iflag=direct
+disk=$(rsnvme_disk)
+check "read after fault=5" on_bdev "read after fault=5" "$disk" \
+	dd if=$BDEV of=/dev/null bs=4k count=1 iflag=direct
 rmmod rsnvme
 dma_allocations
 kmemleak_report

@@ -12,8 +12,9 @@ d=$(drv_disks | head -n1)
 disk_info "$d"
 dev=/dev/$d
 
-out=$(mke2fs -b 4096 -L RSNVMEFS "$dev" 2>&1)
-check "mke2fs $dev" [ $? -eq 0 ]
+rc=1
+is_bdev "$dev is a block device" "$dev" && { out=$(mke2fs -b 4096 -L RSNVMEFS "$dev" 2>&1); rc=$?; }
+check "mke2fs $dev" [ $rc -eq 0 ]
 echo "$out" | tail -n 3 | sed 's/^/@@MKE2FS /'
 check "mount" mount -t ext2 "$dev" /mnt
 
@@ -34,6 +35,7 @@ check "umount" umount /mnt
 
 # verify LABEL: mounts, checks the sums against /tmp/sums, unmounts.
 verify() {
+	is_bdev "$dev is a block device ($1)" "$dev" || return
 	check "mount ($1)" mount -t ext2 "$dev" /mnt || return
 	res=$(cd /mnt && sha256sum -c /tmp/sums 2>&1)
 	bad=$(echo "$res" | grep -v ': OK$' | tr '\n' ' ')

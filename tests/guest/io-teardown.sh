@@ -2,11 +2,13 @@
 # Teardown under load. A pattern (seed $rsnvme_seed + nsid) is written over
 # the first 2 MiB and flushed; fio then writes and verifies (verify_backlog)
 # the rest of the disk, one job per vCPU, in the background, and:
-#  1. after 3 s the controller is unbound through sysfs: the unbind must
-#     return and fio must end with I/O errors, each within $rsnvme_bound s;
-#     the disk must be gone, and rmmod must then succeed;
+#  1. once fio has completed more than 100 writes and a concurrent reader
+#     has read the pattern back (a bounded wait, not a fixed time: a slow
+#     host starts fio late), the controller is unbound through sysfs: the
+#     unbind must return and fio must end with I/O errors, each within
+#     $rsnvme_bound s; the disk must be gone, and rmmod must then succeed;
 #  2. the driver is loaded again, the pattern must be intact, fio starts
-#     again and after 3 s the module is removed with rmmod: either rmmod
+#     again and once it does I/O the module is removed with rmmod: either rmmod
 #     refuses (module in use: fio must still be running; it is then stopped
 #     with SIGINT and rmmod must succeed) or it tears the controller down
 #     like an unbind (fio must end with errors). What happened is printed
@@ -17,7 +19,9 @@
 # QEMU exits, and any kernel warning on the console fails the run.
 . /tests/lib.sh
 
-bound=${rsnvme_bound:-30}
+bound=${rsnvme_bound:-$(scaled 30)}
+# How long fio and the reader may take to get going before a teardown.
+progress=$(scaled 60)
 check "load $IO_DRIVER driver" drv_load 1
 d=$(drv_disks | head -n1)
 disk_info "$d"
@@ -42,6 +46,7 @@ jobfile() {
 	echo "verify=crc32c"
 	echo "verify_backlog=64"
 	echo "filename=/dev/$1"
+	echo "allow_file_create=0"
 	[ -n "$2" ] || echo "time_based=1"
 	[ -n "$2" ] || echo "runtime=600"
 	c=0
@@ -54,21 +59,41 @@ jobfile() {
 	done
 }
 
-# start_fio NAME: starts fio in the background on $d, sets $fio_pid;
-# checks that it is still running and doing I/O 3 s later.
+# writes_done: writes the disk has completed (only fio writes while it
+# runs; the reader only reads).
+writes_done() { awk '{ print $5 }' /sys/block/$d/stat; }
+
+# start_fio NAME: starts fio in the background on $d, sets $fio_pid, then
+# waits (at most $progress s) until fio has completed more than 100 writes
+# and the reader has read the pattern back once; checks that fio is still
+# running and doing I/O then, so that the teardown hits it at work.
 start_fio() {
-	local s0 s1
+	local s0 n t0 t r
 	jobfile "$d" >/tmp/"$1".fio
 	echo "@@JOBFILE $1: $(tr '\n' ' ' </tmp/"$1".fio)"
+	s0=$(writes_done)
+	t0=$(uptime_s)
 	$FIO --output-format=terse --terse-version=3 --eta=never /tmp/"$1".fio \
 		>/tmp/"$1".out 2>/tmp/"$1".err &
 	fio_pid=$!
-	s0=$(awk '{ print $1 + $5 }' /sys/block/$d/stat)
-	sleep 3
-	s1=$(awk '{ print $1 + $5 }' /sys/block/$d/stat)
-	echo "@@IOS $1 $((s1 - s0)) I/Os completed in 3 s"
+	t=$((progress * 10))
+	while :; do
+		n=$(($(writes_done) - s0))
+		[ $n -gt 100 ] && [ -e /tmp/"$1".good ] && break
+		kill -0 $fio_pid 2>/dev/null || break
+		if [ $t -le 0 ]; then
+			r="has read the pattern"
+			[ -e /tmp/"$1".good ] || r="has not read the pattern yet"
+			fail "$1 round, waiting for fio and the reader to get going" \
+				"after $progress s: fio completed $n writes (want > 100), the reader $r"
+			break
+		fi
+		usleep 100000
+		t=$((t - 1))
+	done
+	echo "@@IOS $1 $n writes completed in $(since "$t0") s (fio start to teardown)"
 	check "$1 round, fio running and doing I/O before the teardown" \
-		[ "$(kill -0 $fio_pid 2>/dev/null && echo y)" = y -a $((s1 - s0)) -gt 100 ]
+		[ "$(kill -0 $fio_pid 2>/dev/null && echo y)" = y -a $n -gt 100 ]
 }
 
 # fio_gone NAME: waits (bounded) for fio to end, killing it if it must;
@@ -82,8 +107,9 @@ fio_gone() {
 		fail "$1 round, fio ended within $bound s" "still running; killing it"
 		for p in $(pidof fio); do stuck "fio-$1" "$p"; done
 		kill -9 $(pidof fio)
-		if ! wait_pid $fio_pid 10; then
-			fail "$1 round, fio killed" "fio does not die: stuck in the kernel"
+		if ! wait_pid $fio_pid "$(scaled 10)"; then
+			fail "$1 round, fio killed" \
+				"fio does not die within $(scaled 10) s of SIGKILL: stuck in the kernel"
 			return 1
 		fi
 	fi
@@ -96,18 +122,43 @@ fio_gone() {
 
 # reader NAME: while fio runs and the teardown happens, reads the pattern
 # region [0, 2 MiB) again and again with O_DIRECT until the disk is gone
-# (or /tmp/NAME.stop exists, or $bound s passed). Every read must return
-# the pattern, a prefix of it (a short read or EOF once the disk has no
-# capacity left) or an error; other bytes mean the driver completed a read
-# it never ran, or ran it into the wrong buffer. fio's own verify cannot
-# tell: after del_gendisk, O_DIRECT reads end at EOF with 0 bytes and fio
-# then "verifies" the stale buffer ("verify: bad header"), with the C
+# (or /tmp/NAME.stop exists, or 4 * $bound s passed), and creates
+# /tmp/NAME.good after its first read of the whole pattern. Every read must
+# return the pattern, a prefix of it (a short read or EOF once the disk has
+# no capacity left) or an error; other bytes mean the driver completed a
+# read it never ran, or ran it into the wrong buffer. fio's own verify
+# cannot tell: after del_gendisk, O_DIRECT reads end at EOF with 0 bytes and
+# fio then "verifies" the stale buffer ("verify: bad header"), with the C
 # driver too.
+# Only a block device is read: each read opens /dev/$d once, checks that
+# what it opened is a block device (see on_bdev in lib.sh) and reads that
+# very device. A missing node or anything else at the path ends the reader
+# without counting a read; an open of the node that fails is an error.
 reader() {
-	local end good=0 short=0 bad=0 r size
-	end=$(($(cut -d. -f1 /proc/uptime) + bound))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ] && [ ! -e /tmp/"$1".stop ]; do
-		dd if=/dev/$d of=/tmp/"$1".rd bs=64k count=32 iflag=direct 2>/dev/null
+	local end good=0 short=0 bad=0 r size why opened t0
+	t0=$(uptime_s)
+	end=$(($(cut -d. -f1 /proc/uptime) + 4 * bound))
+	why="time limit ($((4 * bound)) s)"
+	while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
+		[ -e /tmp/"$1".stop ] && { why="asked to stop"; break; }
+		: >/tmp/"$1".rd # a read that fails leaves no old bytes to compare
+		opened=
+		{
+			if [ -b $BDEV ]; then
+				opened=bdev
+				dd if=$BDEV of=/tmp/"$1".rd bs=64k count=32 iflag=direct
+			else
+				opened=other
+			fi
+		} 2>/dev/null 9</dev/$d
+		if [ "$opened" != bdev ]; then
+			if [ -z "$opened" ] && [ -b /dev/$d ]; then
+				short=$((short + 1)) # the block device node cannot be opened
+				continue
+			fi
+			why="/dev/$d is not a block device: $(ls -ld /dev/$d 2>&1)"
+			break
+		fi
 		size=$(wc -c </tmp/"$1".rd)
 		r=$(cmp /tmp/"$1".rd /tmp/want.bin 2>&1)
 		case "$r" in
@@ -115,25 +166,28 @@ reader() {
 			bad=$((bad + 1))
 			echo "@@BADREAD $1 $size bytes read: $r"
 			;;
-		"") good=$((good + 1)) ;;
+		"")
+			good=$((good + 1))
+			[ $good -eq 1 ] && touch /tmp/"$1".good
+			;;
 		*) short=$((short + 1)) ;;
 		esac
-		[ -e /dev/$d ] || break
 	done
+	echo "@@READER_STOP $1 after $(since "$t0") s: $why"
 	echo "@@READER $1 good=$good short=$short bad=$bad"
 }
 
 # start_reader NAME / stop_reader NAME: runs reader in the background;
 # stops it and checks what it saw.
 start_reader() {
-	rm -f /tmp/"$1".stop
+	rm -f /tmp/"$1".stop /tmp/"$1".good
 	reader "$1" >/tmp/"$1".reader &
 	reader_pid=$!
 }
 stop_reader() {
 	local res
 	touch /tmp/"$1".stop
-	wait_pid $reader_pid "$bound" || { stuck "reader-$1" $reader_pid; give_up "the reader"; }
+	wait_pid $reader_pid "$bound" || { stuck "reader-$1" $reader_pid; give_up "the reader" "$bound"; }
 	wait $reader_pid
 	cat /tmp/"$1".reader
 	res=$(grep '^@@READER ' /tmp/"$1".reader)
@@ -168,9 +222,10 @@ bounded_ok() {
 		fail "$1" "exit status $bounded_rc: $(tr '\n' ' ' </tmp/"$2".bg)"; fi
 }
 
-# give_up WHAT: stops the test when something hangs (the rest would hang too).
+# give_up WHAT SECONDS: stops the test when something hangs (the rest would
+# hang too).
 give_up() {
-	fail "teardown stopped" "$1 hung; see the @@STUCK lines"
+	fail "teardown stopped" "$1 did not end within $2 s; see the @@STUCK lines"
 	exit 1
 }
 
@@ -179,16 +234,16 @@ bdf=$(disk_bdf "$d")
 start_reader unbind
 start_fio unbind
 t0=$(uptime_s)
-bounded unbind "$bound" drv_unbind "$bdf" || give_up "sysfs unbind"
+bounded unbind "$bound" drv_unbind "$bdf" || give_up "sysfs unbind" "$bound"
 echo "@@TIME unbind $t0 $(uptime_s)"
 bounded_ok "unbind round, sysfs unbind succeeded" unbind
-fio_gone unbind || give_up fio
+fio_gone unbind || give_up fio "$((bound + $(scaled 10)))"
 stop_reader unbind
 check "unbind round, fio reported errors (all jobs)" [ "$(fio_results unbind | grep -c ' err=0 ')" -eq 0 ]
 verify_messages unbind
 check "unbind round, controller unbound" [ -z "$(drv_bound | grep "$bdf")" ]
 check "unbind round, disk gone" [ ! -e /sys/block/$d ]
-bounded rmmod1 "$bound" drv_unload || give_up rmmod
+bounded rmmod1 "$bound" drv_unload || give_up rmmod "$bound"
 bounded_ok "unbind round, rmmod once fio has ended" rmmod1
 
 # Round 2: rmmod under load.
@@ -198,7 +253,7 @@ check_pattern "pattern intact after unbind under load" /dev/$d $seed 0 $((2 * Mi
 start_reader rmmod
 start_fio rmmod
 t0=$(uptime_s)
-bounded rmmod2 "$bound" rmmod "$IO_MODULE" || give_up "rmmod under load"
+bounded rmmod2 "$bound" rmmod "$IO_MODULE" || give_up "rmmod under load" "$bound"
 echo "@@TIME rmmod $t0 $(uptime_s)"
 echo "@@RMMOD_UNDER_LOAD rc=$bounded_rc: $(tr '\n' ' ' </tmp/rmmod2.bg)"
 if [ "$bounded_rc" -ne 0 ]; then
@@ -206,15 +261,15 @@ if [ "$bounded_rc" -ne 0 ]; then
 		[ -n "$(grep -iE 'in use|temporarily unavailable|busy' /tmp/rmmod2.bg)" ]
 	check "rmmod round, fio still running after the refused rmmod" kill -0 $fio_pid
 	kill -INT $fio_pid
-	fio_gone rmmod || give_up "fio after SIGINT"
+	fio_gone rmmod || give_up "fio after SIGINT" "$((bound + $(scaled 10)))"
 	stop_reader rmmod
 	check "rmmod round, fio saw no errors" [ "$(fio_results rmmod | grep -vc ' err=0 ')" -eq 0 ]
 	no_verify_failure rmmod
-	bounded rmmod3 "$bound" drv_unload || give_up rmmod
+	bounded rmmod3 "$bound" drv_unload || give_up rmmod "$bound"
 	bounded_ok "rmmod round, rmmod once fio has ended" rmmod3
 else
 	check "rmmod round, module gone" [ -z "$(grep "^$IO_MODULE " /proc/modules)" ]
-	fio_gone rmmod || give_up fio
+	fio_gone rmmod || give_up fio "$((bound + $(scaled 10)))"
 	stop_reader rmmod
 	check "rmmod round, fio reported errors (all jobs)" [ "$(fio_results rmmod | grep -c ' err=0 ')" -eq 0 ]
 	verify_messages rmmod

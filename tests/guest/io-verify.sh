@@ -28,6 +28,7 @@ phase() {
 		echo "do_verify=1"
 		echo "iodepth=$2"
 		echo "randseed=$seed"
+		echo "allow_file_create=0"
 		for d in $disks; do
 			region=$(($(disk_bytes "$d") / ncpu / MiB * MiB))
 			if [ "$(disk_lbs "$d")" -ge 4096 ]; then o=$4; else o=$3; fi
@@ -68,12 +69,14 @@ bs=4k
 verify=crc32c
 iodepth=8
 filename=/dev/$d
+allow_file_create=0
 offset=0
 size=1M
 [$d-cpu0-1024]
 EOT
 $FIO --eta=never --do_verify=0 /tmp/selftest.fio >/dev/null 2>&1
-head -c 512 /dev/urandom | dd of=/dev/$d bs=512 seek=700 oflag=direct 2>/dev/null
+head -c 512 /dev/urandom |
+	on_bdev "harness self-test, corrupt a block" /dev/$d dd of=$BDEV bs=512 seek=700 oflag=direct 2>/dev/null
 fio_run selftest /tmp/selftest.fio --verify_only
 if fio_check selftest /tmp/selftest.fio >/tmp/selftest.res; then
 	fail "harness self-test, fio verify catches a corrupted block" "fio_check passed: $(cat /tmp/selftest.res)"

@@ -8,6 +8,23 @@ DRV=/sys/bus/pci/drivers/rsnvme
 pass() { echo "@@PASS $1"; }
 fail() { echo "@@FAIL $1: $2"; }
 
+# fd 7 is the console (the script's stderr when it sources this file), for
+# the @@FAIL lines of helpers that run in pipes, $(...) or with their
+# output redirected.
+exec 7>&2
+
+# How much slower than an idle 2-core host this run is (an integer >= 1,
+# from the host: tests' QEMU load and vCPUs per host core, or RSNVME_SLOW;
+# see qemu-ci/qemu.py). Every bounded wait is a base time scaled by it, and
+# a wait that expires says with a @@FAIL what it waited for and how long.
+SLOW=${rsnvme_slow:-1}
+
+# scaled SECONDS: SECONDS on an idle host, scaled to this run.
+scaled() { echo $(($1 * SLOW)); }
+
+# since T0: seconds (one decimal) from uptime T0 to now.
+since() { awk -v t0="$1" '{ printf "%.1f", $1 - t0 }' /proc/uptime; }
+
 # check NAME COMMAND...: passes when COMMAND succeeds.
 check() {
 	name=$1
@@ -87,6 +104,40 @@ MiB=1048576
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
+# A path that refers to a block device must be one when it is read or
+# written: once a disk is gone, its /dev node may be missing, and a write
+# through the path would create a regular file there (in devtmpfs) that a
+# later read would take for the disk. So:
+# is_bdev NAME DEV: DEV is a block device; else prints a @@FAIL for NAME
+# and fails.
+is_bdev() {
+	[ -b "$2" ] && return 0
+	fail "$1" "$2 is not a block device ($(ls -ld "$2" 2>&1))" >&7
+	return 1
+}
+
+# on_bdev NAME DEV COMMAND...: opens DEV (read-only: an open for reading
+# never creates a file) on fd 9 and, if what it opened is a block device,
+# runs COMMAND, which names it $BDEV: a reopen of that very device, never
+# of something else that took the path meanwhile. Returns COMMAND's exit
+# status; else prints a @@FAIL for NAME and fails.
+BDEV=/proc/self/fd/9
+on_bdev() {
+	local ob_name=$1 ob_dev=$2 ob_rc=
+	shift 2
+	# fd 8 keeps the caller's stderr for COMMAND; the shell's own complaint
+	# when DEV cannot be opened goes to /dev/null (the @@FAIL says it).
+	{
+		if [ -b $BDEV ]; then
+			"$@" 2>&8
+			ob_rc=$?
+		fi
+	} 8>&2 2>/dev/null 9<"$ob_dev"
+	[ -z "$ob_rc" ] || return $ob_rc
+	fail "$ob_name" "$ob_dev is not a block device ($(ls -ld "$ob_dev" 2>&1))" >&7
+	return 1
+}
+
 # Block devices of the driver under test (names under /sys/block), ordered
 # by controller number, then namespace ID.
 drv_disks() {
@@ -110,17 +161,22 @@ disk_by_nsid() {
 }
 
 # drv_wait_disks N [SECONDS]: waits until the driver has at least N disks
-# with their /dev nodes (probe and namespace scans may be asynchronous).
+# with their /dev nodes (probe and namespace scans may be asynchronous), at
+# most SECONDS (default 20) scaled.
 drv_wait_disks() {
-	local t n d
-	t=$((${2:-20} * 10))
-	while [ "$t" -gt 0 ]; do
+	local t s n d
+	s=$(scaled "${2:-20}")
+	t=$((s * 10))
+	while :; do
 		n=0
 		for d in $(drv_disks); do [ -b "/dev/$d" ] && n=$((n + 1)); done
 		[ "$n" -ge "$1" ] && return 0
+		[ "$t" -gt 0 ] || break
 		usleep 100000
 		t=$((t - 1))
 	done
+	fail "waiting for $1 $IO_MODULE disks" \
+		"$n with a block device node after $s s ($(drv_disks | tr '\n' ' '))"
 	return 1
 }
 
@@ -187,15 +243,19 @@ pattern() {
 	seq $(($1 * 100000000 + $2 / 16)) $(($1 * 100000000 + ($2 + $3) / 16 - 1))
 }
 
-# pattern_write DEV SEED START LEN [BS]: writes the pattern with O_DIRECT.
+# pattern_write DEV SEED START LEN [BS]: writes the pattern with O_DIRECT
+# (only to a block device).
 pattern_write() {
 	pattern "$2" "$3" "$4" |
-		dd of="$1" bs="${5:-64k}" iflag=fullblock oflag=direct,seek_bytes seek="$3" 2>/tmp/dd.err
+		on_bdev "pattern write to $1" "$1" \
+			dd of=$BDEV bs="${5:-64k}" iflag=fullblock oflag=direct,seek_bytes seek="$3" 2>/tmp/dd.err
 }
 
-# read_range DEV START LEN [BS]: a disk range, read with O_DIRECT.
+# read_range DEV START LEN [BS]: a disk range, read with O_DIRECT (only
+# from a block device).
 read_range() {
-	dd if="$1" bs="${4:-64k}" iflag=direct,skip_bytes,count_bytes skip="$2" count="$3" 2>/tmp/dd.err
+	on_bdev "read of $1" "$1" \
+		dd if=$BDEV bs="${4:-64k}" iflag=direct,skip_bytes,count_bytes skip="$2" count="$3" 2>/tmp/dd.err
 }
 
 md5() { md5sum | cut -d' ' -f1; }
@@ -204,6 +264,7 @@ md5() { md5sum | cut -d' ' -f1; }
 # "@@SUM NAME <md5>" (the host checks it too), passes when it is WANT.
 check_md5() {
 	local got
+	is_bdev "$1" "$2" || return 1
 	got=$(read_range "$2" "$3" "$4" "$6" | md5)
 	echo "@@SUM $1 $got"
 	if [ "$got" = "$5" ]; then pass "$1"; return 0; fi
@@ -215,6 +276,7 @@ check_md5() {
 # on a mismatch, names the first differing record and what is there.
 check_pattern() {
 	local want r off at rec blk
+	is_bdev "$1" "$2" || return 1
 	want=$(pattern "$3" "$4" "$5" | md5)
 	check_md5 "$1" "$2" "$4" "$5" "$want" "$6" && return 0
 	rm -f /tmp/want.fifo
@@ -243,6 +305,7 @@ check_zero() {
 # for the host to locate differences.
 mib_sums() {
 	local i n
+	is_bdev "MiB sums $1" "$2" || return 1
 	i=0
 	n=$(($(disk_bytes "${2#/dev/}") / MiB))
 	while [ $i -lt $n ]; do
@@ -253,10 +316,12 @@ mib_sums() {
 
 # fio_run NAME JOBFILE [OPTION...]: runs fio (terse output) and prints,
 # per job, "@@FIO NAME <job> err=<errno> read_kib=<KiB> write_kib=<KiB>".
+# Job files that name a disk must say allow_file_create=0 (as fio_run does
+# on the command line too): fio would create a missing file otherwise.
 fio_run() {
 	local fr_name=$1 fr_job=$2
 	shift 2
-	$FIO --output-format=terse --terse-version=3 --eta=never "$@" "$fr_job" \
+	$FIO --output-format=terse --terse-version=3 --eta=never --allow_file_create=0 "$@" "$fr_job" \
 		>/tmp/"$fr_name".out 2>/tmp/"$fr_name".err
 	echo "@@FIORC $fr_name $?"
 	fio_results "$fr_name"
@@ -301,17 +366,36 @@ wait_pid() {
 }
 
 # Prints the block device of namespace $1 (default 1) of the first rsnvme
-# controller once devtmpfs has created it; fails after 5 s.
+# controller once devtmpfs has created it; fails after 5 s (scaled).
 rsnvme_disk() {
+	local i s d
+	s=$(scaled 5)
 	i=0
-	while [ $i -lt 50 ]; do
+	while [ $i -le $((s * 10)) ]; do
 		for d in /dev/rsnvme*n${1:-1}; do
 			[ -b "$d" ] && { echo "$d"; return 0; }
 		done
 		sleep 0.1
 		i=$((i + 1))
 	done
+	fail "waiting for /dev/rsnvme*n${1:-1}" "no such block device after $s s" >&7
 	return 1
+}
+
+# wait_bdev DEV [SECONDS]: waits until DEV is a block device, at most
+# SECONDS (default 5) scaled.
+wait_bdev() {
+	local i s
+	s=$(scaled "${2:-5}")
+	i=0
+	while [ ! -b "$1" ]; do
+		if [ $i -ge $((s * 10)) ]; then
+			fail "waiting for block device $1" "none after $s s ($(ls -ld "$1" 2>&1))" >&7
+			return 1
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
 }
 
 # stuck NAME PID: prints where a process that does not end is (its state,
@@ -323,8 +407,8 @@ stuck() {
 
 # bounded NAME SECONDS COMMAND...: runs COMMAND in the background (output
 # in /tmp/NAME.bg) and waits at most SECONDS for it. Returns 0 and sets
-# $bounded_rc to its exit status when it ended, or prints where it is stuck
-# and returns 1.
+# $bounded_rc to its exit status when it ended, or prints a @@FAIL and
+# where it is stuck and returns 1.
 bounded() {
 	local bn=$1 bs=$2 bp
 	shift 2
@@ -335,6 +419,7 @@ bounded() {
 		bounded_rc=$?
 		return 0
 	fi
+	fail "bounded $bn" "'$*' still running after $bs s"
 	stuck "$bn" $bp
 	return 1
 }

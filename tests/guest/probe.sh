@@ -19,9 +19,19 @@ for d in $devs; do
 		echo "@@SYSFS $d $a=$(cat /sys/bus/pci/devices/$d/$a)"
 	done
 done
-# Block devices: one per usable namespace, with the controller's identity
-# reachable through the disk's parent device.
-sleep 0.2
+# Block devices: one per usable namespace ($rsnvme_disks of them, from the
+# host), with the controller's identity reachable through the disk's parent
+# device.
+t=$(($(scaled 5) * 10))
+while [ "$(ls /sys/block | grep -c '^rsnvme')" -lt "${rsnvme_disks:-0}" ]; do
+	if [ $t -le 0 ]; then
+		fail "waiting for $rsnvme_disks rsnvme disks" \
+			"$(ls /sys/block | grep -c '^rsnvme') in /sys/block after $(scaled 5) s"
+		break
+	fi
+	usleep 100000
+	t=$((t - 1))
+done
 for b in /sys/block/rsnvme*; do
 	[ -e "$b" ] || continue
 	echo "@@BLOCK $(basename $b) size=$(cat $b/size) lbs=$(cat $b/queue/logical_block_size)" \
