@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "qemu-ci"))
+sys.path.insert(0, str(ROOT / "tests"))
 import qemu  # noqa: E402
 
 passed = 0
@@ -60,6 +61,24 @@ def host_unit_tests():
         record(f"host: {name}", res == "ok")
     if out.returncode != 0 or not cases:
         record("host: cargo test", False, out.stdout[-3000:])
+
+
+# The share of rust_core's lines (test modules left out) that may not hold
+# `unsafe` (tests/unsafe_share.py): it may grow, never fall below this.
+SAFE_SHARE_FLOOR = 65.0
+
+
+def safe_share():
+    import unsafe_share
+    sums, files = unsafe_share.shares(ROOT / "rust_core")
+    d, t = sums["without tests"]
+    share = 100 * d / t
+    record(f"layout: {share:.1f}% of rust_core lines under #![deny(unsafe_code)] "
+           f"(at least {SAFE_SHARE_FLOOR}%)", share >= SAFE_SHARE_FLOOR,
+           "tests/unsafe_share.py lists the files")
+    logic = [f for f, (_, denied) in files.items()
+             if not denied and not f.startswith("sys/") and f not in ("ffi.rs", "rsnvme_core.rs")]
+    record("layout: only sys/ and ffi.rs may hold unsafe code", not logic, ", ".join(logic))
 
 
 def shim_guard():
@@ -341,6 +360,7 @@ def main():
 
     host_unit_tests()
     shim_guard()
+    safe_share()
     header_fresh()
     rustfmt()
     ksrc = Path(subprocess.run(
