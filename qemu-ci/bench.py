@@ -47,7 +47,8 @@ def main():
               f"({r[1] / 1024:.1f} vs {c[1] / 1024:.1f})")
     bad = b.bad_lines
     if bad or not b.done or len(results) != 8:
-        print("bench FAILED:", *bad[:10], f"(log: {b.log})", sep="\n  ")
+        print("bench FAILED:", *([b.failure] if b.failure else []), *bad[:10],
+              f"(log: {b.log})", sep="\n  ")
         return 1
     print(f"({cpus} vCPUs, {seconds} s per job, accel {os.environ.get('RSNVME_ACCEL', 'tcg')}; "
           f"console in {b.log})")

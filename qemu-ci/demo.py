@@ -28,7 +28,7 @@ def main():
     print(f"(booted and ran in {b.seconds:.1f} s; full console in {b.log})")
     bad = b.bad_lines
     if bad or not b.done:
-        print("demo FAILED:", *bad[:10], sep="\n  ")
+        print("demo FAILED:", *([b.failure] if b.failure else []), *bad[:10], sep="\n  ")
         return 1
     return 0
 
