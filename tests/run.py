@@ -298,8 +298,12 @@ FAULTS = {
 
 def check_faults(tag, b):
     """Each injected probe failure is reported, fails probe with its errno,
-    and (for timeouts) takes as long as the bound it hits."""
+    and (for timeouts) takes as long as the bound it hits: never less, and
+    not much more. Guest time is host time, so on a loaded host a starved
+    vCPU notices an expired bound late: the slack beyond each bound (given
+    for an idle host) grows with the run's slowness factor."""
     stamp = r"^\[\s*(\d+\.\d+)\] "
+    slack = max(1.0, b.slow)
     for f, (msg, errno, bounds) in FAULTS.items():
         start = b.console.find(f"@@FAULT {f} start")
         end = b.console.find(f"@@FAULT {f} end")
@@ -314,14 +318,18 @@ def check_faults(tag, b):
             t = [float(x) for x in re.findall(stamp + r"rsnvme .*: (?:CSTS |I/O timeout:)",
                                                part, re.M)]
             took = t[1] - t[0] if len(t) >= 2 else -1
-            record(f"{tag}: fault={f} I/O times out after {took:.1f} s (30 s timeout)",
-                   30.0 <= took <= 40.0)
+            # From probe to the timeout: the partition scan's read, sent
+            # when the disk is added, is the one that times out.
+            most = 30.0 + 10.0 * slack
+            record(f"{tag}: fault={f} I/O times out after {took:.1f} s (30 s timeout, "
+                   f"at most {most:.0f} s)", 30.0 <= took <= most)
         if bounds:
             times = [float(t) for t in re.findall(stamp + r"rsnvme .*: CSTS ", part, re.M)]
             fail = re.search(stamp + r"rsnvme .*probe with driver rsnvme failed", part, re.M)
             took = float(fail[1]) - times[-1] if fail and times else -1
-            record(f"{tag}: fault={f} gives up after {took:.2f} s, within {bounds} s",
-                   bounds[0] <= took <= bounds[1])
+            low, high = bounds[0], bounds[0] + (bounds[1] - bounds[0]) * slack
+            record(f"{tag}: fault={f} gives up after {took:.2f} s, within "
+                   f"({low}, {high:.1f}) s", low <= took <= high)
     check_leaks(tag, b)
 
 
