@@ -9,17 +9,18 @@
 use crate::queue::QueuePair;
 use crate::registers::Registers;
 use crate::spec::command::Command;
-use crate::spec::completion::Completion;
+use crate::spec::completion::{Completion, Status, StatusKind};
 use crate::spec::regs::{Acq, Aqa, Asq};
 use crate::sys::irq::{IrqHandler, IrqReturn};
+use crate::sys::param;
 use crate::sys::pci::PciDevice;
-use crate::sys::print::dev_warn;
+use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
 use crate::sys::time::{etimedout, msleep, Deadline};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
-    code::{EBUSY, EINVAL},
-    Result,
+    code::{EACCES, EBUSY, EINVAL, EIO},
+    Error, Result,
 };
 use kernel::new_condvar;
 use kernel::prelude::*;
@@ -30,8 +31,11 @@ use kernel::time::msecs_to_jiffies;
 /// bring-up and teardown, so a small queue is plenty.
 pub(crate) const ADMIN_DEPTH: u16 = 32;
 
-/// How long an admin command may take before it is given up.
-pub(crate) const ADMIN_TIMEOUT_MS: u32 = 5000;
+/// How long an admin command may take before it is given up: the
+/// `admin_timeout` module parameter, in milliseconds (at least a second).
+pub(crate) fn admin_timeout_ms() -> u32 {
+    param::admin_timeout().clamp(1, 3600) * 1000
+}
 
 /// State of one command identifier.
 #[derive(Clone, Copy)]
@@ -44,6 +48,9 @@ enum Slot {
     Done(Completion),
     /// Its waiter gave up; a late completion just frees the slot.
     Abandoned,
+    /// An Abort for command `cid` of queue `qid`, which nobody waits for:
+    /// its completion is logged and frees the slot.
+    Abort { qid: u16, cid: u16 },
 }
 
 /// The admin queue pair of one controller and its waiters.
@@ -87,8 +94,83 @@ impl AdminQueue {
         &self.pair
     }
 
-    /// Submits `cmd` and sleeps until it completes or
-    /// [`ADMIN_TIMEOUT_MS`] passes (`ETIMEDOUT`).
+    /// Sends Abort for command `cid` of I/O queue `qid` without waiting
+    /// for it; its outcome is logged when it completes.
+    pub(crate) fn abort(&self, qid: u16, cid: u16) -> Result {
+        let mut slots = self.slots.lock();
+        let slot = slots
+            .iter()
+            .position(|s| matches!(s, Slot::Free))
+            .ok_or(EBUSY)?;
+        let mut cmd = Command::abort(qid, cid);
+        cmd.set_cid(u16::try_from(slot)?);
+        *slots.get_mut(slot).ok_or(EINVAL)? = Slot::Abort { qid, cid };
+        drop(slots);
+        let submitted = self.pair.submit(cmd, true);
+        if submitted.is_err() {
+            if let Some(s) = self.slots.lock().get_mut(slot) {
+                *s = Slot::Free;
+            }
+        }
+        submitted
+    }
+
+    /// Stops the admin queue of a disabled controller: reaps what it
+    /// posted, then fails every command still waited for (they were lost
+    /// with the reset) and forgets those nobody waits for.
+    pub(crate) fn stop(&self) {
+        self.pair.stop(|cqe| self.record(cqe));
+        let mut slots = self.slots.lock();
+        for slot in slots.iter_mut() {
+            *slot = match *slot {
+                Slot::Waiting => Slot::Done(Completion::with_status(Status::HOST_ABORTED)),
+                Slot::Done(cqe) => Slot::Done(cqe),
+                Slot::Free | Slot::Abandoned | Slot::Abort { .. } => Slot::Free,
+            };
+        }
+        drop(slots);
+        self.completed.notify_all();
+    }
+
+    /// Makes the stopped admin queue usable again and tells the disabled
+    /// controller where it is, for the next enable.
+    pub(crate) fn revive(&self, regs: &Registers) -> Result {
+        self.pair.revive()?;
+        self.program(regs)
+    }
+
+    /// Records completion `cqe` for its slot.
+    fn record(&self, cqe: &Completion) {
+        let mut slots = self.slots.lock();
+        match slots.get_mut(usize::from(cqe.cid())) {
+            Some(slot @ Slot::Waiting) => *slot = Slot::Done(*cqe),
+            Some(slot @ Slot::Abandoned) => *slot = Slot::Free,
+            Some(slot @ Slot::Abort { .. }) => {
+                if let Slot::Abort { qid, cid } = *slot {
+                    // Bit 0 of DW0 set: the command was not aborted.
+                    let outcome = if cqe.result() & 1 == 0 {
+                        "aborted"
+                    } else {
+                        "not aborted"
+                    };
+                    dev_info!(
+                        &self.pdev,
+                        "Abort of queue {qid} command id {cid:#x}: {}, {outcome}\n",
+                        cqe.status()
+                    );
+                }
+                *slot = Slot::Free;
+            }
+            _ => dev_warn!(
+                &self.pdev,
+                "admin completion for unknown command id {}\n",
+                cqe.cid()
+            ),
+        }
+    }
+
+    /// Submits `cmd` and sleeps until it completes or the admin timeout
+    /// ([`admin_timeout_ms`]) passes (`ETIMEDOUT`).
     ///
     /// On timeout the command may still be executed later, so the caller
     /// must reset the controller before freeing memory the command names.
@@ -112,7 +194,7 @@ impl AdminQueue {
             return Err(e);
         }
 
-        let deadline = Deadline::after_ms(ADMIN_TIMEOUT_MS);
+        let deadline = Deadline::after_ms(admin_timeout_ms());
         loop {
             match slots.get(cid).copied() {
                 Some(Slot::Done(cqe)) => {
@@ -148,22 +230,54 @@ impl AdminQueue {
 
 impl IrqHandler for AdminQueue {
     fn handle_irq(&self) -> IrqReturn {
-        let reaped = self.pair.reap(|cqe| {
-            let mut slots = self.slots.lock();
-            match slots.get_mut(usize::from(cqe.cid())) {
-                Some(slot @ Slot::Waiting) => *slot = Slot::Done(*cqe),
-                Some(slot @ Slot::Abandoned) => *slot = Slot::Free,
-                _ => dev_warn!(
-                    &self.pdev,
-                    "admin completion for unknown command id {}\n",
-                    cqe.cid()
-                ),
-            }
-        });
+        let reaped = self.pair.reap(|cqe| self.record(cqe));
         if reaped == 0 {
             return IrqReturn::None;
         }
         self.completed.notify_all();
         IrqReturn::Handled
+    }
+}
+
+/// Maps an NVMe status to the kernel error a failed command returns.
+fn status_error(kind: StatusKind) -> Error {
+    match kind {
+        StatusKind::InvalidOpcode | StatusKind::InvalidField | StatusKind::InvalidNamespace => {
+            EINVAL
+        }
+        StatusKind::AccessDenied => EACCES,
+        _ => EIO,
+    }
+}
+
+impl AdminQueue {
+    /// Runs one admin command and checks its status; `what` names it in
+    /// error messages. A timeout disables the controller, so that the
+    /// command can no longer write to memory the caller is about to free.
+    pub(crate) fn command(&self, regs: &Registers, cmd: Command, what: &str) -> Result<Completion> {
+        let cqe = match self.submit_and_wait(cmd) {
+            Ok(cqe) => cqe,
+            Err(e) if e == etimedout() => {
+                dev_err!(
+                    &self.pdev,
+                    "{what} timed out after {} ms; resetting the controller\n",
+                    admin_timeout_ms()
+                );
+                // If the reset fails too, it logged why; the caller fails
+                // either way.
+                let _ = regs.disable();
+                return Err(etimedout());
+            }
+            Err(e) => {
+                dev_err!(&self.pdev, "{what} could not be submitted: {e:?}\n");
+                return Err(e);
+            }
+        };
+        let status = cqe.status();
+        if !status.is_success() {
+            dev_err!(&self.pdev, "{what} failed: {status}\n");
+            return Err(status_error(status.kind()));
+        }
+        Ok(cqe)
     }
 }

@@ -7,13 +7,13 @@
 
 #![deny(unsafe_code)]
 
-use crate::admin::{AdminQueue, ADMIN_TIMEOUT_MS};
+use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::io::{Disk, IoShared, Limits, Namespace, QueueIrq, MAX_IO_DEPTH};
+use crate::io::{Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH};
 use crate::queue::QueuePair;
 use crate::registers::Registers;
 use crate::spec::command::{Cns, Command};
-use crate::spec::completion::{Completion, StatusKind};
+use crate::spec::completion::Completion;
 use crate::spec::identify::{
     active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
 };
@@ -25,22 +25,24 @@ use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
 use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
+use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sysfs::Attributes;
-use crate::sys::time::etimedout;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
-    code::{EACCES, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC},
-    Error, Result,
+    code::{EINVAL, ENODEV, ENOMEM, ENOSPC},
+    Result,
 };
 use kernel::sync::Arc;
 
-/// How long an I/O may take before the controller is reset, as Linux's C
-/// driver defaults to.
-const IO_TIMEOUT_MS: u32 = 30_000;
+/// How long an I/O may take before recovery starts: the `io_timeout`
+/// module parameter (30 s by default, as Linux's C driver), in ms.
+fn io_timeout_ms() -> u32 {
+    param::io_timeout().clamp(1, 3600) * 1000
+}
 
 /// Numbers controllers for disk names (`rsnvme<N>n<nsid>`).
 static CONTROLLER_INDEX: AtomicU32 = AtomicU32::new(0);
@@ -57,8 +59,13 @@ const MAX_NAMESPACES: usize = 1024;
 
 /// The sysfs attributes of a bound controller, in the order
 /// [`Controller::show`] takes their index.
-pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 4] =
-    [c"model", c"serial", c"firmware_rev", c"queue_count"];
+pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 5] = [
+    c"model",
+    c"serial",
+    c"firmware_rev",
+    c"queue_count",
+    c"reset_controller",
+];
 
 /// BAR0 mapped and claimed, with the controller's registers.
 ///
@@ -79,8 +86,9 @@ struct Interrupts {
     vectors: IrqVectors,
 }
 
-/// A controller that has been enabled; shut down when dropped, which
-/// stops all of its DMA.
+/// A controller that has been enabled; shut down when dropped, and bus
+/// mastering turned off, which stops all of its DMA even if it ignored
+/// the shutdown.
 struct Enabled {
     regs: Arc<Registers>,
 }
@@ -96,6 +104,8 @@ impl Drop for Enabled {
         if let Ok(csts) = self.regs.csts() {
             dev_info!(pdev, "controller shut down, {csts}\n");
         }
+        // Off for good: the token is dropped without resuming.
+        let _ = pdev.stop_dma();
     }
 }
 
@@ -140,52 +150,6 @@ pub(crate) struct Controller {
     io_granted: u32,
     mapped: Mapped,
     pdev: PciDevice,
-}
-
-/// Maps an NVMe status to the kernel error a failed command returns.
-fn status_error(kind: StatusKind) -> Error {
-    match kind {
-        StatusKind::InvalidOpcode | StatusKind::InvalidField | StatusKind::InvalidNamespace => {
-            EINVAL
-        }
-        StatusKind::AccessDenied => EACCES,
-        _ => EIO,
-    }
-}
-
-/// Runs one admin command; `what` names it in error messages. A timeout
-/// resets the controller, so that the command can no longer write to memory
-/// the caller is about to free.
-fn admin_command(
-    regs: &Registers,
-    admin: &AdminQueue,
-    cmd: Command,
-    what: &str,
-) -> Result<Completion> {
-    let pdev = regs.pdev();
-    let cqe = match admin.submit_and_wait(cmd) {
-        Ok(cqe) => cqe,
-        Err(e) if e == etimedout() => {
-            dev_err!(
-                pdev,
-                "{what} timed out after {ADMIN_TIMEOUT_MS} ms; resetting the controller\n"
-            );
-            // If the reset fails too, it logged why; the caller fails
-            // either way.
-            let _ = regs.disable();
-            return Err(etimedout());
-        }
-        Err(e) => {
-            dev_err!(pdev, "{what} could not be submitted: {e:?}\n");
-            return Err(e);
-        }
-    };
-    let status = cqe.status();
-    if !status.is_success() {
-        dev_err!(pdev, "{what} failed: {status}\n");
-        return Err(status_error(status.kind()));
-    }
-    Ok(cqe)
 }
 
 /// Step "map": enables the PCI device and bus mastering, sets the DMA
@@ -332,13 +296,13 @@ fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
 /// Admin commands during bring-up, with the identify buffer they share.
 struct Bringup<'a> {
     regs: &'a Registers,
-    admin: &'a AdminQueue,
+    admin: &'a Arc<AdminQueue>,
     buf: CoherentArray<u8>,
     page: KBox<[u8; IDENTIFY_DATA_SIZE]>,
 }
 
 impl<'a> Bringup<'a> {
-    fn new(regs: &'a Registers, admin: &'a AdminQueue) -> Result<Self> {
+    fn new(regs: &'a Registers, admin: &'a Arc<AdminQueue>) -> Result<Self> {
         Ok(Self {
             regs,
             admin,
@@ -347,9 +311,9 @@ impl<'a> Bringup<'a> {
         })
     }
 
-    /// Runs one admin command, see [`admin_command`].
+    /// Runs one admin command, see [`AdminQueue::command`].
     fn command(&self, cmd: Command, what: &str) -> Result<Completion> {
-        admin_command(self.regs, self.admin, cmd, what)
+        self.admin.command(self.regs, cmd, what)
     }
 
     /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
@@ -464,9 +428,26 @@ impl<'a> Bringup<'a> {
             queues.push(queue, GFP_KERNEL)?;
         }
         let page_size = 1u32 << mapped.page_shift;
-        let shared = IoShared::new(regs.clone(), queues, page_size, spread.then_some(1))?;
+        let restart = Restart {
+            admin: self.admin.clone(),
+            cc: Cc::for_enable(mapped.page_shift).ok_or(EINVAL)?,
+            faults,
+        };
+        let shared = IoShared::new(
+            regs.clone(),
+            queues,
+            page_size,
+            spread.then_some(1),
+            restart,
+        )?;
         let set = Arc::new(
-            TagSet::new(shared, count, u32::from(depth) - 1, IO_TIMEOUT_MS)?,
+            TagSet::new(
+                shared,
+                regs.pdev(),
+                count,
+                u32::from(depth) - 1,
+                io_timeout_ms(),
+            )?,
             GFP_KERNEL,
         )?;
         let mut handlers = KVec::new();
@@ -641,15 +622,19 @@ impl Controller {
     pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
         if let Some(io) = &self.live.io {
-            if self.mapped.regs.csts().is_err() {
+            let shared = io.set.data();
+            // No reset from now on; one in progress finishes first.
+            shared.begin_teardown();
+            if !self.pdev.is_present() || self.mapped.regs.csts().is_err() {
                 // The device is gone: nothing will complete by itself.
-                io.set.data().fail(&io.set.borrowed(), "controller is gone");
+                shared.kill(&io.set.borrowed(), "controller is gone");
             }
         }
         drop(core::mem::take(&mut self.disks));
         if let Some(io) = &self.live.io {
-            if !io.set.data().failed() {
-                for queue in io.set.data().queues() {
+            let shared = io.set.data();
+            if !shared.dead() {
+                for queue in shared.queues() {
                     // A failure was logged; the shutdown that follows
                     // deletes the remaining queues anyway.
                     if self.delete_queue(queue).is_err() {
@@ -657,6 +642,11 @@ impl Controller {
                     }
                 }
             }
+            let (resets, retried, failed) = shared.counts();
+            dev_info!(
+                &self.pdev,
+                "recovery: {resets} resets, {retried} requests retried, {failed} requests failed\n"
+            );
         }
     }
 
@@ -664,8 +654,10 @@ impl Controller {
     fn delete_queue(&self, queue: &QueuePair) -> Result {
         let regs = &self.mapped.regs;
         let (delete_sq, delete_cq) = queue.delete_commands();
-        admin_command(regs, &self.admin, delete_sq, "Delete I/O Submission Queue")?;
-        admin_command(regs, &self.admin, delete_cq, "Delete I/O Completion Queue")?;
+        self.admin
+            .command(regs, delete_sq, "Delete I/O Submission Queue")?;
+        self.admin
+            .command(regs, delete_cq, "Delete I/O Completion Queue")?;
         Ok(())
     }
 }
@@ -679,6 +671,17 @@ impl Attributes for Controller {
             2 => out.write_str(id.firmware()),
             3 => write!(out, "{}", self.io_granted),
             _ => Ok(()),
+        }
+    }
+
+    fn store(&self, index: usize, _input: &[u8]) -> Result {
+        match (index, &self.live.io) {
+            // reset_controller: any write resets, and returns when done.
+            (4, Some(io)) => io
+                .set
+                .data()
+                .reset(&io.set.borrowed(), "requested through sysfs"),
+            _ => Err(ENODEV),
         }
     }
 }

@@ -30,8 +30,13 @@ pub(crate) enum Fault {
     NeverReady = 3,
     /// 4: Identify Controller is never announced to the device.
     IdentifyTimeout = 4,
-    /// 5: I/O commands are never announced to the device, so they time out.
+    /// 5: the I/O queues announce no command to the device until the next
+    /// controller reset, so the first I/O times out, is aborted, times
+    /// out again and the reset follows.
     IoTimeout = 5,
+    /// 6: every reset after probe leaves the controller disabled (it is
+    /// never told to enable), so the controller is marked dead.
+    ResetFails = 6,
 }
 
 #[cfg(rsnvme_fault_injection)]
@@ -44,6 +49,7 @@ impl Fault {
             Self::NeverReady,
             Self::IdentifyTimeout,
             Self::IoTimeout,
+            Self::ResetFails,
         ]
         .into_iter()
         .find(|f| *f as u32 == n)
@@ -89,8 +95,8 @@ impl Faults {
     }
 }
 
-/// A flag a fault turns on for the lifetime of an object (a queue whose
-/// doorbell goes silent); empty and always off without fault injection.
+/// A flag a fault turns on for a while (a queue whose doorbell goes
+/// silent until the next reset); empty and always off without fault injection.
 pub(crate) struct Switch {
     #[cfg(rsnvme_fault_injection)]
     on: AtomicBool,
@@ -109,6 +115,12 @@ impl Switch {
     pub(crate) fn set(&self) {
         #[cfg(rsnvme_fault_injection)]
         self.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Turns the switch off.
+    pub(crate) fn clear(&self) {
+        #[cfg(rsnvme_fault_injection)]
+        self.on.store(false, Ordering::Relaxed);
     }
 
     /// Whether the switch is on; constant `false` without fault injection.

@@ -37,7 +37,9 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
         Err(e) => return e.to_errno(),
     };
     match KBox::new(ctrl, GFP_KERNEL) {
-        Ok(ctrl) => dev.set_drvdata(KBox::into_raw(ctrl).cast()),
+        // SAFETY: drvdata is a `KBox<Controller>` from here until remove
+        // takes it back; the attributes and remove read it as such.
+        Ok(ctrl) => unsafe { dev.set_drvdata(KBox::into_raw(ctrl).cast()) },
         // The controller was dropped inside `KBox::new`, shutting it down.
         Err(e) => return kernel::error::Error::from(e).to_errno(),
     }
@@ -59,7 +61,8 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     }
     // SAFETY: `pdev` is valid by this function's safety requirements.
     if let Ok(dev) = unsafe { PciDevice::get(pdev) } {
-        dev.set_drvdata(ptr::null_mut());
+        // SAFETY: Null means "no controller" to every reader.
+        unsafe { dev.set_drvdata(ptr::null_mut()) };
     }
     // SAFETY: `ctrl` came from `KBox::into_raw` in probe. The driver core
     // removed the attribute groups (the only other users) before calling
@@ -69,7 +72,7 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
 }
 
 /// The controller's attributes.
-static ATTRIBUTES: Static<[device_attribute; 4]> = Static(
+static ATTRIBUTES: Static<[device_attribute; 5]> = Static(
     // SAFETY: These attributes are only in `my_rust_dev_groups`, the
     // `dev_groups` of this driver, whose probe stores a `KBox<Controller>`
     // as drvdata before it succeeds and whose remove takes it back (above).
@@ -79,16 +82,18 @@ static ATTRIBUTES: Static<[device_attribute; 4]> = Static(
             sysfs::attribute::<Controller, 1>(ATTRIBUTE_NAMES[1]),
             sysfs::attribute::<Controller, 2>(ATTRIBUTE_NAMES[2]),
             sysfs::attribute::<Controller, 3>(ATTRIBUTE_NAMES[3]),
+            sysfs::write_attribute::<Controller, 4>(ATTRIBUTE_NAMES[4]),
         ]
     },
 );
 
 /// The NULL-terminated list of [`ATTRIBUTES`] for their group.
-static ATTRIBUTE_LIST: Static<[*const attribute; 5]> = Static([
+static ATTRIBUTE_LIST: Static<[*const attribute; 6]> = Static([
     &raw const ATTRIBUTES.0[0].attr,
     &raw const ATTRIBUTES.0[1].attr,
     &raw const ATTRIBUTES.0[2].attr,
     &raw const ATTRIBUTES.0[3].attr,
+    &raw const ATTRIBUTES.0[4].attr,
     ptr::null(),
 ]);
 

@@ -241,10 +241,33 @@ impl QueuePair {
 
     /// Stops the queue: takes no more submissions, reaps what the
     /// controller has posted (handing it to `each`), then reaps no more.
-    /// For a controller that has been reset or is gone.
+    /// For a controller that has been disabled or is gone.
     pub(crate) fn stop(&self, each: impl FnMut(&Completion)) {
         self.sq.lock().dead = true;
         self.reap(each);
         self.cq.lock().dead = true;
+    }
+
+    /// Makes a stopped queue usable again after a controller reset, as
+    /// new: both rings empty, the CQ memory cleared (so no old entry looks
+    /// posted), the fault-injection switch off. The controller must not
+    /// use the queue meanwhile: it is disabled, or has yet to be told
+    /// about the queue again. `EBUSY` if the queue was not stopped.
+    pub(crate) fn revive(&self) -> Result {
+        let mut cq = self.cq.lock();
+        let mut sq = self.sq.lock();
+        if !sq.dead || !cq.dead {
+            return Err(EBUSY);
+        }
+        for i in 0..self.cq_mem.count() {
+            self.cq_mem.write(i, 0)?;
+        }
+        sq.ring = SqRing::new(self.depth).ok_or(EINVAL)?;
+        cq.ring = CqRing::new(self.depth).ok_or(EINVAL)?;
+        sq.unrung = false;
+        sq.dead = false;
+        cq.dead = false;
+        self.silent.clear();
+        Ok(())
     }
 }

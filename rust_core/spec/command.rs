@@ -33,6 +33,8 @@ pub(crate) mod opcode {
         pub(crate) const CREATE_IO_CQ: u8 = 0x05;
         /// Identify.
         pub(crate) const IDENTIFY: u8 = 0x06;
+        /// Abort.
+        pub(crate) const ABORT: u8 = 0x08;
         /// Set Features.
         pub(crate) const SET_FEATURES: u8 = 0x09;
     }
@@ -216,6 +218,15 @@ impl Command {
         Self {
             cdw10: u32::from(qid).to_le(),
             ..Self::with_opcode(opcode::admin::DELETE_IO_SQ)
+        }
+    }
+
+    /// Builds Abort (admin opcode 0x08) for command `cid` of submission
+    /// queue `sqid`.
+    pub(crate) fn abort(sqid: u16, cid: u16) -> Self {
+        Self {
+            cdw10: (u32::from(sqid) | (u32::from(cid) << 16)).to_le(),
+            ..Self::with_opcode(opcode::admin::ABORT)
         }
     }
 
@@ -425,6 +436,25 @@ impl DsmRange {
     }
 }
 
+/// Bits of an I/O command identifier that hold the request's tag; the
+/// bits above hold a generation number of the tag's use, so that a
+/// completion meant for an earlier use of the same tag is recognised (as
+/// the C driver's `nvme_cid` does).
+pub(crate) const TAG_BITS: u32 = 12;
+
+/// The command identifier of tag `tag` in its use number `sequence` (of
+/// which the low four bits are kept).
+pub(crate) fn command_id(tag: u32, sequence: u8) -> u16 {
+    let generation = u32::from(sequence) & 0xf;
+    ((generation << TAG_BITS) | (tag & ((1 << TAG_BITS) - 1))) as u16
+}
+
+/// The tag and the generation a command identifier carries.
+pub(crate) fn split_command_id(cid: u16) -> (u32, u8) {
+    let cid = u32::from(cid);
+    (cid & ((1 << TAG_BITS) - 1), (cid >> TAG_BITS) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +470,29 @@ mod tests {
 
     /// Eight zero bytes.
     const Z: [u8; 8] = [0; 8];
+
+    #[test]
+    fn abort() {
+        let cmd = Command::abort(3, 0x1abc);
+        assert_eq!(cmd.opcode(), opcode::admin::ABORT);
+        // CDW10: SQID in bits 15:0, CID in bits 31:16.
+        assert_eq!(&cmd.to_bytes()[40..44], &[0x03, 0x00, 0xbc, 0x1a]);
+    }
+
+    #[test]
+    fn command_ids_carry_a_generation() {
+        assert_eq!(command_id(5, 0), 0x0005);
+        assert_eq!(command_id(5, 1), 0x1005);
+        assert_eq!(command_id(0xfff, 0x1f), 0xffff);
+        // Only four bits of the sequence are kept; the tag never spills.
+        assert_eq!(command_id(0x1005, 0x21), 0x1005);
+        assert_eq!(split_command_id(0x1005), (5, 1));
+        for seq in 0..=255u8 {
+            let (tag, gen) = split_command_id(command_id(200, seq));
+            assert_eq!((tag, gen), (200, seq & 0xf));
+        }
+        assert_ne!(command_id(7, 3), command_id(7, 4));
+    }
 
     #[test]
     fn identify_controller() {

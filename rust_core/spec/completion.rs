@@ -17,6 +17,14 @@ mod sct {
     pub(super) const GENERIC: u8 = 0x0;
     /// Media and Data Integrity Errors.
     pub(super) const MEDIA: u8 = 0x2;
+    /// Path Related Status.
+    pub(super) const PATH: u8 = 0x3;
+}
+
+/// Path Related Status codes (SCT 3).
+mod path {
+    /// Command Aborted By Host.
+    pub(super) const HOST_ABORTED: u8 = 0x71;
 }
 
 /// Generic Command Status codes (SCT 0).
@@ -95,6 +103,16 @@ impl Completion {
         }
     }
 
+    /// An entry the driver makes up for a command that will not complete
+    /// (the controller was reset): status `status`, all else zero.
+    pub(crate) fn with_status(status: Status) -> Self {
+        // INVARIANT: Stored as the wire value, the phase bit clear.
+        Self {
+            status: (status.0 << 1).to_le(),
+            ..Self::default()
+        }
+    }
+
     /// Command specific result (DW0).
     pub(crate) fn result(&self) -> u32 {
         u32::from_le(self.result)
@@ -160,6 +178,9 @@ pub(crate) enum StatusKind {
     UnrecoveredReadError,
     /// Access Denied.
     AccessDenied,
+    /// Command Aborted By Host: the driver ended the command itself (the
+    /// controller was reset or is gone).
+    HostAborted,
     /// Any status not listed above.
     Other,
 }
@@ -181,6 +202,7 @@ impl StatusKind {
             Self::WriteFault => "write fault",
             Self::UnrecoveredReadError => "unrecovered read error",
             Self::AccessDenied => "access denied",
+            Self::HostAborted => "aborted by the host",
             Self::Other => "other error",
         }
     }
@@ -191,6 +213,11 @@ impl StatusKind {
 pub(crate) struct Status(pub(crate) u16);
 
 impl Status {
+    /// Command Aborted By Host, as the driver records it for a command it
+    /// ends itself.
+    pub(crate) const HOST_ABORTED: Status =
+        Status(((sct::PATH as u16) << 8) | path::HOST_ABORTED as u16);
+
     /// Status Code (SC).
     pub(crate) fn code(self) -> u8 {
         self.0 as u8
@@ -234,6 +261,7 @@ impl Status {
             (sct::MEDIA, media::WRITE_FAULT) => StatusKind::WriteFault,
             (sct::MEDIA, media::UNRECOVERED_READ_ERROR) => StatusKind::UnrecoveredReadError,
             (sct::MEDIA, media::ACCESS_DENIED) => StatusKind::AccessDenied,
+            (sct::PATH, path::HOST_ABORTED) => StatusKind::HostAborted,
             _ => StatusKind::Other,
         }
     }
@@ -288,6 +316,18 @@ mod tests {
     fn cqe_status(sct: u8, sc: u8) -> Completion {
         let word = (u16::from(sct) << 9) | (u16::from(sc) << 1) | 1;
         cqe(word.to_le_bytes())
+    }
+
+    #[test]
+    fn host_aborted() {
+        let s = Status::HOST_ABORTED;
+        assert_eq!((s.code_type(), s.code()), (3, 0x71));
+        assert_eq!(s.kind(), StatusKind::HostAborted);
+        assert!(!s.do_not_retry());
+        let cqe = Completion::with_status(s);
+        assert_eq!(cqe.status(), s);
+        assert!(!cqe.phase());
+        assert_eq!((cqe.cid(), cqe.result()), (0, 0));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
 #include <linux/sysfs.h>
+#include <linux/workqueue.h>
 
 #define RSNVME_FN(name)
 #define RSNVME_TYPE(name)
@@ -33,6 +34,13 @@ RSNVME_FN(pci_dev_put)
 RSNVME_FN(pci_enable_device_mem)
 RSNVME_FN(pci_disable_device)
 RSNVME_FN(pci_set_master)
+RSNVME_FN(pci_clear_master)
+RSNVME_FN(pci_device_is_present)
+RSNVME_FN(pci_read_config_word)
+RSNVME_FN(pci_write_config_word)
+RSNVME_VAR(PCI_COMMAND)
+RSNVME_VAR(PCI_COMMAND_MEMORY)
+RSNVME_VAR(PCI_COMMAND_MASTER)
 RSNVME_FN(pci_request_region)
 RSNVME_FN(pci_release_region)
 RSNVME_FN(pci_iomap)
@@ -86,6 +94,17 @@ RSNVME_FN(blk_mq_end_request)
 RSNVME_FN(blk_mq_complete_request)
 RSNVME_TYPE(blk_mq_tags)
 RSNVME_FN(blk_mq_tagset_busy_iter)
+RSNVME_FN(blk_mq_tagset_wait_completed_request)
+RSNVME_FN(blk_mq_quiesce_tagset)
+RSNVME_FN(blk_mq_unquiesce_tagset)
+RSNVME_FN(blk_mq_requeue_request)
+RSNVME_FN(__blk_should_fake_timeout)
+const req_flags_t RSNVME_RQF_DONTPREP = RQF_DONTPREP;
+RSNVME_VAR(RSNVME_RQF_DONTPREP)
+const unsigned int RSNVME_QUEUE_FLAG_FAIL_IO = QUEUE_FLAG_FAIL_IO;
+RSNVME_VAR(RSNVME_QUEUE_FLAG_FAIL_IO)
+const blk_opf_t RSNVME_REQ_FAILFAST_MASK = REQ_FAILFAST_MASK;
+RSNVME_VAR(RSNVME_REQ_FAILFAST_MASK)
 RSNVME_FN(__blk_rq_map_sg)
 RSNVME_FN(__blk_mq_alloc_disk)
 RSNVME_FN(device_add_disk)
@@ -121,5 +140,15 @@ const blk_status_t RSNVME_BLK_STS_PROTECTION = BLK_STS_PROTECTION;
 const blk_status_t RSNVME_BLK_STS_RESOURCE = BLK_STS_RESOURCE;
 const blk_status_t RSNVME_BLK_STS_IOERR = BLK_STS_IOERR;
 RSNVME_VAR(RSNVME_BLK_STS_.*)
+/* Deferred work (error recovery) on the unbound system workqueue. */
+void rust_helper_init_work_with_key(struct work_struct *work, work_func_t func,
+				    bool onstack, const char *name,
+				    struct lock_class_key *key);
+RSNVME_FN(rust_helper_init_work_with_key)
+RSNVME_FN(queue_work_on)
+RSNVME_FN(cancel_work_sync)
+RSNVME_VAR(system_unbound_wq)
+const int RSNVME_WORK_CPU_UNBOUND = WORK_CPU_UNBOUND;
+RSNVME_VAR(RSNVME_WORK_CPU_UNBOUND)
 /* CPUs. */
 RSNVME_VAR(__num_online_cpus)

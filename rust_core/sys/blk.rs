@@ -12,7 +12,7 @@
 
 use super::__this_module;
 use super::bindings;
-use super::pci::PciDevice;
+use super::pci::{DmaStopped, PciDevice};
 use super::Static;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
@@ -20,6 +20,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
 use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
@@ -72,6 +73,8 @@ pub(crate) enum Op {
 pub(crate) enum TimeoutAction {
     /// The request was ended (or will be); blk-mq forgets the timer.
     Done,
+    /// The request stays with the driver for another timeout period.
+    ResetTimer,
 }
 
 /// The driver side of a tag set.
@@ -98,11 +101,24 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// its result from the pdu and ends it.
     fn complete(&self, rq: Request<Self>);
     /// Called when `rq` has been outstanding too long.
-    fn timeout(&self, rq: &mut Request<Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction;
+    fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction;
+    /// The work [`TagSetRef::schedule_work`] asked for, in process context;
+    /// never runs twice at once.
+    fn work(&self, set: &TagSetRef<'_, Self>);
 }
 
 /// What blk-mq keeps for each request: the driver's pdu and DMA state.
 struct PduBox<T: Operations> {
+    /// Set by whoever completes the request (its completion or its
+    /// cancellation), so that only one of them does; cleared on start.
+    claimed: AtomicBool,
+    /// Counts the request's starts, so that a completion for an earlier
+    /// start can be told apart.
+    sequence: AtomicU8,
+    /// Timeouts since the request's last start.
+    timeouts: AtomicU8,
+    /// Only the request's owner touches it: before start, and once its
+    /// completion is claimed.
     pdu: T::Pdu,
     /// Entries given to `dma_map_sg`, 0 when nothing is mapped.
     mapped_nents: c_uint,
@@ -152,6 +168,22 @@ impl<T: Operations> Request<T> {
         &mut self.pdu_box().pdu
     }
 
+    /// Whether this is the first time the driver sees the request (not a
+    /// requeued one); marks it seen (`RQF_DONTPREP`).
+    pub(crate) fn first_dispatch(&mut self) -> bool {
+        // SAFETY: The driver owns the request; blk-mq reads `rq_flags`
+        // only once the request is handed back.
+        let flags = unsafe { &mut (*self.rq.as_ptr()).rq_flags };
+        let first = *flags & bindings::RSNVME_RQF_DONTPREP == 0;
+        *flags |= bindings::RSNVME_RQF_DONTPREP;
+        first
+    }
+
+    /// Whether the submitter asked for no retries (`REQ_FAILFAST_*`).
+    pub(crate) fn no_retry(&self) -> bool {
+        self.raw().cmd_flags & bindings::RSNVME_REQ_FAILFAST_MASK != 0
+    }
+
     /// The request's tag, unique in its hardware queue.
     pub(crate) fn tag(&self) -> u32 {
         u32::try_from(self.raw().tag).unwrap_or(u32::MAX)
@@ -192,10 +224,20 @@ impl<T: Operations> Request<T> {
         self.raw().__data_len
     }
 
-    /// Tells blk-mq the request is now with the device (starts its timer).
-    pub(crate) fn start(&mut self) {
+    /// Tells blk-mq the request is now with the device (starts its
+    /// timer) and returns the number of this start (wrapping), which a
+    /// completion must name (see [`InFlight::sequence`]).
+    pub(crate) fn start(&mut self) -> u8 {
+        let pdu = self.pdu_box();
+        let sequence = pdu.sequence.load(Ordering::Relaxed).wrapping_add(1);
+        pdu.sequence.store(sequence, Ordering::Relaxed);
+        pdu.timeouts.store(0, Ordering::Relaxed);
+        // Ordered before the start (a full barrier, below): whoever finds
+        // the request in flight sees it unclaimed and this start's number.
+        pdu.claimed.store(false, Ordering::Release);
         // SAFETY: The request is live and owned by the driver.
         unsafe { bindings::blk_mq_start_request(self.rq.as_ptr()) };
+        sequence
     }
 
     /// DMA-maps the request's data for `pdev`, in the direction its
@@ -270,26 +312,113 @@ impl<T: Operations> Request<T> {
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
     }
 
-    /// Whether blk-mq already counts the request as completed.
-    fn completed(&self) -> bool {
-        self.raw().state == bindings::mq_rq_state_MQ_RQ_COMPLETE
+    /// Gives the request back to blk-mq to be sent again later (after a
+    /// controller reset, or to retry it); the driver must have released
+    /// what it held for it.
+    pub(crate) fn requeue(self) {
+        // SAFETY: The driver owns the request and gives it up here; the
+        // requeue list is kicked so it is dispatched once the queue runs.
+        unsafe { bindings::blk_mq_requeue_request(self.rq.as_ptr(), true) };
+    }
+
+    /// The request's bookkeeping shared with completions and timeouts.
+    fn shared(&self) -> &PduBox<T> {
+        // SAFETY: As in `pdu_box`; only the atomics are read through it.
+        unsafe { &*self.rq.as_ptr().add(1).cast::<PduBox<T>>() }
+    }
+
+    /// Claims the request's completion; true for the one caller that may
+    /// complete it since its last start. `queue_rq` claims a request it
+    /// started but could not send before it reports the failure.
+    pub(crate) fn claim(&self) -> bool {
+        self.shared()
+            .claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
-/// A request found by its tag in an interrupt handler, to be completed.
+/// A request found by its tag, in flight, to be completed.
 pub(crate) struct InFlight<T: Operations>(Request<T>);
 
 impl<T: Operations> InFlight<T> {
-    /// The driver's data for the request, to store the result in.
-    pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
-        self.0.pdu()
+    /// The number of the request's current start ([`Request::start`]).
+    pub(crate) fn sequence(&self) -> u8 {
+        self.0.shared().sequence.load(Ordering::Acquire)
     }
 
-    /// Hands the request to [`Operations::complete`], possibly on the CPU
-    /// that submitted it.
-    pub(crate) fn complete(self) {
-        // SAFETY: The request is in flight and owned by the driver.
+    /// Whether the block layer's `fail_io_timeout` fault injection wants
+    /// this completion dropped, so that the request times out.
+    pub(crate) fn fake_timeout(&self) -> bool {
+        #[cfg(CONFIG_FAIL_IO_TIMEOUT)]
+        {
+            let q = self.0.raw().q;
+            // SAFETY: The request's queue is live while it has requests;
+            // `blk_should_fake_timeout` is inline in C: flag, then the
+            // fault attribute's decision.
+            unsafe {
+                let flags = core::ptr::addr_of!((*q).queue_flags).read_volatile();
+                if (flags >> bindings::RSNVME_QUEUE_FLAG_FAIL_IO) & 1 != 0 {
+                    return bindings::__blk_should_fake_timeout(q);
+                }
+            }
+        }
+        false
+    }
+
+    /// Claims the request's completion, lets `f` store the result in the
+    /// pdu and hands the request to [`Operations::complete`], possibly on
+    /// the CPU that submitted it. Returns false, doing nothing, if the
+    /// request was already completed or cancelled.
+    pub(crate) fn complete(mut self, f: impl FnOnce(&mut T::Pdu)) -> bool {
+        if !self.0.claim() {
+            return false;
+        }
+        // The claim makes this the request's only owner.
+        f(self.0.pdu());
+        // SAFETY: The request is in flight and its completion is ours.
         unsafe { bindings::blk_mq_complete_request(self.0.rq.as_ptr()) };
+        true
+    }
+}
+
+/// A request whose timer expired, as the timeout handler sees it: it may
+/// be completed at the same time, so the pdu is out of reach.
+pub(crate) struct TimedOut<'a, T: Operations> {
+    rq: &'a Request<T>,
+}
+
+impl<T: Operations> TimedOut<'_, T> {
+    /// The request's tag.
+    pub(crate) fn tag(&self) -> u32 {
+        self.rq.tag()
+    }
+
+    /// The index of the hardware queue the request was sent on.
+    pub(crate) fn queue_index(&self) -> u32 {
+        // SAFETY: A started request has its hardware context.
+        unsafe { (*self.rq.raw().mq_hctx).queue_num }
+    }
+
+    /// First sector and bytes, for messages.
+    pub(crate) fn range(&self) -> (u64, u32) {
+        (self.rq.sector(), self.rq.bytes())
+    }
+
+    /// The number of the request's current start.
+    pub(crate) fn sequence(&self) -> u8 {
+        self.rq.shared().sequence.load(Ordering::Acquire)
+    }
+
+    /// Whether its completion was claimed (it completed meanwhile).
+    pub(crate) fn completed(&self) -> bool {
+        self.rq.shared().claimed.load(Ordering::Acquire)
+    }
+
+    /// Counts this timeout; returns how many came before it since the
+    /// request's start.
+    pub(crate) fn count(&self) -> u8 {
+        self.rq.shared().timeouts.fetch_add(1, Ordering::AcqRel)
     }
 }
 
@@ -305,15 +434,47 @@ pub(crate) struct Limits {
     pub(crate) max_write_zeroes_sectors: u32,
 }
 
-/// A blk-mq tag set driven by `T`.
+/// The C side of a tag set: the set and the driver's work item.
+#[repr(C)]
+struct RawSet {
+    set: bindings::blk_mq_tag_set,
+    work: bindings::work_struct,
+    /// The device of the `TagSet`'s `pdev`, which keeps it alive.
+    pdev: *mut bindings::pci_dev,
+}
+
+impl RawSet {
+    /// The `RawSet` around a tag set.
+    ///
+    /// # Safety
+    ///
+    /// `set` must be the `set` field of a `RawSet`.
+    unsafe fn of(set: *mut bindings::blk_mq_tag_set) -> *mut RawSet {
+        // SAFETY: container_of, by the requirements.
+        unsafe { set.byte_sub(core::mem::offset_of!(RawSet, set)).cast() }
+    }
+}
+
+/// Lockdep class of the tag sets' work items.
+static WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
+    // SAFETY: A lock class key is zero-initialised static data.
+    Static(UnsafeCell::new(unsafe {
+            MaybeUninit::zeroed().assume_init()
+        }));
+
+/// A blk-mq tag set driven by `T`, for the requests of one PCI device,
+/// with a work item for the driver ([`Operations::work`]).
 ///
 /// # Invariants
 ///
-/// `set` was initialised by `blk_mq_alloc_tag_set` with `driver_data`
-/// pointing to `*data` and the ops table of `T`; it is freed on drop.
+/// `raw.set` was initialised by `blk_mq_alloc_tag_set` with `driver_data`
+/// pointing to `*data` and the ops table of `T`; `raw.work` runs
+/// `run_work::<T>`. On drop the work is cancelled, then the set freed.
+/// `pdev` is the device the requests' data is mapped for.
 pub(crate) struct TagSet<T: Operations> {
-    set: KBox<UnsafeCell<bindings::blk_mq_tag_set>>,
+    raw: KBox<UnsafeCell<RawSet>>,
     data: Arc<T>,
+    _pdev: PciDevice,
 }
 
 // SAFETY: blk-mq synchronises access to the tag set itself; `T` is
@@ -323,12 +484,33 @@ unsafe impl<T: Operations> Send for TagSet<T> {}
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
-    /// Allocates a tag set of `queues` hardware queues of `depth` tags.
-    pub(crate) fn new(data: Arc<T>, queues: u32, depth: u32, timeout_ms: u32) -> Result<Self> {
-        // SAFETY: All zeroes is a valid, empty `blk_mq_tag_set`.
-        let zeroed: bindings::blk_mq_tag_set = unsafe { MaybeUninit::zeroed().assume_init() };
-        let set = KBox::new(UnsafeCell::new(zeroed), GFP_KERNEL)?;
-        let raw = set.get();
+    /// Allocates a tag set of `queues` hardware queues of `depth` tags
+    /// for requests that `pdev` transfers.
+    pub(crate) fn new(
+        data: Arc<T>,
+        pdev: &PciDevice,
+        queues: u32,
+        depth: u32,
+        timeout_ms: u32,
+    ) -> Result<Self> {
+        // SAFETY: All zeroes is a valid, empty `blk_mq_tag_set` and a
+        // work item yet to be initialised.
+        let zeroed: RawSet = unsafe { MaybeUninit::zeroed().assume_init() };
+        let boxed = KBox::new(UnsafeCell::new(zeroed), GFP_KERNEL)?;
+        let both = boxed.get();
+        // SAFETY: `both` is fresh and exclusively owned; the key is static.
+        unsafe {
+            (*both).pdev = pdev.as_raw();
+            bindings::rust_helper_init_work_with_key(
+                addr_of_mut!((*both).work),
+                Some(run_work::<T>),
+                false,
+                c"rsnvme_work".as_ptr().cast(),
+                WORK_KEY.0.get(),
+            )
+        };
+        // SAFETY: As above.
+        let raw = unsafe { addr_of_mut!((*both).set) };
         // SAFETY: `raw` is the fresh, exclusively owned set being filled in.
         unsafe {
             (*raw).ops = &Ops::<T>::TABLE;
@@ -343,11 +525,16 @@ impl<T: Operations> TagSet<T> {
         // SAFETY: The set is filled in; `data` outlives it (held below).
         to_result(unsafe { bindings::blk_mq_alloc_tag_set(raw) })?;
         // INVARIANT: The set was allocated with `driver_data` = `data`.
-        Ok(Self { set, data })
+        Ok(Self {
+            raw: boxed,
+            data,
+            _pdev: pdev.clone(),
+        })
     }
 
     fn as_ptr(&self) -> *mut bindings::blk_mq_tag_set {
-        self.set.get()
+        // SAFETY: Only the field's address is taken.
+        unsafe { addr_of_mut!((*self.raw.get()).set) }
     }
 
     /// A handle for looking up and cancelling requests.
@@ -366,9 +553,48 @@ impl<T: Operations> TagSet<T> {
 
 impl<T: Operations> Drop for TagSet<T> {
     fn drop(&mut self) {
+        // SAFETY: The work item was initialised by `new`; once cancelled
+        // it neither runs nor is queued, so nothing reaches the set.
+        unsafe { bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).work)) };
         // SAFETY: Allocated by the type invariant. No disk uses it any
         // more: each `Disk` holds a reference to its tag set.
         unsafe { bindings::blk_mq_free_tag_set(self.as_ptr()) };
+    }
+}
+
+/// The work item of a `T` tag set: runs [`Operations::work`].
+///
+/// # Safety
+///
+/// Called by the workqueue with the `work` of a [`RawSet`] inside a live
+/// [`TagSet`] of `T` (its drop cancels the work before freeing it).
+unsafe extern "C" fn run_work<T: Operations>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `work` field of a `RawSet` (container_of).
+    let both = unsafe {
+        work.byte_sub(core::mem::offset_of!(RawSet, work))
+            .cast::<RawSet>()
+    };
+    // SAFETY: The set is allocated while its work can run.
+    let set = unsafe { addr_of_mut!((*both).set) };
+    // SAFETY: As above; `driver_data` is the set's `T`.
+    let data = unsafe { Ops::<T>::data(set) };
+    data.work(&TagSetRef {
+        set,
+        _p: PhantomData,
+    });
+}
+
+/// A tag set whose queues are quiesced: no `queue_rq` runs or starts
+/// until it is dropped (`blk_mq_quiesce_tagset`).
+pub(crate) struct Quiesced<'a> {
+    set: *mut bindings::blk_mq_tag_set,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The set outlives `'a`; it was quiesced by `quiesce`.
+        unsafe { bindings::blk_mq_unquiesce_tagset(self.set) };
     }
 }
 
@@ -408,42 +634,95 @@ impl<T: Operations> TagSetRef<'_, T> {
         Some(InFlight(rq))
     }
 
-    /// Completes every request that is started and not yet completed with
-    /// `fail`, which stores the error in the pdu; then blk-mq ends them
-    /// through [`Operations::complete`]. Call only once the device can no
-    /// longer complete requests itself.
-    pub(crate) fn cancel_all(&self, fail: fn(&mut T::Pdu)) {
-        // SAFETY: `set` is an allocated tag set while `self` lives; the
-        // callback gets `fail` back as its data.
-        unsafe {
-            bindings::blk_mq_tagset_busy_iter(self.set, Some(cancel_one::<T>), fail as *mut c_void)
-        };
+    /// Quiesces every queue of the set until the guard is dropped: when
+    /// this returns, no `queue_rq` is running and none starts.
+    pub(crate) fn quiesce(&self) -> Quiesced<'_> {
+        // SAFETY: `set` is an allocated tag set while `self` lives.
+        unsafe { bindings::blk_mq_quiesce_tagset(self.set) };
+        Quiesced {
+            set: self.set,
+            _p: PhantomData,
+        }
     }
+
+    /// Completes every started request whose completion nobody claimed
+    /// yet, after `fail` stored the outcome in its pdu; blk-mq then ends
+    /// them through [`Operations::complete`], and this waits for that.
+    /// The device's DMA must be stopped (`dma`) so that it writes no
+    /// buffer these requests release, and the set quiesced (`quiesced`)
+    /// so that none is started meanwhile. Returns how many were
+    /// cancelled; `None`, cancelling nothing, if the tokens are for
+    /// another set or device.
+    pub(crate) fn cancel_all(
+        &self,
+        quiesced: &Quiesced<'_>,
+        dma: &DmaStopped,
+        fail: fn(&mut T::Pdu),
+    ) -> Option<u32> {
+        // SAFETY: `set` is allocated; `pdev` of a `TagSet` is only read.
+        let owner = unsafe { Ops::<T>::owner(self.set) };
+        if quiesced.set != self.set || dma.device().as_raw() != owner {
+            return None;
+        }
+        let mut cancel = Cancel::<T> { fail, count: 0 };
+        // SAFETY: `set` is an allocated tag set while `self` lives; the
+        // callback gets `cancel` back as its data, during the call only.
+        unsafe {
+            bindings::blk_mq_tagset_busy_iter(
+                self.set,
+                Some(cancel_one::<T>),
+                core::ptr::from_mut(&mut cancel).cast(),
+            );
+            bindings::blk_mq_tagset_wait_completed_request(self.set);
+        }
+        Some(cancel.count)
+    }
+
+    /// Queues the set's work item ([`Operations::work`]) on the unbound
+    /// system workqueue, unless it is queued already; returns whether it
+    /// was queued now.
+    pub(crate) fn schedule_work(&self) -> bool {
+        // SAFETY: `set` is the `set` field of a `RawSet` (container_of);
+        // its work item is initialised and cancelled before it is freed.
+        unsafe {
+            let both = RawSet::of(self.set);
+            bindings::queue_work_on(
+                bindings::RSNVME_WORK_CPU_UNBOUND,
+                bindings::system_unbound_wq,
+                addr_of_mut!((*both).work),
+            )
+        }
+    }
+}
+
+/// What [`TagSetRef::cancel_all`] passes to `cancel_one`.
+struct Cancel<T: Operations> {
+    fail: fn(&mut T::Pdu),
+    count: u32,
 }
 
 /// `blk_mq_tagset_busy_iter` callback of [`TagSetRef::cancel_all`].
 ///
 /// # Safety
 ///
-/// `rq` is a started request of a `T` tag set; `data` is a `fn(&mut
-/// T::Pdu)`.
+/// `rq` is a started request of a `T` tag set; `data` is the `Cancel<T>`
+/// that `cancel_all` passed.
 unsafe extern "C" fn cancel_one<T: Operations>(
     rq: *mut bindings::request,
     data: *mut c_void,
 ) -> bool {
-    // SAFETY: By the function's requirements; the device no longer
-    // completes requests, so the driver owns every started one.
-    let Some(mut req) = (unsafe { Request::<T>::from_raw(rq) }) else {
+    // SAFETY: By the function's requirements; the request is only used
+    // through `InFlight::complete`, which claims it first.
+    let Some(req) = (unsafe { Request::<T>::from_raw(rq) }) else {
         return true;
     };
-    if req.completed() {
-        return true;
+    // SAFETY: `data` is `cancel_all`'s `Cancel<T>`, alive during the walk.
+    let cancel = unsafe { &mut *data.cast::<Cancel<T>>() };
+    if req.raw().state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
+        && InFlight(req).complete(cancel.fail)
+    {
+        cancel.count += 1;
     }
-    // SAFETY: `data` is the `fn` pointer `cancel_all` passed.
-    let fail: fn(&mut T::Pdu) =
-        unsafe { core::mem::transmute::<*mut c_void, fn(&mut T::Pdu)>(data) };
-    fail(req.pdu());
-    InFlight(req).complete();
     true
 }
 
@@ -524,26 +803,38 @@ impl<T: Operations> Ops<T> {
         }
     }
 
+    /// The device a `T` tag set's requests are mapped for.
+    ///
+    /// # Safety
+    ///
+    /// `set` must be the `set` of a live [`TagSet`] of `T`.
+    unsafe fn owner(set: *mut bindings::blk_mq_tag_set) -> *mut bindings::pci_dev {
+        // SAFETY: By the requirements, `set` sits in a `RawSet` whose
+        // `pdev` was written before the set was allocated.
+        unsafe { (*RawSet::of(set)).pdev }
+    }
+
     /// `blk_mq_ops.timeout`.
     ///
     /// # Safety
     ///
     /// Called by blk-mq with a started request of a [`TagSet`] of `T`.
     unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
-        // SAFETY: blk-mq passes a started request of a `T` tag set; the
-        // timeout handler may act on it on the driver's behalf.
+        // SAFETY: blk-mq passes a started request of a `T` tag set, and
+        // holds a reference to it during the call.
         unsafe {
             let set = (*(*rq).q).tag_set;
             let data = Self::data(set);
-            let Some(mut req) = Request::<T>::from_raw(rq) else {
+            let Some(req) = Request::<T>::from_raw(rq) else {
                 return bindings::blk_eh_timer_return_BLK_EH_DONE;
             };
             let set = TagSetRef {
                 set,
                 _p: PhantomData,
             };
-            match data.timeout(&mut req, &set) {
+            match data.timeout(&TimedOut { rq: &req }, &set) {
                 TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+                TimeoutAction::ResetTimer => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
             }
         }
     }

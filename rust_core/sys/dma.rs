@@ -55,6 +55,11 @@ unsafe impl<T: DeviceData + Send> Send for CoherentArray<T> {}
 unsafe impl<T: DeviceData + Sync> Sync for CoherentArray<T> {}
 
 impl<T: DeviceData> CoherentArray<T> {
+    /// The number of elements.
+    pub(crate) fn count(&self) -> usize {
+        self.len
+    }
+
     /// Allocates `len` zeroed elements of DMA-coherent memory for `pdev`.
     pub(crate) fn zeroed(pdev: &PciDevice, len: usize) -> Result<Self> {
         let size = len.checked_mul(size_of::<T>()).ok_or(EINVAL)?;

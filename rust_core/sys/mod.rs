@@ -14,7 +14,6 @@ pub(crate) mod dma;
 pub(crate) mod dmapool;
 pub(crate) mod irq;
 pub(crate) mod mmio;
-#[cfg(rsnvme_fault_injection)]
 pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod print;

@@ -1,47 +1,83 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module parameter `fault` (include/linux/moduleparam.h).
+//! The module parameters (include/linux/moduleparam.h).
 //!
 //! 6.12's Rust `module!` macro has no parameters and this module is not
-//! built with it, so the parameter is declared here the way `module_param`
+//! built with it, so each parameter is declared here the way `module_param`
 //! does in C: a `struct kernel_param` in the `__param` section. (There is no
 //! `parm=` description in `.modinfo`: rustc puts each such static in a
 //! section of its own, and modpost would then miss the shim's license.)
 //!
-//! Tests use it to make bring-up and I/O fail at chosen points (see
-//! `fault.rs`); it is 0 (no fault) unless set at load time or through
-//! /sys/module/rsnvme/parameters/fault. Only test builds have it
-//! (`--cfg rsnvme_fault_injection`).
+//! All are unsigned integers, set at load time or through
+//! /sys/module/rsnvme/parameters/<name>; the kernel's `param_ops_uint`
+//! writes them with the parameter lock held, so they are atomics here.
 
 use super::{__this_module, bindings};
 use core::sync::atomic::{AtomicU32, Ordering};
-
-/// The parameter's value, written by the kernel's `param_ops_uint`.
-static FAULT: AtomicU32 = AtomicU32::new(0);
 
 /// A parameter table entry the module loader can read.
 #[repr(transparent)]
 struct KernelParam(bindings::kernel_param);
 
 // SAFETY: The entry is immutable; the kernel only reads it, and writes the
-// value it points to (`FAULT`, an atomic) with the parameter lock held.
+// value it points to (an atomic) with the parameter lock held.
 unsafe impl Sync for KernelParam {}
 
-#[link_section = "__param"]
-#[used]
-static FAULT_PARAM: KernelParam = KernelParam(bindings::kernel_param {
-    name: c"fault".as_ptr().cast(),
-    mod_: (&raw const __this_module).cast_mut(),
-    ops: &raw const bindings::param_ops_uint,
-    perm: 0o644,
-    level: -1,
-    flags: 0,
-    __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
-        arg: FAULT.as_ptr().cast(),
-    },
-});
+/// Declares the unsigned parameter `$name` (mode `$perm`, default
+/// `$default`) and a function `$name()` that reads it.
+macro_rules! uint_param {
+    ($(#[$doc:meta])* $name:ident, $value:ident, $entry:ident, $perm:expr, $default:expr) => {
+        static $value: AtomicU32 = AtomicU32::new($default);
 
-/// The current value of the `fault` parameter.
-pub(crate) fn fault() -> u32 {
-    FAULT.load(Ordering::Relaxed)
+        #[link_section = "__param"]
+        #[used]
+        static $entry: KernelParam = KernelParam(bindings::kernel_param {
+            name: {
+                const NAME: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(
+                    concat!(stringify!($name), "\0").as_bytes(),
+                ) {
+                    Ok(name) => name,
+                    Err(_) => panic!("parameter name"),
+                };
+                NAME.as_ptr().cast()
+            },
+            mod_: (&raw const __this_module).cast_mut(),
+            ops: &raw const bindings::param_ops_uint,
+            perm: $perm,
+            level: -1,
+            flags: 0,
+            __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
+                arg: $value.as_ptr().cast(),
+            },
+        });
+
+        $(#[$doc])*
+        pub(crate) fn $name() -> u32 {
+            $value.load(Ordering::Relaxed)
+        }
+    };
 }
+
+uint_param!(
+    /// `io_timeout`: seconds an I/O command may take before recovery
+    /// starts (read when a controller is bound), as `nvme_core.io_timeout`.
+    io_timeout, IO_TIMEOUT, IO_TIMEOUT_PARAM, 0o644, 30
+);
+
+uint_param!(
+    /// `admin_timeout`: seconds an admin command may take.
+    admin_timeout, ADMIN_TIMEOUT, ADMIN_TIMEOUT_PARAM, 0o644, 60
+);
+
+uint_param!(
+    /// `max_retries`: how often a failed command that may be retried is
+    /// sent again before its error is returned.
+    max_retries, MAX_RETRIES, MAX_RETRIES_PARAM, 0o644, 5
+);
+
+#[cfg(rsnvme_fault_injection)]
+uint_param!(
+    /// `fault` (test builds only): the failure to inject, 0 for none
+    /// (see `fault.rs`).
+    fault, FAULT, FAULT_PARAM, 0o644, 0
+);

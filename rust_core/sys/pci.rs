@@ -128,10 +128,75 @@ impl PciDevice {
     }
 
     /// Stores the driver's per-device data pointer (`pci_set_drvdata`).
-    pub(crate) fn set_drvdata(&self, data: *mut c_void) {
-        // SAFETY: `ptr` is valid by the type invariant; the PCI core leaves
-        // `driver_data` to the bound driver.
+    ///
+    /// # Safety
+    ///
+    /// Whatever reads the drvdata (the driver's sysfs attributes and its
+    /// remove) takes it for the driver's own type: `data` must point to
+    /// that type, alive until it is taken back, or be null.
+    pub(crate) unsafe fn set_drvdata(&self, data: *mut c_void) {
+        // SAFETY: The device is valid while `self` holds its reference.
         unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
+    }
+
+    /// Whether the device still answers on the bus (`pci_device_is_present`):
+    /// false once it was surprise-removed.
+    pub(crate) fn is_present(&self) -> bool {
+        // SAFETY: The device is valid while `self` holds its reference.
+        unsafe { bindings::pci_device_is_present(self.as_raw()) }
+    }
+
+    /// Stops the device's DMA by clearing bus mastering
+    /// (`pci_clear_master`): from now on it can neither read nor write
+    /// memory, whatever state it is in.
+    pub(crate) fn stop_dma(&self) -> DmaStopped {
+        // SAFETY: The device is valid while `self` holds its reference.
+        unsafe { bindings::pci_clear_master(self.as_raw()) };
+        DmaStopped { pdev: self.clone() }
+    }
+
+    /// Turns memory decoding back on if something cleared it behind the
+    /// driver's back (e.g. `setpci`), so that the registers answer again;
+    /// returns whether it had to.
+    pub(crate) fn restore_memory_decoding(&self) -> bool {
+        let want = bindings::PCI_COMMAND_MEMORY as u16;
+        let mut cmd: u16 = 0;
+        // SAFETY: The device is valid; `cmd` is written by the call.
+        let ret = unsafe {
+            bindings::pci_read_config_word(self.as_raw(), bindings::PCI_COMMAND as c_int, &mut cmd)
+        };
+        if ret != 0 || cmd & want == want {
+            return false;
+        }
+        // SAFETY: As above; only the memory enable bit is changed.
+        unsafe {
+            bindings::pci_write_config_word(
+                self.as_raw(),
+                bindings::PCI_COMMAND as c_int,
+                cmd | want,
+            )
+        };
+        true
+    }
+}
+
+/// The device's DMA is stopped: bus mastering is off until
+/// [`DmaStopped::resume`]. Dropped without `resume`, it stays off.
+pub(crate) struct DmaStopped {
+    pdev: PciDevice,
+}
+
+impl DmaStopped {
+    /// The device whose DMA is stopped.
+    pub(crate) fn device(&self) -> &PciDevice {
+        &self.pdev
+    }
+
+    /// Lets the device do DMA again, once it is known to be reset (it no
+    /// longer remembers any memory it was given).
+    pub(crate) fn resume(self) {
+        // SAFETY: The device is valid while `self` holds its reference.
+        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
     }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only sysfs attributes of a bound device, for a driver's
-//! `dev_groups` (`struct device_attribute`, include/linux/device.h).
+//! sysfs attributes of a bound device, read-only or write-only, for a
+//! driver's `dev_groups` (`struct device_attribute`,
+//! include/linux/device.h).
 //!
 //! The driver core adds a driver's `dev_groups` to a device after its
 //! probe succeeded and removes them before calling its remove, waiting for
@@ -12,12 +13,14 @@ use super::bindings;
 use core::ffi::{c_void, CStr};
 use core::fmt;
 use core::mem::MaybeUninit;
-use kernel::error::code::ENODEV;
+use kernel::error::{code::ENODEV, Result};
 
 /// The values behind a driver's attributes, shown from its drvdata.
 pub(crate) trait Attributes: Sync + 'static {
     /// Writes the value of attribute number `index` (without a newline).
     fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result;
+    /// Takes `input`, written to attribute number `index`.
+    fn store(&self, index: usize, input: &[u8]) -> Result;
 }
 
 /// Builds the read-only (0444) device attribute `name`, number `I` of
@@ -38,6 +41,23 @@ pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
     attr.attr.name = name.as_ptr().cast();
     attr.attr.mode = 0o444;
     attr.show = Some(show::<T, I>);
+    attr
+}
+
+/// Builds the write-only (0200) device attribute `name`, number `I` of
+/// `T`'s attributes.
+///
+/// # Safety
+///
+/// As for [`attribute`].
+pub(crate) const unsafe fn write_attribute<T: Attributes, const I: usize>(
+    name: &'static CStr,
+) -> bindings::device_attribute {
+    // SAFETY: As in `attribute`.
+    let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
+    attr.attr.name = name.as_ptr().cast();
+    attr.attr.mode = 0o200;
+    attr.store = Some(store::<T, I>);
     attr
 }
 
@@ -89,4 +109,34 @@ unsafe extern "C" fn show<T: Attributes, const I: usize>(
         )
     };
     n as isize
+}
+
+/// `store` of attribute `I` of `T`: hands the written bytes over.
+///
+/// # Safety
+///
+/// Called by sysfs with a device whose drvdata points to a live `T` (the
+/// requirement of [`write_attribute`]) and `count` bytes at `buf`.
+unsafe extern "C" fn store<T: Attributes, const I: usize>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *const kernel::ffi::c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: As in `show`.
+    let data = unsafe { (*dev).driver_data }.cast_const().cast::<T>();
+    // SAFETY: As in `show`.
+    let Some(data) = (unsafe { data.as_ref() }) else {
+        return ENODEV.to_errno() as isize;
+    };
+    let input = if buf.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: sysfs passes `count` readable bytes at `buf`.
+        unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) }
+    };
+    match data.store(I, input) {
+        Ok(()) => isize::try_from(count).unwrap_or(isize::MAX),
+        Err(e) => e.to_errno() as isize,
+    }
 }
