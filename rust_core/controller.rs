@@ -11,7 +11,7 @@ use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
 use crate::io::{Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH};
 use crate::queue::QueuePair;
-use crate::registers::Registers;
+use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
 use crate::spec::identify::{
@@ -29,6 +29,7 @@ use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sysfs::Attributes;
+use crate::sys::time::etimedout;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
@@ -91,12 +92,14 @@ struct Interrupts {
 /// the shutdown.
 struct Enabled {
     regs: Arc<Registers>,
+    /// How long the shutdown may take: RTD3E once Identify told it.
+    shutdown_ms: u32,
 }
 
 impl Drop for Enabled {
     fn drop(&mut self) {
         let pdev = self.regs.pdev();
-        if let Err(e) = self.regs.shutdown() {
+        if let Err(e) = self.regs.shutdown(self.shutdown_ms) {
             dev_warn!(pdev, "shutdown failed ({e:?}), resetting\n");
             // Nothing more can be done if the reset fails too; it logged.
             let _ = self.regs.disable();
@@ -290,7 +293,10 @@ fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
     regs.enable(cc).inspect_err(|_| {
         dev_err!(regs.pdev(), "controller did not become ready\n");
     })?;
-    Ok(Enabled { regs: regs.clone() })
+    Ok(Enabled {
+        regs: regs.clone(),
+        shutdown_ms: SHUTDOWN_TIMEOUT_MS,
+    })
 }
 
 /// Admin commands during bring-up, with the identify buffer they share.
@@ -363,7 +369,15 @@ impl<'a> Bringup<'a> {
 
         let mut namespaces = KVec::new();
         for &nsid in nsids.iter() {
-            self.identify(Cns::Namespace, nsid, "Identify Namespace")?;
+            match self.identify(Cns::Namespace, nsid, "Identify Namespace") {
+                Ok(()) => {}
+                // The controller was disabled: nothing more will work.
+                Err(e) if e == etimedout() => return Err(e),
+                Err(e) => {
+                    dev_warn!(pdev, "namespace {nsid} skipped: Identify failed ({e:?})\n");
+                    continue;
+                }
+            }
             let ns = IdentifyNamespace::parse(&self.page);
             match ns.usable_lba(PAGE_SHIFT) {
                 Ok(lba_shift) => namespaces.push(
@@ -533,10 +547,11 @@ impl Controller {
         reset(regs)?;
         let admin = admin_queue(regs, faults)?;
         let irqs = admin_interrupt(&pdev, &admin, faults)?;
-        let enabled = enable(&mapped, faults)?;
+        let mut enabled = enable(&mapped, faults)?;
 
         let mut bringup = Bringup::new(regs, &admin)?;
         let id = bringup.controller(faults)?;
+        enabled.shutdown_ms = shutdown_timeout_ms(id.shutdown_latency_us());
         let namespaces = bringup.namespaces(&id)?;
         let identity = Identity { id, namespaces };
         let io_granted = bringup.queue_count();
@@ -551,6 +566,13 @@ impl Controller {
             let io = live
                 .io
                 .insert(bringup.io_queues(&mapped, &irqs, count, faults)?);
+            if faults.inject(Fault::AfterIoQueues) {
+                dev_err!(
+                    &pdev,
+                    "failing probe with the I/O queues created: ENOMEM (injected)\n"
+                );
+                return Err(ENOMEM);
+            }
             disks = add_disks(&pdev, &identity, io, &mapped)?;
         }
         drop(bringup);

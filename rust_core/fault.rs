@@ -37,6 +37,9 @@ pub(crate) enum Fault {
     /// 6: every reset after probe leaves the controller disabled (it is
     /// never told to enable), so the controller is marked dead.
     ResetFails = 6,
+    /// 7: probe fails once the I/O queues exist, before the disks are
+    /// added, so everything it built is unwound.
+    AfterIoQueues = 7,
 }
 
 #[cfg(rsnvme_fault_injection)]
@@ -50,6 +53,7 @@ impl Fault {
             Self::IdentifyTimeout,
             Self::IoTimeout,
             Self::ResetFails,
+            Self::AfterIoQueues,
         ]
         .into_iter()
         .find(|f| *f as u32 == n)

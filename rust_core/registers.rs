@@ -7,7 +7,7 @@
 #![deny(unsafe_code)]
 
 use crate::spec::queue::doorbell_offset;
-use crate::spec::regs::{Cap, Cc, Csts, Register, ShutdownStatus};
+use crate::spec::regs::{Cap, Cc, Crto, Csts, Register, ShutdownStatus, Version};
 use crate::sys::mmio::{Bar, Doorbell};
 use crate::sys::pci::PciDevice;
 use crate::sys::print::dev_err;
@@ -18,9 +18,23 @@ use kernel::error::{
 };
 use kernel::sync::Arc;
 
-/// How long a normal shutdown may take before it is abandoned. Linux's C
+/// How long a normal shutdown may take before it is abandoned when the
+/// controller reports no RTD3E, and the least it gets otherwise: Linux's C
 /// driver waits 5 s by default (its `shutdown_timeout`).
-const SHUTDOWN_TIMEOUT_MS: u32 = 5000;
+pub(crate) const SHUTDOWN_TIMEOUT_MS: u32 = 5000;
+
+/// The most a shutdown is waited for, whatever RTD3E says.
+const MAX_SHUTDOWN_TIMEOUT_MS: u32 = 60_000;
+
+/// The shutdown bound for a controller whose RTD3E is `rtd3e_us`.
+pub(crate) fn shutdown_timeout_ms(rtd3e_us: u32) -> u32 {
+    if rtd3e_us == 0 {
+        return SHUTDOWN_TIMEOUT_MS;
+    }
+    rtd3e_us
+        .div_ceil(1000)
+        .clamp(SHUTDOWN_TIMEOUT_MS, MAX_SHUTDOWN_TIMEOUT_MS)
+}
 
 /// Floor for CAP.TO waits, for controllers that report TO = 0.
 const MIN_READY_TIMEOUT_MS: u32 = 500;
@@ -58,6 +72,8 @@ pub(crate) struct Registers {
     pdev: PciDevice,
     bar: Arc<Bar>,
     cap: Cap,
+    /// The bound for CSTS.RDY transitions, from CAP.TO or CRTO.
+    ready_timeout_ms: u32,
 }
 
 impl Registers {
@@ -68,9 +84,19 @@ impl Registers {
             pdev: pdev.clone(),
             bar,
             cap: Cap(0),
+            ready_timeout_ms: MIN_READY_TIMEOUT_MS,
         };
         regs.csts()?;
         regs.cap = regs.read()?;
+        let mut ready_ms = regs.cap.timeout_ms();
+        // NVMe 2.0 controllers may need longer to be ready with their
+        // media than CAP.TO (which then only says how long without).
+        let vs: Version = regs.read()?;
+        if vs.major() >= 2 && regs.cap.has_ready_timeouts() {
+            let crto: Crto = regs.read()?;
+            ready_ms = ready_ms.max(crto.ready_with_media_ms());
+        }
+        regs.ready_timeout_ms = ready_ms.max(MIN_READY_TIMEOUT_MS);
         Ok(regs)
     }
 
@@ -142,9 +168,10 @@ impl Registers {
         }
     }
 
-    /// The bound for CSTS.RDY transitions: CAP.TO.
-    fn ready_timeout_ms(&self) -> u32 {
-        self.cap.timeout_ms().max(MIN_READY_TIMEOUT_MS)
+    /// The bound for CSTS.RDY transitions: CAP.TO, or CRTO.CRWMT when
+    /// the controller has it and it is longer.
+    pub(crate) fn ready_timeout_ms(&self) -> u32 {
+        self.ready_timeout_ms
     }
 
     /// Resets the controller: clears CC.EN and waits for CSTS.RDY to clear,
@@ -158,8 +185,11 @@ impl Registers {
     }
 
     /// Enables the controller with `cc` and waits, within CAP.TO, for
-    /// CSTS.RDY; a fatal status (CSTS.CFS) fails at once.
+    /// CSTS.RDY; a fatal status (CSTS.CFS) fails at once. The
+    /// configuration is written first with EN clear, then EN is set in a
+    /// write of its own, as some controllers need.
     pub(crate) fn enable(&self, cc: Cc) -> Result {
+        self.write(cc.disabled())?;
         self.write(cc)?;
         self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY", |c| {
             c.ready() || c.fatal()
@@ -173,14 +203,14 @@ impl Registers {
     }
 
     /// Tells the controller the host is shutting it down (CC.SHN normal)
-    /// and waits for CSTS.SHST to report completion.
-    pub(crate) fn shutdown(&self) -> Result {
+    /// and waits, at most `timeout_ms`, for CSTS.SHST to report completion.
+    pub(crate) fn shutdown(&self, timeout_ms: u32) -> Result {
         let cc: Cc = self.read()?;
         if !cc.enabled() {
             return Ok(());
         }
         self.write(cc.with_normal_shutdown())?;
-        self.wait_csts(SHUTDOWN_TIMEOUT_MS, "shutdown to complete", |c| {
+        self.wait_csts(timeout_ms, "shutdown to complete", |c| {
             c.shutdown_status() == ShutdownStatus::Complete
         })
     }

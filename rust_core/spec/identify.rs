@@ -164,6 +164,9 @@ pub(crate) struct IdentifyController {
     cntlid: u16,
     /// Version (VER).
     ver: u32,
+    /// RTD3 Entry Latency (RTD3E), in microseconds: how long a shutdown
+    /// may take; 0 if not reported.
+    rtd3e: u32,
     /// Optional Admin Command Support (OACS).
     oacs: u16,
     /// Submission Queue Entry Size (SQES).
@@ -190,6 +193,7 @@ impl IdentifyController {
             mdts: read_u8(page, 77),
             cntlid: read_u16(page, 78),
             ver: read_u32(page, 80),
+            rtd3e: read_u32(page, 88),
             oacs: read_u16(page, 256),
             sqes: read_u8(page, 512),
             cqes: read_u8(page, 513),
@@ -273,6 +277,12 @@ impl IdentifyController {
     /// Supported completion queue entry sizes.
     pub(crate) fn cq_entry_sizes(&self) -> EntrySizes {
         EntrySizes::from_raw(self.cqes)
+    }
+
+    /// RTD3 Entry Latency: how long a normal shutdown may take, in
+    /// microseconds (0: not reported).
+    pub(crate) fn shutdown_latency_us(&self) -> u32 {
+        self.rtd3e
     }
 
     /// Largest namespace ID the controller may use.
@@ -588,6 +598,13 @@ mod tests {
         assert_eq!(id.version().minor(), 4);
         assert_eq!(id.optional_admin_commands(), 0x000a);
         assert_eq!(id.namespace_count(), 256);
+        assert_eq!(id.shutdown_latency_us(), 0);
+        let mut page = qemu_controller();
+        put(&mut page, 88, &[0x40, 0x42, 0x0f, 0x00]); // RTD3E 1 s.
+        assert_eq!(
+            IdentifyController::parse(&page).shutdown_latency_us(),
+            1_000_000
+        );
         assert_eq!(id.optional_nvm_commands(), 0x015d);
         assert!(id.supports_dsm());
         assert!(id.supports_write_zeroes());

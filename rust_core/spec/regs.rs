@@ -124,6 +124,8 @@ register!(
         55:52 mpsmax;
         /// Controller Memory Buffer Supported.
         57:57 cmbs;
+        /// Controller Ready With Media Support (CRMS.CRWMS): CRTO is there.
+        59:59 crwms;
     }
 );
 
@@ -172,6 +174,16 @@ register!(
 );
 
 register!(
+    /// Controller Ready Timeouts (CRTO), NVMe 2.0 and later.
+    Crto @ 0x68: u32 {
+        /// Controller Ready With Media Timeout, in 500 ms units.
+        15:0 crwmt;
+        /// Controller Ready Independent of Media Timeout, in 500 ms units.
+        31:16 crimt;
+    }
+);
+
+register!(
     /// Admin Queue Attributes (AQA).
     Aqa @ 0x24: u32 {
         /// Admin Submission Queue Size, zero-based.
@@ -191,6 +203,14 @@ register!(
     Acq @ 0x30: u64 {}
 );
 
+impl Crto {
+    /// How long the controller may take to become ready with its media
+    /// (CRWMT), in milliseconds.
+    pub(crate) const fn ready_with_media_ms(self) -> u32 {
+        self.crwmt() * 500
+    }
+}
+
 impl Cap {
     /// Maximum entries in one I/O queue (MQES is zero-based).
     pub(crate) const fn max_queue_entries(self) -> u32 {
@@ -205,6 +225,11 @@ impl Cap {
     /// Worst-case time for CSTS.RDY to follow CC.EN, in milliseconds (TO).
     pub(crate) const fn timeout_ms(self) -> u32 {
         self.to() as u32 * 500
+    }
+
+    /// Whether the controller has the CRTO register (CAP.CRMS.CRWMS).
+    pub(crate) const fn has_ready_timeouts(self) -> bool {
+        self.crwms() != 0
     }
 
     /// Doorbell stride exponent (DSTRD): registers are `4 << DSTRD` apart.
@@ -438,6 +463,15 @@ mod tests {
         assert_eq!(cap.mps_max_shift(), 16);
         assert!(!cap.cmb_supported());
         assert!(Cap(QEMU_CAP | 1 << 57).cmb_supported());
+        assert!(!cap.has_ready_timeouts());
+        assert!(Cap(QEMU_CAP | 1 << 59).has_ready_timeouts());
+    }
+
+    #[test]
+    fn crto_fields() {
+        let crto = Crto(0x0028_00f0);
+        assert_eq!(crto.ready_with_media_ms(), 0xf0 * 500);
+        assert_eq!(crto.crimt(), 0x28);
     }
 
     #[test]

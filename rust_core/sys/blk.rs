@@ -25,87 +25,8 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
 
-/// Most scatter/gather segments one request may have.
-pub(crate) const MAX_SEGMENTS: usize = 128;
-
-/// The result of a request, as the block layer knows them (`blk_status_t`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum BlkStatus {
-    Ok,
-    NotSupported,
-    NoSpace,
-    Target,
-    Medium,
-    Protection,
-    /// Out of a resource for now; blk-mq retries later.
-    Resource,
-    IoError,
-}
-
-impl BlkStatus {
-    fn raw(self) -> bindings::blk_status_t {
-        match self {
-            Self::Ok => bindings::RSNVME_BLK_STS_OK,
-            Self::NotSupported => bindings::RSNVME_BLK_STS_NOTSUPP,
-            Self::NoSpace => bindings::RSNVME_BLK_STS_NOSPC,
-            Self::Target => bindings::RSNVME_BLK_STS_TARGET,
-            Self::Medium => bindings::RSNVME_BLK_STS_MEDIUM,
-            Self::Protection => bindings::RSNVME_BLK_STS_PROTECTION,
-            Self::Resource => bindings::RSNVME_BLK_STS_RESOURCE,
-            Self::IoError => bindings::RSNVME_BLK_STS_IOERR,
-        }
-    }
-}
-
-/// What a request asks for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Read,
-    Write,
-    Flush,
-    Discard,
-    WriteZeroes,
-    /// Anything else (zoned, driver-private, ...).
-    Other,
-}
-
-/// What the timeout handler did with a request.
-pub(crate) enum TimeoutAction {
-    /// The request was ended (or will be); blk-mq forgets the timer.
-    Done,
-    /// The request stays with the driver for another timeout period.
-    ResetTimer,
-}
-
-/// The driver side of a tag set.
-pub(crate) trait Operations: Send + Sync + Sized + 'static {
-    /// Data of one hardware queue.
-    type Queue: Send + Sync;
-    /// Data of one disk, reachable from its requests.
-    type Disk: Send + Sync;
-    /// Driver data of one request; created when the tag set is allocated.
-    type Pdu: Send;
-
-    /// A fresh per-request value.
-    fn new_pdu() -> Self::Pdu;
-    /// Hardware queue `index`.
-    fn queue(&self, index: u32) -> Option<&Self::Queue>;
-    /// The PCI device and first vector whose IRQ affinity spreads CPUs over
-    /// the hardware queues, or `None` for blk-mq's default spreading.
-    fn irq_affinity(&self) -> Option<(&PciDevice, u32)>;
-    /// Starts `rq`; `last` is false when more requests follow at once.
-    fn queue_rq(&self, queue: &Self::Queue, rq: &mut Request<Self>, last: bool) -> BlkStatus;
-    /// Makes requests queued with `last == false` visible to the device.
-    fn commit_rqs(&self, queue: &Self::Queue);
-    /// Finishes a request that [`InFlight::complete`] handed over: reads
-    /// its result from the pdu and ends it.
-    fn complete(&self, rq: Request<Self>);
-    /// Called when `rq` has been outstanding too long.
-    fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction;
-    /// The work [`TagSetRef::schedule_work`] asked for, in process context;
-    /// never runs twice at once.
-    fn work(&self, set: &TagSetRef<'_, Self>);
-}
+use super::blk_types::NameWriter;
+pub(crate) use super::blk_types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
 
 /// What blk-mq keeps for each request: the driver's pdu and DMA state.
 struct PduBox<T: Operations> {
@@ -420,18 +341,6 @@ impl<T: Operations> TimedOut<'_, T> {
     pub(crate) fn count(&self) -> u8 {
         self.rq.shared().timeouts.fetch_add(1, Ordering::AcqRel)
     }
-}
-
-/// Limits and features of a disk's queue.
-pub(crate) struct Limits {
-    pub(crate) logical_block_size: u32,
-    pub(crate) max_hw_sectors: u32,
-    pub(crate) max_segments: u16,
-    pub(crate) virt_boundary_mask: usize,
-    pub(crate) dma_alignment: u32,
-    pub(crate) write_cache: bool,
-    pub(crate) max_discard_sectors: u32,
-    pub(crate) max_write_zeroes_sectors: u32,
 }
 
 /// The C side of a tag set: the set and the driver's work item.
@@ -1025,28 +934,5 @@ impl<T: Operations> Drop for Disk<T> {
             bindings::del_gendisk(self.disk.as_ptr());
             bindings::put_disk(self.disk.as_ptr());
         }
-    }
-}
-
-/// Formats into a NUL-terminated C char array, failing if it is too short.
-struct NameWriter<'a> {
-    buf: &'a mut [kernel::ffi::c_char],
-    len: usize,
-}
-
-impl fmt::Write for NameWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            // Keep one byte for the terminating NUL.
-            if self.len + 1 >= self.buf.len() {
-                return Err(fmt::Error);
-            }
-            *self.buf.get_mut(self.len).ok_or(fmt::Error)? = b;
-            self.len += 1;
-        }
-        if let Some(nul) = self.buf.get_mut(self.len) {
-            *nul = 0;
-        }
-        Ok(())
     }
 }
