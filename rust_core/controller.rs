@@ -165,6 +165,11 @@ fn map(pdev: &PciDevice) -> Result<Mapped> {
     pdev.set_dma_mask(64).inspect_err(|e| {
         dev_err!(pdev, "no usable 64-bit DMA mask: {e:?}\n");
     })?;
+    // Bounce buffers (swiotlb) must keep the offset in the page PRPs name.
+    pdev.set_dma_min_align_mask((1u32 << PAGE_SHIFT) - 1)
+        .inspect_err(|e| {
+            dev_err!(pdev, "cannot set the DMA alignment mask: {e:?}\n");
+        })?;
     let region = pdev.request_region(0, c"rsnvme").inspect_err(|e| {
         dev_err!(pdev, "cannot claim BAR0: {e:?}\n");
     })?;
@@ -523,9 +528,16 @@ fn add_disks(
 ) -> Result<KVec<Disk<IoShared>>> {
     let index = CONTROLLER_INDEX.fetch_add(1, Ordering::Relaxed);
     let cap = mapped.regs.cap();
+    let (_, dma_limit) = pdev.dma_mapping_sizes();
     let mut disks = KVec::new();
     for ns in identity.namespaces.iter() {
-        let limits = limits(&identity.id, cap, mapped.page_shift, ns.lba_shift);
+        let limits = limits(
+            &identity.id,
+            cap,
+            mapped.page_shift,
+            ns.lba_shift,
+            dma_limit,
+        );
         let name = format_args!("rsnvme{}n{}", index, ns.nsid);
         let data = Arc::new(*ns, GFP_KERNEL)?;
         match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev) {
@@ -709,7 +721,15 @@ impl Attributes for Controller {
 }
 
 /// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
-fn limits(id: &IdentifyController, cap: Cap, page_shift: u32, lba_shift: u32) -> Limits {
+/// `dma_limit` is the largest mapping the DMA layer handles well (bounce
+/// buffers make it small).
+fn limits(
+    id: &IdentifyController,
+    cap: Cap,
+    page_shift: u32,
+    lba_shift: u32,
+    dma_limit: usize,
+) -> Limits {
     let page_size = 1u32 << page_shift;
     // One PRP list page; longer transfers are split by the block layer.
     let mut max_bytes = prp::max_transfer_bytes(page_size, (page_size / 8) as usize);
@@ -718,6 +738,7 @@ fn limits(id: &IdentifyController, cap: Cap, page_shift: u32, lba_shift: u32) ->
             max_bytes = max_bytes.min(1u64 << shift);
         }
     }
+    max_bytes = max_bytes.min(u64::try_from(dma_limit).unwrap_or(u64::MAX));
     // Read and Write count blocks in 16 bits.
     max_bytes = max_bytes.min(65536u64 << lba_shift);
     let max_hw_sectors = u32::try_from(max_bytes >> 9).unwrap_or(u32::MAX);

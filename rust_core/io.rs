@@ -28,7 +28,7 @@ use crate::sys::print::{dev_err, dev_info, dev_warn};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EINVAL, EIO, ENODEV},
+    code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM},
     Result,
 };
 use kernel::new_mutex;
@@ -461,7 +461,16 @@ impl IoShared {
 
     /// DMA-maps `rq`'s data and returns PRP1 and PRP2.
     fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
-        let mapped = rq.dma_map(&self.pdev).map_err(|_| BlkStatus::Resource)?;
+        // Out of mapping space (bounce buffers) for now: blk-mq retries
+        // later. A request the mapping rejects would fail every time.
+        let mapped = rq.dma_map(&self.pdev).map_err(|e| {
+            if e == ENOMEM {
+                BlkStatus::Resource
+            } else {
+                dev_err!(&self.pdev, "cannot map a request for DMA: {e:?}\n");
+                BlkStatus::IoError
+            }
+        })?;
         for i in 0..mapped {
             let (addr, len) = rq.dma_segment(i).ok_or(BlkStatus::IoError)?;
             let slot = rq

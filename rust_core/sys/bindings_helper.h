@@ -53,6 +53,9 @@ RSNVME_FN(dma_set_mask)
 RSNVME_FN(dma_set_coherent_mask)
 RSNVME_FN(dma_alloc_attrs)
 RSNVME_FN(dma_free_attrs)
+RSNVME_FN(dma_max_mapping_size)
+RSNVME_FN(dma_opt_mapping_size)
+RSNVME_TYPE(device_dma_parameters)
 const gfp_t RSNVME_GFP_KERNEL_ZERO = GFP_KERNEL | __GFP_ZERO;
 RSNVME_VAR(RSNVME_GFP_KERNEL_ZERO)
 /* Interrupt vectors and handlers. */

@@ -139,6 +139,34 @@ impl PciDevice {
         unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
     }
 
+    /// Makes bounce buffering (swiotlb) keep the offset of each mapping
+    /// within a `mask + 1` boundary, as PRPs need
+    /// (`dma_set_min_align_mask`); `EINVAL` without DMA parameters.
+    pub(crate) fn set_dma_min_align_mask(&self, mask: u32) -> Result {
+        // SAFETY: The device is valid; `dma_parms` is set up by the PCI
+        // core for the device's lifetime, or null.
+        let parms = unsafe { (*self.as_device()).dma_parms };
+        if parms.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: Non-null, see above; the driver owns this setting.
+        unsafe { (*parms).min_align_mask = mask };
+        Ok(())
+    }
+
+    /// The largest DMA mapping the device can have, and the largest that
+    /// maps without a slow path (`dma_max_mapping_size`,
+    /// `dma_opt_mapping_size`), in bytes.
+    pub(crate) fn dma_mapping_sizes(&self) -> (usize, usize) {
+        // SAFETY: The device is valid while `self` holds its reference.
+        unsafe {
+            (
+                bindings::dma_max_mapping_size(self.as_device()),
+                bindings::dma_opt_mapping_size(self.as_device()),
+            )
+        }
+    }
+
     /// Whether the device still answers on the bus (`pci_device_is_present`):
     /// false once it was surprise-removed.
     pub(crate) fn is_present(&self) -> bool {
