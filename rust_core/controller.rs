@@ -297,6 +297,10 @@ fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
     };
     regs.enable(cc).inspect_err(|_| {
         dev_err!(regs.pdev(), "controller did not become ready\n");
+        // It may still come up later and use the admin queue, which is
+        // about to be freed: reset it and stop its DMA for good.
+        let _ = regs.disable();
+        let _ = regs.pdev().stop_dma();
     })?;
     Ok(Enabled {
         regs: regs.clone(),

@@ -153,8 +153,10 @@ impl<T: Operations> Request<T> {
         let sequence = pdu.sequence.load(Ordering::Relaxed).wrapping_add(1);
         pdu.sequence.store(sequence, Ordering::Relaxed);
         pdu.timeouts.store(0, Ordering::Relaxed);
-        // Ordered before the start (a full barrier, below): whoever finds
-        // the request in flight sees it unclaimed and this start's number.
+        // Whoever finds the request in flight through its completion sees
+        // it unclaimed and with this start's number: the device completes
+        // it only after the doorbell write that follows, which is ordered
+        // after these stores (as `writel` is).
         pdu.claimed.store(false, Ordering::Release);
         // SAFETY: The request is live and owned by the driver.
         unsafe { bindings::blk_mq_start_request(self.rq.as_ptr()) };
