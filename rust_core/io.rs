@@ -297,6 +297,11 @@ impl IoShared {
     /// concurrently with another reset or with teardown.
     pub(crate) fn reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
         let _guard = self.recovery.lock();
+        self.reset_locked(set, reason)
+    }
+
+    /// [`IoShared::reset`], with `recovery` held.
+    fn reset_locked(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
         match self.state() {
             State::Dead | State::Deleting => return Err(ENODEV),
             State::Live | State::Resetting => {}
@@ -334,6 +339,9 @@ impl IoShared {
                 );
             }
         }
+        // Timeouts that saw the controller live before this reset began
+        // asked for one: this was it.
+        self.reason.store(Reason::None as u8, Ordering::Relaxed);
         // Unquiesced on return: requeued requests go out again (or fail,
         // if the controller is dead).
         drop(quiesced);
@@ -679,10 +687,12 @@ impl Operations for IoShared {
     }
 
     fn work(&self, set: &TagSetRef<'_, Self>) {
+        let _guard = self.recovery.lock();
+        // No reason left: a reset since the request did the job.
         let reason = Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed));
-        if self.state() == State::Live {
+        if self.state() == State::Live && !matches!(reason, Reason::None) {
             // A failure was logged and marked the controller dead.
-            let _ = self.reset(set, reason.describe());
+            let _ = self.reset_locked(set, reason.describe());
         }
     }
 }
