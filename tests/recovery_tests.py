@@ -9,7 +9,8 @@ tests/guest/rec-*.sh against one driver, while fio writes and verifies:
   rec-timeout  the block layer's fail_io_timeout makes completions look
                lost, so requests time out, are aborted, then the
                controller is reset;
-  rec-stress   (4 vCPUs) reset, and unbind racing a reset, 10 times.
+  rec-stress   (4 vCPUs) reset, then unbind racing a reset (rsnvme; the
+               C driver oopses under lockdep there), 10 times.
 
 Both drivers must pass what the guest checks (fio's verify, patterns,
 bounded waits) and what QEMU's trace shows the emulated controller saw
@@ -295,9 +296,11 @@ def rec_timeout(ctx, tag="rec-timeout"):
                  {"seed": ctx.seed, "timeout": TIMEOUT, "fire": FIRE}, timeout=240,
                  trace=TRACE)
     io_tests.check_disks(ctx, tag, b, devices)
-    fired = b.lines(r"FAULT_INJECTION: forcing a failure")
-    ctx.record(f"{tag}: host: fail_io_timeout hid {FIRE} completions (console)",
-               len(fired) == FIRE, f"{len(fired)} 'FAULT_INJECTION' lines")
+    # should_fail() tests and counts down `times` without a lock: completions
+    # on two vCPUs at once may both get through, so the count is a floor.
+    fired = len(b.lines(r"FAULT_INJECTION: forcing a failure"))
+    ctx.record(f"{tag}: host: fail_io_timeout hid at least {FIRE} completions (console: "
+               f"{fired})", fired >= FIRE, f"{fired} 'FAULT_INJECTION' lines")
     n, a = enables(b), aborts(b)
     ctx.record(f"{tag}: host: QEMU's controller received an Abort command",
                a is not None and a >= 1, f"{a} Abort commands")
@@ -305,7 +308,8 @@ def rec_timeout(ctx, tag="rec-timeout"):
                n is not None and n >= 2, f"enabled {n} times")
     bdf = controller(b)
     if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
-        check_timeout_steps(ctx.record, tag, b, bdf, guest_timeout(b), least=FIRE)
+        check_timeout_steps(ctx.record, tag, b, bdf, guest_timeout(b),
+                            least=max(fired, FIRE))
         check_resets(ctx.record, tag, b, bdf)
         check_recovery_lines(ctx.record, tag, b, bdf, least_resets=1, failed=0)
 
@@ -315,10 +319,10 @@ def rec_stress(ctx, tag="rec-stress"):
     b = ctx.boot(tag, "rec-stress", devices, {"seed": ctx.seed, "rounds": ROUNDS},
                  timeout=360, trace=TRACE)
     io_tests.check_disks(ctx, tag, b, devices)
-    races = b.lines(r"^@@RACE round \d+ reset rc=(\d+)")
-    print(f"{tag}: resets racing the unbind: " +
-          ", ".join(f"rc={m[1]}" for m in races), flush=True)
-    ctx.record(f"{tag}: host: {ROUNDS} rounds of reset and unbind racing a reset",
+    races = b.lines(r"^@@RACE round \d+ (reset rc=\d+|skipped)")
+    print(f"{tag}: resets racing the unbind: " + ", ".join(m[1] for m in races), flush=True)
+    what = "unbind" if ctx.driver == "c" else "unbind racing a reset"
+    ctx.record(f"{tag}: host: {ROUNDS} rounds of reset and {what}",
                len(races) == ROUNDS, f"{len(races)} @@RACE lines")
     n = enables(b)
     # A probe per round and the first one, a reset per round; a reset that

@@ -8,7 +8,14 @@
 # both must return); fio must end (with errors: the disks are gone); the
 # controller is bound again. Every step is bounded; one that hangs is
 # reported with its kernel stack and ends the test. Any kernel warning
-# fails the run. Finally the pattern written before must be intact, new
+# fails the run.
+# The C driver gets no racing reset: on this kernel (6.12.117, lockdep on)
+# a reset that loses the race to the unbind ("failed to mark controller
+# CONNECTING") leaves its queue freeze started, which lockdep records as
+# locks the reset worker still holds; once the unbind frees the queues,
+# lockdep itself oopses on them (NULL pointer in __lock_acquire) and the
+# guest locks up. rsnvme's reset must never run concurrently with remove
+# (issue 8), so for it the race is the point. Finally the pattern written before must be intact, new
 # data must read back and a fio write and verify pass must succeed.
 . /tests/lib.sh
 
@@ -28,7 +35,7 @@ jobfile() {
 	local d c ncpu region
 	ncpu=$(nproc)
 	printf '[global]\nioengine=libaio\ndirect=1\nrw=randrw\nbsrange=4k-128k\n'
-	printf 'iodepth=32\ntime_based=1\nruntime=600\nallow_file_create=0\n'
+	printf 'iodepth=32\nthread=1\ntime_based=1\nruntime=600\nallow_file_create=0\n'
 	for d in "$@"; do
 		region=$((($(disk_bytes "$d") - 4 * MiB) / ncpu / MiB * MiB))
 		c=0
@@ -64,16 +71,22 @@ while [ $r -le "$rounds" ]; do
 	[ "$bounded_rc" -eq 0 ] || echo "@@FAIL round $r, reset under fio: $(tr '\n' ' ' </tmp/reset$r.bg)"
 	progress_mark $disks
 	wait_progress "round $r, I/O resumes after the reset" 50 "$(scaled 60)" $disks
-	drv_reset "$bdf" >/tmp/race$r.out 2>&1 &
-	race_pid=$!
-	step unbind$r drv_unbind "$bdf"
-	[ "$bounded_rc" -eq 0 ] && unbinds_ok=$((unbinds_ok + 1))
-	if ! wait_pid $race_pid "$bound"; then
-		stuck "race$r" $race_pid
-		stop_test "round $r, the reset racing the unbind" "$bound"
+	if [ "$IO_DRIVER" = c ]; then
+		step unbind$r drv_unbind "$bdf"
+		[ "$bounded_rc" -eq 0 ] && unbinds_ok=$((unbinds_ok + 1))
+		echo "@@RACE round $r skipped (C driver)"
+	else
+		drv_reset "$bdf" >/tmp/race$r.out 2>&1 &
+		race_pid=$!
+		step unbind$r drv_unbind "$bdf"
+		[ "$bounded_rc" -eq 0 ] && unbinds_ok=$((unbinds_ok + 1))
+		if ! wait_pid $race_pid "$bound"; then
+			stuck "race$r" $race_pid
+			stop_test "round $r, the reset racing the unbind" "$bound"
+		fi
+		wait $race_pid
+		echo "@@RACE round $r reset rc=$? $(tr '\n' ' ' </tmp/race$r.out)"
 	fi
-	wait $race_pid
-	echo "@@RACE round $r reset rc=$? $(tr '\n' ' ' </tmp/race$r.out)"
 	fio_end stress$r "$bound" || stop_test "round $r, fio after the unbind" "$bound"
 	left=$(drv_disks | tr '\n' ' ')
 	[ -z "$left" ] || echo "@@FAIL round $r, disks gone after the unbind: $left"
@@ -85,7 +98,7 @@ while [ $r -le "$rounds" ]; do
 done
 echo "@@STRESS resets=$resets_ok unbinds=$unbinds_ok binds=$binds_ok of $rounds"
 check "$rounds resets under fio succeeded" [ $resets_ok -eq "$rounds" ]
-check "$rounds unbinds under fio, racing a reset, succeeded" [ $unbinds_ok -eq "$rounds" ]
+check "$rounds unbinds under fio succeeded" [ $unbinds_ok -eq "$rounds" ]
 check "$rounds binds succeeded" [ $binds_ok -eq "$rounds" ]
 check "2 disks at the end" [ "$(echo $disks | wc -w)" -eq 2 ]
 patterns_after "after the stress" $disks
