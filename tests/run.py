@@ -475,6 +475,9 @@ def main():
     # Block I/O data integrity against io_tests.IO_DRIVER (tests/io_tests.py).
     import io_tests
     io_tests.run_all(kdir, record, check_boot, args.k)
+    # Error recovery under fio, against the same driver (tests/recovery_tests.py).
+    import recovery_tests
+    recovery_tests.run_all(kdir, record, check_boot, args.k)
     finish()
 
 

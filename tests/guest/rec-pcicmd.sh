@@ -83,5 +83,5 @@ rec_jobfile "" $((2 * MiB)) $disks >/tmp/after.fio
 echo "@@JOBFILE after: $(tr '\n' ' ' </tmp/after.fio)"
 fio_run after /tmp/after.fio
 fio_check after /tmp/after.fio
-check "unload $IO_DRIVER driver" drv_unload
+unload_after_timeout
 echo "@@IO_END"

@@ -50,5 +50,5 @@ check "fail_io_timeout fired $fire times" [ "$left" = 0 ]
 echo 0 >$F/probability
 for d in $disks; do echo 0 >/sys/block/"$d"/io-timeout-fail; done
 patterns_after "after the timeouts" $disks
-check "unload $IO_DRIVER driver" drv_unload
+unload_after_timeout
 echo "@@IO_END"
