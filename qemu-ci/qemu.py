@@ -226,6 +226,7 @@ class Boot:
     timeout: float = 0.0  # for an idle host; QEMU got timeout * slow
     slow: float = 1.0
     returncode: int = None
+    trace: str = ""  # QEMU's own trace events (boot(trace=...)), one a line
 
     @property
     def last_marker(self):
@@ -267,9 +268,13 @@ class Boot:
         """All regex matches of pattern, one per console line."""
         return [m for m in (re.search(pattern, l) for l in self.console.splitlines()) if m]
 
+    def events(self, pattern):
+        """All regex matches of pattern, one per line of QEMU's trace."""
+        return [m for m in (re.search(pattern, l) for l in self.trace.splitlines()) if m]
+
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
-         env=None, interactive=False, append="", workdir=None, slow=None):
+         env=None, interactive=False, append="", workdir=None, slow=None, trace=()):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
 
     `timeout` is the bound for an idle host; it is multiplied by `slow`
@@ -279,6 +284,10 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
     The NVMe image files live in a temporary directory removed on return,
     or in `workdir` (which must exist) where they stay for the caller to
     inspect, and where a caller may put prefilled images before the boot.
+    `trace` names QEMU trace events (`qemu-system-x86_64 -trace help`) to
+    record: what the emulated device saw, whatever the guest says. They go
+    to build/logs/<name>.trace (not the console, where they could split a
+    guest line) and into Boot.trace.
     """
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
     slow = slow_factor(smp) if slow is None else slow
@@ -298,6 +307,8 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
     logdir = BUILD / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{name}.log"
+    trace_log = logdir / f"{name}.trace"
+    trace_log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="rsnvme-") as tmp:
         work = workdir if workdir is not None else tmp
         cmd = [
@@ -308,6 +319,10 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
         ]
         for i, dev in enumerate(nvme):
             cmd += dev.args(i, work)
+        if trace:
+            cmd += ["-D", str(trace_log)]
+            for event in trace:
+                cmd += ["-trace", event]
         if interactive:
             subprocess.run(cmd)
             return None
@@ -315,8 +330,9 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
         out, rc, timed_out, slow = _run_bounded(cmd, timeout, slow)
     console = out.decode(errors="replace").replace("\r", "")
     log.write_text(console)
+    traced = trace_log.read_text(errors="replace") if trace and trace_log.exists() else ""
     return Boot(name, console, time.monotonic() - start, timed_out, log,
-                timeout=timeout, slow=slow, returncode=rc)
+                timeout=timeout, slow=slow, returncode=rc, trace=traced)
 
 
 def _run_bounded(cmd, timeout, slow):

@@ -56,16 +56,17 @@ class Ctx:
         self.slow = {}
 
     def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180,
-             slow=None):
+             slow=None, trace=()):
         """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log);
-        `timeout` is for an idle host (qemu.boot scales it by `slow`)."""
+        `timeout` is for an idle host (qemu.boot scales it by `slow`);
+        `trace`: QEMU trace events to record (qemu.boot)."""
         env = dict(env, driver=self.driver)
         smp = smp or self.cpus
         # fio at queue depth 64 with 1 MiB blocks, one job per vCPU and disk,
         # needs about 512 MiB of buffers on 4 vCPUs, beside an 84 MB
         # initramfs.
         b = qemu.boot(name, self.initrd, self.kdir, test, devices, smp=smp, env=env,
-                      workdir=workdir, timeout=timeout, mem=1536, slow=slow)
+                      workdir=workdir, timeout=timeout, mem=1536, slow=slow, trace=trace)
         self.times[name] = b.seconds
         self.slow[name] = b.slow
         self.check_boot(name, b)
@@ -318,6 +319,25 @@ def keep(work, tag, ok):
         print(f"io: images of {tag} kept in {dest}", flush=True)
 
 
+def io_seed():
+    """The pattern seed of this run: random, or RSNVME_IO_SEED."""
+    return int(os.environ.get("RSNVME_IO_SEED", random.randint(1000000, 8000000)))
+
+
+def io_cpus():
+    """vCPU counts every scenario runs on: 1, 2 and 4 (RSNVME_IO_CPUS="2"
+    for fewer)."""
+    return [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]
+
+
+def io_initramfs(kdir):
+    """The initramfs with fio: a copy of its own, as build_initramfs always
+    writes build/initramfs.cpio."""
+    initrd = qemu.BUILD / "io-initramfs.cpio"
+    shutil.copy2(qemu.build_initramfs(kdir, extra_files=qemu.io_tools()), initrd)
+    return initrd
+
+
 def run_all(kdir, record, check_boot, only="", driver=None):
     """Runs the I/O scenarios whose name contains `only`."""
     todo = [(n, f) for n, f in SCENARIOS if only in n]
@@ -326,14 +346,11 @@ def run_all(kdir, record, check_boot, only="", driver=None):
     for name, ok in image_check.selftest():
         record(f"io: image checker {name}", ok)
     driver = driver or IO_DRIVER
-    seed = int(os.environ.get("RSNVME_IO_SEED", random.randint(1000000, 8000000)))
+    seed = io_seed()
     print(f"io: driver {driver}, seed {seed}", flush=True)
-    # A copy of its own: build_initramfs always writes build/initramfs.cpio.
-    initrd = qemu.BUILD / "io-initramfs.cpio"
-    shutil.copy2(qemu.build_initramfs(kdir, extra_files=qemu.io_tools()), initrd)
+    initrd = io_initramfs(kdir)
     times, slow = {}, {}
-    # Every scenario on 1, 2 and 4 vCPUs (RSNVME_IO_CPUS="2" for fewer).
-    for cpus in [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]:
+    for cpus in io_cpus():
         ctx = Ctx(kdir, initrd, record, check_boot, driver, seed, cpus)
         for name, fn in todo:
             fn(ctx, tag=f"{name}-{cpus}cpu")

@@ -291,9 +291,11 @@ FAULTS = {
     3: (r"timed out after 7500 ms waiting for CSTS\.RDY", -110, (7.5, 9.5)),
     4: (r"Identify Controller timed out after 5000 ms; resetting the controller", -110,
         (5.0, 7.0)),
-    # Probe succeeds; the I/O times out after 30 s and fails.
-    5: (r"I/O timeout: resetting the controller, failing outstanding I/O", None, None),
 }
+# fault=5 (insmod ... io_timeout=3): probe succeeds; the partition scan's
+# read on I/O queue 1 goes unannounced, times out, is aborted, times out
+# again, the controller is reset and the read is retried.
+FAULT5_TIMEOUT = 3.0
 
 
 def check_faults(tag, b):
@@ -301,28 +303,17 @@ def check_faults(tag, b):
     and (for timeouts) takes as long as the bound it hits: never less, and
     not much more. Guest time is host time, so on a loaded host a starved
     vCPU notices an expired bound late: the slack beyond each bound (given
-    for an idle host) grows with the run's slowness factor."""
+    for an idle host) grows with the run's slowness factor. Then the
+    recovery faults, 5 and 6 (tests/recovery_tests.py has the lines)."""
     stamp = r"^\[\s*(\d+\.\d+)\] "
     slack = max(1.0, b.slow)
     for f, (msg, errno, bounds) in FAULTS.items():
-        start = b.console.find(f"@@FAULT {f} start")
-        end = b.console.find(f"@@FAULT {f} end")
-        part = b.console[start:end] if 0 <= start < end else ""
+        part = fault_part(b, f)
         record(f"{tag}: fault={f} reported", re.search(msg, part) is not None,
                f"no /{msg}/ between the markers")
-        if errno is not None:
-            record(f"{tag}: fault={f} fails probe with {errno}",
-                   re.search(rf"probe with driver rsnvme failed with error {errno}", part)
-                   is not None)
-        else:
-            t = [float(x) for x in re.findall(stamp + r"rsnvme .*: (?:CSTS |I/O timeout:)",
-                                               part, re.M)]
-            took = t[1] - t[0] if len(t) >= 2 else -1
-            # From probe to the timeout: the partition scan's read, sent
-            # when the disk is added, is the one that times out.
-            most = 30.0 + 10.0 * slack
-            record(f"{tag}: fault={f} I/O times out after {took:.1f} s (30 s timeout, "
-                   f"at most {most:.0f} s)", 30.0 <= took <= most)
+        record(f"{tag}: fault={f} fails probe with {errno}",
+               re.search(rf"probe with driver rsnvme failed with error {errno}", part)
+               is not None)
         if bounds:
             times = [float(t) for t in re.findall(stamp + r"rsnvme .*: CSTS ", part, re.M)]
             fail = re.search(stamp + r"rsnvme .*probe with driver rsnvme failed", part, re.M)
@@ -330,7 +321,80 @@ def check_faults(tag, b):
             low, high = bounds[0], bounds[0] + (bounds[1] - bounds[0]) * slack
             record(f"{tag}: fault={f} gives up after {took:.2f} s, within "
                    f"({low}, {high:.1f}) s", low <= took <= high)
+    check_fault5(tag, b, slack)
+    check_fault6(tag, b)
     check_leaks(tag, b)
+
+
+def fault_part(b, f):
+    """The console between the guest's @@FAULT f start and end markers."""
+    start = b.console.find(f"@@FAULT {f} start")
+    end = b.console.find(f"@@FAULT {f} end")
+    return b.console[start:end] if 0 <= start < end else ""
+
+
+def fault_boot(b, f):
+    """The part of a boot for fault f, as a Boot, and its controller."""
+    part = qemu.Boot(b.name, fault_part(b, f), b.seconds, False, b.log)
+    bdf = part.lines(r"rsnvme (\S+): CSTS ")
+    return part, bdf[0][1] if bdf else "none"
+
+
+def check_fault5(tag, b, slack):
+    """fault=5: timeout, abort, timeout after abort, reset, all on I/O queue
+    1, each timeout a full io_timeout after what it times, then the
+    recovery line counts the reset and no failed request."""
+    import recovery_tests as rt
+    part, bdf = fault_boot(b, 5)
+    stamp = rt.stamp
+    probe = part.lines(rf"rsnvme {re.escape(bdf)}: CSTS ")
+    steps = [("times out", rt.TIMEOUT_LINE), ("is aborted", rt.ABORTING),
+             ("times out after the abort", rt.AFTER_ABORT),
+             ("resets the controller for the I/O timeout",
+              r"resetting the controller: I/O timeout$"),
+             ("reset done", rt.RESET_DONE)]
+    found = []
+    for what, pattern in steps:
+        got = rt.rs(part, bdf, pattern)
+        record(f"{tag}: fault=5 I/O {what}", bool(got), f"no /{pattern}/ between the markers")
+        found.append(got[0] if got else None)
+    t = [stamp(m) if m else -1.0 for m in found]
+    record(f"{tag}: fault=5 steps logged in that order",
+           all(x >= 0 for x in t) and t == sorted(t), f"time stamps {t}")
+    queues = [m[1] for m in found[:2] if m]
+    record(f"{tag}: fault=5 the stalled command is on I/O queue 1 (timeout and abort)",
+           queues == ["1", "1"], f"queues {queues}")
+    most = FAULT5_TIMEOUT + 10.0 * slack
+    first = t[0] - stamp(probe[0]) if probe and found[0] else -1
+    record(f"{tag}: fault=5 I/O times out {first:.1f} s after probe began (io_timeout "
+           f"{FAULT5_TIMEOUT:.0f} s, at most {most:.0f} s)", FAULT5_TIMEOUT <= first <= most)
+    second = t[2] - t[1] if found[1] and found[2] else -1
+    record(f"{tag}: fault=5 the aborted command times out {second:.1f} s after the abort "
+           f"(io_timeout {FAULT5_TIMEOUT:.0f} s, at most {most:.0f} s)",
+           FAULT5_TIMEOUT - 0.05 <= second <= most)
+    requeued = int(found[4][2]) if found[4] else 0
+    record(f"{tag}: fault=5 the reset requeued the stalled read ({requeued} requests)",
+           requeued >= 1)
+    failed = rt.rs(part, bdf, rt.RESET_FAILED)
+    record(f"{tag}: fault=5 no failed reset", not failed, failed[0][0] if failed else "")
+    rt.check_recovery_lines(record, f"{tag}: fault=5", part, bdf, least_resets=1, failed=0)
+
+
+def check_fault6(tag, b):
+    """fault=6: the reset through sysfs is logged, fails, and the
+    controller is declared dead; no reset completes."""
+    import recovery_tests as rt
+    part, bdf = fault_boot(b, 6)
+    asked = rt.rs(part, bdf, r"resetting the controller: requested through sysfs$")
+    dead = rt.rs(part, bdf, rt.RESET_FAILED)
+    done = rt.rs(part, bdf, rt.RESET_DONE)
+    record(f"{tag}: fault=6 sysfs reset logged", len(asked) == 1, f"{len(asked)} lines")
+    record(f"{tag}: fault=6 reset failed: controller is dead",
+           len(dead) == 1 and bool(asked) and rt.stamp(asked[0]) <= rt.stamp(dead[0]),
+           f"{len(dead)} 'reset failed' lines")
+    record(f"{tag}: fault=6 no reset done", not done, done[0][0] if done else "")
+    rt.check_recovery_lines(record, f"{tag}: fault=6", part, bdf, least_resets=0,
+                            failed=None)
 
 
 Q = qemu.Nvme
@@ -411,6 +475,9 @@ def main():
     # Block I/O data integrity against io_tests.IO_DRIVER (tests/io_tests.py).
     import io_tests
     io_tests.run_all(kdir, record, check_boot, args.k)
+    # Error recovery under fio, against the same driver (tests/recovery_tests.py).
+    import recovery_tests
+    recovery_tests.run_all(kdir, record, check_boot, args.k)
     finish()
 
 

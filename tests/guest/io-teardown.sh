@@ -216,12 +216,6 @@ no_verify_failure() {
 	fi
 }
 
-# bounded_ok NAME BGNAME: passes when the last bounded command succeeded.
-bounded_ok() {
-	if [ "$bounded_rc" -eq 0 ]; then pass "$1"; else
-		fail "$1" "exit status $bounded_rc: $(tr '\n' ' ' </tmp/"$2".bg)"; fi
-}
-
 # give_up WHAT SECONDS: stops the test when something hangs (the rest would
 # hang too).
 give_up() {

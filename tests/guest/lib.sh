@@ -423,3 +423,262 @@ bounded() {
 	stuck "$bn" $bp
 	return 1
 }
+
+# bounded_ok NAME BGNAME: passes when the last bounded command succeeded.
+bounded_ok() {
+	if [ "$bounded_rc" -eq 0 ]; then pass "$1"; else
+		fail "$1" "exit status $bounded_rc: $(tr '\n' ' ' </tmp/"$2".bg)"; fi
+}
+
+# --- Error recovery (tests/guest/rec-*.sh, faults.sh; host side in
+# tests/recovery_tests.py and tests/run.py) ---------------------------------
+
+# drv_reset_attr BDF: the sysfs file that resets a controller of the driver
+# under test: rsnvme's is on the PCI device, the C driver's on the nvme
+# class device below it.
+drv_reset_attr() {
+	local f
+	if [ "$IO_DRIVER" = c ]; then
+		for f in /sys/bus/pci/devices/"$1"/nvme/nvme*/reset_controller; do
+			[ -e "$f" ] && echo "$f" && return 0
+		done
+		return 1
+	fi
+	f=/sys/bus/pci/devices/$1/reset_controller
+	[ -e "$f" ] && echo "$f"
+}
+
+# drv_reset BDF: resets a controller through sysfs. The write returns once
+# the reset is over, with its outcome: it fails, saying why on stderr
+# ("Input/output error": the controller could not be brought back), when
+# the reset did; 2 when there is no such attribute.
+drv_reset() {
+	local f
+	if ! f=$(drv_reset_attr "$1"); then
+		echo "no reset_controller attribute for $1 ($IO_MODULE)" >&2
+		return 2
+	fi
+	echo 1 >"$f"
+}
+
+# disk_writes DISK: how many writes DISK has completed (0 once it is gone).
+disk_writes() { awk '{ print $5 }' "/sys/block/$1/stat" 2>/dev/null || echo 0; }
+
+# progress_mark DISK...: remembers how many writes each disk has completed,
+# for wait_progress.
+progress_mark() {
+	local d
+	for d in "$@"; do disk_writes "$d" >/tmp/mark."$d"; done
+}
+
+# wait_progress NAME N SECONDS DISK...: waits until every DISK has completed
+# more than N writes since progress_mark, at most SECONDS. Fails, with a
+# @@FAIL for NAME that gives the counts, when time is up or when the fio
+# that fio_start started ended first.
+wait_progress() {
+	local name=$1 n=$2 s=$3 t d left
+	shift 3
+	t=$((s * 10))
+	while :; do
+		left=
+		for d in "$@"; do
+			[ $(($(disk_writes "$d") - $(cat /tmp/mark."$d"))) -gt "$n" ] ||
+				left="$left $d:$(($(disk_writes "$d") - $(cat /tmp/mark."$d")))"
+		done
+		[ -z "$left" ] && return 0
+		if [ -n "$fio_pid" ] && ! kill -0 "$fio_pid" 2>/dev/null; then
+			fail "$name" "fio ended before every disk completed more than $n writes (so far:$left)"
+			return 1
+		fi
+		if [ "$t" -le 0 ]; then
+			fail "$name" "not every disk completed more than $n writes within $s s (so far:$left)"
+			return 1
+		fi
+		usleep 100000
+		t=$((t - 1))
+	done
+}
+
+# fio_start NAME JOBFILE: starts fio on a job file in the background, its
+# results in /tmp/NAME.out as with fio_run; sets $fio_pid.
+fio_start() {
+	echo "@@JOBFILE $1: $(tr '\n' ' ' <"$2")"
+	$FIO --output-format=terse --terse-version=3 --eta=never --allow_file_create=0 "$2" \
+		>/tmp/"$1".out 2>/tmp/"$1".err &
+	fio_pid=$!
+}
+
+# fio_end NAME SECONDS [SIGNAL]: sends SIGNAL (if given) to the fio that
+# fio_start started, waits at most SECONDS for it to end and prints its
+# results (@@FIORC, @@FIO lines). If it does not end: a @@FAIL, where each
+# fio process is stuck, and SIGKILL; returns 1 then, and 2 when even
+# SIGKILL does not end it (stuck in the kernel).
+fio_end() {
+	local p rc=0
+	[ -z "$3" ] || kill -"$3" "$fio_pid" 2>/dev/null
+	if ! wait_pid "$fio_pid" "$2"; then
+		fail "$1, fio ends within $2 s" "still running; killing it"
+		for p in $(pidof fio); do stuck "fio-$1" "$p"; done
+		kill -9 $(pidof fio) 2>/dev/null
+		rc=1
+		if ! wait_pid "$fio_pid" "$(scaled 10)"; then
+			fail "$1, fio killed" "fio does not die within $(scaled 10) s of SIGKILL: stuck in the kernel"
+			return 2
+		fi
+	fi
+	wait "$fio_pid"
+	echo "@@FIORC $1 $?"
+	fio_pid=
+	fio_results "$1"
+	return $rc
+}
+
+# fio_verify_messages NAME: fio's complaints about data it read back.
+fio_verify_messages() {
+	cat /tmp/"$1".err /tmp/"$1".out 2>/dev/null | grep -v '^3;' |
+		grep -iE 'verify|crc|bad magic|mismatch' | head -n 4 | tr '\n' ' '
+}
+
+# fio_check_stopped NAME JOBS: for a time-based fio that verifies as it
+# goes (verify_backlog) and was stopped with SIGINT: JOBS job results, each
+# without an error, having written and read back something, and no
+# complaint about the data.
+fio_check_stopped() {
+	local bad v
+	bad=$(fio_results "$1" | awk -v want="$2" '
+		{ n++; if ($4 != "err=0" || $5 == "read_kib=0" || $6 == "write_kib=0") print $3 ": " $4 " " $5 " " $6 }
+		END { if (n != want) print n + 0 " job results for " want " jobs" }' | tr '\n' ' ')
+	v=$(fio_verify_messages "$1")
+	if [ -z "$bad$v" ]; then pass "fio $1"; return 0; fi
+	fail "fio $1" "$bad $v $(fio_errors "$1")"
+	return 1
+}
+
+# rec_jobfile RUNTIME SIZE DISK...: a fio job file that writes with crc32c
+# headers and verifies, one job per vCPU (pinned) and disk, each on its own
+# slice of the disk from 4 MiB on (the first 4 MiB are left for patterns):
+# for RUNTIME seconds, verifying as it goes (verify_backlog), when RUNTIME
+# is not empty; else SIZE bytes per job (empty: the whole slice), all
+# written, then all read back. Job names end in the slice's KiB, for
+# fio_check.
+rec_jobfile() {
+	local runtime=$1 size=$2 ncpu d region c
+	shift 2
+	ncpu=$(nproc)
+	echo "[global]"
+	echo "ioengine=libaio"
+	echo "direct=1"
+	echo "rw=randwrite"
+	echo "bssplit=4k/60:16k/25:128k/15"
+	echo "iodepth=16"
+	echo "verify=crc32c"
+	echo "randseed=${rsnvme_seed:-1}"
+	echo "allow_file_create=0"
+	if [ -n "$runtime" ]; then
+		echo "verify_backlog=64"
+		echo "time_based=1"
+		echo "runtime=$runtime"
+	fi
+	for d in "$@"; do
+		region=$((($(disk_bytes "$d") - 4 * MiB) / ncpu / MiB * MiB))
+		c=0
+		while [ $c -lt "$ncpu" ]; do
+			echo "[$d-cpu$c-$((${size:-$region} / 1024))]"
+			echo "filename=/dev/$d"
+			echo "offset=$((4 * MiB + c * region))"
+			echo "size=${size:-$region}"
+			echo "cpus_allowed=$c"
+			c=$((c + 1))
+		done
+	done
+}
+
+# pci_command BDF: the PCI command register (config space offset 4, 16
+# bits), read through sysfs, in decimal.
+pci_command() {
+	dd if=/sys/bus/pci/devices/"$1"/config bs=2 skip=2 count=1 2>/dev/null | od -An -tu2 | tr -d ' '
+}
+
+# pci_command_set BDF VALUE: writes the PCI command register with one
+# 16-bit write (busybox has no setpci) and checks that VALUE reads back;
+# else prints a @@FAIL and fails.
+pci_command_set() {
+	local got
+	printf "\\$(printf %03o $(($2 & 255)))\\$(printf %03o $(($2 >> 8)))" |
+		dd of=/sys/bus/pci/devices/"$1"/config bs=2 seek=2 count=1 conv=notrunc 2>/tmp/setpci.err
+	got=$(pci_command "$1")
+	[ "$got" = "$2" ] && return 0
+	fail "PCI command register of $1 set to $(printf 0x%04x "$2")" \
+		"reads back $(printf 0x%04x "${got:-0}") ($(tr '\n' ' ' </tmp/setpci.err))"
+	return 1
+}
+
+# stop_test WHAT SECONDS: ends a test whose WHAT hangs (what follows would
+# hang too), after `bounded` printed where it is stuck.
+stop_test() {
+	fail "test stopped" "$1 did not end within $2 s; see the @@STUCK lines"
+	exit 1
+}
+
+# patterns_before DISK...: writes the pattern of seed $rsnvme_seed + nsid
+# over [0, 2 MiB) of each disk (rec_jobfile's fio leaves it alone) and
+# reads it back.
+patterns_before() {
+	local d s
+	for d in "$@"; do
+		s=$((${rsnvme_seed:-1000000} + $(disk_nsid "$d")))
+		pattern_write /dev/"$d" $s 0 $((2 * MiB))
+		check_pattern "ns$(disk_nsid "$d") pattern written before" /dev/"$d" $s 0 $((2 * MiB))
+	done
+}
+
+# patterns_after WHEN DISK...: the pattern of patterns_before is intact,
+# and a new one (seed + 50 + nsid) written over [2 MiB, 4 MiB) reads back.
+patterns_after() {
+	local when=$1 d s
+	shift
+	for d in "$@"; do
+		s=$((${rsnvme_seed:-1000000} + $(disk_nsid "$d")))
+		check_pattern "ns$(disk_nsid "$d") pattern written before is intact $when" \
+			/dev/"$d" $s 0 $((2 * MiB))
+		pattern_write /dev/"$d" $((s + 50)) $((2 * MiB)) $((2 * MiB))
+		check_pattern "ns$(disk_nsid "$d") pattern written $when reads back" \
+			/dev/"$d" $((s + 50)) $((2 * MiB)) $((2 * MiB))
+	done
+}
+
+# set_io_timeout SECONDS DISK...: the block layer's I/O timeout of each
+# disk (both drivers take it from the queue).
+set_io_timeout() {
+	local s=$1 d
+	shift
+	for d in "$@"; do
+		echo $((s * 1000)) >/sys/block/"$d"/queue/io_timeout
+		check "$d I/O timeout set to $s s" [ "$(cat /sys/block/"$d"/queue/io_timeout)" = $((s * 1000)) ]
+	done
+}
+
+# trace_mark BDF: marks QEMU's trace of the device (qemu.boot(trace=...)
+# with pci_cfg_read), for the host to count what the device saw after it:
+# reads config space offset 0xfc, which neither the firmware nor Linux
+# reads (the firmware enables the controller before Linux runs).
+trace_mark() {
+	dd if=/sys/bus/pci/devices/"$1"/config of=/dev/null bs=4 skip=63 count=1 2>/dev/null
+	echo "@@TRACE_MARK $1"
+}
+
+# unload_after_timeout: unloads the driver under test after an I/O timeout
+# made it reset the controller; not the C driver. Its timeout handler
+# starts freezing the queues in the block layer's timeout work and its
+# reset work ends the freeze; this kernel's lockdep (6.12.117) counts the
+# freeze as locks the timeout worker still holds ("workqueue leaked ...
+# lock", tolerated by tests/recovery_tests.py) and, once unloading frees
+# the queues, oopses on them (NULL pointer in __lock_acquire) the next time
+# that worker takes a lock.
+unload_after_timeout() {
+	if [ "$IO_DRIVER" = c ]; then
+		echo "@@UNLOAD skipped: the C driver cannot be unloaded after a timeout here"
+		return 0
+	fi
+	check "unload $IO_DRIVER driver" drv_unload
+}

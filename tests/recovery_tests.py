@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Error recovery scenarios (issue 8): QEMU boots running
+tests/guest/rec-*.sh against one driver, while fio writes and verifies:
+
+  rec-reset    the controller reset through sysfs 20 times;
+  rec-pcicmd   the PCI command register's memory space and bus master bits
+               cleared, then restored;
+  rec-timeout  the block layer's fail_io_timeout makes completions look
+               lost, so requests time out, are aborted, then the
+               controller is reset;
+  rec-stress   (4 vCPUs) reset, then unbind racing a reset (rsnvme; the
+               C driver oopses under lockdep there), 10 times.
+
+Both drivers must pass what the guest checks (fio's verify, patterns,
+bounded waits) and what QEMU's trace shows the emulated controller saw
+(it was enabled again after each reset, received Abort commands). With
+rsnvme, its console lines are checked too: each recovery step is logged,
+and the `recovery:` line at unbind counts them. The driver under test is
+io_tests.IO_DRIVER (RSNVME_IO_DRIVER). The fault=5 and fault=6 points of
+rsnvme's test build are checked by the faults scenario of tests/run.py.
+
+tests/run.py calls run_all() after the I/O scenarios. Alone:
+
+    tests/recovery_tests.py [-k NAME] [--driver c|rust]
+
+(uses the cached kernel and the rsnvme.ko already built; builds nothing).
+"""
+
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "qemu-ci"))
+sys.path.insert(0, str(ROOT / "tests"))
+import io_tests  # noqa: E402
+import qemu  # noqa: E402
+
+Q = qemu.Nvme
+NS = qemu.Ns
+
+# What the emulated controller saw (qemu.boot(trace=...)): each time it was
+# enabled (probe and every reset), every admin command, every time it set
+# CSTS.CFS because a DMA failed; and config space reads, for the guest's
+# marks (trace_mark in tests/guest/lib.sh).
+TRACE = ("pci_nvme_mmio_start_success", "pci_nvme_admin_cmd", "pci_nvme_err_cfs",
+         "pci_cfg_read")
+MARK = r"\bpci_cfg_read nvme .*@0xfc\b"
+RESETS = 20       # rec-reset
+ROUNDS = 10       # rec-stress
+FIRE = 3          # rec-timeout: completions fail_io_timeout hides
+TIMEOUT = 3       # rec-pcicmd, rec-timeout: I/O timeout (s, idle host)
+
+
+def after_mark(b, pattern):
+    """How many of QEMU's trace events match `pattern` after the guest's
+    first mark (None without a mark): the firmware's own use of the
+    controller before Linux runs is not counted."""
+    lines = b.trace.splitlines()
+    marks = [i for i, l in enumerate(lines) if re.search(MARK, l)]
+    if not marks:
+        return None
+    return sum(1 for l in lines[marks[0]:] if re.search(pattern, l))
+
+
+def enables(b):
+    return after_mark(b, r"\bpci_nvme_mmio_start_success\b")
+
+
+def aborts(b):
+    return after_mark(b, r"\bpci_nvme_admin_cmd .*'NVME_ADM_CMD_ABORT'")
+
+
+def cfs(b):
+    return after_mark(b, r"\bpci_nvme_err_cfs\b")
+
+
+# --- rsnvme's console lines (each prefixed "rsnvme <BDF>: ") --------------
+
+RESETTING = r"resetting the controller: (.+)$"
+RESET_DONE = r"reset done: (\d+) I/O queues, (\d+) requests requeued$"
+RESET_FAILED = r"reset failed: controller is dead, failing its I/O$"
+TIMEOUT_LINE = r"I/O timeout: queue (\d+) command id (\d+), (\d+) bytes at sector (\d+)$"
+POLLED = r"I/O timeout: completion found by polling \(missed interrupt\)$"
+ABORTING = r"I/O timeout: aborting queue (\d+) command id (\d+)$"
+AFTER_ABORT = r"I/O timeout after abort: resetting the controller$"
+RECOVERY = r"recovery: (\d+) resets, (\d+) requests retried, (\d+) requests failed$"
+STAMP = r"^\[\s*(\d+\.\d+)\] "
+
+
+def rs(b, bdf, pattern):
+    """rsnvme's console lines for controller `bdf` that match `pattern`."""
+    return b.lines(rf"rsnvme {re.escape(bdf)}: {pattern}")
+
+
+def stamp(m):
+    """The console time stamp of a matched line (-1 if it has none)."""
+    t = re.search(STAMP, m.string)
+    return float(t[1]) if t else -1.0
+
+
+def queues_used(b, bdf):
+    """I/O queues rsnvme said it uses at probe (the summary line)."""
+    import run
+    m = [x for x in b.lines(run.SUMMARY) if x[1] == bdf]
+    return int(m[0][6]) if m else None
+
+
+def check_resets(rec, tag, b, bdf, reason=None, count=None, least=1):
+    """rsnvme logged its resets: `count` (exactly, or at least `least`)
+    `resetting the controller:` lines (all for `reason` if given), each
+    followed by a `reset done:` line that recreated as many I/O queues as
+    probe made, and no failed reset."""
+    lines = rs(b, bdf, RESETTING)
+    reasons = [m[1] for m in lines]
+    done = rs(b, bdf, RESET_DONE)
+    n = len(lines)
+    if count is not None:
+        rec(f"{tag}: rsnvme: {count} 'resetting the controller' lines", n == count,
+            f"{n}: {reasons[:8]}")
+    else:
+        rec(f"{tag}: rsnvme: at least {least} 'resetting the controller' lines", n >= least,
+            f"{n}: {reasons[:8]}")
+    if reason is not None:
+        other = [r for r in reasons if r != reason]
+        rec(f"{tag}: rsnvme: every reset {reason}", not other, f"other reasons: {other[:8]}")
+    rec(f"{tag}: rsnvme: a 'reset done' line for every reset", len(done) == n and n > 0,
+        f"{n} resetting and {len(done)} reset done lines")
+    used = queues_used(b, bdf)
+    counts = sorted({int(m[1]) for m in done})
+    rec(f"{tag}: rsnvme: every reset recreated the {used} I/O queues of probe",
+        bool(done) and counts == [used], f"I/O queues after resets: {counts}")
+    failed = rs(b, bdf, RESET_FAILED)
+    rec(f"{tag}: rsnvme: no failed reset", not failed, failed[0][0] if failed else "")
+
+
+def check_recovery_lines(rec, tag, b, bdf, least_resets=0, failed=0):
+    """Each `unbinding` line of rsnvme is followed by its `recovery:` line
+    (the next line for that controller); their counts add up to at least
+    `least_resets` resets, and to `failed` failed requests unless None."""
+    mine = [l for l in b.console.splitlines() if f"rsnvme {bdf}: " in l]
+    unbinds = [i for i, l in enumerate(mine) if l.endswith(": unbinding")]
+    follow = [re.search(RECOVERY, mine[i + 1]) if i + 1 < len(mine) else None
+              for i in unbinds]
+    rec(f"{tag}: rsnvme: a 'recovery:' line right after each of the {len(unbinds)} "
+        "'unbinding' lines", bool(unbinds) and all(follow),
+        "; ".join(mine[i + 1] if i + 1 < len(mine) else "(no next line)"
+                  for i, m in zip(unbinds, follow) if not m) or "no unbinding line")
+    got = [tuple(int(x) for x in m.groups()) for m in follow if m]
+    resets = sum(g[0] for g in got)
+    lost = sum(g[2] for g in got)
+    rec(f"{tag}: rsnvme: the recovery lines count at least {least_resets} resets",
+        bool(got) and resets >= least_resets, f"counts (resets, retried, failed): {got}")
+    if failed is not None:
+        rec(f"{tag}: rsnvme: the recovery lines count {failed} failed requests",
+            bool(got) and lost == failed, f"counts (resets, retried, failed): {got}")
+
+
+def check_timeout_steps(rec, tag, b, bdf, timeout, least=1):
+    """rsnvme's timeout handler went through each step for `least`
+    requests at least: the timeout, an Abort, the abort timing out a full
+    I/O timeout later, the reset; and in that order."""
+    steps = [("'I/O timeout: queue' lines", TIMEOUT_LINE, least),
+             ("'aborting' lines", ABORTING, 1),
+             ("'timeout after abort' lines", AFTER_ABORT, 1),
+             ("'resetting the controller: I/O timeout' lines",
+              r"resetting the controller: I/O timeout$", 1),
+             ("'reset done' lines", RESET_DONE, 1)]
+    first = []
+    for what, pattern, n in steps:
+        got = rs(b, bdf, pattern)
+        rec(f"{tag}: rsnvme: at least {n} {what}", len(got) >= n, f"{len(got)}")
+        first.append(stamp(got[0]) if got else -1.0)
+    rec(f"{tag}: rsnvme: timeout, abort, timeout after abort, reset, reset done in "
+        "that order", all(0 <= a <= c for a, c in zip(first, first[1:])),
+        f"first time stamps {first}")
+    # The request an abort was sent for waits a whole timeout again.
+    waited = first[2] - first[1]
+    rec(f"{tag}: rsnvme: the abort timed out a full I/O timeout ({timeout} s) after it "
+        f"was sent ({waited:.1f} s)", first[1] >= 0 and waited >= timeout - 0.05)
+
+
+# --- A known report of the C driver ----------------------------------------
+
+# Linux 6.12.117 models a queue freeze as a lock (lockdep) held by the task
+# that started it. The C driver's timeout handler starts freezing the
+# namespaces' queues (nvme_dev_disable -> nvme_start_freeze) in the block
+# layer's timeout work, and its reset work ends the freeze: lockdep reports
+# "BUG: workqueue leaked atomic, lock or RCU" for the timeout work, holding
+# only q_usage_counter "locks" taken in nvme_start_freeze. It is the C
+# driver's (the kernel has blk_freeze_queue_start_non_owner for a freeze
+# that another task ends); a run of the C driver tolerates exactly that
+# report, nothing else; rsnvme gets no such leniency.
+LEAK_BUG = re.compile(r"BUG: workqueue leaked atomic, lock or RCU: kworker/\S+$")
+LEAK_WORK = re.compile(r"preempt=0x00000000 lock=0->(\d+) RCU=0->0 workfn=blk_mq_timeout_work$")
+LEAK_HELD = re.compile(r"^\[[\s\d.]+\]  #\d+: \S+ \(&q->q_usage_counter\((io|queue)\)(#\d+)?\)"
+                       r"\S*, at: nvme_start_freeze\+")
+REPORT_LINE = re.compile(r"^\[[\s\d.]+\] (\s*(\? )?[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+( \[\w+\])?|"
+                         r"\s*</?TASK>|Call Trace:|Workqueue: kblockd blk_mq_timeout_work|"
+                         r"CPU: \d+ UID: \d+ PID: \d+ Comm: kworker/.*|"
+                         r"Hardware name: .*|\d+ locks held by kworker/\S+:)\s*$")
+
+
+def without_known_c_reports(console):
+    """The console without the C driver's freeze report described above;
+    and how many were removed. A report that differs in any way stays."""
+    lines = console.split("\n")
+    out, i, found = [], 0, 0
+    while i < len(lines):
+        if LEAK_BUG.search(lines[i]) and i + 2 < len(lines):
+            work = LEAK_WORK.search(lines[i + 1])
+            held = int(work[1]) if work else 0
+            locks = lines[i + 3:i + 3 + held]
+            if (work and re.search(rf"\] {held} locks held by kworker/", lines[i + 2])
+                    and held > 0 and all(LEAK_HELD.search(l) for l in locks)):
+                j = i + 3 + held
+                end = next((k for k in range(j, min(len(lines), j + 60))
+                            if re.search(r"\]\s+</TASK>\s*$", lines[k])), None)
+                if end is not None:
+                    # Only the report's own lines go; anything else printed
+                    # meanwhile stays to be checked.
+                    out += [l for l in lines[j:end + 1] if not REPORT_LINE.search(l)]
+                    found += 1
+                    i = end + 1
+                    continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out), found
+
+
+def rec_check_boot(driver, check_boot, record):
+    """check_boot, but for the C driver without its known freeze report."""
+    def check(tag, b):
+        if driver == "c":
+            console, found = without_known_c_reports(b.console)
+            if found:
+                print(f"{tag}: tolerated {found} known C driver report(s): 'workqueue "
+                      "leaked lock' for nvme_start_freeze in blk_mq_timeout_work", flush=True)
+                b = dataclasses.replace(b, console=console)
+        check_boot(tag, b)
+    return check
+
+
+# --- Scenarios -------------------------------------------------------------
+
+def controller(b):
+    """The controller's PCI address, from the guest's @@DISK lines."""
+    bdfs = {d.get("bdf") for d in io_tests.disks(b).values()}
+    return bdfs.pop() if len(bdfs) == 1 else None
+
+
+def guest_timeout(b):
+    m = b.lines(r"I/O timeout set to (\d+) s$")
+    return int(m[0][1]) if m else TIMEOUT
+
+
+def rec_reset(ctx, tag="rec-reset"):
+    devices = [Q(serial="RSNVMERST", namespaces=[NS(32), NS(32, 4096)])]
+    b = ctx.boot(tag, "rec-reset", devices, {"seed": ctx.seed, "resets": RESETS},
+                 timeout=300, trace=TRACE)
+    io_tests.check_disks(ctx, tag, b, devices)
+    ok = b.lines(r"^@@RESETS ok=(\d+) of (\d+)$")
+    ctx.record(f"{tag}: host: {RESETS} resets done under fio",
+               bool(ok) and ok[0][1] == str(RESETS), ok[0][0] if ok else "no @@RESETS line")
+    n = enables(b)
+    ctx.record(f"{tag}: host: QEMU's controller enabled {1 + RESETS} times (probe and each "
+               f"reset)", n == 1 + RESETS, f"{n} times")
+    bdf = controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        check_resets(ctx.record, tag, b, bdf, reason="requested through sysfs", count=RESETS)
+        check_recovery_lines(ctx.record, tag, b, bdf, least_resets=RESETS, failed=0)
+
+
+def rec_pcicmd(ctx, tag="rec-pcicmd"):
+    devices = [Q(serial="RSNVMEPCI", namespaces=[NS(32), NS(32, 4096)])]
+    b = ctx.boot(tag, "rec-pcicmd", devices, {"seed": ctx.seed, "timeout": TIMEOUT},
+                 timeout=240, trace=TRACE)
+    io_tests.check_disks(ctx, tag, b, devices)
+    hold = b.lines(r"^@@HOLD (.*)$")
+    print(f"{tag}: {hold[0][1] if hold else 'no @@HOLD line'}; QEMU set CSTS.CFS "
+          f"{cfs(b)} times", flush=True)
+    n = enables(b)
+    ctx.record(f"{tag}: host: QEMU's controller enabled again after the fault (reset)",
+               n is not None and n >= 2, f"enabled {n} times")
+    bdf = controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        check_resets(ctx.record, tag, b, bdf)
+        check_recovery_lines(ctx.record, tag, b, bdf, least_resets=1, failed=0)
+
+
+def rec_timeout(ctx, tag="rec-timeout"):
+    devices = [Q(serial="RSNVMETMO", namespaces=[NS(32), NS(32, 4096)])]
+    b = ctx.boot(tag, "rec-timeout", devices,
+                 {"seed": ctx.seed, "timeout": TIMEOUT, "fire": FIRE}, timeout=240,
+                 trace=TRACE)
+    io_tests.check_disks(ctx, tag, b, devices)
+    # should_fail() tests and counts down `times` without a lock: completions
+    # on two vCPUs at once may both get through, so the count is a floor.
+    fired = len(b.lines(r"FAULT_INJECTION: forcing a failure"))
+    ctx.record(f"{tag}: host: fail_io_timeout hid at least {FIRE} completions (console: "
+               f"{fired})", fired >= FIRE, f"{fired} 'FAULT_INJECTION' lines")
+    n, a = enables(b), aborts(b)
+    ctx.record(f"{tag}: host: QEMU's controller received an Abort command",
+               a is not None and a >= 1, f"{a} Abort commands")
+    ctx.record(f"{tag}: host: QEMU's controller enabled again after the timeouts (reset)",
+               n is not None and n >= 2, f"enabled {n} times")
+    bdf = controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        check_timeout_steps(ctx.record, tag, b, bdf, guest_timeout(b),
+                            least=max(fired, FIRE))
+        check_resets(ctx.record, tag, b, bdf)
+        check_recovery_lines(ctx.record, tag, b, bdf, least_resets=1, failed=0)
+
+
+def rec_stress(ctx, tag="rec-stress"):
+    devices = [Q(serial="RSNVMESTR", namespaces=[NS(32), NS(32, 4096)])]
+    b = ctx.boot(tag, "rec-stress", devices, {"seed": ctx.seed, "rounds": ROUNDS},
+                 timeout=360, trace=TRACE)
+    io_tests.check_disks(ctx, tag, b, devices)
+    races = b.lines(r"^@@RACE round \d+ (reset rc=\d+|skipped)")
+    print(f"{tag}: resets racing the unbind: " + ", ".join(m[1] for m in races), flush=True)
+    what = "unbind" if ctx.driver == "c" else "unbind racing a reset"
+    ctx.record(f"{tag}: host: {ROUNDS} rounds of reset and {what}",
+               len(races) == ROUNDS, f"{len(races)} @@RACE lines")
+    n = enables(b)
+    # A probe per round and the first one, a reset per round; a reset that
+    # won its race against the unbind enables the controller once more.
+    want = 1 + 2 * ROUNDS
+    ctx.record(f"{tag}: host: QEMU's controller enabled at least {want} times (each probe "
+               f"and reset)", n is not None and n >= want, f"{n} times")
+    took = [(float(m[2]), m[1]) for m in b.lines(r"^@@TOOK (\S+) ([\d.]+) s$")]
+    print(f"{tag}: slowest steps: {sorted(took, reverse=True)[:3]}", flush=True)
+    bdf = controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        check_resets(ctx.record, tag, b, bdf, least=ROUNDS)
+        check_recovery_lines(ctx.record, tag, b, bdf, least_resets=ROUNDS, failed=None)
+
+
+# name, function, vCPU counts it runs on (None: every one of io_tests.io_cpus())
+SCENARIOS = [
+    ("rec-reset", rec_reset, None),
+    ("rec-pcicmd", rec_pcicmd, None),
+    ("rec-timeout", rec_timeout, None),
+    ("rec-stress", rec_stress, (4,)),
+]
+
+
+# --- Self-test of the rsnvme line checks ------------------------------------
+
+def selftest():
+    """The rsnvme console checks against made-up consoles: (name, ok)
+    pairs proving they pass what the interface says and catch what it
+    forbids, while no rsnvme logs these lines yet."""
+    bdf = "0000:00:04.0"
+    p = f"rsnvme {bdf}: "
+
+    def console(lines):
+        text = "\n".join(f"[{t:12.6f}] {p}{l}" for t, l in lines)
+        return qemu.Boot("selftest", text + "\n", 0.0, False, Path("/dev/null"))
+
+    summary = ('model "QEMU NVMe Ctrl" serial "X" firmware "7.2": 2 I/O queue pairs '
+               'granted, 2 used, 2 namespaces, max transfer 524288 bytes (0: no limit), '
+               'MSI-X x3')
+
+    def run_check(fn, *args, **kw):
+        out = []
+        fn(lambda name, ok, detail="": out.append(ok) or ok, "t", *args, **kw)
+        return all(out)
+
+    good = [(1.0, summary)]
+    for i in range(3):
+        good += [(2.0 + i, "resetting the controller: requested through sysfs"),
+                 (2.5 + i, "reset done: 2 I/O queues, 5 requests requeued")]
+    good += [(9.0, "unbinding"), (9.1, "recovery: 3 resets, 5 requests retried, "
+                                       "0 requests failed")]
+    b = console(good)
+    out = [("passes three sysfs resets",
+            run_check(check_resets, b, bdf, reason="requested through sysfs", count=3)),
+           ("passes the recovery line", run_check(check_recovery_lines, b, bdf, 3, 0))]
+    b = console(good[:-2] + [good[-2], (9.05, "controller shut down, CSTS 0x9"), good[-1]])
+    out.append(("finds a recovery line that does not follow 'unbinding'",
+                not run_check(check_recovery_lines, b, bdf, 3, 0)))
+    out.append(("finds too few resets", not run_check(check_resets, console(good), bdf,
+                                                      count=4)))
+    b = console(good[:3] + [(2.6, "reset done: 1 I/O queues, 0 requests requeued")] +
+                good[4:])
+    out.append(("finds a reset with fewer I/O queues",
+                not run_check(check_resets, b, bdf, count=3)))
+    b = console(good[:-1] + [(9.1, "recovery: 3 resets, 5 requests retried, "
+                                   "1 requests failed")])
+    out.append(("finds a failed request", not run_check(check_recovery_lines, b, bdf, 3, 0)))
+    b = console(good + [(9.5, "reset failed: controller is dead, failing its I/O")])
+    out.append(("finds a failed reset", not run_check(check_resets, b, bdf, count=3)))
+    steps = [(1.0, summary),
+             (4.0, "I/O timeout: queue 1 command id 17, 4096 bytes at sector 2048"),
+             (4.0, "I/O timeout: aborting queue 1 command id 17"),
+             (7.0, "I/O timeout after abort: resetting the controller"),
+             (7.0, "resetting the controller: I/O timeout"),
+             (7.2, "reset done: 2 I/O queues, 1 requests requeued")]
+    out.append(("passes timeout, abort, timeout after abort, reset",
+                run_check(check_timeout_steps, console(steps), bdf, 3)))
+    early = steps[:3] + [(5.0, steps[3][1])] + steps[4:]
+    out.append(("finds an abort not given a full timeout",
+                not run_check(check_timeout_steps, console(early), bdf, 3)))
+    out.append(("finds a missing abort",
+                not run_check(check_timeout_steps, console(steps[:2] + steps[3:]), bdf, 3)))
+    report = ["[   19.5] BUG: workqueue leaked atomic, lock or RCU: kworker/0:1H[33]",
+              "[   19.5]      preempt=0x00000000 lock=0->2 RCU=0->0 workfn=blk_mq_timeout_work",
+              "[   19.5] 2 locks held by kworker/0:1H/33:",
+              "[   19.5]  #0: ffff88 (&q->q_usage_counter(io)){++++}-{0:0}, at: "
+              "nvme_start_freeze+0x3b/0x52 [nvme_core]",
+              "[   19.5]  #1: ffff88 (&q->q_usage_counter(queue)#2){+.+.}-{0:0}, at: "
+              "nvme_start_freeze+0x3b/0x52 [nvme_core]",
+              "[   19.5] CPU: 0 UID: 0 PID: 33 Comm: kworker/0:1H Not tainted 6.12.117 #1 ",
+              "[   19.5] Workqueue: kblockd blk_mq_timeout_work",
+              "[   19.5] Call Trace:", "[   19.5]  <TASK>", "[   19.5]  dump_stack_lvl+0x7f/0x8c",
+              "[   19.5]  ? kthread_park+0x58/0x58", "[   19.5]  </TASK>"]
+
+    def bad_after(lines):
+        text, _ = without_known_c_reports("\n".join(["@@BOOTED"] + lines + ["@@DONE"]))
+        return qemu.Boot("selftest", text, 0.0, False, Path("/dev/null")).bad_lines
+
+    out.append(("tolerates the C driver's freeze report", not bad_after(report)))
+    other = report[:4] + [report[4].replace("nvme_start_freeze", "rsnvme_reset")] + report[5:]
+    out.append(("keeps a leaked-lock report with another lock", bool(bad_after(other))))
+    mixed = report[:9] + ["[   19.5] WARNING: CPU: 1 PID: 7 at x.c:1 f+0x1/0x2"] + report[9:]
+    out.append(("keeps a warning printed inside the report", bool(bad_after(mixed))))
+    return out
+
+
+def run_all(kdir, record, check_boot, only="", driver=None):
+    """Runs the recovery scenarios whose name contains `only`."""
+    todo = [s for s in SCENARIOS if only in s[0]]
+    if not todo:
+        return {}
+    for name, ok in selftest():
+        record(f"rec: line checks {name}", ok)
+    driver = driver or io_tests.IO_DRIVER
+    seed = io_tests.io_seed()
+    print(f"rec: driver {driver}, seed {seed}", flush=True)
+    initrd = io_tests.io_initramfs(kdir)
+    times, slow = {}, {}
+    for cpus in io_tests.io_cpus():
+        ctx = io_tests.Ctx(kdir, initrd, record, rec_check_boot(driver, check_boot, record),
+                           driver, seed, cpus)
+        for name, fn, only_cpus in todo:
+            if only_cpus is None or cpus in only_cpus:
+                fn(ctx, tag=f"{name}-{cpus}cpu")
+        times.update(ctx.times)
+        slow.update(ctx.slow)
+    print("rec: QEMU seconds per scenario (slow factor): " +
+          ", ".join(f"{n} {s:.1f} ({slow[n]:.1f})" for n, s in times.items()) +
+          f"; total {sum(times.values()):.1f}", flush=True)
+    return times
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-k", default="", help="only scenarios containing this")
+    ap.add_argument("--driver", choices=("c", "rust"), default=io_tests.IO_DRIVER)
+    args = ap.parse_args()
+    import run
+    run_all(qemu.kernel(), run.record, run.check_boot, args.k, args.driver)
+    run.finish()
+
+
+if __name__ == "__main__":
+    main()
