@@ -274,7 +274,8 @@ class Boot:
 
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
-         env=None, interactive=False, append="", workdir=None, slow=None, trace=()):
+         env=None, interactive=False, append="", workdir=None, slow=None, trace=(),
+         single_thread=False):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
 
     `timeout` is the bound for an idle host; it is multiplied by `slow`
@@ -290,6 +291,11 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
     guest line) and into Boot.trace.
     """
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
+    # single_thread: every vCPU on one host thread. QEMU 7.2's multi-threaded
+    # TCG crashed (SIGSEGV in memory_region_dispatch_write) when the guest
+    # turned a device's memory decoding off while other vCPUs wrote to it.
+    if single_thread and accel == "tcg":
+        accel = "tcg,thread=single"
     slow = slow_factor(smp) if slow is None else slow
     env = dict(env or {})
     env.setdefault("slow", math.ceil(slow))

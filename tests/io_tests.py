@@ -56,17 +56,19 @@ class Ctx:
         self.slow = {}
 
     def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180,
-             slow=None, trace=()):
+             slow=None, trace=(), single_thread=False):
         """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log);
         `timeout` is for an idle host (qemu.boot scales it by `slow`);
-        `trace`: QEMU trace events to record (qemu.boot)."""
+        `trace`: QEMU trace events to record (qemu.boot); `single_thread`:
+        all vCPUs on one host thread (qemu.boot)."""
         env = dict(env, driver=self.driver)
         smp = smp or self.cpus
         # fio at queue depth 64 with 1 MiB blocks, one job per vCPU and disk,
         # needs about 512 MiB of buffers on 4 vCPUs, beside an 84 MB
         # initramfs.
         b = qemu.boot(name, self.initrd, self.kdir, test, devices, smp=smp, env=env,
-                      workdir=workdir, timeout=timeout, mem=1536, slow=slow, trace=trace)
+                      workdir=workdir, timeout=timeout, mem=1536, slow=slow, trace=trace,
+                      single_thread=single_thread)
         self.times[name] = b.seconds
         self.slow[name] = b.slow
         self.check_boot(name, b)

@@ -82,9 +82,10 @@ def cfs(b):
 RESETTING = r"resetting the controller: (.+)$"
 RESET_DONE = r"reset done: (\d+) I/O queues, (\d+) requests requeued$"
 RESET_FAILED = r"reset failed: controller is dead, failing its I/O$"
-TIMEOUT_LINE = r"I/O timeout: queue (\d+) command id (\d+), (\d+) bytes at sector (\d+)$"
+TIMEOUT_LINE = (r"I/O timeout: queue (\d+) command id (0x[0-9a-f]+), (\d+) bytes at sector "
+                r"(\d+)$")
 POLLED = r"I/O timeout: completion found by polling \(missed interrupt\)$"
-ABORTING = r"I/O timeout: aborting queue (\d+) command id (\d+)$"
+ABORTING = r"I/O timeout: aborting queue (\d+) command id (0x[0-9a-f]+)$"
 AFTER_ABORT = r"I/O timeout after abort: resetting the controller$"
 RECOVERY = r"recovery: (\d+) resets, (\d+) requests retried, (\d+) requests failed$"
 STAMP = r"^\[\s*(\d+\.\d+)\] "
@@ -276,6 +277,7 @@ def rec_reset(ctx, tag="rec-reset"):
 def rec_pcicmd(ctx, tag="rec-pcicmd"):
     devices = [Q(serial="RSNVMEPCI", namespaces=[NS(32), NS(32, 4096)])]
     b = ctx.boot(tag, "rec-pcicmd", devices, {"seed": ctx.seed, "timeout": TIMEOUT},
+                 single_thread=True,
                  timeout=240, trace=TRACE)
     io_tests.check_disks(ctx, tag, b, devices)
     hold = b.lines(r"^@@HOLD (.*)$")
@@ -394,8 +396,8 @@ def selftest():
     b = console(good + [(9.5, "reset failed: controller is dead, failing its I/O")])
     out.append(("finds a failed reset", not run_check(check_resets, b, bdf, count=3)))
     steps = [(1.0, summary),
-             (4.0, "I/O timeout: queue 1 command id 17, 4096 bytes at sector 2048"),
-             (4.0, "I/O timeout: aborting queue 1 command id 17"),
+             (4.0, "I/O timeout: queue 1 command id 0x1011, 4096 bytes at sector 2048"),
+             (4.0, "I/O timeout: aborting queue 1 command id 0x1011"),
              (7.0, "I/O timeout after abort: resetting the controller"),
              (7.0, "resetting the controller: I/O timeout"),
              (7.2, "reset done: 2 I/O queues, 1 requests requeued")]

@@ -291,6 +291,7 @@ FAULTS = {
     3: (r"timed out after 7500 ms waiting for CSTS\.RDY", -110, (7.5, 9.5)),
     4: (r"Identify Controller timed out after 5000 ms; resetting the controller", -110,
         (5.0, 7.0)),
+    7: (r"failing probe with the I/O queues created: ENOMEM \(injected\)", -12, None),
 }
 # fault=5 (insmod ... io_timeout=3): probe succeeds; the partition scan's
 # read on I/O queue 1 goes unannounced, times out, is aborted, times out
@@ -314,6 +315,11 @@ def check_faults(tag, b):
         record(f"{tag}: fault={f} fails probe with {errno}",
                re.search(rf"probe with driver rsnvme failed with error {errno}", part)
                is not None)
+        if f == 7:
+            record(f"{tag}: fault=7 unwind shuts the controller down (SHST complete) before "
+                   "the I/O queues are freed",
+                   re.search(r"controller shut down, CSTS \S+ RDY \d CFS 0 SHST 2", part)
+                   is not None)
         if bounds:
             times = [float(t) for t in re.findall(stamp + r"rsnvme .*: CSTS ", part, re.M)]
             fail = re.search(stamp + r"rsnvme .*probe with driver rsnvme failed", part, re.M)
