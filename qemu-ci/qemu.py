@@ -168,6 +168,8 @@ class Nvme:
     `size_mb` (QEMU's drive= shorthand); `namespaces=[]` gives none.
     `drive_opts` are added to every -drive of the controller, e.g.
     {"discard": "unmap"} to pass discards on to the image file.
+    `blkdebug` (single-namespace form only) names a QEMU blkdebug rule file
+    put between the device and its image, to inject backing-store errors.
     Images are created empty unless boot() got a `workdir` that already holds
     one under the same name (nvme<i>.img, nvme<i>n<nsid>.img): then its
     content is kept, so a test can prefill it.
@@ -178,6 +180,7 @@ class Nvme:
     params: dict = field(default_factory=dict)
     namespaces: list = None
     drive_opts: dict = field(default_factory=dict)
+    blkdebug: str = None
 
     def expected_namespaces(self):
         """(nsid, blocks, lba size) QEMU exposes, usable or not."""
@@ -200,6 +203,8 @@ class Nvme:
             dev += f",{k}={v}"
         if self.namespaces is None:
             img = image(f"nvme{index}.img", self.size_mb)
+            if self.blkdebug:
+                img = f"blkdebug:{self.blkdebug}:{img}"
             return ["-drive", f"file={img},if=none,id=d{index},format=raw{opts}",
                     "-device", dev + f",drive=d{index}"]
         out = ["-device", dev]

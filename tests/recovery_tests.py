@@ -292,6 +292,55 @@ def rec_pcicmd(ctx, tag="rec-pcicmd"):
         check_recovery_lines(ctx.record, tag, b, bdf, least_resets=1, failed=0)
 
 
+# rec-blkdebug: the 4 KiB blocks whose reads and writes the backing store
+# fails, and the rules (QEMU's blkdebug: raw format emits read_aio and
+# write_aio for each request; flush_to_disk precedes a flush).
+BAD_READ = 3 << 20
+BAD_WRITE = 5 << 20
+BLKDEBUG_RULES = f"""[inject-error]
+event = "read_aio"
+errno = "5"
+sector = "{BAD_READ // 512}"
+
+[inject-error]
+event = "write_aio"
+errno = "5"
+sector = "{BAD_WRITE // 512}"
+
+[inject-error]
+event = "flush_to_disk"
+errno = "5"
+once = "on"
+"""
+# rsnvme's default max_retries: each failed command is sent this many times
+# more before its error is returned.
+MAX_RETRIES = 5
+
+
+def rec_blkdebug(ctx, tag="rec-blkdebug"):
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="rsnvme-blkdebug-") as tmp:
+        rules = Path(tmp) / "rules.conf"
+        rules.write_text(BLKDEBUG_RULES)
+        devices = [Q(serial="RSNVMEBLKD", size_mb=16, blkdebug=str(rules))]
+        b = ctx.boot(tag, "rec-blkdebug", devices,
+                     {"seed": ctx.seed, "bad_read": BAD_READ, "bad_write": BAD_WRITE},
+                     timeout=180)
+    io_tests.check_disks(ctx, tag, b, devices)
+    for op, at in (("READ", BAD_READ), ("WRITE", BAD_WRITE)):
+        errs = b.lines(rf"critical medium error, dev \S+, sector {at // 512} op 0x\d:\({op}\)")
+        ctx.record(f"{tag}: the block layer reports the {op.lower()} medium error at sector "
+                   f"{at // 512}", len(errs) == 1, f"{len(errs)} lines")
+    bdf = controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        # The bad read and write each sent 1 + MAX_RETRIES times, the flush
+        # twice; nothing reset.
+        got = [tuple(int(x) for x in m.groups()) for m in rs(b, bdf, RECOVERY)]
+        want = (0, 2 * MAX_RETRIES + 1, 2)
+        ctx.record(f"{tag}: rsnvme: the recovery line counts {want[1]} retries and {want[2]} "
+                   "failed requests, no reset", got == [want], f"got {got}")
+
+
 def rec_timeout(ctx, tag="rec-timeout"):
     devices = [Q(serial="RSNVMETMO", namespaces=[NS(32), NS(32, 4096)])]
     b = ctx.boot(tag, "rec-timeout", devices,
@@ -345,6 +394,7 @@ SCENARIOS = [
     ("rec-reset", rec_reset, None),
     ("rec-pcicmd", rec_pcicmd, None),
     ("rec-timeout", rec_timeout, None),
+    ("rec-blkdebug", rec_blkdebug, (2,)),
     ("rec-stress", rec_stress, (4,)),
 ]
 
