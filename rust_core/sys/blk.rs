@@ -517,7 +517,10 @@ pub(crate) struct TagSetRef<'a, T: Operations> {
 
 impl<T: Operations> TagSetRef<'_, T> {
     /// The request with `tag` in hardware queue `queue` if it is in flight,
-    /// for its completion. Bogus tags from a device give `None`.
+    /// for its completion. Bogus tags from a device give `None`. Calling
+    /// it at any time is sound: the request can only be completed through
+    /// [`InFlight::complete`], which claims it first, so a late, stale or
+    /// duplicate completion never ends a request twice.
     pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<InFlight<T>> {
         let set = self.set;
         // SAFETY: The set is allocated by the type invariant; `tags` has
