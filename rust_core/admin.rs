@@ -145,20 +145,18 @@ impl AdminQueue {
         match slots.get_mut(usize::from(cqe.cid())) {
             Some(slot @ Slot::Waiting) => *slot = Slot::Done(*cqe),
             Some(slot @ Slot::Abandoned) => *slot = Slot::Free,
-            Some(slot @ Slot::Abort { .. }) => {
-                if let Slot::Abort { qid, cid } = *slot {
-                    // Bit 0 of DW0 set: the command was not aborted.
-                    let outcome = if cqe.result() & 1 == 0 {
-                        "aborted"
-                    } else {
-                        "not aborted"
-                    };
-                    dev_info!(
-                        &self.pdev,
-                        "Abort of queue {qid} command id {cid:#x}: {}, {outcome}\n",
-                        cqe.status()
-                    );
-                }
+            Some(slot @ &mut Slot::Abort { qid, cid }) => {
+                // Bit 0 of DW0 set: the command was not aborted.
+                let outcome = if cqe.result() & 1 == 0 {
+                    "aborted"
+                } else {
+                    "not aborted"
+                };
+                dev_info!(
+                    &self.pdev,
+                    "Abort of queue {qid} command id {cid:#x}: {}, {outcome}\n",
+                    cqe.status()
+                );
                 *slot = Slot::Free;
             }
             _ => dev_warn!(
@@ -279,5 +277,32 @@ impl AdminQueue {
             return Err(status_error(status.kind()));
         }
         Ok(cqe)
+    }
+
+    /// Set Features (Number of Queues): asks for `wanted` I/O queue pairs
+    /// and returns how many the controller grants (NSQA in bits 15:0,
+    /// NCQA in bits 31:16 of the result, both zero-based).
+    pub(crate) fn set_queue_count(&self, regs: &Registers, wanted: u16) -> Result<u32> {
+        let cmd = Command::set_features_num_queues(wanted, wanted);
+        let cqe = self.command(regs, cmd, "Set Features (Number of Queues)")?;
+        let sq = (cqe.result() & 0xffff) + 1;
+        let cq = (cqe.result() >> 16) + 1;
+        Ok(sq.min(cq))
+    }
+
+    /// Creates I/O queue pair `queue` on the controller, CQ first.
+    pub(crate) fn create_io_queue(&self, regs: &Registers, queue: &QueuePair) -> Result {
+        let (create_cq, create_sq) = queue.create_commands().ok_or(EINVAL)?;
+        self.command(regs, create_cq, "Create I/O Completion Queue")?;
+        self.command(regs, create_sq, "Create I/O Submission Queue")?;
+        Ok(())
+    }
+
+    /// Deletes I/O queue pair `queue` on the controller, SQ first.
+    pub(crate) fn delete_io_queue(&self, regs: &Registers, queue: &QueuePair) -> Result {
+        let (delete_sq, delete_cq) = queue.delete_commands();
+        self.command(regs, delete_sq, "Delete I/O Submission Queue")?;
+        self.command(regs, delete_cq, "Delete I/O Completion Queue")?;
+        Ok(())
     }
 }

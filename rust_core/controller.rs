@@ -410,14 +410,8 @@ impl<'a> Bringup<'a> {
     /// Features, Number of Queues) and returns how many were granted.
     fn queue_count(&self) -> u32 {
         let wanted = u16::try_from(cpu::num_online()).unwrap_or(u16::MAX);
-        let cmd = Command::set_features_num_queues(wanted, wanted);
-        match self.command(cmd, "Set Features (Number of Queues)") {
-            Ok(cqe) => {
-                // NSQA in bits 15:0, NCQA in bits 31:16, both zero-based.
-                let sq = (cqe.result() & 0xffff) + 1;
-                let cq = (cqe.result() >> 16) + 1;
-                sq.min(cq).min(wanted.into())
-            }
+        match self.admin.set_queue_count(self.regs, wanted) {
+            Ok(granted) => granted.min(wanted.into()),
             Err(_) => {
                 dev_warn!(self.regs.pdev(), "continuing with the admin queue only\n");
                 0
@@ -442,9 +436,7 @@ impl<'a> Bringup<'a> {
             // With a single vector the queue shares it with the admin queue.
             let vector = if spread { qid } else { 0 };
             let queue = QueuePair::new(regs, qid, depth, vector)?;
-            let (create_cq, create_sq) = queue.create_commands().ok_or(EINVAL)?;
-            self.command(create_cq, "Create I/O Completion Queue")?;
-            self.command(create_sq, "Create I/O Submission Queue")?;
+            self.admin.create_io_queue(regs, &queue)?;
             if faults.inject(Fault::IoTimeout) {
                 queue.silence_doorbell();
             }
@@ -675,7 +667,11 @@ impl Controller {
                 for queue in shared.queues() {
                     // A failure was logged; the shutdown that follows
                     // deletes the remaining queues anyway.
-                    if self.delete_queue(queue).is_err() {
+                    if self
+                        .admin
+                        .delete_io_queue(&self.mapped.regs, queue)
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -686,17 +682,6 @@ impl Controller {
                 "recovery: {resets} resets, {retried} requests retried, {failed} requests failed\n"
             );
         }
-    }
-
-    /// Deletes an I/O queue pair on the controller, SQ first.
-    fn delete_queue(&self, queue: &QueuePair) -> Result {
-        let regs = &self.mapped.regs;
-        let (delete_sq, delete_cq) = queue.delete_commands();
-        self.admin
-            .command(regs, delete_sq, "Delete I/O Submission Queue")?;
-        self.admin
-            .command(regs, delete_cq, "Delete I/O Completion Queue")?;
-        Ok(())
     }
 }
 

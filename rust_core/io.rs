@@ -28,7 +28,7 @@ use crate::sys::print::{dev_err, dev_info, dev_warn};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM},
+    code::{EBUSY, EIO, ENODEV, ENOMEM},
     Result,
 };
 use kernel::new_mutex;
@@ -366,13 +366,7 @@ impl IoShared {
             );
         })?;
         let count = u16::try_from(self.queues.len())?;
-        let cqe = admin.command(
-            &self.regs,
-            Command::set_features_num_queues(count, count),
-            "Set Features (Number of Queues)",
-        )?;
-        // NSQA in bits 15:0, NCQA in bits 31:16, both zero-based.
-        let granted = ((cqe.result() & 0xffff) + 1).min((cqe.result() >> 16) + 1);
+        let granted = admin.set_queue_count(&self.regs, count)?;
         if granted < u32::from(count) {
             dev_err!(
                 &self.pdev,
@@ -382,9 +376,7 @@ impl IoShared {
         }
         for queue in self.queues.iter() {
             queue.revive()?;
-            let (create_cq, create_sq) = queue.create_commands().ok_or(EINVAL)?;
-            admin.command(&self.regs, create_cq, "Create I/O Completion Queue")?;
-            admin.command(&self.regs, create_sq, "Create I/O Submission Queue")?;
+            admin.create_io_queue(&self.regs, queue)?;
         }
         Ok(())
     }
