@@ -22,11 +22,15 @@ static void rsnvme_remove(struct pci_dev *pdev)
 	my_rust_remove(pdev);
 }
 
+static DEFINE_SIMPLE_DEV_PM_OPS(rsnvme_pm_ops, my_rust_suspend, my_rust_resume);
+
 static struct pci_driver rsnvme_driver = {
 	.name = "rsnvme",
 	.id_table = rsnvme_id_table,
 	.probe = rsnvme_probe,
 	.remove = rsnvme_remove,
+	.shutdown = my_rust_shutdown,
+	.driver.pm = pm_sleep_ptr(&rsnvme_pm_ops),
 	.dev_groups = my_rust_dev_groups,
 };
 module_pci_driver(rsnvme_driver);

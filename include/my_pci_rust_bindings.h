@@ -7,6 +7,7 @@
 
 
 struct attribute_group;
+struct device;
 struct pci_dev;
 
 #if defined(MODULE)
@@ -43,6 +44,44 @@ int my_rust_probe(struct pci_dev *pdev);
  returned 0 and that has not been removed since.
  */
 void my_rust_remove(struct pci_dev *pdev);
+#endif
+
+#if defined(MODULE)
+/*
+ Quiets the controller before a reboot or power-off
+ (`pci_driver.shutdown`).
+
+ # Safety
+
+ `pdev` must point to a valid PCI device bound to this driver; the PCI
+ core calls this with its device lock held.
+ */
+void my_rust_shutdown(struct pci_dev *pdev);
+#endif
+
+#if defined(MODULE)
+/*
+ Suspends the controller for system sleep (`dev_pm_ops.suspend`, and
+ `.freeze` and `.poweroff` for hibernation).
+
+ # Safety
+
+ `dev` must point to the `struct device` of a PCI device bound to this
+ driver; the PM core calls this with its device lock held.
+ */
+int my_rust_suspend(struct device *dev);
+#endif
+
+#if defined(MODULE)
+/*
+ Brings the controller back after system sleep (`dev_pm_ops.resume`,
+ and `.thaw` and `.restore` for hibernation).
+
+ # Safety
+
+ As for [`my_rust_suspend`].
+ */
+int my_rust_resume(struct device *dev);
 #endif
 
 #endif  /* MY_PCI_RUST_BINDINGS_H */

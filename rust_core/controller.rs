@@ -9,7 +9,9 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::io::{Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH};
+use crate::io::{
+    io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
+};
 use crate::queue::QueuePair;
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::spec::command::{Cns, Command};
@@ -25,7 +27,6 @@ use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
 use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
-use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sysfs::Attributes;
@@ -38,12 +39,6 @@ use kernel::error::{
     Result,
 };
 use kernel::sync::Arc;
-
-/// How long an I/O may take before recovery starts: the `io_timeout`
-/// module parameter (30 s by default, as Linux's C driver), in ms.
-fn io_timeout_ms() -> u32 {
-    param::io_timeout().clamp(1, 3600) * 1000
-}
 
 /// Numbers controllers for disk names (`rsnvme<N>n<nsid>`).
 static CONTROLLER_INDEX: AtomicU32 = AtomicU32::new(0);
@@ -124,7 +119,7 @@ struct Identity {
 /// writes to any queue) before the I/O queues' memory is freed, on every
 /// path: a probe that fails after the queues exist, and remove.
 struct Live {
-    _enabled: Enabled,
+    enabled: Enabled,
     io: Option<IoQueues>,
 }
 
@@ -565,10 +560,7 @@ impl Controller {
         let io_granted = bringup.queue_count();
 
         let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted)?;
-        let mut live = Live {
-            _enabled: enabled,
-            io: None,
-        };
+        let mut live = Live { enabled, io: None };
         let mut disks = KVec::new();
         if count > 0 {
             let io = live
@@ -654,7 +646,7 @@ impl Controller {
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
             // No reset from now on; one in progress finishes first.
-            shared.begin_teardown();
+            shared.begin_teardown(&io.set.borrowed());
             if !self.pdev.is_present() || self.mapped.regs.csts().is_err() {
                 // The device is gone: nothing will complete by itself.
                 shared.kill(&io.set.borrowed(), "controller is gone");
@@ -664,17 +656,9 @@ impl Controller {
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
             if !shared.dead() {
-                for queue in shared.queues() {
-                    // A failure was logged; the shutdown that follows
-                    // deletes the remaining queues anyway.
-                    if self
-                        .admin
-                        .delete_io_queue(&self.mapped.regs, queue)
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
+                // A failure was logged; the shutdown that follows deletes
+                // the remaining queues anyway.
+                shared.delete_queues();
             }
             let (resets, retried, failed) = shared.counts();
             dev_info!(
@@ -682,6 +666,78 @@ impl Controller {
                 "recovery: {resets} resets, {retried} requests retried, {failed} requests failed\n"
             );
         }
+    }
+}
+
+impl Controller {
+    /// Quiets the controller for power-off or reboot
+    /// (`pci_driver.shutdown`): see [`Controller::suspend`]. It stays shut
+    /// down; I/O submitted afterwards waits.
+    pub(crate) fn shutdown(&self) {
+        self.quiet("shutdown");
+    }
+
+    /// Quiets the controller for system sleep: waits for its requests,
+    /// flushes a volatile write cache, deletes the I/O queues and shuts
+    /// it down (CC.SHN); I/O submitted meanwhile waits for the resume.
+    pub(crate) fn suspend(&self) {
+        self.quiet("suspend");
+    }
+
+    /// Brings the controller back after system sleep, with the steps of a
+    /// reset, and lets the I/O that waited go out. `EIO` if it cannot be
+    /// brought back: it is then dead and its I/O fails.
+    pub(crate) fn resume(&self) -> Result {
+        match &self.live.io {
+            Some(io) => io.set.data().resume(&io.set.borrowed()),
+            None => self.restart_admin(),
+        }
+    }
+
+    /// Shuts the controller down for `what`, logging the outcome.
+    fn quiet(&self, what: &str) {
+        let shutdown_ms = self.live.enabled.shutdown_ms;
+        let Some(io) = &self.live.io else {
+            let regs = &self.mapped.regs;
+            let outcome = regs.shutdown(shutdown_ms);
+            if let Ok(csts) = regs.csts() {
+                let done = if outcome.is_ok() {
+                    "shut down"
+                } else {
+                    "not shut down"
+                };
+                dev_info!(&self.pdev, "{what}: controller {done} ({csts})\n");
+            }
+            return;
+        };
+        let mut flush = KVec::new();
+        if self.identity.id.volatile_write_cache() {
+            for ns in self.identity.namespaces.iter() {
+                if flush.push(ns.nsid, GFP_KERNEL).is_err() {
+                    dev_warn!(
+                        &self.pdev,
+                        "{what}: no memory to list namespaces to flush\n"
+                    );
+                    break;
+                }
+            }
+        }
+        io.set
+            .data()
+            .suspend(&io.set.borrowed(), &flush, shutdown_ms, what);
+    }
+
+    /// Resume of a controller without I/O queues: reset it and enable it
+    /// again with its admin queue.
+    fn restart_admin(&self) -> Result {
+        let regs = &self.mapped.regs;
+        let cc = Cc::for_enable(self.mapped.page_shift).ok_or(EINVAL)?;
+        regs.disable()?;
+        self.admin.stop();
+        self.admin.revive(regs)?;
+        regs.enable(cc)?;
+        dev_info!(&self.pdev, "resume done: no I/O queues\n");
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
 use crate::controller::{Controller, ATTRIBUTE_NAMES};
-use crate::sys::bindings::{attribute, attribute_group, device_attribute, pci_dev};
+use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
 use crate::sys::Static;
@@ -69,6 +69,71 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     // remove, and only this function takes it back, once.
     let ctrl = unsafe { KBox::from_raw(ctrl) };
     KBox::into_inner(ctrl).remove();
+}
+
+/// The controller bound to `pdev`, if any.
+///
+/// # Safety
+///
+/// `pdev` must point to a valid PCI device bound to this driver, whose
+/// device lock the caller holds (so remove cannot run meanwhile).
+unsafe fn bound<'a>(pdev: *mut pci_dev) -> Option<&'a Controller> {
+    // SAFETY: `pdev` is valid by this function's safety requirements.
+    let ctrl = unsafe { pci::drvdata(pdev) }.cast::<Controller>();
+    // SAFETY: Non-null drvdata is the `KBox<Controller>` probe stored; only
+    // remove takes it back, which the device lock keeps out until the
+    // caller returns.
+    unsafe { ctrl.as_ref() }
+}
+
+/// Quiets the controller before a reboot or power-off
+/// (`pci_driver.shutdown`).
+///
+/// # Safety
+///
+/// `pdev` must point to a valid PCI device bound to this driver; the PCI
+/// core calls this with its device lock held.
+#[no_mangle]
+pub unsafe extern "C" fn my_rust_shutdown(pdev: *mut pci_dev) {
+    // SAFETY: By this function's safety requirements.
+    if let Some(ctrl) = unsafe { bound(pdev) } {
+        ctrl.shutdown();
+    }
+}
+
+/// Suspends the controller for system sleep (`dev_pm_ops.suspend`, and
+/// `.freeze` and `.poweroff` for hibernation).
+///
+/// # Safety
+///
+/// `dev` must point to the `struct device` of a PCI device bound to this
+/// driver; the PM core calls this with its device lock held.
+#[no_mangle]
+pub unsafe extern "C" fn my_rust_suspend(dev: *mut device) -> c_int {
+    // SAFETY: `dev` is a PCI device's by this function's requirements.
+    let pdev = unsafe { pci::of_device(dev) };
+    // SAFETY: By this function's safety requirements.
+    if let Some(ctrl) = unsafe { bound(pdev) } {
+        ctrl.suspend();
+    }
+    0
+}
+
+/// Brings the controller back after system sleep (`dev_pm_ops.resume`,
+/// and `.thaw` and `.restore` for hibernation).
+///
+/// # Safety
+///
+/// As for [`my_rust_suspend`].
+#[no_mangle]
+pub unsafe extern "C" fn my_rust_resume(dev: *mut device) -> c_int {
+    // SAFETY: `dev` is a PCI device's by this function's requirements.
+    let pdev = unsafe { pci::of_device(dev) };
+    // SAFETY: By this function's safety requirements.
+    match unsafe { bound(pdev) }.map(Controller::resume) {
+        Some(Err(e)) => e.to_errno(),
+        _ => 0,
+    }
 }
 
 /// The controller's attributes.

@@ -17,18 +17,19 @@ use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
-    self, BlkStatus, Op, Operations, Request, TagSet, TagSetRef, TimedOut, TimeoutAction,
-    MAX_SEGMENTS,
+    self, BlkStatus, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef, TimedOut,
+    TimeoutAction, MAX_SEGMENTS,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::time::{etimedout, msleep, Deadline};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EIO, ENODEV, ENOMEM},
+    code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM},
     Result,
 };
 use kernel::new_mutex;
@@ -42,6 +43,21 @@ pub(crate) const MAX_IO_DEPTH: u16 = 256;
 
 const _: () = assert!((MAX_IO_DEPTH as u32) <= 1 << TAG_BITS);
 
+/// The tag of the driver's own commands on an I/O queue, beyond every
+/// blk-mq tag.
+const INTERNAL_TAG: u32 = (1 << TAG_BITS) - 1;
+
+const _: () = assert!((MAX_IO_DEPTH as u32) <= INTERNAL_TAG);
+
+/// Set in [`IoShared::internal`] once the command completed.
+const INTERNAL_DONE: u32 = 1 << 16;
+
+/// How long an I/O may take before recovery starts: the `io_timeout`
+/// module parameter (30 s by default, as Linux's C driver), in ms.
+pub(crate) fn io_timeout_ms() -> u32 {
+    param::io_timeout().clamp(1, 3600) * 1000
+}
+
 /// Where the controller stands, as the I/O path sees it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -54,6 +70,9 @@ enum State {
     Dead = 2,
     /// Being unbound: no more resets.
     Deleting = 3,
+    /// Shut down for system sleep or power-off: the queues are quiesced,
+    /// requests wait for the resume.
+    Suspended = 4,
 }
 
 impl State {
@@ -62,7 +81,8 @@ impl State {
             0 => Self::Live,
             1 => Self::Resetting,
             2 => Self::Dead,
-            _ => Self::Deleting,
+            3 => Self::Deleting,
+            _ => Self::Suspended,
         }
     }
 }
@@ -150,10 +170,15 @@ pub(crate) struct IoShared {
     state: AtomicU8,
     /// The [`Reason`] for the reset the work item is to do.
     reason: AtomicU8,
-    /// Held while the controller is reset or torn down, so only one of
-    /// them runs at a time.
+    /// Held while the controller is reset, suspended, resumed or torn
+    /// down, so only one of them runs at a time; holds the tag set's
+    /// quiesce from suspend to resume.
     #[pin]
-    recovery: Mutex<()>,
+    recovery: Mutex<Option<HeldQuiesce>>,
+    /// The outcome of the driver's own command on I/O queue 1 (a flush
+    /// before a shutdown): [`INTERNAL_DONE`] and the status once it
+    /// completed, 0 before.
+    internal: AtomicU32,
     /// Resets done, requests sent again, requests failed.
     resets: AtomicU32,
     retried: AtomicU32,
@@ -181,7 +206,8 @@ impl IoShared {
                 restart,
                 state: AtomicU8::new(State::Live as u8),
                 reason: AtomicU8::new(Reason::None as u8),
-                recovery <- new_mutex!((), "rsnvme_recovery"),
+                recovery <- new_mutex!(None, "rsnvme_recovery"),
+                internal: AtomicU32::new(0),
                 resets: AtomicU32::new(0),
                 retried: AtomicU32::new(0),
                 failed: AtomicU32::new(0),
@@ -227,6 +253,12 @@ impl IoShared {
         cqe: &Completion,
     ) {
         let (tag, generation) = split_command_id(cqe.cid());
+        if tag == INTERNAL_TAG {
+            let status = u32::from(cqe.status().0);
+            self.internal
+                .store(INTERNAL_DONE | status, Ordering::Release);
+            return;
+        }
         let Some(rq) = set.in_flight(index, tag) else {
             dev_warn!(
                 &self.pdev,
@@ -294,7 +326,7 @@ impl IoShared {
     /// (NVMe Base Specification 2.0, section 3.7.2): in-flight requests
     /// are requeued and sent again once it is back. If it cannot be
     /// brought back it is marked dead and its I/O fails. Never runs
-    /// concurrently with another reset or with teardown.
+    /// concurrently with another reset, a suspend or resume, or teardown.
     pub(crate) fn reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
         let _guard = self.recovery.lock();
         self.reset_locked(set, reason)
@@ -304,11 +336,32 @@ impl IoShared {
     fn reset_locked(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
         match self.state() {
             State::Dead | State::Deleting => return Err(ENODEV),
+            State::Suspended => return Err(EBUSY),
             State::Live | State::Resetting => {}
         }
         self.set_state(State::Resetting);
         dev_warn!(&self.pdev, "resetting the controller: {reason}\n");
-        let quiesced = set.quiesce();
+        let result = self.restart(set, set.quiesce(), "reset");
+        if result.is_ok() {
+            self.resets.fetch_add(1, Ordering::Relaxed);
+        }
+        // Timeouts that saw the controller live before this reset began
+        // asked for one: this was it.
+        self.reason.store(Reason::None as u8, Ordering::Relaxed);
+        result
+    }
+
+    /// Takes every request back from the controller and brings it up
+    /// again on the same queues, then unquiesces the set: the requeued
+    /// requests go out again, or fail if the controller could not be
+    /// brought back and is now dead. `what` names the step in the log.
+    /// The caller holds `recovery`.
+    fn restart(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        quiesced: blk::Quiesced<'_>,
+        what: &str,
+    ) -> Result {
         let (dma, requeued) = self.take_back(set, &quiesced);
         let result = match dma {
             Some(dma) => {
@@ -319,11 +372,10 @@ impl IoShared {
         };
         match result {
             Ok(()) => {
-                self.resets.fetch_add(1, Ordering::Relaxed);
                 self.set_state(State::Live);
                 dev_info!(
                     &self.pdev,
-                    "reset done: {} I/O queues, {requeued} requests requeued\n",
+                    "{what} done: {} I/O queues, {requeued} requests requeued\n",
                     self.queues.len()
                 );
             }
@@ -335,15 +387,10 @@ impl IoShared {
                 self.set_state(State::Dead);
                 dev_err!(
                     &self.pdev,
-                    "reset failed: controller is dead, failing its I/O\n"
+                    "{what} failed: controller is dead, failing its I/O\n"
                 );
             }
         }
-        // Timeouts that saw the controller live before this reset began
-        // asked for one: this was it.
-        self.reason.store(Reason::None as u8, Ordering::Relaxed);
-        // Unquiesced on return: requeued requests go out again (or fail,
-        // if the controller is dead).
         drop(quiesced);
         result.map_err(|_| EIO)
     }
@@ -381,6 +428,163 @@ impl IoShared {
         Ok(())
     }
 
+    /// Deletes the I/O queues on the controller, stopping at the first
+    /// failure (which was logged); returns how many were deleted. The
+    /// controller must have no command outstanding on them.
+    pub(crate) fn delete_queues(&self) -> usize {
+        let admin = &self.restart.admin;
+        self.queues
+            .iter()
+            .take_while(|queue| admin.delete_io_queue(&self.regs, queue).is_ok())
+            .count()
+    }
+
+    /// Quiets the controller for system sleep or power-off (`what`): waits,
+    /// up to the I/O timeout, for the requests it has; flushes the volatile
+    /// write cache of each namespace in `flush`; deletes the I/O queues and
+    /// shuts it down (CC.SHN normal, within `shutdown_ms`). The set stays
+    /// quiesced until [`IoShared::resume`]: new requests wait. Requests the
+    /// controller does not finish are taken back (it is disabled) and wait
+    /// too. Logs one line with the outcome.
+    pub(crate) fn suspend(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        flush: &[u32],
+        shutdown_ms: u32,
+        what: &str,
+    ) {
+        let mut held = self.recovery.lock();
+        match self.state() {
+            State::Live => {}
+            State::Dead => {
+                dev_info!(&self.pdev, "{what}: controller is dead, nothing to do\n");
+                return;
+            }
+            State::Resetting | State::Deleting | State::Suspended => return,
+        }
+        let quiesced = set.quiesce();
+        self.set_state(State::Suspended);
+        let busy = self.drain(set);
+        if busy > 0 {
+            dev_warn!(
+                &self.pdev,
+                "{what}: {busy} requests still in flight after {} ms: disabling the controller\n",
+                io_timeout_ms()
+            );
+            // The DMA stays off until the resume restarts the controller.
+            let (_, requeued) = self.take_back(set, &quiesced);
+            dev_info!(
+                &self.pdev,
+                "{what}: controller disabled, {requeued} requests requeued\n"
+            );
+        } else {
+            let flushed = match flush {
+                [] => "no volatile write cache",
+                nsids => match nsids
+                    .iter()
+                    .try_for_each(|&nsid| self.internal_command(set, Command::flush(nsid)))
+                {
+                    Ok(()) => "write cache flushed",
+                    Err(_) => "write cache flush FAILED",
+                },
+            };
+            let deleted = self.delete_queues();
+            let shut = self.regs.shutdown(shutdown_ms);
+            if shut.is_err() {
+                // It logged; a reset stops the controller anyway.
+                let _ = self.regs.disable();
+            }
+            let done = if shut.is_ok() {
+                "shut down"
+            } else {
+                "disabled"
+            };
+            match self.regs.csts() {
+                Ok(csts) => dev_info!(
+                    &self.pdev,
+                    "{what}: {flushed}, {deleted} I/O queues deleted, controller {done} ({csts})\n"
+                ),
+                Err(_) => dev_info!(
+                    &self.pdev,
+                    "{what}: {flushed}, {deleted} I/O queues deleted, controller gone\n"
+                ),
+            }
+        }
+        *held = Some(quiesced.hold());
+    }
+
+    /// Brings a suspended controller back with the steps of a reset and
+    /// lets the requests that waited go out. One that cannot be brought
+    /// back is marked dead: its I/O fails. Nothing to do if it was not
+    /// suspended.
+    pub(crate) fn resume(&self, set: &TagSetRef<'_, IoShared>) -> Result {
+        let mut held = self.recovery.lock();
+        let Some(quiesce) = held.take() else {
+            return Ok(());
+        };
+        let quiesced = match set.unhold(quiesce) {
+            Ok(quiesced) => quiesced,
+            Err(quiesce) => {
+                *held = Some(quiesce);
+                return Err(EINVAL);
+            }
+        };
+        dev_info!(&self.pdev, "resuming the controller\n");
+        self.restart(set, quiesced, "resume")
+    }
+
+    /// Waits, up to the I/O timeout, for the requests the controller has;
+    /// returns how many are left.
+    fn drain(&self, set: &TagSetRef<'_, IoShared>) -> u32 {
+        let deadline = Deadline::after_ms(io_timeout_ms());
+        loop {
+            let busy = set.busy();
+            if busy == 0 || deadline.expired() {
+                return busy;
+            }
+            msleep(1);
+        }
+    }
+
+    /// Runs `cmd` on I/O queue 1 outside blk-mq and polls, up to the I/O
+    /// timeout, for its completion. Only while the set is quiesced and
+    /// the queue idle (suspend), so one such command runs at a time.
+    fn internal_command(&self, set: &TagSetRef<'_, IoShared>, mut cmd: Command) -> Result {
+        let queue = self.queues.first().ok_or(ENODEV)?;
+        self.internal.store(0, Ordering::Relaxed);
+        cmd.set_cid(command_id(INTERNAL_TAG, 0));
+        queue.submit(cmd, true)?;
+        let timeout_ms = io_timeout_ms();
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe));
+            let done = self.internal.load(Ordering::Acquire);
+            if done & INTERNAL_DONE != 0 {
+                let status = NvmeStatus(done as u16);
+                if status.is_success() {
+                    return Ok(());
+                }
+                dev_err!(
+                    &self.pdev,
+                    "command {:#04x} (nsid {}) failed: {status}\n",
+                    cmd.opcode(),
+                    cmd.nsid()
+                );
+                return Err(EIO);
+            }
+            if deadline.expired() {
+                dev_err!(
+                    &self.pdev,
+                    "command {:#04x} (nsid {}) timed out after {timeout_ms} ms\n",
+                    cmd.opcode(),
+                    cmd.nsid()
+                );
+                return Err(etimedout());
+            }
+            msleep(1);
+        }
+    }
+
     /// Stops the controller for good (it is gone, or a timeout came during
     /// teardown): I/O outstanding and to come fails.
     pub(crate) fn kill(&self, set: &TagSetRef<'_, IoShared>, why: &str) {
@@ -399,9 +603,17 @@ impl IoShared {
     }
 
     /// Starts teardown: waits for a reset in progress, then allows no
-    /// more. The disks can then be removed; their I/O still completes.
-    pub(crate) fn begin_teardown(&self) {
-        let _guard = self.recovery.lock();
+    /// more. The disks can then be removed; their I/O still completes. A
+    /// controller still suspended (shut down) will not come back: it is
+    /// marked dead and the requests that waited fail.
+    pub(crate) fn begin_teardown(&self, set: &TagSetRef<'_, IoShared>) {
+        let mut held = self.recovery.lock();
+        if let Some(quiesce) = held.take() {
+            self.set_state(State::Dead);
+            // Dropping the guard unquiesces: the waiting requests fail.
+            drop(set.unhold(quiesce));
+            return;
+        }
         if self.state() != State::Dead {
             self.set_state(State::Deleting);
         }
@@ -631,8 +843,9 @@ impl Operations for IoShared {
         let qid = queue.qid();
         let cid = command_id(rq.tag(), rq.sequence());
         match self.state() {
-            // The reset in progress takes the request back.
-            State::Resetting => return TimeoutAction::ResetTimer,
+            // The reset in progress takes the request back; so does the
+            // suspend that waits for it, or the resume after it.
+            State::Resetting | State::Suspended => return TimeoutAction::ResetTimer,
             State::Dead | State::Deleting => {
                 self.kill(set, "I/O timeout while the controller is going away");
                 return TimeoutAction::Done;

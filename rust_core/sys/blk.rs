@@ -509,6 +509,27 @@ impl Drop for Quiesced<'_> {
     }
 }
 
+impl Quiesced<'_> {
+    /// Keeps the set quiesced beyond this guard, until
+    /// [`TagSetRef::unhold`] takes it back: from suspend to resume.
+    pub(crate) fn hold(self) -> HeldQuiesce {
+        let held = HeldQuiesce {
+            set: self.set as usize,
+        };
+        // Unquiesced by the guard `unhold` returns instead.
+        core::mem::forget(self);
+        held
+    }
+}
+
+/// A tag set left quiesced by [`Quiesced::hold`]. Give it back to
+/// [`TagSetRef::unhold`]: dropped, it leaves the set quiesced for good.
+#[must_use = "the set stays quiesced until `TagSetRef::unhold` takes this back"]
+pub(crate) struct HeldQuiesce {
+    /// The set's address, only compared.
+    set: usize,
+}
+
 /// A borrowed tag set, for the timeout handler and teardown.
 pub(crate) struct TagSetRef<'a, T: Operations> {
     set: *mut bindings::blk_mq_tag_set,
@@ -557,6 +578,36 @@ impl<T: Operations> TagSetRef<'_, T> {
             set: self.set,
             _p: PhantomData,
         }
+    }
+
+    /// The quiesce `held` kept on this set, as a guard again (dropping it
+    /// unquiesces); `held` back if it belongs to another set.
+    pub(crate) fn unhold(
+        &self,
+        held: HeldQuiesce,
+    ) -> core::result::Result<Quiesced<'_>, HeldQuiesce> {
+        if held.set != self.set as usize {
+            return Err(held);
+        }
+        Ok(Quiesced {
+            set: self.set,
+            _p: PhantomData,
+        })
+    }
+
+    /// How many requests the driver has started and not yet completed.
+    pub(crate) fn busy(&self) -> u32 {
+        let mut count: u32 = 0;
+        // SAFETY: `set` is an allocated tag set while `self` lives; the
+        // callback gets `count` back as its data, during the call only.
+        unsafe {
+            bindings::blk_mq_tagset_busy_iter(
+                self.set,
+                Some(count_one),
+                core::ptr::from_mut(&mut count).cast(),
+            )
+        };
+        count
     }
 
     /// Completes every started request whose completion nobody claimed
@@ -636,6 +687,21 @@ unsafe extern "C" fn cancel_one<T: Operations>(
         && InFlight(req).complete(cancel.fail)
     {
         cancel.count += 1;
+    }
+    true
+}
+
+/// `blk_mq_tagset_busy_iter` callback of [`TagSetRef::busy`].
+///
+/// # Safety
+///
+/// `rq` is a started request; `data` is the `u32` that `busy` passed.
+unsafe extern "C" fn count_one(rq: *mut bindings::request, data: *mut c_void) -> bool {
+    // SAFETY: By the function's requirements; only the state is read.
+    if unsafe { (*rq).state } == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+        // SAFETY: `data` is `busy`'s counter, alive during the walk.
+        let count = unsafe { &mut *data.cast::<u32>() };
+        *count = count.saturating_add(1);
     }
     true
 }

@@ -238,6 +238,19 @@ pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
     unsafe { (*ptr).dev.driver_data }
 }
 
+/// The PCI device whose embedded `struct device` is `dev` (`to_pci_dev`).
+///
+/// # Safety
+///
+/// `dev` must point to the `dev` field of a valid `struct pci_dev`.
+pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci_dev {
+    // SAFETY: container_of, by this function's safety requirements.
+    unsafe {
+        dev.byte_sub(core::mem::offset_of!(bindings::pci_dev, dev))
+            .cast()
+    }
+}
+
 impl Clone for PciDevice {
     fn clone(&self) -> Self {
         // SAFETY: `ptr` is valid by the type invariant.
