@@ -214,7 +214,8 @@ def run_all(kdir, record, check_boot, only="", driver=None):
     initrd = io_tests.io_initramfs(kdir)
     times, slow = {}, {}
     for cpus in io_tests.io_cpus():
-        ctx = io_tests.Ctx(kdir, initrd, record, check_boot, driver, seed, cpus)
+        ctx = io_tests.Ctx(kdir, initrd, record, rt.rec_check_boot(driver, check_boot, record),
+                           driver, seed, cpus)
         for name, fn, only_cpus in todo:
             if only_cpus is None or cpus in only_cpus:
                 fn(ctx, tag=f"{name}-{cpus}cpu")

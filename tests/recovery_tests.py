@@ -193,23 +193,81 @@ def check_timeout_steps(rec, tag, b, bdf, timeout, least=1):
 # only q_usage_counter "locks" taken in nvme_start_freeze. It is the C
 # driver's (the kernel has blk_freeze_queue_start_non_owner for a freeze
 # that another task ends); a run of the C driver tolerates exactly that
-# report, nothing else; rsnvme gets no such leniency.
+# report, nothing else; rsnvme gets no such leniency. Its suspend
+# (nvme_dev_disable, in the PM core's async work) starts the same freeze,
+# which its resume ends in another async work: the same report for
+# async_run_entry_fn, then lockdep's follow-ups of that "held" freeze: a
+# circular dependency between it and the async workqueue, and the release
+# in the resume's work ("lock=N->0", lockdep by then turned off). Those are
+# tolerated only after such a report, and only while every lock they name
+# is the freeze's.
 LEAK_BUG = re.compile(r"BUG: workqueue leaked atomic, lock or RCU: kworker/\S+$")
-LEAK_WORK = re.compile(r"preempt=0x00000000 lock=0->(\d+) RCU=0->0 workfn=blk_mq_timeout_work$")
+LEAK_WORK = re.compile(r"preempt=0x00000000 lock=0->(\d+) RCU=0->0 "
+                       r"workfn=(blk_mq_timeout_work|async_run_entry_fn)$")
+LEAK_RELEASE = re.compile(r"preempt=0x00000000 lock=\d+->0 RCU=0->0 workfn=async_run_entry_fn$")
 LEAK_HELD = re.compile(r"^\[[\s\d.]+\]  #\d+: \S+ \(&q->q_usage_counter\((io|queue)\)(#\d+)?\)"
                        r"\S*, at: nvme_start_freeze\+")
 REPORT_LINE = re.compile(r"^\[[\s\d.]+\] (\s*(\? )?[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+( \[\w+\])?|"
                          r"\s*</?TASK>|Call Trace:|Workqueue: kblockd blk_mq_timeout_work|"
+                         r"Workqueue: async async_run_entry_fn|INFO: lockdep is turned off\.|"
                          r"CPU: \d+ UID: \d+ PID: \d+ Comm: kworker/.*|"
                          r"Hardware name: .*|\d+ locks held by kworker/\S+:)\s*$")
 
 
+def report_end(lines, start):
+    """The index of the first `</TASK>` line from `start` on (within 200
+    lines), or None."""
+    return next((k for k in range(start, min(len(lines), start + 200))
+                 if re.search(r"\]\s+</TASK>\s*$", lines[k])), None)
+
+
+def freeze_followup(lines, i):
+    """The index of the last line of a lockdep follow-up of the C driver's
+    "held" freeze starting at lines[i] (see above), or None: a circular
+    dependency report whose task holds only nvme_start_freeze's locks, or
+    the release of those locks in an async work."""
+    if re.search(r"\] WARNING: possible circular locking dependency detected$", lines[i]):
+        try:
+            hold = next(k for k in range(i, min(len(lines), i + 20))
+                        if lines[k].endswith("but task is already holding lock:"))
+            count = next(k for k in range(hold, min(len(lines), hold + 200))
+                         if re.search(r"\] \d+ locks? held by kworker/\S+:$", lines[k]))
+        except StopIteration:
+            return None
+        n = int(re.search(r"\] (\d+) locks? held", lines[count])[1])
+        held = lines[count + 1:count + 1 + n]
+        end = report_end(lines, count + 1 + n)
+        inside = lines[i + 1:end] if end is not None else []
+        # Another report printed meanwhile keeps the whole block.
+        others = [line for line in inside if qemu.BAD_CONSOLE.search(line)
+                  and not re.search(r"\] Call Trace:$", line)]
+        if (end is not None and n > 0 and all(LEAK_HELD.search(h) for h in held)
+                and hold + 1 < len(lines)
+                and re.search(r"\(&q->q_usage_counter\((io|queue)\)(#\d+)?\)\S*, at: "
+                              r"nvme_start_freeze\+", lines[hold + 1]) and not others):
+            return end
+        return None
+    if LEAK_BUG.search(lines[i]) and i + 1 < len(lines) and LEAK_RELEASE.search(lines[i + 1]):
+        end = report_end(lines, i + 2)
+        if end is not None and all(REPORT_LINE.search(line) for line in lines[i + 2:end + 1]):
+            return end
+    return None
+
+
 def without_known_c_reports(console):
-    """The console without the C driver's freeze report described above;
-    and how many were removed. A report that differs in any way stays."""
+    """The console without the C driver's freeze report described above
+    (and, after one, its follow-ups); and how many were removed. A report
+    that differs in any way stays."""
     lines = console.split("\n")
     out, i, found = [], 0, 0
     while i < len(lines):
+        end = freeze_followup(lines, i) if found else None
+        if end is not None:
+            # The "=====" line and the blank line lockdep prints first.
+            while out and re.search(r"\]\s*=*\s*$", out[-1]):
+                out.pop()
+            i = end + 1
+            continue
         if LEAK_BUG.search(lines[i]) and i + 2 < len(lines):
             work = LEAK_WORK.search(lines[i + 1])
             held = int(work[1]) if work else 0
@@ -238,7 +296,7 @@ def rec_check_boot(driver, check_boot, record):
             console, found = without_known_c_reports(b.console)
             if found:
                 print(f"{tag}: tolerated {found} known C driver report(s): 'workqueue "
-                      "leaked lock' for nvme_start_freeze in blk_mq_timeout_work", flush=True)
+                      "leaked lock' for nvme_start_freeze (timeout or suspend work)", flush=True)
                 b = dataclasses.replace(b, console=console)
         check_boot(tag, b)
     return check
@@ -479,6 +537,31 @@ def selftest():
     out.append(("keeps a leaked-lock report with another lock", bool(bad_after(other))))
     mixed = report[:9] + ["[   19.5] WARNING: CPU: 1 PID: 7 at x.c:1 f+0x1/0x2"] + report[9:]
     out.append(("keeps a warning printed inside the report", bool(bad_after(mixed))))
+    held = report[3:5]
+    circular = ["[   19.6] ======================================================",
+                "[   19.6] WARNING: possible circular locking dependency detected",
+                "[   19.6] kworker/u8:3/61 is trying to acquire lock:",
+                "[   19.6] ffff88 ((wq_completion)async){+.+.}-{0:0}, at: "
+                "process_scheduled_works+0x191/0x3cd",
+                "[   19.6] but task is already holding lock:",
+                held[0].replace(" #0: ", "", 1),
+                "[   19.6] -> #1 (&disk->open_mutex){+.+.}-{3:3}:",
+                "[   19.6]  *** DEADLOCK ***",
+                "[   19.6] 2 locks held by kworker/u8:3/61:"] + held + [
+                "[   19.6] stack backtrace:", "[   19.6] Call Trace:", "[   19.6]  <TASK>",
+                "[   19.6]  dump_stack_lvl+0x7f/0x8c", "[   19.6]  </TASK>"]
+    release = ["[   19.7] BUG: workqueue leaked atomic, lock or RCU: kworker/u8:3[61]",
+               "[   19.7]      preempt=0x00000000 lock=2->0 RCU=0->0 workfn=async_run_entry_fn",
+               "[   19.7] INFO: lockdep is turned off.",
+               "[   19.7] Workqueue: async async_run_entry_fn", "[   19.7] Call Trace:",
+               "[   19.7]  <TASK>", "[   19.7]  dump_stack_lvl+0x7f/0x8c", "[   19.7]  </TASK>"]
+    out.append(("tolerates the freeze's circular dependency and release after its report",
+                not bad_after(report + circular + release)))
+    out.append(("keeps the follow-ups without the report before them",
+                bool(bad_after(circular)) and bool(bad_after(release))))
+    foreign = [line.replace("nvme_start_freeze", "rsnvme_suspend") for line in circular]
+    out.append(("keeps a circular dependency with other locks held",
+                bool(bad_after(report + foreign))))
     return out
 
 
