@@ -20,24 +20,19 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
 use core::ptr::{addr_of_mut, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
 
+use super::blk_request::RequestState;
+pub(crate) use super::blk_request::TimedOut;
 use super::blk_types::NameWriter;
 pub(crate) use super::blk_types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
 
 /// What blk-mq keeps for each request: the driver's pdu and DMA state.
 struct PduBox<T: Operations> {
-    /// Set by whoever completes the request (its completion or its
-    /// cancellation), so that only one of them does; cleared on start.
-    claimed: AtomicBool,
-    /// Counts the request's starts, so that a completion for an earlier
-    /// start can be told apart.
-    sequence: AtomicU8,
-    /// Timeouts since the request's last start.
-    timeouts: AtomicU8,
+    /// Who may complete the request, and which start it is on.
+    state: RequestState,
     /// Only the request's owner touches it: before start, and once its
     /// completion is claimed.
     pdu: T::Pdu,
@@ -71,12 +66,14 @@ impl<T: Operations> Request<T> {
         })
     }
 
-    fn raw(&self) -> &bindings::request {
+    /// The C request, for reading its fields.
+    pub(super) fn raw(&self) -> &bindings::request {
         // SAFETY: Live by the type invariant; the driver owns it, so blk-mq
         // does not change the fields read through this.
         unsafe { self.rq.as_ref() }
     }
 
+    /// The request's pdu, owned by the driver with the request.
     fn pdu_box(&mut self) -> &mut PduBox<T> {
         // SAFETY: The pdu directly follows the request (`blk_mq_rq_to_pdu`)
         // and holds a `PduBox<T>` by the type invariant; ownership of the
@@ -100,16 +97,6 @@ impl<T: Operations> Request<T> {
         first
     }
 
-    /// Whether the submitter asked for no retries (`REQ_FAILFAST_*`).
-    pub(crate) fn no_retry(&self) -> bool {
-        self.raw().cmd_flags & bindings::RSNVME_REQ_FAILFAST_MASK != 0
-    }
-
-    /// The request's tag, unique in its hardware queue.
-    pub(crate) fn tag(&self) -> u32 {
-        u32::try_from(self.raw().tag).unwrap_or(u32::MAX)
-    }
-
     /// The data of the disk the request is for.
     pub(crate) fn disk(&self) -> Option<&T::Disk> {
         // SAFETY: The request's queue is live while it has requests;
@@ -118,46 +105,14 @@ impl<T: Operations> Request<T> {
         unsafe { (*self.raw().q).queuedata.cast::<T::Disk>().as_ref() }
     }
 
-    /// The operation.
-    pub(crate) fn op(&self) -> Op {
-        match self.raw().cmd_flags & bindings::RSNVME_REQ_OP_MASK {
-            bindings::req_op_REQ_OP_READ => Op::Read,
-            bindings::req_op_REQ_OP_WRITE => Op::Write,
-            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
-            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
-            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
-            _ => Op::Other,
-        }
-    }
-
-    /// Whether the data must be on stable media when the request ends.
-    pub(crate) fn fua(&self) -> bool {
-        self.raw().cmd_flags & bindings::RSNVME_REQ_FUA != 0
-    }
-
-    /// First sector (512 bytes) the request touches.
-    pub(crate) fn sector(&self) -> u64 {
-        self.raw().__sector
-    }
-
-    /// Bytes the request covers.
-    pub(crate) fn bytes(&self) -> u32 {
-        self.raw().__data_len
-    }
-
     /// Tells blk-mq the request is now with the device (starts its
     /// timer) and returns the number of this start (wrapping), which a
     /// completion must name (see [`InFlight::sequence`]).
     pub(crate) fn start(&mut self) -> u8 {
-        let pdu = self.pdu_box();
-        let sequence = pdu.sequence.load(Ordering::Relaxed).wrapping_add(1);
-        pdu.sequence.store(sequence, Ordering::Relaxed);
-        pdu.timeouts.store(0, Ordering::Relaxed);
-        // Whoever finds the request in flight through its completion sees
-        // it unclaimed and with this start's number: the device completes
-        // it only after the doorbell write that follows, which is ordered
-        // after these stores (as `writel` is).
-        pdu.claimed.store(false, Ordering::Release);
+        // The device completes the request only after the doorbell write
+        // that follows, which is ordered after these stores (as `writel`
+        // is).
+        let sequence = self.pdu_box().state.start();
         // SAFETY: The request is live and owned by the driver.
         unsafe { bindings::blk_mq_start_request(self.rq.as_ptr()) };
         sequence
@@ -166,10 +121,7 @@ impl<T: Operations> Request<T> {
     /// DMA-maps the request's data for `pdev`, in the direction its
     /// operation implies, and returns the number of mapped segments.
     pub(crate) fn dma_map(&mut self, pdev: &PciDevice) -> Result<u32> {
-        let dir = match self.op() {
-            Op::Write => bindings::dma_data_direction_DMA_TO_DEVICE,
-            _ => bindings::dma_data_direction_DMA_FROM_DEVICE,
-        };
+        let dir = self.op().dma_direction();
         let rq = self.rq.as_ptr();
         let pdu = self.pdu_box();
         let sg = pdu.sg.as_mut_ptr();
@@ -245,19 +197,15 @@ impl<T: Operations> Request<T> {
     }
 
     /// The request's bookkeeping shared with completions and timeouts.
-    fn shared(&self) -> &PduBox<T> {
+    pub(super) fn shared(&self) -> &RequestState {
         // SAFETY: As in `pdu_box`; only the atomics are read through it.
-        unsafe { &*self.rq.as_ptr().add(1).cast::<PduBox<T>>() }
+        unsafe { &(*self.rq.as_ptr().add(1).cast::<PduBox<T>>()).state }
     }
 
-    /// Claims the request's completion; true for the one caller that may
-    /// complete it since its last start. `queue_rq` claims a request it
-    /// started but could not send before it reports the failure.
-    pub(crate) fn claim(&self) -> bool {
-        self.shared()
-            .claimed
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// The index of the hardware queue a started request was sent on.
+    pub(super) fn queue_index(&self) -> u32 {
+        // SAFETY: A started request has its hardware context.
+        unsafe { (*self.raw().mq_hctx).queue_num }
     }
 }
 
@@ -267,7 +215,7 @@ pub(crate) struct InFlight<T: Operations>(Request<T>);
 impl<T: Operations> InFlight<T> {
     /// The number of the request's current start ([`Request::start`]).
     pub(crate) fn sequence(&self) -> u8 {
-        self.0.shared().sequence.load(Ordering::Acquire)
+        self.0.shared().sequence()
     }
 
     /// Whether the block layer's `fail_io_timeout` fault injection wants
@@ -302,46 +250,6 @@ impl<T: Operations> InFlight<T> {
         // SAFETY: The request is in flight and its completion is ours.
         unsafe { bindings::blk_mq_complete_request(self.0.rq.as_ptr()) };
         true
-    }
-}
-
-/// A request whose timer expired, as the timeout handler sees it: it may
-/// be completed at the same time, so the pdu is out of reach.
-pub(crate) struct TimedOut<'a, T: Operations> {
-    rq: &'a Request<T>,
-}
-
-impl<T: Operations> TimedOut<'_, T> {
-    /// The request's tag.
-    pub(crate) fn tag(&self) -> u32 {
-        self.rq.tag()
-    }
-
-    /// The index of the hardware queue the request was sent on.
-    pub(crate) fn queue_index(&self) -> u32 {
-        // SAFETY: A started request has its hardware context.
-        unsafe { (*self.rq.raw().mq_hctx).queue_num }
-    }
-
-    /// First sector and bytes, for messages.
-    pub(crate) fn range(&self) -> (u64, u32) {
-        (self.rq.sector(), self.rq.bytes())
-    }
-
-    /// The number of the request's current start.
-    pub(crate) fn sequence(&self) -> u8 {
-        self.rq.shared().sequence.load(Ordering::Acquire)
-    }
-
-    /// Whether its completion was claimed (it completed meanwhile).
-    pub(crate) fn completed(&self) -> bool {
-        self.rq.shared().claimed.load(Ordering::Acquire)
-    }
-
-    /// Counts this timeout; returns how many came before it since the
-    /// request's start.
-    pub(crate) fn count(&self) -> u8 {
-        self.rq.shared().timeouts.fetch_add(1, Ordering::AcqRel)
     }
 }
 
@@ -812,10 +720,7 @@ impl<T: Operations> Ops<T> {
                 set,
                 _p: PhantomData,
             };
-            match data.timeout(&TimedOut { rq: &req }, &set) {
-                TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
-                TimeoutAction::ResetTimer => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
-            }
+            data.timeout(&TimedOut { rq: &req }, &set).raw()
         }
     }
 
@@ -945,21 +850,7 @@ impl<T: Operations> Disk<T> {
         sectors: u64,
         parent: &PciDevice,
     ) -> Result<Self> {
-        // SAFETY: All zeroes means "use the default" for every limit.
-        let mut lim: bindings::queue_limits = unsafe { MaybeUninit::zeroed().assume_init() };
-        lim.logical_block_size = limits.logical_block_size;
-        lim.physical_block_size = limits.logical_block_size;
-        lim.max_hw_sectors = limits.max_hw_sectors;
-        lim.max_segments = limits.max_segments;
-        lim.virt_boundary_mask = limits.virt_boundary_mask as _;
-        lim.dma_alignment = limits.dma_alignment;
-        lim.max_hw_discard_sectors = limits.max_discard_sectors;
-        lim.max_discard_segments = 1;
-        lim.discard_granularity = limits.logical_block_size;
-        lim.max_write_zeroes_sectors = limits.max_write_zeroes_sectors;
-        if limits.write_cache {
-            lim.features = bindings::RSNVME_BLK_FEAT_WRITE_CACHE | bindings::RSNVME_BLK_FEAT_FUA;
-        }
+        let mut lim = limits.to_raw();
         let queuedata = core::ptr::from_ref::<T::Disk>(&data).cast_mut().cast();
         // SAFETY: `set` is allocated; `lim` is read during the call; the
         // key is static; `data` outlives the queue (held below).

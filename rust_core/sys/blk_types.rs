@@ -55,12 +55,32 @@ pub(crate) enum Op {
     Other,
 }
 
+impl Op {
+    /// The direction the request's data moves in, for DMA-mapping it.
+    pub(super) fn dma_direction(self) -> bindings::dma_data_direction {
+        match self {
+            Self::Write => bindings::dma_data_direction_DMA_TO_DEVICE,
+            _ => bindings::dma_data_direction_DMA_FROM_DEVICE,
+        }
+    }
+}
+
 /// What the timeout handler did with a request.
 pub(crate) enum TimeoutAction {
     /// The request was ended (or will be); blk-mq forgets the timer.
     Done,
     /// The request stays with the driver for another timeout period.
     ResetTimer,
+}
+
+impl TimeoutAction {
+    /// The C value.
+    pub(super) fn raw(self) -> bindings::blk_eh_timer_return {
+        match self {
+            Self::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+            Self::ResetTimer => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
+        }
+    }
 }
 
 /// The driver side of a tag set.
@@ -103,6 +123,30 @@ pub(crate) struct Limits {
     pub(crate) write_cache: bool,
     pub(crate) max_discard_sectors: u32,
     pub(crate) max_write_zeroes_sectors: u32,
+}
+
+impl Limits {
+    /// The C limits of a new queue: these, and the default (0) for every
+    /// limit not named here.
+    pub(super) fn to_raw(&self) -> bindings::queue_limits {
+        let mut lim = bindings::queue_limits {
+            logical_block_size: self.logical_block_size,
+            physical_block_size: self.logical_block_size,
+            max_hw_sectors: self.max_hw_sectors,
+            max_segments: self.max_segments,
+            virt_boundary_mask: self.virt_boundary_mask as _,
+            dma_alignment: self.dma_alignment,
+            max_hw_discard_sectors: self.max_discard_sectors,
+            max_discard_segments: 1,
+            discard_granularity: self.logical_block_size,
+            max_write_zeroes_sectors: self.max_write_zeroes_sectors,
+            ..Default::default()
+        };
+        if self.write_cache {
+            lim.features = bindings::RSNVME_BLK_FEAT_WRITE_CACHE | bindings::RSNVME_BLK_FEAT_FUA;
+        }
+        lim
+    }
 }
 
 /// Formats into a NUL-terminated C char array, failing if it is too short.

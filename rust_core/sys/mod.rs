@@ -9,6 +9,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod blk;
+pub(crate) mod blk_request;
 pub(crate) mod blk_types;
 pub(crate) mod cpu;
 pub(crate) mod dma;
