@@ -13,16 +13,7 @@ use core::ffi::{c_int, c_void, CStr};
 use kernel::error::{to_result, Error, Result};
 use kernel::sync::Arc;
 
-/// The kind of interrupts a device got.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IrqKind {
-    /// MSI-X: one message per vector.
-    MsiX,
-    /// MSI.
-    Msi,
-    /// The legacy INTx line, possibly shared with other devices.
-    Intx,
-}
+pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn};
 
 /// Interrupt vectors allocated for a PCI device; freed on drop.
 ///
@@ -40,8 +31,7 @@ impl IrqVectors {
     /// `pre` are spread over the CPUs (managed affinity), so that each I/O
     /// queue's vector fires on the CPUs that use it.
     pub(crate) fn alloc(pdev: &PciDevice, min: u32, max: u32, spread: Option<u32>) -> Result<Self> {
-        // SAFETY: All zeroes is an affinity descriptor with no sets.
-        let mut affd: bindings::irq_affinity = unsafe { core::mem::zeroed() };
+        let mut affd = bindings::irq_affinity::default();
         let (flags, affd) = match spread {
             Some(pre) => {
                 affd.pre_vectors = pre;
@@ -98,20 +88,6 @@ impl Drop for IrqVectors {
         // before vectors, which `Controller`'s field order does.
         unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
     }
-}
-
-/// What an interrupt handler reports.
-pub(crate) enum IrqReturn {
-    /// The interrupt was not for this handler.
-    None,
-    /// The interrupt was handled.
-    Handled,
-}
-
-/// Code run in hard interrupt context when a vector fires.
-pub(crate) trait IrqHandler: Send + Sync {
-    /// Handles one interrupt; must not sleep.
-    fn handle_irq(&self) -> IrqReturn;
 }
 
 /// A registered interrupt handler; freed on drop.
@@ -183,8 +159,5 @@ unsafe extern "C" fn trampoline<T: IrqHandler>(
     // SAFETY: By this function's safety requirements `data` points to a `T`
     // that the registration keeps alive; only shared access is made.
     let handler = unsafe { &*data.cast_const().cast::<T>() };
-    match handler.handle_irq() {
-        IrqReturn::None => bindings::irqreturn_IRQ_NONE,
-        IrqReturn::Handled => bindings::irqreturn_IRQ_HANDLED,
-    }
+    handler.handle_irq().raw()
 }

@@ -12,15 +12,18 @@ pub(crate) mod blk;
 pub(crate) mod blk_request;
 pub(crate) mod blk_types;
 pub(crate) mod cpu;
+pub(crate) mod deadline;
 pub(crate) mod dma;
 pub(crate) mod dmapool;
 pub(crate) mod irq;
+pub(crate) mod irq_types;
 pub(crate) mod mmio;
 pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod print;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
+pub(crate) mod sysfs_types;
 pub(crate) mod time;
 
 extern "C" {

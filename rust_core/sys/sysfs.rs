@@ -13,15 +13,10 @@ use super::bindings;
 use core::ffi::{c_void, CStr};
 use core::fmt;
 use core::mem::MaybeUninit;
-use kernel::error::{code::ENODEV, Result};
+use kernel::error::code::ENODEV;
 
-/// The values behind a driver's attributes, shown from its drvdata.
-pub(crate) trait Attributes: Sync + 'static {
-    /// Writes the value of attribute number `index` (without a newline).
-    fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result;
-    /// Takes `input`, written to attribute number `index`.
-    fn store(&self, index: usize, input: &[u8]) -> Result;
-}
+pub(crate) use super::sysfs_types::Attributes;
+use super::sysfs_types::Value;
 
 /// Builds the read-only (0444) device attribute `name`, number `I` of
 /// `T`'s attributes.
@@ -67,16 +62,6 @@ pub(crate) const fn group(attrs: *const *const bindings::attribute) -> bindings:
     let mut group: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
     group.attrs = attrs.cast_mut().cast();
     group
-}
-
-/// Formats attribute `I` of a `T`.
-struct Value<'a, T, const I: usize>(&'a T);
-
-impl<T: Attributes, const I: usize> fmt::Display for Value<'_, T, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.show(I, f)?;
-        f.write_str("\n")
-    }
 }
 
 /// `show` of attribute `I` of `T`: prints it into the sysfs buffer.

@@ -1,45 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Sleeping and deadlines for bounded waits on hardware
-//! (include/linux/delay.h, include/linux/ktime.h).
+//! Sleeping (include/linux/delay.h).
 
 use kernel::bindings;
-use kernel::error::Error;
-use kernel::time::Ktime;
 
-/// The `ETIMEDOUT` error, which 6.12's `kernel::error::code` lacks.
-pub(crate) fn etimedout() -> Error {
-    Error::from_errno(-(bindings::ETIMEDOUT as i32))
-}
+pub(crate) use super::deadline::{etimedout, Deadline};
 
 /// Sleeps for at least `ms` milliseconds (`msleep`); process context only.
 pub(crate) fn msleep(ms: u32) {
     // SAFETY: `msleep` may be called with any value from process context,
     // which is where the driver's waits run (probe, remove, admin commands).
     unsafe { bindings::msleep(ms) };
-}
-
-/// A point in monotonic time after which a wait gives up.
-#[derive(Clone, Copy)]
-pub(crate) struct Deadline(Ktime);
-
-impl Deadline {
-    /// The deadline `ms` milliseconds from now.
-    pub(crate) fn after_ms(ms: u32) -> Self {
-        let now = Ktime::ktime_get().to_ns();
-        Self(Ktime::from_raw(
-            now.saturating_add(i64::from(ms).saturating_mul(1_000_000)),
-        ))
-    }
-
-    /// Whether the deadline has passed.
-    pub(crate) fn expired(self) -> bool {
-        Ktime::ktime_get().to_ns() >= self.0.to_ns()
-    }
-
-    /// Milliseconds left, 0 once expired.
-    pub(crate) fn remaining_ms(self) -> u32 {
-        let left = self.0.to_ns().saturating_sub(Ktime::ktime_get().to_ns()) / 1_000_000;
-        u32::try_from(left.max(0)).unwrap_or(u32::MAX)
-    }
 }

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Deadlines for bounded waits on hardware (include/linux/ktime.h), and the
+//! error a wait that passed its deadline returns.
+
+#![deny(unsafe_code)]
+
+use kernel::bindings;
+use kernel::error::Error;
+use kernel::time::Ktime;
+
+/// The `ETIMEDOUT` error, which 6.12's `kernel::error::code` lacks.
+pub(crate) fn etimedout() -> Error {
+    Error::from_errno(-(bindings::ETIMEDOUT as i32))
+}
+
+/// A point in monotonic time after which a wait gives up.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline(Ktime);
+
+impl Deadline {
+    /// The deadline `ms` milliseconds from now.
+    pub(crate) fn after_ms(ms: u32) -> Self {
+        let now = Ktime::ktime_get().to_ns();
+        Self(Ktime::from_raw(
+            now.saturating_add(i64::from(ms).saturating_mul(1_000_000)),
+        ))
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn expired(self) -> bool {
+        Ktime::ktime_get().to_ns() >= self.0.to_ns()
+    }
+
+    /// Milliseconds left, 0 once expired.
+    pub(crate) fn remaining_ms(self) -> u32 {
+        let left = self.0.to_ns().saturating_sub(Ktime::ktime_get().to_ns()) / 1_000_000;
+        u32::try_from(left.max(0)).unwrap_or(u32::MAX)
+    }
+}
