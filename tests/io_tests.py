@@ -56,11 +56,12 @@ class Ctx:
         self.slow = {}
 
     def boot(self, name, test, devices, env, smp=None, workdir=None, timeout=180,
-             slow=None, trace=(), single_thread=False):
+             slow=None, trace=(), single_thread=False, **qemu_args):
         """Boots tests/guest/<test>.sh as `name` (log build/logs/<name>.log);
         `timeout` is for an idle host (qemu.boot scales it by `slow`);
         `trace`: QEMU trace events to record (qemu.boot); `single_thread`:
-        all vCPUs on one host thread (qemu.boot)."""
+        all vCPUs on one host thread (qemu.boot); `qemu_args` go to
+        qemu.boot as they are (machine, extra_args, on_line)."""
         env = dict(env, driver=self.driver)
         smp = smp or self.cpus
         # fio at queue depth 64 with 1 MiB blocks, one job per vCPU and disk,
@@ -68,7 +69,7 @@ class Ctx:
         # initramfs.
         b = qemu.boot(name, self.initrd, self.kdir, test, devices, smp=smp, env=env,
                       workdir=workdir, timeout=timeout, mem=1536, slow=slow, trace=trace,
-                      single_thread=single_thread)
+                      single_thread=single_thread, **qemu_args)
         self.times[name] = b.seconds
         self.slow[name] = b.slow
         self.check_boot(name, b)
