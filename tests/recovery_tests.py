@@ -9,6 +9,8 @@ tests/guest/rec-*.sh against one driver, while fio writes and verifies:
   rec-timeout  the block layer's fail_io_timeout makes completions look
                lost, so requests time out, are aborted, then the
                controller is reset;
+  rec-hotplug  QMP device_del of the controller, behind a PCIe root port,
+               then device_add of a new one into the port;
   rec-stress   (4 vCPUs) reset, then unbind racing a reset (rsnvme; the
                C driver oopses under lockdep there), 10 times.
 
@@ -28,8 +30,10 @@ tests/run.py calls run_all() after the I/O scenarios. Alone:
 """
 
 import dataclasses
+import math
 import re
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -471,6 +475,98 @@ def rec_blkdebug(ctx, tag="rec-blkdebug"):
                    "failed requests, no reset", got == [want], f"got {got}")
 
 
+# rec-hotplug: the QEMU ids of the PCIe root port, of the controller
+# behind it that is unplugged and of the one then plugged into the port.
+HP_PORT, HP_OLD, HP_NEW = "rp0", "nvme0", "nvme9"
+HP_SERIALS = ("RSNVMEHP1", "RSNVMEHP2")
+
+
+def rec_hotplug(ctx, tag="rec-hotplug"):
+    """device_del of the controller (behind a PCIe root port, q35) while fio
+    runs; once QEMU has let it go (event DEVICE_DELETED), device_add of a
+    new one into the same port."""
+    import tempfile
+    slow = qemu.slow_factor(ctx.cpus)
+    # The guest asks for the new controller once the old one is gone from
+    # its PCI bus; pciehp powers the slot off (QEMU deletes the device
+    # then) a second or so after that. A new device before that finds the
+    # slot still taken ("Card not present" in the guest).
+    deleted_bound = 30 * math.ceil(slow)
+    host = {"replies": [], "deleted": None, "waited": None}
+
+    def on_line(line, qmp):
+        if qmp is None:
+            return
+        if line.startswith("@@UNPLUG"):
+            host["replies"].append(("device_del", qmp.command("device_del", id=HP_OLD)))
+        elif line.startswith("@@PLUG"):
+            t0 = time.monotonic()
+            host["deleted"] = qmp.wait_event("DEVICE_DELETED", deleted_bound, device=HP_OLD)
+            host["waited"] = time.monotonic() - t0
+            if host["deleted"] is None:
+                return
+            host["replies"].append(("blockdev-add", qmp.command(
+                "blockdev-add", **{"node-name": "hp1", "driver": "raw",
+                                   "file": {"driver": "file", "filename": str(spare)}})))
+            host["replies"].append(("device_add", qmp.command(
+                "device_add", driver="nvme", id=HP_NEW, serial=HP_SERIALS[1], drive="hp1",
+                bus=HP_PORT)))
+
+    with tempfile.TemporaryDirectory(prefix="rsnvme-hotplug-") as work:
+        spare = Path(work) / "spare.img"
+        with open(spare, "wb") as f:
+            f.truncate(32 << 20)
+        devices = [Q(serial=HP_SERIALS[0], size_mb=32, bus=HP_PORT)]
+        # Native PCIe hotplug (pciehp) instead of q35's ACPI hotplug.
+        extra = ["-device", f"pcie-root-port,id={HP_PORT},chassis=1,slot=1",
+                 "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+        b = ctx.boot(tag, "rec-hotplug", devices, {"seed": ctx.seed}, workdir=work,
+                     timeout=240, slow=slow, machine="q35", extra_args=extra,
+                     on_line=on_line, tolerate=[(PCIEHP_WHAT, without_pciehp_report)])
+    waited = f"{host['waited']:.1f} s" if host["waited"] is not None else "never asked"
+    ctx.record(f"{tag}: host: QEMU deleted {HP_OLD} (event DEVICE_DELETED) within "
+               f"{deleted_bound} s of the guest asking for a new controller ({waited})",
+               host["deleted"] is not None)
+    for what, reply in host["replies"]:
+        ctx.record(f"{tag}: host: QMP {what} accepted", "return" in reply, str(reply))
+    sent = [w for w, _ in host["replies"]]
+    ctx.record(f"{tag}: host: QMP device_del, then blockdev-add and device_add sent",
+               sent == ["device_del", "blockdev-add", "device_add"], str(sent))
+    # Each fio job wrote and verified until the disk went away, then got an
+    # error: ENOSPC or EIO for a write, or EILSEQ, a verify error, for a
+    # read that found the disk's end (the guest checks that fio found no
+    # bad data while the disk was there).
+    jobs = io_tests.fio_jobs(b, "hotplug")
+    ctx.record(f"{tag}: fio reported its {ctx.cpus} jobs, each having written and read, "
+               "then failed once its disk went away",
+               len(jobs) == ctx.cpus and all(e != 0 and r > 0 and w > 0
+                                             for e, r, w in jobs.values()), str(jobs))
+    verify = b.lines(r"^@@FIO_VERIFY hotplug (.*)$")
+    print(f"{tag}: fio's complaints about data: {verify[0][1] if verify else 'not reported'}",
+          flush=True)
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    ctx.record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+               leak[0][0] if leak else "no kmemleak report")
+    dma = b.lines(r"^@@DMA_ALLOCATIONS (\S+)$")
+    ctx.record(f"{tag}: no DMA allocations left (DMA-API debug)",
+               bool(dma) and dma[0][1] == "0", dma[0][0] if dma else "no DMA report")
+    state = [m[0] for m in b.lines(r"^@@LOCKDEP .*$")]
+    print(f"{tag}: {'; '.join(state) or 'no @@LOCKDEP lines'}", flush=True)
+    if ctx.driver == "rust":
+        import run
+        serials = [m[3] for m in b.lines(run.SUMMARY)]
+        ctx.record(f"{tag}: rsnvme: probed the controller, then the new one "
+                   f"({', '.join(HP_SERIALS)})", serials == list(HP_SERIALS), str(serials))
+        unb = b.lines(r"rsnvme \S+: unbinding$")
+        ctx.record(f"{tag}: rsnvme: the removed and the added controller were unbound",
+                   len(unb) == 2, f"{len(unb)} unbinding lines")
+        # pciehp removes a device that is still there (the attention
+        # button, not a surprise removal): the driver shuts it down.
+        down = b.lines(r"rsnvme \S+: controller shut down, CSTS \S+ RDY \d CFS 0 SHST 2$")
+        ctx.record(f"{tag}: rsnvme: both controllers shut down cleanly (SHST complete)",
+                   len(down) == 2, f"{len(down)} shutdown-complete lines")
+
+
 def rec_timeout(ctx, tag="rec-timeout"):
     devices = [Q(serial="RSNVMETMO", namespaces=[NS(32), NS(32, 4096)])]
     b = ctx.boot(tag, "rec-timeout", devices,
@@ -525,6 +621,7 @@ SCENARIOS = [
     ("rec-pcicmd", rec_pcicmd, None),
     ("rec-timeout", rec_timeout, None),
     ("rec-blkdebug", rec_blkdebug, (2,)),
+    ("rec-hotplug", rec_hotplug, None),
     ("rec-stress", rec_stress, (4,)),
 ]
 
