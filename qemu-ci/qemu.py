@@ -7,14 +7,17 @@ the module and the guest test scripts, and QEMU boots whose console is
 captured, checked for kernel warnings and parsed for @@PASS/@@FAIL lines.
 """
 
+import json
 import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +184,9 @@ class Nvme:
     namespaces: list = None
     drive_opts: dict = field(default_factory=dict)
     blkdebug: str = None
+    # The PCI(e) bus to plug into (e.g. a pcie-root-port's id), else the
+    # machine's root bus.
+    bus: str = None
 
     def expected_namespaces(self):
         """(nsid, blocks, lba size) QEMU exposes, usable or not."""
@@ -199,6 +205,8 @@ class Nvme:
         opts = "".join(f",{k}={v}" for k, v in self.drive_opts.items())
 
         dev = f"nvme,id=nvme{index},serial={self.serial}"
+        if self.bus:
+            dev += f",bus={self.bus}"
         for k, v in self.params.items():
             dev += f",{k}={v}"
         if self.namespaces is None:
@@ -280,13 +288,20 @@ class Boot:
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
          env=None, interactive=False, append="", workdir=None, slow=None, trace=(),
-         single_thread=False):
+         single_thread=False, machine=None, extra_args=(), on_line=None):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
 
     `timeout` is the bound for an idle host; it is multiplied by `slow`
     (default: slow_factor(smp) now), and further if the host load rises
     while QEMU runs. The guest gets the factor, rounded up, as $rsnvme_slow
     for its own bounds (tests/guest/lib.sh).
+    `machine` is QEMU's -M (default: pc), `extra_args` more QEMU arguments.
+    With `on_line`, QEMU gets a QMP socket and on_line(line, qmp) is called
+    for each console line as it arrives (qmp: a Qmp connected to it, its
+    waits bounded by 10 s times the slow factor, or None if it could not
+    connect), e.g. to hot-unplug a device when the guest says so. The
+    console is not read while on_line runs: it must bound what it waits
+    for.
     The NVMe image files live in a temporary directory removed on return,
     or in `workdir` (which must exist) where they stay for the caller to
     inspect, and where a caller may put prefilled images before the boot.
@@ -328,8 +343,15 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
             "-kernel", str(Path(kdir) / "arch/x86/boot/bzImage"),
             "-initrd", str(initrd), "-append", append,
         ]
+        if machine:
+            cmd += ["-M", machine]
+        cmd += list(extra_args)
         for i, dev in enumerate(nvme):
             cmd += dev.args(i, work)
+        qmp_path = None
+        if on_line is not None:
+            qmp_path = Path(tmp) / "qmp.sock"
+            cmd += ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
         if trace:
             cmd += ["-D", str(trace_log)]
             for event in trace:
@@ -338,7 +360,7 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
             subprocess.run(cmd)
             return None
         start = time.monotonic()
-        out, rc, timed_out, slow = _run_bounded(cmd, timeout, slow)
+        out, rc, timed_out, slow = _run_bounded(cmd, timeout, slow, on_line, qmp_path)
     console = out.decode(errors="replace").replace("\r", "")
     log.write_text(console)
     traced = trace_log.read_text(errors="replace") if trace and trace_log.exists() else ""
@@ -346,7 +368,85 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
                 timeout=timeout, slow=slow, returncode=rc, trace=traced)
 
 
-def _run_bounded(cmd, timeout, slow):
+class Qmp:
+    """A QMP connection to a running QEMU (its -qmp unix socket).
+
+    Every wait is bounded by `bound` seconds (QEMU answers a command at
+    once; the bound is for a starved host). QEMU's asynchronous events
+    (e.g. DEVICE_DELETED once the guest let a device go) are kept in
+    `events`, in arrival order, whenever they are read.
+    """
+
+    def __init__(self, path, bound=10.0):
+        self.bound = bound
+        self.events = []
+        self.buf = b""
+        deadline = time.monotonic() + bound
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self._message(time.monotonic() + bound)  # the greeting
+        self.command("qmp_capabilities")
+
+    def _message(self, deadline):
+        """The next message from QEMU; TimeoutError after `deadline`."""
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message from QEMU's QMP socket in time")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                raise OSError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def command(self, name, **args):
+        """Runs one command; returns QEMU's reply (with "return" or "error")."""
+        self.sock.sendall(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+        deadline = time.monotonic() + self.bound
+        while True:
+            msg = self._message(deadline)
+            if "event" not in msg:
+                return msg
+            self.events.append(msg)
+
+    def wait_event(self, name, seconds, **data):
+        """The first event `name` whose data has the given items, among those
+        kept or arriving within `seconds`; None if none came in time."""
+        def match(e):
+            return e["event"] == name and all(e.get("data", {}).get(k) == v
+                                              for k, v in data.items())
+        deadline = time.monotonic() + seconds
+        seen = 0
+        while True:
+            for e in self.events[seen:]:
+                if match(e):
+                    return e
+            seen = len(self.events)
+            try:
+                msg = self._message(deadline)
+            except TimeoutError:
+                return None
+            if "event" in msg:
+                self.events.append(msg)
+
+    def close(self):
+        self.sock.close()
+
+
+def _run_bounded(cmd, timeout, slow, on_line=None, qmp_path=None):
     """Runs QEMU, collecting its output, until it exits or has run for
     timeout * slow seconds, where slow grows with the host load seen
     meanwhile (sampled every second). Returns (output, exit status,
@@ -356,11 +456,29 @@ def _run_bounded(cmd, timeout, slow):
     chunks = []
 
     def drain():
+        qmp, partial = None, b""
+        if on_line is not None:
+            try:
+                qmp = Qmp(qmp_path, bound=10 * slow)
+            except (OSError, ValueError):
+                qmp = None
         while True:
             data = proc.stdout.read1(65536)
             if not data:
-                return
+                break
             chunks.append(data)
+            if on_line is not None:
+                partial += data
+                *lines, partial = partial.split(b"\n")
+                for line in lines:
+                    try:
+                        on_line(line.decode(errors="replace").rstrip("\r"), qmp)
+                    except Exception:  # noqa: BLE001
+                        # Keep draining: QEMU would stall on a full pipe.
+                        # The caller's checks find what on_line left undone.
+                        traceback.print_exc()
+        if qmp is not None:
+            qmp.close()
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()

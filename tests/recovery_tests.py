@@ -9,6 +9,10 @@ tests/guest/rec-*.sh against one driver, while fio writes and verifies:
   rec-timeout  the block layer's fail_io_timeout makes completions look
                lost, so requests time out, are aborted, then the
                controller is reset;
+  rec-blkdebug QEMU's blkdebug fails reads and writes of two blocks and
+               the first flush: medium errors after the retries;
+  rec-hotplug  QMP device_del of the controller, behind a PCIe root port,
+               then device_add of a new one into the port;
   rec-stress   (4 vCPUs) reset, then unbind racing a reset (rsnvme; the
                C driver oopses under lockdep there), 10 times.
 
@@ -28,8 +32,10 @@ tests/run.py calls run_all() after the I/O scenarios. Alone:
 """
 
 import dataclasses
+import math
 import re
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -302,6 +308,136 @@ def rec_check_boot(driver, check_boot, record):
     return check
 
 
+# --- A known report of pciehp ----------------------------------------------
+
+# When PCIe native hotplug removes a device, Linux 6.12.117's pciehp
+# interrupt thread holds its slot's reset_lock and takes
+# pci_rescan_remove_lock (pciehp_ist -> pciehp_unconfigure_device), then,
+# still holding pci_rescan_remove_lock, drops reset_lock around the
+# device's removal and takes it back: lockdep reports a "possible circular
+# locking dependency" between the two, with the C driver as with rsnvme.
+# The report is pciehp's; the hot-unplug scenario (and only it) tolerates
+# exactly that report, once: lockdep reports only its first finding and
+# stops checking for the rest of the boot. The report must have each line
+# below, in this order, naming these two locks and no other, taken where
+# pciehp takes them, by pciehp's interrupt thread; anything else, or one
+# line more, and it stays on the console and fails the run. Lines that
+# another CPU printed in the middle of it stay as well, to be checked.
+_RESET = r"&ctrl->reset_lock"
+_RESCAN = r"pci_rescan_remove_lock"
+_UNCONF = "pciehp_unconfigure_device"
+_CLASS = r"\{[^}]*\}-\{\d+:\d+\}"  # lockdep's usage and wait-type marks
+_TAINT = r"(?:Not tainted|Tainted:)(?: .*)?"
+# A held or wanted lock: its address, class and where it was taken.
+_RESET_AT = rf"[0-9a-f]+ \({_RESET}\){_CLASS}, at: {_UNCONF}\+0x[0-9a-f]+/0x[0-9a-f]+"
+_RESCAN_AT = rf"[0-9a-f]+ \({_RESCAN}\){_CLASS}, at: {_UNCONF}\+0x[0-9a-f]+/0x[0-9a-f]+"
+FRAME = re.compile(r" +(\? )?([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+( \[\w+\])?")
+# (line, count): count 1, "?" (0 or 1), or "frames" (stack frames, at least
+# one). A group in a line is the task's name: the same in every line.
+PCIEHP_REPORT = [
+    (r"=+", 1),
+    (r"WARNING: possible circular locking dependency detected", 1),
+    (rf"\S+ #\d+ {_TAINT}", 1),
+    (r"-+", 1),
+    (r"(irq/\d+-pciehp)/\d+ is trying to acquire lock:", 1),
+    (_RESET_AT, 1),
+    (r"but task is already holding lock:", 1),
+    (_RESCAN_AT, 1),
+    (r"which lock already depends on the new lock\.", 1),
+    (r"the existing dependency chain \(in reverse order\) is:", 1),
+    (rf"-> #1 \({_RESCAN}\){_CLASS}:", 1),
+    (None, "frames"),
+    (rf"-> #0 \({_RESET}\){_CLASS}:", 1),
+    (None, "frames"),
+    (r"other info that might help us debug this:", 1),
+    (r" Possible unsafe locking scenario:", 1),
+    (r" +CPU0 +CPU1", 1),
+    (r" +---- +----", 1),
+    (rf" +lock\({_RESCAN}\);", 1),
+    (rf" +lock\({_RESET}\);", 1),
+    (rf" +lock\({_RESCAN}\);", 1),
+    (rf" +rlock\({_RESET}\);", 1),
+    (r" \*\*\* DEADLOCK \*\*\*", 1),
+    (r"1 lock held by (irq/\d+-pciehp)/\d+:", 1),
+    (rf" #0: {_RESCAN_AT}", 1),
+    (r"stack backtrace:", 1),
+    (rf"CPU: \d+ UID: \d+ PID: \d+ Comm: (irq/\d+-pciehp) {_TAINT}", 1),
+    (r"Hardware name: .*", "?"),
+    (r"Call Trace:", 1),
+    (r" <TASK>", 1),
+    (None, "frames"),
+    (r" </TASK>", 1),
+]
+# Frames each stack of the report must hold (leaving out the unreliable
+# "? " ones): the two links of the chain, then the backtrace.
+PCIEHP_FRAMES = [{"pciehp_ist"}, {"pciehp_ist", _UNCONF, "down_read_nested"},
+                 {"pciehp_ist", "pciehp_disable_slot", _UNCONF, "down_read_nested"}]
+PCIEHP_WHAT = ("pciehp's lockdep report 'possible circular locking dependency' "
+               "(pci_rescan_remove_lock vs &ctrl->reset_lock in "
+               "pciehp_unconfigure_device)")
+STAMPED = re.compile(r"^\[\s*\d+\.\d+\] ?(.*?)\s*$")
+
+
+def kernel_text(line):
+    """A console line without its time stamp and trailing blanks; None for
+    a line without a time stamp (not the kernel's)."""
+    m = STAMPED.match(line)
+    return m[1] if m else None
+
+
+def _pciehp_line(text):
+    """Whether a kernel line may belong to the pciehp report."""
+    return text == "" or bool(FRAME.fullmatch(text)) or any(
+        pattern and re.fullmatch(pattern, text) for pattern, _ in PCIEHP_REPORT)
+
+
+def _is_pciehp_report(texts):
+    """Whether `texts` (the non-blank lines of a report) are pciehp's."""
+    stacks, tasks, i = [], set(), 0
+    for pattern, count in PCIEHP_REPORT:
+        if count == "frames":
+            frames = []
+            while i < len(texts) and FRAME.fullmatch(texts[i]):
+                m = FRAME.fullmatch(texts[i])
+                if not m[1]:
+                    frames.append(m[2])
+                i += 1
+            if not frames:
+                return False
+            stacks.append(set(frames))
+            continue
+        m = re.fullmatch(pattern, texts[i]) if i < len(texts) else None
+        if m is None:
+            if count == "?":
+                continue
+            return False
+        tasks.update(m.groups())
+        i += 1
+    return (i == len(texts) and len(tasks) == 1 and
+            all(want <= got for want, got in zip(PCIEHP_FRAMES, stacks)))
+
+
+def without_pciehp_report(console):
+    """The console without pciehp's lockdep report described above, and
+    how many were removed: at most one. A report that differs in any way
+    stays."""
+    lines = console.split("\n")
+    texts = [kernel_text(l) for l in lines]
+    for i, text in enumerate(texts):
+        if i == 0 or text != "WARNING: possible circular locking dependency detected":
+            continue
+        end = next((k for k in range(i, min(len(lines), i + 150)) if texts[k] == " </TASK>"),
+                   None)
+        if end is None:
+            continue
+        mine = [k for k in range(i - 1, end + 1)
+                if texts[k] is not None and _pciehp_line(texts[k])]
+        if _is_pciehp_report([texts[k] for k in mine if texts[k]]):
+            drop = set(mine)
+            return "\n".join(l for k, l in enumerate(lines) if k not in drop), 1
+    return console, 0
+
+
 # --- Scenarios -------------------------------------------------------------
 
 def controller(b):
@@ -399,6 +535,98 @@ def rec_blkdebug(ctx, tag="rec-blkdebug"):
                    "failed requests, no reset", got == [want], f"got {got}")
 
 
+# rec-hotplug: the QEMU ids of the PCIe root port, of the controller
+# behind it that is unplugged and of the one then plugged into the port.
+HP_PORT, HP_OLD, HP_NEW = "rp0", "nvme0", "nvme9"
+HP_SERIALS = ("RSNVMEHP1", "RSNVMEHP2")
+
+
+def rec_hotplug(ctx, tag="rec-hotplug"):
+    """device_del of the controller (behind a PCIe root port, q35) while fio
+    runs; once QEMU has let it go (event DEVICE_DELETED), device_add of a
+    new one into the same port."""
+    import tempfile
+    slow = qemu.slow_factor(ctx.cpus)
+    # The guest asks for the new controller once the old one is gone from
+    # its PCI bus; pciehp powers the slot off (QEMU deletes the device
+    # then) a second or so after that. A new device before that finds the
+    # slot still taken ("Card not present" in the guest).
+    deleted_bound = 30 * math.ceil(slow)
+    host = {"replies": [], "deleted": None, "waited": None}
+
+    def on_line(line, qmp):
+        if qmp is None:
+            return
+        if line.startswith("@@UNPLUG"):
+            host["replies"].append(("device_del", qmp.command("device_del", id=HP_OLD)))
+        elif line.startswith("@@PLUG"):
+            t0 = time.monotonic()
+            host["deleted"] = qmp.wait_event("DEVICE_DELETED", deleted_bound, device=HP_OLD)
+            host["waited"] = time.monotonic() - t0
+            if host["deleted"] is None:
+                return
+            host["replies"].append(("blockdev-add", qmp.command(
+                "blockdev-add", **{"node-name": "hp1", "driver": "raw",
+                                   "file": {"driver": "file", "filename": str(spare)}})))
+            host["replies"].append(("device_add", qmp.command(
+                "device_add", driver="nvme", id=HP_NEW, serial=HP_SERIALS[1], drive="hp1",
+                bus=HP_PORT)))
+
+    with tempfile.TemporaryDirectory(prefix="rsnvme-hotplug-") as work:
+        spare = Path(work) / "spare.img"
+        with open(spare, "wb") as f:
+            f.truncate(32 << 20)
+        devices = [Q(serial=HP_SERIALS[0], size_mb=32, bus=HP_PORT)]
+        # Native PCIe hotplug (pciehp) instead of q35's ACPI hotplug.
+        extra = ["-device", f"pcie-root-port,id={HP_PORT},chassis=1,slot=1",
+                 "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+        b = ctx.boot(tag, "rec-hotplug", devices, {"seed": ctx.seed}, workdir=work,
+                     timeout=240, slow=slow, machine="q35", extra_args=extra,
+                     on_line=on_line, tolerate=[(PCIEHP_WHAT, without_pciehp_report)])
+    waited = f"{host['waited']:.1f} s" if host["waited"] is not None else "never asked"
+    ctx.record(f"{tag}: host: QEMU deleted {HP_OLD} (event DEVICE_DELETED) within "
+               f"{deleted_bound} s of the guest asking for a new controller ({waited})",
+               host["deleted"] is not None)
+    for what, reply in host["replies"]:
+        ctx.record(f"{tag}: host: QMP {what} accepted", "return" in reply, str(reply))
+    sent = [w for w, _ in host["replies"]]
+    ctx.record(f"{tag}: host: QMP device_del, then blockdev-add and device_add sent",
+               sent == ["device_del", "blockdev-add", "device_add"], str(sent))
+    # Each fio job wrote and verified until the disk went away, then got an
+    # error: ENOSPC or EIO for a write, or EILSEQ, a verify error, for a
+    # read that found the disk's end (the guest checks that fio found no
+    # bad data while the disk was there).
+    jobs = io_tests.fio_jobs(b, "hotplug")
+    ctx.record(f"{tag}: fio reported its {ctx.cpus} jobs, each having written and read, "
+               "then failed once its disk went away",
+               len(jobs) == ctx.cpus and all(e != 0 and r > 0 and w > 0
+                                             for e, r, w in jobs.values()), str(jobs))
+    verify = b.lines(r"^@@FIO_VERIFY hotplug (.*)$")
+    print(f"{tag}: fio's complaints about data: {verify[0][1] if verify else 'not reported'}",
+          flush=True)
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    ctx.record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+               leak[0][0] if leak else "no kmemleak report")
+    dma = b.lines(r"^@@DMA_ALLOCATIONS (\S+)$")
+    ctx.record(f"{tag}: no DMA allocations left (DMA-API debug)",
+               bool(dma) and dma[0][1] == "0", dma[0][0] if dma else "no DMA report")
+    state = [m[0] for m in b.lines(r"^@@LOCKDEP .*$")]
+    print(f"{tag}: {'; '.join(state) or 'no @@LOCKDEP lines'}", flush=True)
+    if ctx.driver == "rust":
+        import run
+        serials = [m[3] for m in b.lines(run.SUMMARY)]
+        ctx.record(f"{tag}: rsnvme: probed the controller, then the new one "
+                   f"({', '.join(HP_SERIALS)})", serials == list(HP_SERIALS), str(serials))
+        unb = b.lines(r"rsnvme \S+: unbinding$")
+        ctx.record(f"{tag}: rsnvme: the removed and the added controller were unbound",
+                   len(unb) == 2, f"{len(unb)} unbinding lines")
+        # pciehp removes a device that is still there (the attention
+        # button, not a surprise removal): the driver shuts it down.
+        down = b.lines(r"rsnvme \S+: controller shut down, CSTS \S+ RDY \d CFS 0 SHST 2$")
+        ctx.record(f"{tag}: rsnvme: both controllers shut down cleanly (SHST complete)",
+                   len(down) == 2, f"{len(down)} shutdown-complete lines")
+
+
 def rec_timeout(ctx, tag="rec-timeout"):
     devices = [Q(serial="RSNVMETMO", namespaces=[NS(32), NS(32, 4096)])]
     b = ctx.boot(tag, "rec-timeout", devices,
@@ -452,7 +680,8 @@ SCENARIOS = [
     ("rec-reset", rec_reset, None),
     ("rec-pcicmd", rec_pcicmd, None),
     ("rec-timeout", rec_timeout, None),
-    ("rec-blkdebug", rec_blkdebug, (2,)),
+    ("rec-blkdebug", rec_blkdebug, None),
+    ("rec-hotplug", rec_hotplug, None),
     ("rec-stress", rec_stress, (4,)),
 ]
 
@@ -562,7 +791,57 @@ def selftest():
     foreign = [line.replace("nvme_start_freeze", "rsnvme_suspend") for line in circular]
     out.append(("keeps a circular dependency with other locks held",
                 bool(bad_after(report + foreign))))
+    out += pciehp_selftest()
     return out
+
+
+# pciehp's report as this kernel printed it (2 vCPUs, C driver).
+PCIEHP_SAMPLE = ROOT / "tests" / "data" / "pciehp-lockdep-6.12.117.log"
+
+
+def pciehp_selftest():
+    """(name, ok) pairs: without_pciehp_report takes pciehp's report out,
+    and nothing else."""
+    report = PCIEHP_SAMPLE.read_text().rstrip("\n").split("\n")
+
+    def bad_after(lines, tolerated=1):
+        text = "\n".join(["@@BOOTED"] + lines + ["@@DONE"])
+        text, found = without_pciehp_report(text)
+        b = qemu.Boot("selftest", text, 0.0, False, Path("/dev/null"))
+        return b.bad_lines if found == tolerated else [f"tolerated {found} reports"]
+
+    def edit(old, new, which=None):
+        """The report with `old` replaced by `new` in every line, or only in
+        line number `which`."""
+        return [l.replace(old, new) if which in (None, i) else l
+                for i, l in enumerate(report)]
+
+    at = next(i for i, l in enumerate(report) if "pciehp_disable_slot" in l and "]  p" in l)
+    other_cpu = "[   11.540000] rsnvme 0000:01:00.0: unbinding"
+    warn = "[   11.540000] WARNING: CPU: 0 PID: 7 at x.c:1 f+0x1/0x2"
+    held = next(i for i, l in enumerate(report) if " #0: " in l)
+    two_held = edit("1 lock held", "2 locks held")
+    return [
+        ("tolerates pciehp's lockdep report", not bad_after(report)),
+        ("tolerates it with another CPU's line inside, which stays",
+         not bad_after(report[:9] + [other_cpu] + report[9:]) and
+         other_cpu in without_pciehp_report("\n".join(report[:9] + [other_cpu] +
+                                                      report[9:]))[0]),
+        ("keeps a warning printed inside pciehp's report",
+         bool(bad_after(report[:40] + [warn] + report[40:]))),
+        ("keeps a circular dependency with another lock",
+         bool(bad_after(edit("&ctrl->reset_lock", "&rq->queue_lock"), 0))),
+        ("keeps a circular dependency of another task",
+         bool(bad_after(edit("irq/24-pciehp", "kworker/0:1"), 0))),
+        ("keeps one taken elsewhere",
+         bool(bad_after(edit("at: pciehp_unconfigure_device", "at: rsnvme_remove"), 0))),
+        ("keeps one with another lock held",
+         bool(bad_after(two_held[:held + 1] + [two_held[held].replace(" #0: ", " #1: ")] +
+                        two_held[held + 1:], 0))),
+        ("keeps one whose backtrace is not pciehp's removal",
+         bool(bad_after(edit("pciehp_disable_slot", "rsnvme_probe", at), 0))),
+        ("keeps a second report", bool(bad_after(report + report))),
+    ]
 
 
 def run_all(kdir, record, check_boot, only="", driver=None):
