@@ -228,10 +228,11 @@ def report_end(lines, start):
 
 
 def freeze_followup(lines, i):
-    """The index of the last line of a lockdep follow-up of the C driver's
-    "held" freeze starting at lines[i] (see above), or None: a circular
-    dependency report whose task holds only nvme_start_freeze's locks, or
-    the release of those locks in an async work."""
+    """A lockdep follow-up of the C driver's "held" freeze starting at
+    lines[i] (see above), as (index of its last line, the lines other CPUs
+    printed inside it), or None: a circular dependency report whose task
+    holds only nvme_start_freeze's locks, or the release of those locks in
+    an async work."""
     if re.search(r"\] WARNING: possible circular locking dependency detected$", lines[i]):
         try:
             hold = next(k for k in range(i, min(len(lines), i + 20))
@@ -251,12 +252,12 @@ def freeze_followup(lines, i):
                 and hold + 1 < len(lines)
                 and re.search(r"\(&q->q_usage_counter\((io|queue)\)(#\d+)?\)\S*, at: "
                               r"nvme_start_freeze\+", lines[hold + 1]) and not others):
-            return end
+            return end, []
         return None
     if LEAK_BUG.search(lines[i]) and i + 1 < len(lines) and LEAK_RELEASE.search(lines[i + 1]):
         end = report_end(lines, i + 2)
-        if end is not None and all(REPORT_LINE.search(line) for line in lines[i + 2:end + 1]):
-            return end
+        if end is not None:
+            return end, [line for line in lines[i + 2:end + 1] if not REPORT_LINE.search(line)]
     return None
 
 
@@ -267,12 +268,13 @@ def without_known_c_reports(console):
     lines = console.split("\n")
     out, i, found = [], 0, 0
     while i < len(lines):
-        end = freeze_followup(lines, i) if found else None
-        if end is not None:
+        followup = freeze_followup(lines, i) if found else None
+        if followup is not None:
             # The "=====" line and the blank line lockdep prints first.
             while out and re.search(r"\]\s*=*\s*$", out[-1]):
                 out.pop()
-            i = end + 1
+            out += followup[1]
+            i = followup[0] + 1
             continue
         if LEAK_BUG.search(lines[i]) and i + 2 < len(lines):
             work = LEAK_WORK.search(lines[i + 1])
@@ -782,6 +784,7 @@ def selftest():
     release = ["[   19.7] BUG: workqueue leaked atomic, lock or RCU: kworker/u8:3[61]",
                "[   19.7]      preempt=0x00000000 lock=2->0 RCU=0->0 workfn=async_run_entry_fn",
                "[   19.7] INFO: lockdep is turned off.",
+               "[   19.7] ACPI: PM: Preparing to enter system sleep state S3",
                "[   19.7] Workqueue: async async_run_entry_fn", "[   19.7] Call Trace:",
                "[   19.7]  <TASK>", "[   19.7]  dump_stack_lvl+0x7f/0x8c", "[   19.7]  </TASK>"]
     out.append(("tolerates the freeze's circular dependency and release after its report",
