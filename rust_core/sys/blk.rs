@@ -125,10 +125,18 @@ impl<T: Operations> Request<T> {
         let rq = self.rq.as_ptr();
         let pdu = self.pdu_box();
         let sg = pdu.sg.as_mut_ptr();
+        // SAFETY: The driver owns the request; `nr_phys_segments` is fixed
+        // once it is dispatched.
+        let segments = unsafe { (*rq).nr_phys_segments };
+        // Only as many entries as the request has segments are cleared
+        // (not the whole table) and end-marked, as the C driver does.
+        let segments = c_uint::from(segments).clamp(1, MAX_SEGMENTS as c_uint);
         // SAFETY: `sg` is this request's own table of `MAX_SEGMENTS`
-        // entries; the queue limits cap requests at that many segments.
+        // entries, of which `segments` are used; the queue limits cap
+        // requests at `MAX_SEGMENTS` segments, and `__blk_rq_map_sg`
+        // fills at most `nr_phys_segments` entries.
         let nents = unsafe {
-            bindings::sg_init_table(sg, MAX_SEGMENTS as c_uint);
+            bindings::sg_init_table(sg, segments);
             let mut last = core::ptr::null_mut();
             bindings::__blk_rq_map_sg((*rq).q, rq, sg, &mut last)
         };
