@@ -15,13 +15,14 @@ use crate::spec::queue::{CqRing, SqRing};
 use crate::sys::dma::{dma_rmb, CoherentArray};
 use crate::sys::mmio::Doorbell;
 use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
+use core::sync::atomic::{AtomicU16, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
     code::{EBUSY, EINVAL, ENODEV},
     Result,
 };
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{new_spinlock, Arc, SpinLock};
 
 /// A completion queue entry is four little-endian dwords; the Phase Tag is
 /// bit 16 of the last one.
@@ -49,7 +50,11 @@ struct CqState {
 
 /// A submission queue and its completion queue.
 ///
-/// Lock order: `cq` before `sq` (reaping records the controller's SQ head).
+/// Submitters take `sq`, in process context only; the reap loop (also in
+/// interrupt handlers) takes `cq` and only publishes the controller's SQ
+/// head through `sq_head`, so `sq` need not disable interrupts. Lock
+/// order: `sq` before `cq` (revive takes both): `cq` is taken in
+/// interrupt handlers, so it may not be held while waiting for `sq`.
 #[pin_data]
 pub(crate) struct QueuePair {
     qid: u16,
@@ -61,8 +66,11 @@ pub(crate) struct QueuePair {
     cq_doorbell: Doorbell,
     /// Fault injection: when on, the SQ tail doorbell is never rung.
     silent: Switch,
+    /// The SQ Head Pointer of the newest completion reaped, for the
+    /// submitters' ring.
+    sq_head: AtomicU16,
     #[pin]
-    sq: IrqSpinLock<SqState>,
+    sq: SpinLock<SqState>,
     #[pin]
     cq: IrqSpinLock<CqState>,
 }
@@ -95,7 +103,8 @@ impl QueuePair {
                 sq_doorbell,
                 cq_doorbell,
                 silent: Switch::new(),
-                sq <- new_irq_spinlock!(sq, "rsnvme_sq"),
+                sq_head: AtomicU16::new(0),
+                sq <- new_spinlock!(sq, "rsnvme_sq"),
                 cq <- new_irq_spinlock!(cq, "rsnvme_cq"),
             }),
             GFP_KERNEL,
@@ -159,6 +168,9 @@ impl QueuePair {
         if sq.dead {
             return Err(ENODEV);
         }
+        // Slots the controller consumed since the last submission are
+        // free again (a stale or bogus head is ignored).
+        sq.ring.update_head(self.sq_head.load(Ordering::Acquire));
         let slot = sq.ring.push().ok_or(EBUSY)?;
         // `push` only returns slots below the depth, so this cannot fail.
         self.sq_mem.write(usize::from(slot), cmd)?;
@@ -226,7 +238,7 @@ impl QueuePair {
             };
             // SQ slots up to the newest head are free again before any of
             // these commands' owners can submit more.
-            self.sq.lock().ring.update_head(newest.sq_head());
+            self.sq_head.store(newest.sq_head(), Ordering::Release);
             self.cq_doorbell.ring(cq.ring.head().into());
             for cqe in batch.iter().take(n) {
                 each(cqe);
@@ -254,8 +266,8 @@ impl QueuePair {
     /// use the queue meanwhile: it is disabled, or has yet to be told
     /// about the queue again. `EBUSY` if the queue was not stopped.
     pub(crate) fn revive(&self) -> Result {
-        let mut cq = self.cq.lock();
         let mut sq = self.sq.lock();
+        let mut cq = self.cq.lock();
         if !sq.dead || !cq.dead {
             return Err(EBUSY);
         }
@@ -263,6 +275,7 @@ impl QueuePair {
             self.cq_mem.write(i, 0)?;
         }
         sq.ring = SqRing::new(self.depth).ok_or(EINVAL)?;
+        self.sq_head.store(0, Ordering::Release);
         cq.ring = CqRing::new(self.depth).ok_or(EINVAL)?;
         sq.unrung = false;
         sq.dead = false;
