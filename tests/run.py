@@ -444,6 +444,10 @@ def main():
     safe_share()
     header_fresh()
     rustfmt()
+    # `make bench`'s table code on made-up input (the bench itself is not
+    # part of `make test`).
+    import bench_check
+    bench_check.check(record)
     ksrc = Path(subprocess.run(
         ["bash", "-c", f". {ROOT}/qemu-ci/env.sh && echo $KSRC"],
         stdout=subprocess.PIPE, text=True, check=True).stdout.strip())
