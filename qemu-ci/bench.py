@@ -14,6 +14,11 @@ as a markdown table, writes it to <build>/bench.md and a bar chart to
 <build>/bench.png (matplotlib), and fails if any job failed or the kernel
 complained.
 
+`bench.py --from-log LOG` makes the table and chart again from a bench
+console log (build/logs/bench.log) without running anything.
+BENCH_DOCS=1 also copies them to docs/bench.{md,png} and the table into
+README.md (between its "bench table" markers), for a commit.
+
 Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per job (default 3),
 BENCH_CPUS vCPUs (default 2), BENCH_ROWS (comma-separated row names, default
 all), BENCH_BACKINGS (default "null,file"), RSNVME_ACCEL=kvm where KVM
@@ -21,9 +26,12 @@ works. Under TCG the guest's CPU is emulated, so only ratios mean anything.
 """
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import benchlib
 import qemu
@@ -51,25 +59,108 @@ def controllers(backings):
     return devices, env
 
 
-def install_matplotlib():
-    """True if matplotlib can be imported, installing Debian's package
-    (qemu-ci/setup.sh --bench) if needed."""
-    try:
-        import matplotlib  # noqa: F401
+def have_matplotlib(python=sys.executable):
+    return subprocess.run([python, "-c", "import matplotlib"], stderr=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL).returncode == 0
+
+
+def ensure_matplotlib():
+    """True if this interpreter can import matplotlib, installing Debian's
+    python3-matplotlib (qemu-ci/setup.sh --bench) if needed. Debian's
+    package serves Debian's /usr/bin/python3: when another python3 comes
+    first on PATH (pyenv, a venv), the bench re-runs itself under that one."""
+    if have_matplotlib():
         return True
-    except ImportError:
+    subprocess.run([str(qemu.ROOT / "qemu-ci" / "setup.sh"), "--bench"])
+    if have_matplotlib():
+        return True
+    debian = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) != os.path.realpath(debian) \
+            and os.path.exists(debian) and have_matplotlib(debian):
+        print(f"bench: running under {debian}, which has Debian's matplotlib", flush=True)
+        os.execv(debian, [debian, os.path.abspath(__file__)] + sys.argv[1:])
+    return False
+
+
+README_MARKS = ("<!-- bench table: qemu-ci/bench.py with BENCH_DOCS=1 writes it -->",
+               "<!-- end of bench table -->")
+
+
+def update_docs(text, png):
+    """docs/bench.md, docs/bench.png and the README's copy of the table."""
+    docs = qemu.ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "bench.md").write_text("# `make bench`: rsnvme next to the C nvme driver\n\n"
+                                   "![rsnvme / C nvme ratios](bench.png)\n\n" + text)
+    if png.exists():
+        shutil.copy2(png, docs / "bench.png")
+    readme = qemu.ROOT / "README.md"
+    s = readme.read_text()
+    a, b = s.find(README_MARKS[0]), s.find(README_MARKS[1])
+    if a < 0 or b < a:
+        print("bench: README.md has no bench table markers; not updated")
+        return
+    readme.write_text(s[:a + len(README_MARKS[0])] + "\n" + text + s[b:])
+    print(f"bench: updated {docs / 'bench.md'}, {docs / 'bench.png'} and README.md")
+
+
+def report(console, rounds, cpus, accel, have_chart, when=None):
+    """Table and chart from a bench console; returns (text, summary,
+    results, errors, skipped)."""
+    lines = console.splitlines()
+    results, errors = benchlib.parse_console(lines)
+    summary = benchlib.summarize(results)
+    skipped = [l.split(" ", 1)[1] for l in lines if l.startswith("@@BENCHSKIP ")]
+    cfg = next((l for l in lines if l.startswith("@@BENCHCFG ")), "")
+    note = (f"Measured by `make bench`: one guest ({cpus} vCPUs, QEMU {accel}), "
+            f"both drivers bound at once, {rounds} rounds of {seconds_of(cfg)} s per job "
+            f"alternating C/rsnvme, bench kernel without debug options "
+            f"({cfg.split('kernel=')[-1] if cfg else '?'}), "
+            f"{time.strftime('%Y-%m-%d', time.localtime(when))}.")
+    text = benchlib.table(summary, cpus, note)
+    if skipped:
+        text += "\nSkipped: " + "; ".join(skipped) + "\n"
+    qemu.BUILD.mkdir(parents=True, exist_ok=True)
+    (qemu.BUILD / "bench.md").write_text(text)
+    print(text)
+    png = qemu.BUILD / "bench.png"
+    if not summary:
         pass
-    r = subprocess.run([str(qemu.ROOT / "qemu-ci" / "setup.sh"), "--bench"])
-    if r.returncode != 0:
-        return False
-    try:
-        import matplotlib  # noqa: F401,F811
-        return True
-    except ImportError:
-        return False
+    elif have_chart:
+        benchlib.chart(summary, cpus, png,
+                       f"rsnvme / C nvme, medians of {rounds} rounds ({cpus} vCPUs, {accel})")
+        print(f"chart: {png}")
+    else:
+        print("bench: matplotlib is missing and could not be installed "
+              "(apt-get install python3-matplotlib): no chart, only the table")
+    return text, summary, results, errors, skipped
+
+
+def seconds_of(cfg):
+    m = re.search(r"seconds=(\d+)", cfg)
+    return m.group(1) if m else "?"
+
+
+def from_log(path):
+    console = Path(path).read_text(errors="replace")
+    cfg = re.search(r"^@@BENCHCFG rounds=(\d+) seconds=\d+ cpus=(\d+)", console, re.M)
+    if not cfg:
+        print(f"bench: no @@BENCHCFG line in {path}")
+        return 1
+    text, _, _, errors, _ = report(console, int(cfg.group(1)), int(cfg.group(2)),
+                                   os.environ.get("RSNVME_ACCEL", "tcg"), ensure_matplotlib(),
+                                   when=Path(path).stat().st_mtime)
+    if errors:
+        print("bench: unreadable jobs:", *errors, sep="\n  ")
+        return 1
+    if os.environ.get("BENCH_DOCS") == "1":
+        update_docs(text, qemu.BUILD / "bench.png")
+    return 0
 
 
 def main():
+    if sys.argv[1:2] == ["--from-log"] and len(sys.argv) == 3:
+        return from_log(sys.argv[2])
     rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     seconds = int(os.environ.get("BENCH_SECONDS", "3"))
     cpus = int(os.environ.get("BENCH_CPUS", "2"))
@@ -87,7 +178,7 @@ def main():
 
     t0 = time.monotonic()
     qemu.setup()
-    have_chart = install_matplotlib()
+    have_chart = ensure_matplotlib()
     kdir = qemu.kernel("bench")
     t_kernel = time.monotonic() - t0
     # Its own copy of the sources, so the tree's rsnvme.ko (the test
@@ -109,31 +200,7 @@ def main():
                   timeout=180 + jobs * (seconds + 8))
     t_bench = time.monotonic() - t1
 
-    lines = b.console.splitlines()
-    results, errors = benchlib.parse_console(lines)
-    summary = benchlib.summarize(results)
-    skipped = [l.split(" ", 1)[1] for l in lines if l.startswith("@@BENCHSKIP ")]
-    cfg = next((l for l in lines if l.startswith("@@BENCHCFG ")), "")
-    note = (f"Measured by `make bench`: one guest ({cpus} vCPUs, QEMU {accel}), "
-            f"both drivers bound at once, {rounds} rounds of {seconds} s per job "
-            f"alternating C/rsnvme, bench kernel without debug options "
-            f"({cfg.split('kernel=')[-1] if cfg else '?'}), {time.strftime('%Y-%m-%d')}.")
-    text = benchlib.table(summary, cpus, note)
-    if skipped:
-        text += "\nSkipped: " + "; ".join(skipped) + "\n"
-    qemu.BUILD.mkdir(parents=True, exist_ok=True)
-    (qemu.BUILD / "bench.md").write_text(text)
-    print(text)
-    png = qemu.BUILD / "bench.png"
-    if not summary:
-        pass
-    elif have_chart:
-        benchlib.chart(summary, cpus, png,
-                       f"rsnvme / C nvme, medians of {rounds} rounds ({cpus} vCPUs, {accel})")
-        print(f"chart: {png}")
-    else:
-        print("bench: matplotlib is missing and could not be installed "
-              "(apt-get install python3-matplotlib): no chart, only the table")
+    text, summary, results, errors, skipped = report(b.console, rounds, cpus, accel, have_chart)
 
     missing = [f"{b_} {r.name}" for b_ in backings for r in rows
                if (b_, r.name) not in summary and not any(s.startswith(r.name) for s in skipped)]
@@ -148,6 +215,8 @@ def main():
     if problems:
         print("bench FAILED:", *problems[:20], sep="\n  ")
         return 1
+    if os.environ.get("BENCH_DOCS") == "1":
+        update_docs(text, qemu.BUILD / "bench.png")
     return 0
 
 

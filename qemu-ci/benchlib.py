@@ -281,9 +281,13 @@ def chart(summary, cpus, path, title):
                    yerr=[[s.median - s.lo for s in st], [s.hi - s.median for s in st]],
                    capsize=3)
         ax.axhline(1.0, color="black", linewidth=0.8)
+        # One noisy round must not flatten the bars: error bars that reach
+        # above the axis are cut off there.
+        top = max(summary[(backing, r.name)]["ratio"][m].median for r in rows for m, _ in metrics)
+        ax.set_ylim(0, max(2.0, 1.3 * top))
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([label(r, cpus).replace(" QD", "\nQD") for r in rows], fontsize=8)
-        ax.set_ylabel("rsnvme / C nvme")
+        ax.set_ylabel("rsnvme / C nvme (bars: per-round range)", fontsize=9)
         ax.set_title(BACKING_TITLES[backing], fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(title, fontsize=11)
