@@ -3,7 +3,7 @@
 """`make test`: every rsnvme test, ending with `N passed, N failed`.
 
 Host checks first (cargo unit tests, rustfmt, checkpatch, the generated
-header, the C shim's size), then the kernel and module builds (with clippy,
+header, the C shim's size, the bench's table code), then the kernel and module builds (with clippy,
 no warnings allowed), then QEMU boots under several device setups whose
 console output is checked line by line.
 
