@@ -7,7 +7,9 @@
 #                        build against your own Rust-enabled kernel
 #   make qemu            build everything, boot QEMU, bind the driver, show it
 #   make test            every test: host, lints, header, QEMU boots
-#   make bench           fio throughput of rsnvme next to the C nvme driver
+#   make bench           rsnvme next to the C nvme driver: fio in one guest with
+#                        both bound at once, on a kernel without debugging
+#                        (table and chart in build/bench.{md,png})
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
 #   make clippy          build with clippy as the Rust compiler driver
 #   make clean

@@ -2,30 +2,53 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Builds the Rust-enabled 6.12 guest kernel out of tree, into a cache
-# directory keyed by kernel version, config fragment, rustc and bindgen, so
-# that a second run (or a fresh clone) reuses it. Prints the build directory.
+# directory keyed by variant, kernel version, config fragments, rustc and
+# bindgen, so that a second run (or a fresh clone) reuses it. Prints the
+# build directory.
 #
-# Usage: qemu-ci/build-kernel.sh
+# Usage: qemu-ci/build-kernel.sh [test|bench]
+#   test  (default) the test kernel: tinyconfig + kernel.config, with lock,
+#         memory and DMA debugging and fault injection
+#   bench the `make bench` kernel: the same + kernel.bench.config, which
+#         turns the debugging off (options it sets override kernel.config)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
 
+variant=test
+for arg in "$@"; do
+	case "$arg" in
+	test | bench) variant=$arg ;;
+	-*) ;;
+	*)
+		echo "build-kernel: unknown variant $arg (test or bench)" >&2
+		exit 2
+		;;
+	esac
+done
+fragments=("$here/kernel.config")
+[ "$variant" = test ] || fragments+=("$here/kernel.$variant.config")
+
 key=$( {
 	echo "$KSRC_VERSION"
-	cat "$here/kernel.config"
+	# The test kernel's key is what it was before variants existed, so
+	# that its cached build stays valid.
+	[ "$variant" = test ] || echo "variant $variant"
+	cat "${fragments[@]}"
 	"$RUSTC" --version
 	"$BINDGEN" --version
 } | sha256sum | cut -c1-16)
-kdir="$RSNVME_CACHE/kbuild-$key"
+[ "$variant" = test ] && name=kbuild || name=kbuild-$variant
+kdir="$RSNVME_CACHE/$name-$key"
 
 if [ -f "$kdir/.built" ]; then
 	echo "$kdir"
 	exit 0
 fi
 
-log="$RSNVME_CACHE/kbuild-$key.log"
-echo "build-kernel: building Linux $KSRC_VERSION into $kdir (log: $log)" >&2
+log="$RSNVME_CACHE/$name-$key.log"
+echo "build-kernel: building the $variant variant of Linux $KSRC_VERSION into $kdir (log: $log)" >&2
 mkdir -p "$kdir"
 kmake() {
 	make -C "$KSRC" O="$kdir" ARCH=x86_64 RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
@@ -33,22 +56,37 @@ kmake() {
 {
 	kmake tinyconfig
 	"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$kdir" \
-		"$kdir/.config" "$here/kernel.config"
+		"$kdir/.config" "${fragments[@]}"
 	kmake olddefconfig
 } >"$log" 2>&1
 
-# Refuse a config that silently lost what the tests depend on.
+# Refuse a config that silently lost what the tests depend on, or (bench)
+# kept what the fragments turn off. A later fragment's setting of an option
+# replaces an earlier one's.
 bad=0
+declare -A want=()
 while read -r line; do
 	case "$line" in
-	CONFIG_*=y | CONFIG_*=m)
-		grep -qx "$line" "$kdir/.config" || {
-			echo "build-kernel: $line did not survive olddefconfig" >&2
-			bad=1
-		}
+	CONFIG_*=*) sym=${line%%=*} ;;
+	"# CONFIG_"*" is not set")
+		sym=${line#\# }
+		sym=${sym%% *}
 		;;
+	*) continue ;;
 	esac
-done <"$here/kernel.config"
+	want[$sym]=$line
+done < <(cat "${fragments[@]}")
+for sym in "${!want[@]}"; do
+	line=${want[$sym]}
+	case "$line" in
+	CONFIG_*=y | CONFIG_*=m) grep -qx "$line" "$kdir/.config" ;;
+	"# CONFIG_"*) ! grep -q "^$sym=" "$kdir/.config" ;;
+	*) true ;;
+	esac || {
+		echo "build-kernel: '$line' did not survive olddefconfig" >&2
+		bad=1
+	}
+done
 [ "$bad" -eq 0 ] || exit 1
 
 if ! kmake -j"$(($(nproc) + 1))" bzImage modules >>"$log" 2>&1; then

@@ -84,18 +84,59 @@ def setup():
     run([str(ROOT / "qemu-ci" / "setup.sh")])
 
 
-def kernel():
-    """Builds (or reuses) the guest kernel; returns its build directory."""
+def kernel(variant="test"):
+    """Builds (or reuses) the guest kernel; returns its build directory.
+    `variant` "bench" is the kernel without debugging (kernel.bench.config)."""
     out = run(
-        [str(ROOT / "qemu-ci" / "build-kernel.sh")], stdout=subprocess.PIPE, text=True
+        [str(ROOT / "qemu-ci" / "build-kernel.sh"), variant], stdout=subprocess.PIPE, text=True
     )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def build_module(kdir, clippy=False, clean=False, faults=True):
-    """Builds rsnvme.ko against kdir; returns the build output. With
-    `faults`, the module has the `fault` parameter the tests use."""
-    args = ["make", "-C", str(ROOT), f"KDIR={kdir}"]
+# What a module build needs from the source tree (stage_module_source).
+MODULE_SOURCES = ("Makefile", "Kbuild", "c_shim", "include", "rust_core")
+# Build outputs in the source tree (as in .gitignore), never staged.
+_BUILD_OUTPUT = re.compile(
+    r"(\.(o|ko|mod|mod\.c|cmd|a|d|rmeta)$|^\.|^Module\.symvers$|^modules\.order$|"
+    r"^bindings_generated\.rs$|^Cargo\.lock$)")
+
+
+def stage_module_source(dest):
+    """Mirrors the module's sources into `dest` (sources only; build output
+    there stays, so rebuilds are incremental) and returns it: a module built
+    there (build_module(src=dest)) leaves the tree's own rsnvme.ko alone."""
+    dest = Path(dest)
+    wanted = set()
+    for top in MODULE_SOURCES:
+        src = ROOT / top
+        files = [src] if src.is_file() else [
+            p for p in src.rglob("*")
+            if p.is_file() and "target" not in p.relative_to(ROOT).parts
+            and not _BUILD_OUTPUT.search(p.name)]
+        for f in files:
+            rel = f.relative_to(ROOT)
+            wanted.add(rel)
+            out = dest / rel
+            st = f.stat()
+            if out.exists() and out.stat().st_size == st.st_size \
+                    and out.stat().st_mtime_ns == st.st_mtime_ns:
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, out)
+    # Sources deleted from the tree go from the copy too.
+    for f in dest.rglob("*"):
+        rel = f.relative_to(dest)
+        if f.is_file() and rel.parts[0] in MODULE_SOURCES and rel not in wanted \
+                and not _BUILD_OUTPUT.search(f.name):
+            f.unlink()
+    return dest
+
+
+def build_module(kdir, clippy=False, clean=False, faults=True, src=ROOT):
+    """Builds rsnvme.ko against kdir in `src` (the tree, or a copy made by
+    stage_module_source); returns the build output. With `faults`, the
+    module has the `fault` parameter the tests use."""
+    args = ["make", "-C", str(src), f"KDIR={kdir}"]
     if faults:
         args.append("RSNVME_FAULT_INJECTION=y")
     if clean:
@@ -109,9 +150,10 @@ def build_module(kdir, clippy=False, clean=False, faults=True):
     return out.stdout
 
 
-def build_initramfs(kdir, extra_files=()):
-    """Packs busybox, /init, the guest tests and the modules into a cpio."""
-    stage = BUILD / "initramfs"
+def build_initramfs(kdir, extra_files=(), module=ROOT / "rsnvme.ko", name="initramfs"):
+    """Packs busybox, /init, the guest tests and the modules (rsnvme.ko
+    from `module`, the C driver's from kdir) into BUILD/<name>.cpio."""
+    stage = BUILD / name
     shutil.rmtree(stage, ignore_errors=True)
     for d in ("bin", "dev", "proc", "sys", "tmp", "mnt", "tests", "lib/modules"):
         (stage / d).mkdir(parents=True, exist_ok=True)
@@ -120,7 +162,7 @@ def build_initramfs(kdir, extra_files=()):
     (stage / "init").chmod(0o755)
     for script in (ROOT / "tests" / "guest").glob("*.sh"):
         shutil.copy2(script, stage / "tests" / script.name)
-    shutil.copy2(ROOT / "rsnvme.ko", stage / "lib" / "modules" / "rsnvme.ko")
+    shutil.copy2(module, stage / "lib" / "modules" / "rsnvme.ko")
     for ref in ("nvme-core.ko", "nvme.ko"):
         src = Path(kdir) / "drivers" / "nvme" / "host" / ref
         if src.exists():
@@ -128,7 +170,7 @@ def build_initramfs(kdir, extra_files=()):
     for src, dst in extra_files:
         (stage / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, stage / dst)
-    cpio = BUILD / "initramfs.cpio"
+    cpio = BUILD / f"{name}.cpio"
     files = subprocess.run(["find", "."], cwd=stage, stdout=subprocess.PIPE, check=True)
     with open(cpio, "wb") as f:
         run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=stage,
@@ -187,6 +229,10 @@ class Nvme:
     # The PCI(e) bus to plug into (e.g. a pcie-root-port's id), else the
     # machine's root bus.
     bus: str = None
+    # A QEMU -drive backing instead of an image file (single-namespace form
+    # only), e.g. "driver=null-co,size=1G,read-zeroes=on": I/O that costs
+    # the host nearly nothing.
+    drive: str = None
 
     def expected_namespaces(self):
         """(nsid, blocks, lba size) QEMU exposes, usable or not."""
@@ -209,6 +255,9 @@ class Nvme:
             dev += f",bus={self.bus}"
         for k, v in self.params.items():
             dev += f",{k}={v}"
+        if self.namespaces is None and self.drive:
+            return ["-drive", f"{self.drive},if=none,id=d{index}{opts}",
+                    "-device", dev + f",drive=d{index}"]
         if self.namespaces is None:
             img = image(f"nvme{index}.img", self.size_mb)
             if self.blkdebug:

@@ -5,10 +5,25 @@
 # Rust-enabled kernel toolchain and the QEMU guest, and bindgen-cli from
 # crates.io at a pinned version. Idempotent and quick when all is present.
 #
-# Usage: qemu-ci/setup.sh   (prints nothing but problems when up to date)
+# Usage: qemu-ci/setup.sh           (prints nothing but problems when up to date)
+#        qemu-ci/setup.sh --bench   only what `make bench` adds: matplotlib for
+#                                   its chart (not needed by anything else)
 set -euo pipefail
 
 . "$(dirname "$0")/env.sh"
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+
+if [ "${1:-}" = --bench ]; then
+	dpkg-query -W -f='${Status}\n' python3-matplotlib 2>/dev/null |
+		grep -q '^install ok installed$' && exit 0
+	echo "setup: installing python3-matplotlib (for the bench chart)"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+		--no-install-recommends python3-matplotlib >/dev/null
+	exit 0
+fi
 
 packages=(
 	rustc-web rust-web-src rust-web-clippy rustfmt-web cbindgen-web
@@ -25,8 +40,6 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
 		--no-install-recommends "${missing[@]}" >/dev/null

@@ -3,7 +3,7 @@
 """`make test`: every rsnvme test, ending with `N passed, N failed`.
 
 Host checks first (cargo unit tests, rustfmt, checkpatch, the generated
-header, the C shim's size), then the kernel and module builds (with clippy,
+header, the C shim's size, the bench's table code), then the kernel and module builds (with clippy,
 no warnings allowed), then QEMU boots under several device setups whose
 console output is checked line by line.
 
@@ -444,6 +444,10 @@ def main():
     safe_share()
     header_fresh()
     rustfmt()
+    # `make bench`'s table code on made-up input (the bench itself is not
+    # part of `make test`).
+    import bench_check
+    bench_check.check(record)
     ksrc = Path(subprocess.run(
         ["bash", "-c", f". {ROOT}/qemu-ci/env.sh && echo $KSRC"],
         stdout=subprocess.PIPE, text=True, check=True).stdout.strip())

@@ -1,32 +1,153 @@
 # SPDX-License-Identifier: GPL-2.0
-# `make bench`: the same fio jobs against rsnvme and the C nvme driver on
-# the same emulated disk. Prints "@@BENCH <driver> <job> <terse fio line>".
+# `make bench` (qemu-ci/bench.py): the C nvme driver and rsnvme bound at
+# the same time, each to its own one of two identical controllers, per
+# backing ($rsnvme_null, $rsnvme_file: "C driver's BDF,rsnvme's BDF").
+# Every fio row of /tests/bench-rows.txt runs against each driver in turn,
+# the order alternating every round (ABBA...), for $rsnvme_rounds rounds of
+# $rsnvme_seconds seconds per job. Per job it prints
+#   @@BENCH <round> <backing> <driver> <row> <cpu stat before> <after> <I/Os> <fio terse v3>
+# (qemu-ci/benchlib.py reads it) and @@FAIL lines for what went wrong.
 . /tests/lib.sh
 
-run_jobs() {
-	drv=$1 dev=$2
-	is_bdev "bench $drv disk" "$dev" || return 1
-	for job in "randread-4k-qd32 --rw=randread --bs=4k --iodepth=32" \
-		"randwrite-4k-qd32 --rw=randwrite --bs=4k --iodepth=32" \
-		"seqread-128k-qd8 --rw=read --bs=128k --iodepth=8" \
-		"randread-4k-qd1 --rw=randread --bs=4k --iodepth=1"; do
-		set -- $job
-		name=$1
-		shift
-		out=$(/usr/bin/fio --name="$name" --filename="$dev" --allow_file_create=0 \
-			--ioengine=libaio --direct=1 \
-			--numjobs="$(grep -c ^processor /proc/cpuinfo)" --group_reporting \
-			--time_based --runtime="${rsnvme_seconds:-5}" --size=48M \
-			--output-format=terse --terse-version=3 "$@" 2>&1 | tail -1)
-		echo "@@BENCH $drv $name $out"
-	done
+ROUNDS=${rsnvme_rounds:-5}
+SECONDS_PER_JOB=${rsnvme_seconds:-3}
+[ "$SECONDS_PER_JOB" -ge 2 ] || SECONDS_PER_JOB=2
+
+# The guest's "cpu" line of /proc/stat (all CPUs), comma-separated jiffies.
+cpu_stat() { awk '/^cpu / { $1 = ""; sub(/^ /, ""); gsub(/ /, ","); print; exit }' /proc/stat; }
+
+# bdf_driver BDF: the driver a controller is bound to (empty if none).
+bdf_driver() {
+	[ -e "/sys/bus/pci/devices/$1/driver" ] &&
+		basename "$(readlink "/sys/bus/pci/devices/$1/driver")"
 }
 
-insmod $MOD
-run_jobs rsnvme "$(rsnvme_disk)"
-rmmod rsnvme
-insmod /lib/modules/nvme-core.ko
-insmod /lib/modules/nvme.ko
-wait_bdev /dev/nvme0n1 5
-run_jobs nvme /dev/nvme0n1
-rmmod nvme
+# bdf_disk BDF: /dev/<disk> of namespace 1 of that controller, once it exists.
+bdf_disk() {
+	local d i
+	i=0
+	while [ $i -le $(($(scaled 10) * 10)) ]; do
+		for d in $(ls /sys/block); do
+			case "$(readlink -f "/sys/block/$d")" in
+			*"/$1/"*) [ -b "/dev/$d" ] && [ "$(disk_nsid "$d")" = 1 ] &&
+				{ echo "/dev/$d"; return 0; } ;;
+			esac
+		done
+		usleep 100000
+		i=$((i + 1))
+	done
+	fail "bench: disk of $1" "none after $(scaled 10) s" >&7
+	return 1
+}
+
+# Pairs: "<backing>/<C driver's BDF>/<rsnvme's BDF>".
+# Pin each controller to its driver before either is loaded, so that
+# neither grabs both.
+pairs=""
+for backing in null file; do
+	eval "bdfs=\$rsnvme_$backing"
+	[ -n "$bdfs" ] || continue
+	c_bdf=${bdfs%,*}
+	rs_bdf=${bdfs#*,}
+	echo nvme >"/sys/bus/pci/devices/$c_bdf/driver_override" || fail "bench: override $c_bdf" "write failed"
+	echo rsnvme >"/sys/bus/pci/devices/$rs_bdf/driver_override" || fail "bench: override $rs_bdf" "write failed"
+	pairs="$pairs $backing/$c_bdf/$rs_bdf"
+done
+insmod /lib/modules/nvme-core.ko && insmod /lib/modules/nvme.ko && insmod "$MOD" ||
+	{ fail "bench: load drivers" "insmod failed"; exit 1; }
+
+# Disks per backing and driver: disk_<backing>_<driver>.
+for p in $pairs; do
+	backing=${p%%/*}
+	rest=${p#*/}
+	for x in "nvme ${rest%/*}" "rsnvme ${rest#*/}"; do
+		set -- $x
+		d=$(bdf_disk "$2") || exit 1
+		drv=$(bdf_driver "$2")
+		[ "$drv" = "$1" ] || { fail "bench: $2 bound to $1" "bound to '$drv'"; exit 1; }
+		echo "@@BENCHDEV $backing $1 $2 $d"
+		eval "disk_${backing}_$1=$d"
+	done
+done
+echo "@@BENCHCFG rounds=$ROUNDS seconds=$SECONDS_PER_JOB cpus=$(grep -c ^processor /proc/cpuinfo)" \
+	"kernel=$(uname -r)"
+
+# Bios (reads and writes, merged or not) a disk has completed.
+disk_ios() { awk '{ print $1 + $2 + $5 + $6 }' "/sys/block/${1#/dev/}/stat"; }
+
+# run_job ROUND BACKING DRIVER ROW ENGINE RW BS IODEPTH NUMJOBS
+# fio ramps up for 1 s, then measures for $SECONDS_PER_JOB s. CPU per I/O
+# is measured apart from fio's start and exit: over a window from 1 s after
+# the disk's first I/O (the ramp) to SECONDS_PER_JOB - 1 s later, the busy
+# jiffies of the whole guest and the I/Os the disk completed in it.
+run_job() {
+	local dev s0 s1 n0 n1 out pid t start
+	eval "dev=\$disk_$2_$3"
+	is_bdev "bench $2 $3 $4" "$dev" || return 1
+	out=/tmp/fio.out
+	start=$(disk_ios "$dev")
+	$FIO --name="$4" --filename="$dev" --allow_file_create=0 \
+		--ioengine="$5" --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
+		--numjobs="$9" --group_reporting --norandommap --randrepeat=0 \
+		--time_based --ramp_time=1 --runtime="$SECONDS_PER_JOB" \
+		--output-format=terse --terse-version=3 >$out 2>&1 &
+	pid=$!
+	t=$(($(scaled 20) * 20))
+	while [ "$(disk_ios "$dev")" = "$start" ] && [ $t -gt 0 ] && kill -0 $pid 2>/dev/null; do
+		usleep 50000
+		t=$((t - 1))
+	done
+	sleep 1
+	s0=$(cpu_stat)
+	n0=$(disk_ios "$dev")
+	sleep $((SECONDS_PER_JOB - 1))
+	s1=$(cpu_stat)
+	n1=$(disk_ios "$dev")
+	wait $pid
+	case "$(tail -1 $out)" in
+	3\;*) ;;
+	*) fail "bench $2 $3 $4" "fio: $(tail -3 $out | tr '\n' ' ')" ;;
+	esac
+	echo "@@BENCH $1 $2 $3 $4 $s0 $s1 $((n1 - n0)) $(tail -1 $out)"
+}
+
+# A row whose engine this fio or kernel lacks (io_uring) is skipped.
+usable() {
+	[ "$1" = libaio ] && return 0
+	eval "dev=\$disk_$(echo $pairs | cut -d/ -f1)_nvme"
+	$FIO --name=probe --filename="$dev" --allow_file_create=0 --ioengine="$1" \
+		--direct=1 --rw=read --bs=4k --size=4k >/dev/null 2>&1
+}
+rows=""
+while read -r name engine rest; do
+	if usable "$engine"; then
+		rows="$rows $name"
+		eval "row_$(echo "$name" | tr - _)='$name $engine $rest'"
+	else
+		echo "@@BENCHSKIP $name: fio's $engine engine does not work in this guest"
+	fi
+done </tests/bench-rows.txt
+
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+	if [ $((r % 2)) -eq 0 ]; then order="nvme rsnvme"; else order="rsnvme nvme"; fi
+	for name in $rows; do
+		eval "row=\$row_$(echo "$name" | tr - _)"
+		for p in $pairs; do
+			for drv in $order; do
+				run_job "$r" "${p%%/*}" "$drv" $row
+			done
+		done
+	done
+	echo "@@BENCHROUND $r done"
+	r=$((r + 1))
+done
+
+for p in $pairs; do
+	c=${p#*/}
+	rs=${c#*/}
+	c=${c%/*}
+	[ "$(bdf_driver "$c")" = nvme ] && [ "$(bdf_driver "$rs")" = rsnvme ] ||
+		fail "bench: drivers still bound at the end" "$c: $(bdf_driver "$c"), $rs: $(bdf_driver "$rs")"
+done
+rmmod rsnvme && rmmod nvme && rmmod nvme_core || fail "bench: unload drivers" "rmmod failed"
