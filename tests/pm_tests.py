@@ -205,38 +205,8 @@ SCENARIOS = [
 
 def run_all(kdir, record, check_boot, only="", driver=None):
     """Runs the shutdown/suspend/resume scenarios whose name contains `only`."""
-    todo = [s for s in SCENARIOS if only in s[0]]
-    if not todo:
-        return {}
-    driver = driver or io_tests.IO_DRIVER
-    seed = io_tests.io_seed()
-    print(f"pm: driver {driver}, seed {seed}", flush=True)
-    initrd = io_tests.io_initramfs(kdir)
-    times, slow = {}, {}
-    for cpus in io_tests.io_cpus():
-        ctx = io_tests.Ctx(kdir, initrd, record, rt.rec_check_boot(driver, check_boot, record),
-                           driver, seed, cpus)
-        for name, fn, only_cpus in todo:
-            if only_cpus is None or cpus in only_cpus:
-                fn(ctx, tag=f"{name}-{cpus}cpu")
-        times.update(ctx.times)
-        slow.update(ctx.slow)
-    print("pm: QEMU seconds per scenario (slow factor): " +
-          ", ".join(f"{n} {s:.1f} ({slow[n]:.1f})" for n, s in times.items()) +
-          f"; total {sum(times.values()):.1f}", flush=True)
-    return times
-
-
-def main():
-    import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-k", default="", help="only scenarios containing this")
-    ap.add_argument("--driver", choices=("c", "rust"), default=io_tests.IO_DRIVER)
-    args = ap.parse_args()
-    import run
-    run_all(qemu.kernel(), run.record, run.check_boot, args.k, args.driver)
-    run.finish()
+    return rt.run_scenarios("pm", SCENARIOS, kdir, record, check_boot, only, driver)
 
 
 if __name__ == "__main__":
-    main()
+    rt.main(__doc__, run_all)

@@ -847,16 +847,20 @@ def pciehp_selftest():
     ]
 
 
-def run_all(kdir, record, check_boot, only="", driver=None):
-    """Runs the recovery scenarios whose name contains `only`."""
-    todo = [s for s in SCENARIOS if only in s[0]]
+def run_scenarios(label, scenarios, kdir, record, check_boot, only="", driver=None,
+                  selftests=()):
+    """Runs the (name, function, vCPU counts) `scenarios` whose name contains
+    `only`, on every vCPU count of io_tests.io_cpus() they allow, against
+    `driver`; records `selftests` ((name, ok) pairs) first. `label` prefixes
+    the summary lines. Returns the QEMU seconds per scenario run."""
+    todo = [s for s in scenarios if only in s[0]]
     if not todo:
         return {}
-    for name, ok in selftest():
-        record(f"rec: line checks {name}", ok)
+    for name, ok in selftests:
+        record(f"{label}: line checks {name}", ok)
     driver = driver or io_tests.IO_DRIVER
     seed = io_tests.io_seed()
-    print(f"rec: driver {driver}, seed {seed}", flush=True)
+    print(f"{label}: driver {driver}, seed {seed}", flush=True)
     initrd = io_tests.io_initramfs(kdir)
     times, slow = {}, {}
     for cpus in io_tests.io_cpus():
@@ -867,21 +871,28 @@ def run_all(kdir, record, check_boot, only="", driver=None):
                 fn(ctx, tag=f"{name}-{cpus}cpu")
         times.update(ctx.times)
         slow.update(ctx.slow)
-    print("rec: QEMU seconds per scenario (slow factor): " +
+    print(f"{label}: QEMU seconds per scenario (slow factor): " +
           ", ".join(f"{n} {s:.1f} ({slow[n]:.1f})" for n, s in times.items()) +
           f"; total {sum(times.values()):.1f}", flush=True)
     return times
 
 
-def main():
+def run_all(kdir, record, check_boot, only="", driver=None):
+    """Runs the recovery scenarios whose name contains `only`."""
+    selftests = selftest() if any(only in s[0] for s in SCENARIOS) else ()
+    return run_scenarios("rec", SCENARIOS, kdir, record, check_boot, only, driver, selftests)
+
+
+def main(doc=__doc__, run=None):
+    """The command line of a scenario file: -k NAME, --driver c|rust."""
     import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("-k", default="", help="only scenarios containing this")
     ap.add_argument("--driver", choices=("c", "rust"), default=io_tests.IO_DRIVER)
     args = ap.parse_args()
-    import run
-    run_all(qemu.kernel(), run.record, run.check_boot, args.k, args.driver)
-    run.finish()
+    import run as harness
+    (run or run_all)(qemu.kernel(), harness.record, harness.check_boot, args.k, args.driver)
+    harness.finish()
 
 
 if __name__ == "__main__":
