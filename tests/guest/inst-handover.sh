@@ -52,7 +52,7 @@ disk_of() {
 		usleep 100000
 		t=$((t - 1))
 	done
-	fail "namespace $2 of $1 has a disk" "none after $(scaled 20) s" >&7
+	fail "namespace $2 of the controller has a disk" "$1: none after $(scaled 20) s" >&7
 	return 1
 }
 
@@ -61,11 +61,11 @@ A=$1 B=$2
 echo "@@CONTROLLERS A=$A B=$B"
 insmod /lib/modules/nvme-core.ko && insmod /lib/modules/nvme.ko
 a1=$(disk_of "$A" 1) a2=$(disk_of "$A" 2) b1=$(disk_of "$B" 1)
-check "nvme serves both namespaces of $A and the one of $B" [ -b "$a1" -a -b "$a2" -a -b "$b1" ]
+check "nvme serves both namespaces of controller A and the one of controller B" [ -b "$a1" -a -b "$a2" -a -b "$b1" ]
 check "rsnvme loads with every controller taken" insmod "$MOD"
 check "rsnvme has no controller" [ "$(bound_count)" = 0 ]
-check "nvme has $A" [ "$(driver_of "$A")" = nvme ]
-check "nvme has $B" [ "$(driver_of "$B")" = nvme ]
+check "nvme has controller A" [ "$(driver_of "$A")" = nvme ]
+check "nvme has controller B" [ "$(driver_of "$B")" = nvme ]
 
 # busy_checks DRIVER: the three refusals, on the disks DRIVER gave A.
 busy_checks() {
@@ -83,7 +83,7 @@ busy_checks() {
 	handover "$drv-open" 1 "$A" "$other" && says "$drv-open" "is open in process $pid (sleep)"
 	kill $pid
 	wait $pid 2>/dev/null
-	check "$drv, $A stays with $drv after the refusals" [ "$(driver_of "$A")" = "$drv" ]
+	check "$drv, controller A stays with $drv after the refusals" [ "$(driver_of "$A")" = "$drv" ]
 }
 
 # From the C driver to rsnvme.
@@ -92,11 +92,11 @@ d=$(disk_of "$A" 1) && pattern_write "$d" $S1 0 $MiB &&
 	check_pattern "pattern written through nvme" "$d" $S1 0 $MiB
 busy_checks nvme
 handover "dry-run" 0 -n "$A" rsnvme && says "dry-run" "nvme -> rsnvme"
-check "dry run leaves $A with nvme" [ "$(driver_of "$A")" = nvme ]
-handover "to-rsnvme" 0 "$A" rsnvme && says "to-rsnvme" "is bound to rsnvme, disks:"
-check "$A is with rsnvme" [ "$(driver_of "$A")" = rsnvme ]
-check "$B stays with nvme" [ "$(driver_of "$B")" = nvme ]
-check "$A driver_override is rsnvme" [ "$(cat /sys/bus/pci/devices/"$A"/driver_override)" = rsnvme ]
+check "dry run leaves controller A with nvme" [ "$(driver_of "$A")" = nvme ]
+handover "to-rsnvme" 0 "$A" rsnvme && says "to-rsnvme" "is bound to rsnvme, disks"
+check "controller A is with rsnvme" [ "$(driver_of "$A")" = rsnvme ]
+check "controller B stays with nvme" [ "$(driver_of "$B")" = nvme ]
+check "controller A driver_override is rsnvme" [ "$(cat /sys/bus/pci/devices/"$A"/driver_override)" = rsnvme ]
 d=$(disk_of "$A" 1) && {
 	echo "@@DISK_AFTER to-rsnvme $d"
 	check_pattern "pattern written through nvme reads back through rsnvme" "$d" $S1 0 $MiB
@@ -108,9 +108,9 @@ handover "again" 0 "$A" rsnvme && says "again" "already has driver rsnvme"
 # And back to the C driver.
 other=nvme
 busy_checks rsnvme
-handover "to-nvme" 0 "$A" nvme && says "to-nvme" "is bound to nvme, disks:"
-check "$A is with nvme again" [ "$(driver_of "$A")" = nvme ]
-check "$B stays with nvme" [ "$(driver_of "$B")" = nvme ]
+handover "to-nvme" 0 "$A" nvme && says "to-nvme" "is bound to nvme, disks"
+check "controller A is with nvme again" [ "$(driver_of "$A")" = nvme ]
+check "controller B stays with nvme" [ "$(driver_of "$B")" = nvme ]
 d=$(disk_of "$A" 1) && {
 	echo "@@DISK_AFTER to-nvme $d"
 	check_pattern "pattern written through nvme reads back after the round trip" "$d" $S1 0 $MiB
