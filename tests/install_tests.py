@@ -16,6 +16,9 @@ the hand-over helper, on the host and in QEMU.
                  bindgen whose versions differ from the kernel's (the build
                  must stop with the mismatch message), then the real build;
                  the guest loads the module dkms built.
+  inst-headers   (host only) a headers tree as the kernel's own packaging
+                 makes it lacks rust/: the build stops naming the missing
+                 files; with them copied in, rsnvme builds against it.
   inst-handover  tools/nvme-handover in a guest with both drivers and two
                  controllers (tests/guest/inst-handover.sh): refusals while
                  a namespace is mounted, swapped on or open; the move to
@@ -210,6 +213,58 @@ def inst_dkms(ctx, tag="inst-dkms"):
         boot_modprobe(ctx, tag, root, moddir)
 
 
+def ksrc():
+    """The kernel source tree the QEMU kernel was built from (qemu-ci/env.sh)."""
+    return Path(subprocess.run(["bash", "-c", f". {ROOT}/qemu-ci/env.sh && echo $KSRC"],
+                               stdout=subprocess.PIPE, text=True, check=True).stdout.strip())
+
+
+# What a headers tree needs beside what the kernel's packaging puts in it.
+RUST_FILES = ("rust/*.rmeta", "rust/libmacros.so", "rust/bindings/.bindings_generated.rs.cmd")
+
+
+def inst_headers(ctx, tag="inst-headers"):
+    """A headers tree as the kernel's own packaging makes it (`make
+    bindeb-pkg`: scripts/package/install-extmod-build) lacks rust/: the build
+    must stop naming what is missing; with the files README.md names copied
+    in from the build tree, rsnvme builds against it."""
+    record, kdir = ctx["record"], Path(ctx["kdir"])
+    kver = release(kdir)
+    with tempfile.TemporaryDirectory(prefix="rsnvme-headers-") as tmp:
+        hdr = Path(tmp) / "headers"
+        res = subprocess.run(["sh", str(ksrc() / "scripts/package/install-extmod-build"),
+                              str(hdr)], cwd=kdir, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, srctree=str(ksrc()), SRCARCH="x86",
+                                      CC="gcc", HOSTCC="gcc"))
+        if not record(f"{tag}: the kernel's install-extmod-build makes a headers tree",
+                      res.returncode == 0 and (hdr / "Module.symvers").exists(), res.stdout):
+            return
+        src = qemu.stage_module_source(Path(tmp) / "src")
+        build = ["make", "-C", str(src), f"KDIR={hdr}", "modules"]
+        res = subprocess.run(build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        m = re.search(r"rsnvme: the kernel build tree \S+ lacks the Rust files an out-of-tree "
+                      r"Rust module is built against: (.*?)\. Header packages", res.stdout)
+        listed = set(m[1].split()) if m else set()
+        record(f"{tag}: the build against it stops, naming the missing Rust files",
+               res.returncode != 0 and {"rust/libkernel.rmeta", "rust/libmacros.so",
+                                        "rust/bindings/.bindings_generated.rs.cmd"} <= listed,
+               res.stdout[-1500:])
+        for pattern in RUST_FILES:
+            for f in kdir.glob(pattern):
+                dst = hdr / f.relative_to(kdir)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst)
+        res = subprocess.run(build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ko = src / "rsnvme.ko"
+        record(f"{tag}: with {', '.join(RUST_FILES)} copied in, rsnvme builds against it",
+               res.returncode == 0 and ko.exists(), res.stdout[-3000:])
+        if ko.exists():
+            info = subprocess.run(["modinfo", "-F", "vermagic", str(ko)],
+                                  stdout=subprocess.PIPE, text=True).stdout.strip()
+            record(f"{tag}: its vermagic names kernel {kver}", info.split(" ")[:1] == [kver], info)
+
+
 def inst_handover(ctx, tag="inst-handover"):
     """tools/nvme-handover in a guest with both drivers."""
     record, kdir = ctx["record"], ctx["kdir"]
@@ -249,7 +304,8 @@ def inst_handover(ctx, tag="inst-handover"):
            leak[0][0] if leak else "no kmemleak report")
 
 
-SCENARIOS = [("inst-make", inst_make), ("inst-dkms", inst_dkms), ("inst-handover", inst_handover)]
+SCENARIOS = [("inst-make", inst_make), ("inst-dkms", inst_dkms), ("inst-headers", inst_headers),
+             ("inst-handover", inst_handover)]
 
 
 def run_all(kdir, record, check_boot, only=""):

@@ -34,6 +34,21 @@ conf_value() {
 [ "$(conf_value RUST)" = y ] || die "the kernel in $kdir is built without CONFIG_RUST=y;" \
 	"rsnvme needs a Rust-enabled kernel (see README.md, 'Installing')"
 
+# What an out-of-tree Rust module build reads from the kernel's build tree
+# besides what every module build does: the kernel crates' metadata, the
+# proc-macro library, the target spec and cfgs, and (for rsnvme's own
+# bindgen run) the flags the kernel gave bindgen. Distribution header
+# packages, and those of the kernel's own `make bindeb-pkg`, leave out rust/.
+missing=
+for f in rust/libcore.rmeta rust/libcompiler_builtins.rmeta rust/libkernel.rmeta \
+	rust/libbindings.rmeta rust/libuapi.rmeta rust/libmacros.so scripts/target.json \
+	include/generated/rustc_cfg rust/bindings/.bindings_generated.rs.cmd; do
+	[ -e "$kdir/$f" ] || missing="$missing $f"
+done
+[ -z "$missing" ] || die "the kernel build tree $kdir lacks the Rust files an out-of-tree" \
+	"Rust module is built against:$missing. Header packages leave them out: use the" \
+	"kernel's full build directory (see README.md, 'Installing')"
+
 # tool_matches WHAT TOOL CONFIG: TOOL --version is what the kernel recorded
 # in CONFIG_<CONFIG>_VERSION_TEXT (Linux 6.11 and later record both).
 tool_matches() {
