@@ -278,6 +278,7 @@ def inst_handover(ctx, tag="inst-handover"):
     rcs = {m[1]: int(m[2]) for m in b.lines(r"^@@HANDOVER (\S+) rc=(\d+)$")}
     want = {"nvme-mounted": 1, "nvme-swap": 1, "nvme-open": 1, "dry-run": 0, "to-rsnvme": 0,
             "again": 0, "rsnvme-mounted": 1, "rsnvme-swap": 1, "rsnvme-open": 1, "to-nvme": 0,
+            "nvme-partition": 1, "rsnvme-partition": 1,
             "no-device": 2, "not-loaded": 2}
     record(f"{tag}: host: every hand-over ran with the exit status it must have",
            rcs == want, f"got {rcs}, want {want}")
@@ -292,7 +293,8 @@ def inst_handover(ctx, tag="inst-handover"):
                   for drv, other in (("nvme", "rsnvme"), ("rsnvme", "nvme"))
                   for what, text in (("mounted", "is mounted on /mnt/h (ext2)"),
                                      ("swap", "is used as swap (/dev/DISK)"),
-                                     ("open", "is open in process N (sleep)")))
+                                     ("open", "is open in process N (sleep)"),
+                                     ("partition", "is mounted on /mnt/h (ext2)")))
     record(f"{tag}: host: one refusal line per case, naming the use", got == want,
            f"got {got}, want {want}")
     moved = b.lines(r"rsnvme (\S+): model \"QEMU NVMe Ctrl\" serial \"RSNVMEHOA\"")

@@ -83,6 +83,14 @@ busy_checks() {
 	handover "$drv-open" 1 "$A" "$other" && says "$drv-open" "is open in process $pid (sleep)"
 	kill $pid
 	wait $pid 2>/dev/null
+	# A partition: one primary partition over the disk (busybox fdisk
+	# rereads the table), an ext2 on it, mounted.
+	printf 'o\nn\np\n1\n\n\nw\n' | fdisk "$ns2" >/tmp/fdisk.out 2>&1
+	part=${ns2}p1
+	wait_bdev "$part" && mke2fs -q "$part" >/dev/null 2>&1 && mount -t ext2 "$part" /mnt/h &&
+		handover "$drv-partition" 1 "$A" "$other" &&
+		says "$drv-partition" "${part#/dev/} is mounted on /mnt/h"
+	umount /mnt/h
 	check "$drv, controller A stays with $drv after the refusals" [ "$(driver_of "$A")" = "$drv" ]
 }
 
