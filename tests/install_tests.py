@@ -133,8 +133,8 @@ def inst_make(ctx, tag="inst-make"):
         if not record(f"{tag}: make install INSTALL_MOD_PATH=<tmp> succeeds", out.returncode == 0,
                       out.stdout[-3000:]):
             return
-        record(f"{tag}: make install ran depmod", f"DEPMOD  {root}/lib/modules/{kver}" in out.stdout,
-               out.stdout[-1000:])
+        record(f"{tag}: make install ran depmod",
+               f"DEPMOD  {root}/lib/modules/{kver}" in out.stdout, out.stdout[-1000:])
         check_tree(record, tag, root, kver, "extra")
         boot_modprobe(ctx, tag, root, "extra")
 
@@ -164,8 +164,9 @@ def inst_dkms(ctx, tag="inst-dkms"):
                 "--installtree", str(r / "lib/modules"), "--kernelsourcedir", str(build),
                 "-k", kver]
         # Never sign with (or make) a key of the host's: no sign-file.
+        bindgen = os.environ.get("BINDGEN", str(qemu.CACHE / "bindgen-0.73.2/bin/bindgen"))
         env = dict(os.environ, sign_file="/nonexistent/sign-file", RUSTC="/usr/bin/rustc",
-                   BINDGEN=os.environ.get("BINDGEN", str(qemu.CACHE / "bindgen-0.73.2/bin/bindgen")))
+                   BINDGEN=bindgen)
 
         def run(*args, **more):
             res = subprocess.run(dkms + list(args), stdout=subprocess.PIPE,
