@@ -10,6 +10,9 @@
 #   make bench           rsnvme next to the C nvme driver: fio in one guest with
 #                        both bound at once, on a kernel without debugging
 #                        (table and chart in build/bench.{md,png})
+#   make install         build, then install into /lib/modules/<kernel>/extra and
+#                        run depmod (INSTALL_MOD_PATH=<dir> installs under <dir>;
+#                        required for the QEMU kernel, i.e. without KDIR)
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
 #   make clippy          build with clippy as the Rust compiler driver
 #   make clean
@@ -19,7 +22,9 @@
 RUSTC ?= /usr/bin/rustc
 CLIPPY_DRIVER ?= /usr/bin/clippy-driver
 RSNVME_CACHE ?= $(HOME)/.cache/rsnvme
-BINDGEN ?= $(RSNVME_CACHE)/bindgen-0.73.2/bin/bindgen
+# The bindgen qemu-ci/setup.sh installs, else the one on PATH.
+BINDGEN ?= $(firstword $(wildcard $(RSNVME_CACHE)/bindgen-0.73.2/bin/bindgen) \
+	$(shell command -v bindgen) bindgen)
 export RSNVME_CACHE
 
 # Without KDIR, build (once, cached) and use the QEMU guest kernel.
@@ -28,10 +33,13 @@ kdir = $$(qemu-ci/setup.sh >&2 && qemu-ci/build-kernel.sh)
 else
 kdir = $(KDIR)
 endif
-kmake = $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
+# Refuse, with a clear message, a kernel without Rust or a rustc/bindgen
+# other than the ones the kernel was built with.
+kcheck = $(CURDIR)/tools/check-toolchain.sh "$$k" $(RUSTC) $(BINDGEN)
+kmake = $(kcheck) && $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
 	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
 
-.PHONY: all modules clippy header qemu test bench clean kernel
+.PHONY: all modules clippy install header qemu test bench clean kernel
 
 all: modules
 
@@ -40,6 +48,22 @@ modules:
 
 clippy:
 	k=$(kdir) && $(kmake) CLIPPY=1 modules
+
+# The kernel's modules_install for an external module: the module goes to
+# $(INSTALL_MOD_PATH)/lib/modules/<kernel release>/extra/, then depmod runs
+# there (with the kernel's System.map), so modprobe finds it and its PCI
+# class alias (modules.alias) lets udev load it for any NVMe controller.
+install:
+	@if [ -z "$(KDIR)" ] && [ -z "$(INSTALL_MOD_PATH)" ]; then \
+		echo "make install: without KDIR the module is built for the QEMU test" \
+			"kernel, which is not this machine's: give INSTALL_MOD_PATH=<dir>," \
+			"or KDIR=/lib/modules/\$$(uname -r)/build to install for this machine" >&2; \
+		exit 1; fi
+	k=$(kdir) && $(kmake) modules && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
+	if [ ! -r "$$k/System.map" ]; then \
+		echo "make install: no System.map in $$k (the kernel's depmod skipped), running depmod"; \
+		depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") \
+			"$$(cat "$$k/include/config/kernel.release")"; fi
 
 kernel:
 	@qemu-ci/setup.sh && qemu-ci/build-kernel.sh

@@ -94,7 +94,7 @@ def kernel(variant="test"):
 
 
 # What a module build needs from the source tree (stage_module_source).
-MODULE_SOURCES = ("Makefile", "Kbuild", "c_shim", "include", "rust_core")
+MODULE_SOURCES = ("Makefile", "Kbuild", "dkms.conf", "c_shim", "include", "rust_core", "tools")
 # Build outputs in the source tree (as in .gitignore), never staged.
 _BUILD_OUTPUT = re.compile(
     r"(\.(o|ko|mod|mod\.c|cmd|a|d|rmeta)$|^\.|^Module\.symvers$|^modules\.order$|"

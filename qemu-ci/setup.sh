@@ -31,6 +31,7 @@ packages=(
 	clang libclang-dev lld llvm
 	make gcc flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
 	busybox-static qemu-system-x86 fio python3 util-linux e2fsprogs
+	dkms
 )
 
 missing=()
