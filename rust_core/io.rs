@@ -10,7 +10,7 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::queue::QueuePair;
+use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::{command_id, split_command_id, Command, DsmRange, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
@@ -120,6 +120,8 @@ pub(crate) struct Restart {
     pub(crate) admin: Arc<AdminQueue>,
     /// The controller configuration to enable with.
     pub(crate) cc: Cc,
+    /// The shadow doorbell buffers, handed over again on each reset.
+    pub(crate) shadow: Option<Arc<ShadowDoorbells>>,
     /// Faults to inject (tests).
     pub(crate) faults: Faults,
 }
@@ -420,6 +422,16 @@ impl IoShared {
                 "controller grants {granted} I/O queue pairs after the reset, {count} in use\n"
             );
             return Err(EIO);
+        }
+        // The reset cleared the controller's copy; without the buffers
+        // the queues ring every doorbell.
+        if let Some(shadow) = &self.restart.shadow {
+            if admin.set_shadow_doorbells(&self.regs, shadow).is_err() {
+                dev_warn!(
+                    &self.pdev,
+                    "continuing without shadow doorbells after the reset\n"
+                );
+            }
         }
         for queue in self.queues.iter() {
             queue.revive()?;
