@@ -18,7 +18,7 @@ use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
     self, BlkStatus, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef, TimedOut,
-    TimeoutAction, MAX_SEGMENTS,
+    TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
@@ -153,8 +153,6 @@ pub(crate) struct IoPdu {
     status: u16,
     /// How often the request was sent again.
     retries: u32,
-    /// The request's mapped segments, for building its PRPs.
-    segments: [Segment; MAX_SEGMENTS],
 }
 
 /// The state all I/O queues share: the tag set's driver data.
@@ -687,7 +685,7 @@ impl IoShared {
     fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
         // Out of mapping space (bounce buffers) for now: blk-mq retries
         // later. A request the mapping rejects would fail every time.
-        let mapped = rq.dma_map(&self.pdev).map_err(|e| {
+        rq.dma_map(&self.pdev).map_err(|e| {
             if e == ENOMEM {
                 BlkStatus::Resource
             } else {
@@ -695,44 +693,28 @@ impl IoShared {
                 BlkStatus::IoError
             }
         })?;
-        for i in 0..mapped {
-            let (addr, len) = rq.dma_segment(i).ok_or(BlkStatus::IoError)?;
-            let slot = rq
-                .pdu()
-                .segments
-                .get_mut(i as usize)
-                .ok_or(BlkStatus::IoError)?;
-            *slot = Segment { addr, len };
-        }
-        let segs = rq
-            .pdu()
-            .segments
-            .get(..mapped as usize)
-            .ok_or(BlkStatus::IoError)?;
         // Most requests fit in PRP1 and PRP2; only longer ones need a list.
-        let prps = match prp::build(segs, self.page_size, &mut []) {
-            Ok(prps) => prps,
-            Err(PrpError::TooLong) => {
-                let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
-                let segs = rq
-                    .pdu()
-                    .segments
-                    .get(..mapped as usize)
-                    .ok_or(BlkStatus::IoError)?;
-                let prps = prp::build(segs, self.page_size, page.words_mut()).map_err(|e| {
-                    dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-                    BlkStatus::IoError
-                })?;
-                let prp2 = prps.prp2_value(page.dma_handle());
-                rq.pdu().page = Some(page);
-                return Ok((prps.prp1, prp2));
-            }
+        match prp::build(rq.dma_segments().map(segment), self.page_size, &mut []) {
+            Ok(prps) => return Ok((prps.prp1, prps.prp2_value(0))),
+            Err(PrpError::TooLong) => {}
             Err(e) => {
                 dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
                 return Err(BlkStatus::IoError);
             }
-        };
-        Ok((prps.prp1, prps.prp2_value(0)))
+        }
+        let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
+        let prps = prp::build(
+            rq.dma_segments().map(segment),
+            self.page_size,
+            page.words_mut(),
+        )
+        .map_err(|e| {
+            dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
+            BlkStatus::IoError
+        })?;
+        let prp2 = prps.prp2_value(page.dma_handle());
+        rq.pdu().page = Some(page);
+        Ok((prps.prp1, prp2))
     }
 
     /// Releases what a request held while in flight.
@@ -740,6 +722,11 @@ impl IoShared {
         rq.dma_unmap(&self.pdev);
         rq.pdu().page = None;
     }
+}
+
+/// A mapped segment as [`prp::build`] takes it.
+fn segment((addr, len): (u64, u32)) -> Segment {
+    Segment { addr, len }
 }
 
 /// The block-layer status for an NVMe completion status.
@@ -767,7 +754,6 @@ impl Operations for IoShared {
             page: None,
             status: 0,
             retries: 0,
-            segments: [Segment { addr: 0, len: 0 }; MAX_SEGMENTS],
         }
     }
 

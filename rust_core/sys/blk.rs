@@ -157,16 +157,15 @@ impl<T: Operations> Request<T> {
         Ok(mapped)
     }
 
-    /// Bus address and length of mapped segment `index`.
-    pub(crate) fn dma_segment(&mut self, index: u32) -> Option<(u64, u32)> {
+    /// Bus addresses and lengths of the mapped segments, in order.
+    pub(crate) fn dma_segments(&mut self) -> impl Iterator<Item = (u64, u32)> + Clone + '_ {
         let pdu = self.pdu_box();
-        if index >= pdu.mapped {
-            return None;
-        }
         // The table is one array (no chaining), so mapped entries are
         // consecutive.
-        let sg = pdu.sg.get(index as usize)?;
-        Some((sg.dma_address, sg.dma_length))
+        pdu.sg
+            .iter()
+            .take(pdu.mapped as usize)
+            .map(|sg| (sg.dma_address, sg.dma_length))
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
