@@ -17,8 +17,8 @@ use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
-    self, BlkStatus, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef, TimedOut,
-    TimeoutAction,
+    self, BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef,
+    TimedOut, TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
@@ -244,13 +244,15 @@ impl IoShared {
     }
 
     /// Hands the completion `cqe` of I/O queue `queue` (index `index`) to
-    /// the block layer.
+    /// the block layer; a request that succeeded here joins `batch`, if
+    /// given.
     fn complete_entry(
         &self,
         set: &TagSetRef<'_, IoShared>,
         queue: &QueuePair,
         index: u32,
         cqe: &Completion,
+        batch: Option<&mut CompletionBatch>,
     ) {
         let (tag, generation) = split_command_id(cqe.cid());
         if tag == INTERNAL_TAG {
@@ -283,13 +285,16 @@ impl IoShared {
             return;
         }
         let status = cqe.status().0;
-        if !rq.complete(|pdu| pdu.status = status) {
-            dev_warn!(
+        match rq.complete_here(|pdu| pdu.status = status) {
+            // Completed on the submitting CPU.
+            Some(None) => {}
+            Some(Some(rq)) => self.finish(rq, batch),
+            None => dev_warn!(
                 &self.pdev,
                 "queue {}: duplicate completion for command id {:#x}, ignored\n",
                 queue.qid(),
                 cqe.cid()
-            );
+            ),
         }
     }
 
@@ -313,7 +318,7 @@ impl IoShared {
         let disabled = present && self.regs.disable().is_ok();
         let dma = self.pdev.stop_dma();
         for (i, q) in self.queues.iter().enumerate() {
-            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe));
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
         }
         self.restart.admin.stop();
         let cancelled = set
@@ -567,7 +572,7 @@ impl IoShared {
         let timeout_ms = io_timeout_ms();
         let deadline = Deadline::after_ms(timeout_ms);
         loop {
-            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe));
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
             let done = self.internal.load(Ordering::Acquire);
             if done & INTERNAL_DONE != 0 {
                 let status = NvmeStatus(done as u16);
@@ -717,6 +722,38 @@ impl IoShared {
         Ok((prps.prp1, prp2))
     }
 
+    /// Ends `rq`, whose completion was claimed: releases what it held, then
+    /// ends it (a success as part of `batch`, if given), sends it again or
+    /// fails it.
+    fn finish(&self, mut rq: Request<Self>, batch: Option<&mut CompletionBatch>) {
+        self.release(&mut rq);
+        let raw = rq.pdu().status;
+        let status = NvmeStatus(raw);
+        if status.is_success() {
+            match batch {
+                Some(batch) => rq.end_ok_in(batch),
+                None => rq.end(BlkStatus::Ok),
+            }
+            return;
+        }
+        // As the C driver: anything but Do Not Retry is worth another try
+        // (requests cancelled by a reset too), a few times, unless the
+        // submitter wants no retries or the controller is dead.
+        let retries = rq.pdu().retries;
+        if !status.do_not_retry()
+            && !rq.no_retry()
+            && retries < param::max_retries()
+            && !self.dead()
+        {
+            rq.pdu().retries = retries + 1;
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            rq.requeue();
+            return;
+        }
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        rq.end(blk_status(raw));
+    }
+
     /// Releases what a request held while in flight.
     fn release(&self, rq: &mut Request<Self>) {
         rq.dma_unmap(&self.pdev);
@@ -807,30 +844,8 @@ impl Operations for IoShared {
         queue.commit();
     }
 
-    fn complete(&self, mut rq: Request<Self>) {
-        self.release(&mut rq);
-        let raw = rq.pdu().status;
-        let status = NvmeStatus(raw);
-        if status.is_success() {
-            rq.end(BlkStatus::Ok);
-            return;
-        }
-        // As the C driver: anything but Do Not Retry is worth another try
-        // (requests cancelled by a reset too), a few times, unless the
-        // submitter wants no retries or the controller is dead.
-        let retries = rq.pdu().retries;
-        if !status.do_not_retry()
-            && !rq.no_retry()
-            && retries < param::max_retries()
-            && !self.dead()
-        {
-            rq.pdu().retries = retries + 1;
-            self.retried.fetch_add(1, Ordering::Relaxed);
-            rq.requeue();
-            return;
-        }
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        rq.end(blk_status(raw));
+    fn complete(&self, rq: Request<Self>) {
+        self.finish(rq, None);
     }
 
     fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction {
@@ -856,7 +871,7 @@ impl Operations for IoShared {
             "I/O timeout: queue {qid} command id {cid:#x}, {bytes} bytes at sector {sector}\n"
         );
         // A lost interrupt: the completion is there already.
-        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe));
+        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, None));
         if rq.completed() {
             dev_warn!(
                 &self.pdev,
@@ -913,7 +928,12 @@ impl IrqHandler for QueueIrq {
             return IrqReturn::None;
         };
         let set = self.set.borrowed();
-        let reaped = queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe));
+        // Requests that succeeded are ended together once the queue is
+        // reaped, outside its lock.
+        let mut batch = CompletionBatch::new();
+        let reaped =
+            queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe, Some(&mut batch)));
+        drop(batch);
         if reaped > 0 {
             IrqReturn::Handled
         } else {
