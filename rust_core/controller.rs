@@ -650,7 +650,7 @@ impl Controller {
         dev_info!(
             &self.pdev,
             "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
-             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
+             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}{}\n",
             id.model(),
             id.serial(),
             id.firmware(),
@@ -659,7 +659,12 @@ impl Controller {
             self.identity.namespaces.len(),
             mdts,
             kind,
-            self.irqs.vectors.count()
+            self.irqs.vectors.count(),
+            if self.live.shadow.is_some() {
+                ", shadow doorbells"
+            } else {
+                ""
+            }
         );
         for ns in self.identity.namespaces.iter() {
             let bytes = ns.blocks.checked_shl(ns.lba_shift).unwrap_or(u64::MAX);
