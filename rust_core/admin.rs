@@ -6,7 +6,7 @@
 
 #![deny(unsafe_code)]
 
-use crate::queue::QueuePair;
+use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::Command;
 use crate::spec::completion::{Completion, Status, StatusKind};
@@ -67,7 +67,7 @@ pub(crate) struct AdminQueue {
 impl AdminQueue {
     /// Allocates the admin queue pair in DMA memory.
     pub(crate) fn new(regs: &Registers) -> Result<Arc<Self>> {
-        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, 0)?;
+        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, 0, None)?;
         Arc::pin_init(
             pin_init!(Self {
                 pdev: regs.pdev().clone(),
@@ -288,6 +288,19 @@ impl AdminQueue {
         let sq = (cqe.result() & 0xffff) + 1;
         let cq = (cqe.result() >> 16) + 1;
         Ok(sq.min(cq))
+    }
+
+    /// Doorbell Buffer Config: hands `shadow`'s buffers to the controller
+    /// and starts using them. Before the I/O queues are created.
+    pub(crate) fn set_shadow_doorbells(
+        &self,
+        regs: &Registers,
+        shadow: &ShadowDoorbells,
+    ) -> Result {
+        shadow.clear()?;
+        self.command(regs, shadow.config_command(), "Doorbell Buffer Config")?;
+        shadow.activate();
+        Ok(())
     }
 
     /// Creates I/O queue pair `queue` on the controller, CQ first.

@@ -12,7 +12,7 @@ use crate::fault::{Fault, Faults};
 use crate::io::{
     io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
 };
-use crate::queue::QueuePair;
+use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
@@ -27,6 +27,7 @@ use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
 use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
+use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sysfs::Attributes;
@@ -121,6 +122,8 @@ struct Identity {
 struct Live {
     enabled: Enabled,
     io: Option<IoQueues>,
+    /// The shadow doorbell buffers the controller was given, if any.
+    shadow: Option<Arc<ShadowDoorbells>>,
 }
 
 /// The I/O queue pairs behind a blk-mq tag set.
@@ -414,13 +417,39 @@ impl<'a> Bringup<'a> {
         }
     }
 
+    /// Step "shadow doorbells": if the controller supports Doorbell Buffer
+    /// Config (OACS bit 8) and the `shadow_doorbells` parameter allows,
+    /// allocates the buffers and hands them over. A controller that
+    /// rejects them is used without.
+    fn shadow_doorbells(
+        &self,
+        id: &IdentifyController,
+        mapped: &Mapped,
+    ) -> Result<Option<Arc<ShadowDoorbells>>> {
+        if !id.supports_doorbell_buffer_config() || param::shadow_doorbells() == 0 {
+            return Ok(None);
+        }
+        let shadow = ShadowDoorbells::new(self.regs, 1usize << mapped.page_shift)?;
+        match self.admin.set_shadow_doorbells(self.regs, &shadow) {
+            Ok(()) => Ok(Some(shadow)),
+            // It was disabled: nothing more will work.
+            Err(e) if e == etimedout() => Err(e),
+            Err(_) => {
+                dev_warn!(self.regs.pdev(), "continuing without shadow doorbells\n");
+                Ok(None)
+            }
+        }
+    }
+
     /// Step "I/O queues": `count` queue pairs, created on the controller
-    /// and put behind a tag set with an interrupt handler each.
+    /// and put behind a tag set with an interrupt handler each; they use
+    /// `shadow`'s doorbells if given.
     fn io_queues(
         &self,
         mapped: &Mapped,
         irqs: &Interrupts,
         count: u32,
+        shadow: Option<Arc<ShadowDoorbells>>,
         faults: Faults,
     ) -> Result<IoQueues> {
         let regs = &mapped.regs;
@@ -430,7 +459,7 @@ impl<'a> Bringup<'a> {
         for qid in 1..=u16::try_from(count)? {
             // With a single vector the queue shares it with the admin queue.
             let vector = if spread { qid } else { 0 };
-            let queue = QueuePair::new(regs, qid, depth, vector)?;
+            let queue = QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?;
             self.admin.create_io_queue(regs, &queue)?;
             if faults.inject(Fault::IoTimeout) {
                 queue.silence_doorbell();
@@ -441,6 +470,7 @@ impl<'a> Bringup<'a> {
         let restart = Restart {
             admin: self.admin.clone(),
             cc: Cc::for_enable(mapped.page_shift).ok_or(EINVAL)?,
+            shadow,
             faults,
         };
         let shared = IoShared::new(
@@ -560,12 +590,18 @@ impl Controller {
         let io_granted = bringup.queue_count();
 
         let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted)?;
-        let mut live = Live { enabled, io: None };
+        let mut live = Live {
+            enabled,
+            io: None,
+            shadow: None,
+        };
         let mut disks = KVec::new();
         if count > 0 {
+            live.shadow = bringup.shadow_doorbells(&identity.id, &mapped)?;
+            let shadow = live.shadow.clone();
             let io = live
                 .io
-                .insert(bringup.io_queues(&mapped, &irqs, count, faults)?);
+                .insert(bringup.io_queues(&mapped, &irqs, count, shadow, faults)?);
             if faults.inject(Fault::AfterIoQueues) {
                 dev_err!(
                     &pdev,
@@ -614,7 +650,7 @@ impl Controller {
         dev_info!(
             &self.pdev,
             "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
-             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}\n",
+             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}{}\n",
             id.model(),
             id.serial(),
             id.firmware(),
@@ -623,7 +659,12 @@ impl Controller {
             self.identity.namespaces.len(),
             mdts,
             kind,
-            self.irqs.vectors.count()
+            self.irqs.vectors.count(),
+            if self.live.shadow.is_some() {
+                ", shadow doorbells"
+            } else {
+                ""
+            }
         );
         for ns in self.identity.namespaces.iter() {
             let bytes = ns.blocks.checked_shl(ns.lba_shift).unwrap_or(u64::MAX);

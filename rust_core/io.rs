@@ -10,15 +10,15 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::queue::QueuePair;
+use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::{command_id, split_command_id, Command, DsmRange, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
-    self, BlkStatus, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef, TimedOut,
-    TimeoutAction, MAX_SEGMENTS,
+    self, BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef,
+    TimedOut, TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
@@ -120,6 +120,8 @@ pub(crate) struct Restart {
     pub(crate) admin: Arc<AdminQueue>,
     /// The controller configuration to enable with.
     pub(crate) cc: Cc,
+    /// The shadow doorbell buffers, handed over again on each reset.
+    pub(crate) shadow: Option<Arc<ShadowDoorbells>>,
     /// Faults to inject (tests).
     pub(crate) faults: Faults,
 }
@@ -151,8 +153,6 @@ pub(crate) struct IoPdu {
     status: u16,
     /// How often the request was sent again.
     retries: u32,
-    /// The request's mapped segments, for building its PRPs.
-    segments: [Segment; MAX_SEGMENTS],
 }
 
 /// The state all I/O queues share: the tag set's driver data.
@@ -244,13 +244,15 @@ impl IoShared {
     }
 
     /// Hands the completion `cqe` of I/O queue `queue` (index `index`) to
-    /// the block layer.
+    /// the block layer; a request that succeeded here joins `batch`, if
+    /// given.
     fn complete_entry(
         &self,
         set: &TagSetRef<'_, IoShared>,
         queue: &QueuePair,
         index: u32,
         cqe: &Completion,
+        batch: Option<&mut CompletionBatch>,
     ) {
         let (tag, generation) = split_command_id(cqe.cid());
         if tag == INTERNAL_TAG {
@@ -283,13 +285,16 @@ impl IoShared {
             return;
         }
         let status = cqe.status().0;
-        if !rq.complete(|pdu| pdu.status = status) {
-            dev_warn!(
+        match rq.complete_here(|pdu| pdu.status = status) {
+            // Completed on the submitting CPU.
+            Some(None) => {}
+            Some(Some(rq)) => self.finish(rq, batch),
+            None => dev_warn!(
                 &self.pdev,
                 "queue {}: duplicate completion for command id {:#x}, ignored\n",
                 queue.qid(),
                 cqe.cid()
-            );
+            ),
         }
     }
 
@@ -313,7 +318,7 @@ impl IoShared {
         let disabled = present && self.regs.disable().is_ok();
         let dma = self.pdev.stop_dma();
         for (i, q) in self.queues.iter().enumerate() {
-            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe));
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
         }
         self.restart.admin.stop();
         let cancelled = set
@@ -420,6 +425,16 @@ impl IoShared {
                 "controller grants {granted} I/O queue pairs after the reset, {count} in use\n"
             );
             return Err(EIO);
+        }
+        // The reset cleared the controller's copy; without the buffers
+        // the queues ring every doorbell.
+        if let Some(shadow) = &self.restart.shadow {
+            if admin.set_shadow_doorbells(&self.regs, shadow).is_err() {
+                dev_warn!(
+                    &self.pdev,
+                    "continuing without shadow doorbells after the reset\n"
+                );
+            }
         }
         for queue in self.queues.iter() {
             queue.revive()?;
@@ -557,7 +572,7 @@ impl IoShared {
         let timeout_ms = io_timeout_ms();
         let deadline = Deadline::after_ms(timeout_ms);
         loop {
-            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe));
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
             let done = self.internal.load(Ordering::Acquire);
             if done & INTERNAL_DONE != 0 {
                 let status = NvmeStatus(done as u16);
@@ -675,7 +690,7 @@ impl IoShared {
     fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
         // Out of mapping space (bounce buffers) for now: blk-mq retries
         // later. A request the mapping rejects would fail every time.
-        let mapped = rq.dma_map(&self.pdev).map_err(|e| {
+        rq.dma_map(&self.pdev).map_err(|e| {
             if e == ENOMEM {
                 BlkStatus::Resource
             } else {
@@ -683,44 +698,60 @@ impl IoShared {
                 BlkStatus::IoError
             }
         })?;
-        for i in 0..mapped {
-            let (addr, len) = rq.dma_segment(i).ok_or(BlkStatus::IoError)?;
-            let slot = rq
-                .pdu()
-                .segments
-                .get_mut(i as usize)
-                .ok_or(BlkStatus::IoError)?;
-            *slot = Segment { addr, len };
-        }
-        let segs = rq
-            .pdu()
-            .segments
-            .get(..mapped as usize)
-            .ok_or(BlkStatus::IoError)?;
         // Most requests fit in PRP1 and PRP2; only longer ones need a list.
-        let prps = match prp::build(segs, self.page_size, &mut []) {
-            Ok(prps) => prps,
-            Err(PrpError::TooLong) => {
-                let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
-                let segs = rq
-                    .pdu()
-                    .segments
-                    .get(..mapped as usize)
-                    .ok_or(BlkStatus::IoError)?;
-                let prps = prp::build(segs, self.page_size, page.words_mut()).map_err(|e| {
-                    dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-                    BlkStatus::IoError
-                })?;
-                let prp2 = prps.prp2_value(page.dma_handle());
-                rq.pdu().page = Some(page);
-                return Ok((prps.prp1, prp2));
-            }
+        match prp::build(rq.dma_segments().map(segment), self.page_size, &mut []) {
+            Ok(prps) => return Ok((prps.prp1, prps.prp2_value(0))),
+            Err(PrpError::TooLong) => {}
             Err(e) => {
                 dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
                 return Err(BlkStatus::IoError);
             }
-        };
-        Ok((prps.prp1, prps.prp2_value(0)))
+        }
+        let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
+        let prps = prp::build(
+            rq.dma_segments().map(segment),
+            self.page_size,
+            page.words_mut(),
+        )
+        .map_err(|e| {
+            dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
+            BlkStatus::IoError
+        })?;
+        let prp2 = prps.prp2_value(page.dma_handle());
+        rq.pdu().page = Some(page);
+        Ok((prps.prp1, prp2))
+    }
+
+    /// Ends `rq`, whose completion was claimed: releases what it held, then
+    /// ends it (a success as part of `batch`, if given), sends it again or
+    /// fails it.
+    fn finish(&self, mut rq: Request<Self>, batch: Option<&mut CompletionBatch>) {
+        self.release(&mut rq);
+        let raw = rq.pdu().status;
+        let status = NvmeStatus(raw);
+        if status.is_success() {
+            match batch {
+                Some(batch) => rq.end_ok_in(batch),
+                None => rq.end(BlkStatus::Ok),
+            }
+            return;
+        }
+        // As the C driver: anything but Do Not Retry is worth another try
+        // (requests cancelled by a reset too), a few times, unless the
+        // submitter wants no retries or the controller is dead.
+        let retries = rq.pdu().retries;
+        if !status.do_not_retry()
+            && !rq.no_retry()
+            && retries < param::max_retries()
+            && !self.dead()
+        {
+            rq.pdu().retries = retries + 1;
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            rq.requeue();
+            return;
+        }
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        rq.end(blk_status(raw));
     }
 
     /// Releases what a request held while in flight.
@@ -728,6 +759,11 @@ impl IoShared {
         rq.dma_unmap(&self.pdev);
         rq.pdu().page = None;
     }
+}
+
+/// A mapped segment as [`prp::build`] takes it.
+fn segment((addr, len): (u64, u32)) -> Segment {
+    Segment { addr, len }
 }
 
 /// The block-layer status for an NVMe completion status.
@@ -755,7 +791,6 @@ impl Operations for IoShared {
             page: None,
             status: 0,
             retries: 0,
-            segments: [Segment { addr: 0, len: 0 }; MAX_SEGMENTS],
         }
     }
 
@@ -809,30 +844,8 @@ impl Operations for IoShared {
         queue.commit();
     }
 
-    fn complete(&self, mut rq: Request<Self>) {
-        self.release(&mut rq);
-        let raw = rq.pdu().status;
-        let status = NvmeStatus(raw);
-        if status.is_success() {
-            rq.end(BlkStatus::Ok);
-            return;
-        }
-        // As the C driver: anything but Do Not Retry is worth another try
-        // (requests cancelled by a reset too), a few times, unless the
-        // submitter wants no retries or the controller is dead.
-        let retries = rq.pdu().retries;
-        if !status.do_not_retry()
-            && !rq.no_retry()
-            && retries < param::max_retries()
-            && !self.dead()
-        {
-            rq.pdu().retries = retries + 1;
-            self.retried.fetch_add(1, Ordering::Relaxed);
-            rq.requeue();
-            return;
-        }
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        rq.end(blk_status(raw));
+    fn complete(&self, rq: Request<Self>) {
+        self.finish(rq, None);
     }
 
     fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction {
@@ -858,7 +871,7 @@ impl Operations for IoShared {
             "I/O timeout: queue {qid} command id {cid:#x}, {bytes} bytes at sector {sector}\n"
         );
         // A lost interrupt: the completion is there already.
-        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe));
+        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, None));
         if rq.completed() {
             dev_warn!(
                 &self.pdev,
@@ -915,7 +928,12 @@ impl IrqHandler for QueueIrq {
             return IrqReturn::None;
         };
         let set = self.set.borrowed();
-        let reaped = queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe));
+        // Requests that succeeded are ended together once the queue is
+        // reaped, outside its lock.
+        let mut batch = CompletionBatch::new();
+        let reaped =
+            queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe, Some(&mut batch)));
+        drop(batch);
         if reaped > 0 {
             IrqReturn::Handled
         } else {

@@ -11,11 +11,11 @@ use crate::fault::Switch;
 use crate::registers::Registers;
 use crate::spec::command::Command;
 use crate::spec::completion::Completion;
-use crate::spec::queue::{CqRing, SqRing};
-use crate::sys::dma::{dma_rmb, CoherentArray};
+use crate::spec::queue::{shadow_index, shadow_needs_event, CqRing, SqRing};
+use crate::sys::dma::{dma_mb, dma_rmb, dma_wmb, CoherentArray};
 use crate::sys::mmio::Doorbell;
 use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
     code::{EBUSY, EINVAL, ENODEV},
@@ -48,6 +48,114 @@ struct CqState {
     dead: bool,
 }
 
+/// The shadow doorbell and event index buffers of Doorbell Buffer Config
+/// (NVMe Base Specification 2.0, section 5.8), one page each, laid out
+/// like the doorbell registers. For controllers that are emulated in
+/// software (QEMU's), where each register write is a costly trap: the
+/// driver writes new doorbell values to memory and writes the register
+/// only when the controller's event index says it is waiting to be told.
+/// The controller reads the shadow values whenever it works on a queue.
+/// They apply to the I/O queues only; the admin queue always rings.
+pub(crate) struct ShadowDoorbells {
+    doorbells: CoherentArray<u32>,
+    event_indices: CoherentArray<u32>,
+    stride_shift: u32,
+    /// Whether the controller was given the buffers since it was last
+    /// enabled: until then every doorbell is written to the register too.
+    active: AtomicBool,
+}
+
+impl ShadowDoorbells {
+    /// Allocates both buffers, zeroed, `page_size` bytes each, for a
+    /// controller with doorbell stride `regs`' CAP.DSTRD.
+    pub(crate) fn new(regs: &Registers, page_size: usize) -> Result<Arc<Self>> {
+        let entries = page_size / core::mem::size_of::<u32>();
+        Ok(Arc::new(
+            Self {
+                doorbells: CoherentArray::zeroed(regs.pdev(), entries)?,
+                event_indices: CoherentArray::zeroed(regs.pdev(), entries)?,
+                stride_shift: regs.cap().doorbell_stride_shift(),
+                active: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// The Doorbell Buffer Config command that hands the buffers over.
+    pub(crate) fn config_command(&self) -> Command {
+        Command::doorbell_buffer_config(
+            self.doorbells.dma_handle(),
+            self.event_indices.dma_handle(),
+        )
+    }
+
+    /// Clears both buffers and stops using them until
+    /// [`ShadowDoorbells::activate`]: for a controller that was reset,
+    /// before its queues are created again from index 0. No queue may be
+    /// in use meanwhile.
+    pub(crate) fn clear(&self) -> Result {
+        self.active.store(false, Ordering::Release);
+        for i in 0..self.doorbells.count() {
+            self.doorbells.write(i, 0)?;
+            self.event_indices.write(i, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Uses the buffers from now on: the controller accepted them.
+    pub(crate) fn activate(&self) {
+        self.active.store(true, Ordering::Release);
+    }
+
+    /// The entry of queue `qid`'s SQ tail or CQ head doorbell, if the
+    /// buffers have one.
+    fn slot(&self, qid: u16, completion: bool) -> Option<usize> {
+        shadow_index(qid, completion, self.stride_shift).filter(|&i| i < self.doorbells.count())
+    }
+
+    /// Publishes `new` in shadow entry `index`; returns whether the
+    /// register must be written too.
+    fn update(&self, index: usize, new: u16) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return true;
+        }
+        // Queue entries written before are visible before the new tail.
+        dma_wmb();
+        let Some(old) = self.doorbells.read(index) else {
+            return true;
+        };
+        if self.doorbells.write(index, u32::from(new).to_le()).is_err() {
+            return true;
+        }
+        // The new value is visible before the event index is read (the
+        // controller orders the other way round), so one of the two sides
+        // always sees the other's update.
+        dma_mb();
+        let Some(event) = self.event_indices.read(index) else {
+            return true;
+        };
+        // Doorbell values are 16-bit queue indices.
+        shadow_needs_event(u32::from_le(event) as u16, new, u32::from_le(old) as u16)
+    }
+}
+
+/// A queue pair's entries in the shadow doorbell buffers.
+struct Shadow {
+    buffers: Arc<ShadowDoorbells>,
+    sq: usize,
+    cq: usize,
+}
+
+impl Shadow {
+    fn new(buffers: &Arc<ShadowDoorbells>, qid: u16) -> Option<Self> {
+        Some(Self {
+            sq: buffers.slot(qid, false)?,
+            cq: buffers.slot(qid, true)?,
+            buffers: buffers.clone(),
+        })
+    }
+}
+
 /// A submission queue and its completion queue.
 ///
 /// Submitters take `sq`, in process context only; the reap loop (also in
@@ -64,6 +172,8 @@ pub(crate) struct QueuePair {
     cq_mem: CoherentArray<u32>,
     sq_doorbell: Doorbell,
     cq_doorbell: Doorbell,
+    /// Shadow doorbells, for I/O queues of controllers that have them.
+    shadow: Option<Shadow>,
     /// Fault injection: when on, the SQ tail doorbell is never rung.
     silent: Switch,
     /// The SQ Head Pointer of the newest completion reaped, for the
@@ -77,8 +187,15 @@ pub(crate) struct QueuePair {
 
 impl QueuePair {
     /// Allocates queue pair `qid` (0 is the admin queue) of `depth` entries
-    /// in DMA memory, completing on interrupt vector `vector`.
-    pub(crate) fn new(regs: &Registers, qid: u16, depth: u16, vector: u16) -> Result<Arc<Self>> {
+    /// in DMA memory, completing on interrupt vector `vector`; an I/O queue
+    /// uses `shadow`'s doorbells if given.
+    pub(crate) fn new(
+        regs: &Registers,
+        qid: u16,
+        depth: u16,
+        vector: u16,
+        shadow: Option<&Arc<ShadowDoorbells>>,
+    ) -> Result<Arc<Self>> {
         let entries = usize::from(depth);
         let sq_mem = CoherentArray::zeroed(regs.pdev(), entries)?;
         let cq_mem = CoherentArray::zeroed(regs.pdev(), entries * CQE_DWORDS)?;
@@ -93,6 +210,9 @@ impl QueuePair {
             ring: CqRing::new(depth).ok_or(EINVAL)?,
             dead: false,
         };
+        let shadow = shadow
+            .filter(|_| qid != 0)
+            .and_then(|s| Shadow::new(s, qid));
         Arc::pin_init(
             pin_init!(Self {
                 qid,
@@ -102,6 +222,7 @@ impl QueuePair {
                 cq_mem,
                 sq_doorbell,
                 cq_doorbell,
+                shadow,
                 silent: Switch::new(),
                 sq_head: AtomicU16::new(0),
                 sq <- new_spinlock!(sq, "rsnvme_sq"),
@@ -155,7 +276,13 @@ impl QueuePair {
         if !self.silent.is_on() {
             // The doorbell write is ordered after the entry writes before
             // it (as `writel` is), so the controller fetches whole entries.
-            self.sq_doorbell.ring(tail.into());
+            if self
+                .shadow
+                .as_ref()
+                .map_or(true, |s| s.buffers.update(s.sq, tail))
+            {
+                self.sq_doorbell.ring(tail.into());
+            }
         }
     }
 
@@ -239,7 +366,14 @@ impl QueuePair {
             // SQ slots up to the newest head are free again before any of
             // these commands' owners can submit more.
             self.sq_head.store(newest.sq_head(), Ordering::Release);
-            self.cq_doorbell.ring(cq.ring.head().into());
+            let head = cq.ring.head();
+            if self
+                .shadow
+                .as_ref()
+                .map_or(true, |s| s.buffers.update(s.cq, head))
+            {
+                self.cq_doorbell.ring(head.into());
+            }
             for cqe in batch.iter().take(n) {
                 each(cqe);
             }

@@ -456,8 +456,11 @@ def guest_timeout(b):
 def rec_reset(ctx, tag="rec-reset"):
     devices = [Q(serial="RSNVMERST", namespaces=[NS(32), NS(32, 4096)])]
     b = ctx.boot(tag, "rec-reset", devices, {"seed": ctx.seed, "resets": RESETS},
-                 timeout=300, trace=TRACE)
+                 timeout=300, trace=TRACE + io_tests.SHADOW_TRACE)
     io_tests.check_disks(ctx, tag, b, devices)
+    # Each reset clears the controller's shadow doorbells: they are given
+    # again before the queues are used.
+    io_tests.check_shadow_doorbells(ctx, tag, b, want_enables=1 + RESETS)
     ok = b.lines(r"^@@RESETS ok=(\d+) of (\d+)$")
     ctx.record(f"{tag}: host: {RESETS} resets done under fio",
                bool(ok) and ok[0][1] == str(RESETS), ok[0][0] if ok else "no @@RESETS line")

@@ -37,6 +37,8 @@ pub(crate) mod opcode {
         pub(crate) const ABORT: u8 = 0x08;
         /// Set Features.
         pub(crate) const SET_FEATURES: u8 = 0x09;
+        /// Doorbell Buffer Config.
+        pub(crate) const DBBUF_CONFIG: u8 = 0x7c;
     }
 
     /// NVM command set I/O opcodes.
@@ -227,6 +229,18 @@ impl Command {
         Self {
             cdw10: (u32::from(sqid) | (u32::from(cid) << 16)).to_le(),
             ..Self::with_opcode(opcode::admin::ABORT)
+        }
+    }
+
+    /// Builds Doorbell Buffer Config (admin opcode 0x7C): the shadow
+    /// doorbell buffer at `shadow` and the event index buffer at
+    /// `event_index`, each one page-aligned memory page (NVMe Base
+    /// Specification 2.0, section 5.8).
+    pub(crate) fn doorbell_buffer_config(shadow: u64, event_index: u64) -> Self {
+        Self {
+            prp1: shadow.to_le(),
+            prp2: event_index.to_le(),
+            ..Self::with_opcode(opcode::admin::DBBUF_CONFIG)
         }
     }
 

@@ -269,6 +269,11 @@ impl IdentifyController {
         self.oacs
     }
 
+    /// Whether the controller supports Doorbell Buffer Config (OACS bit 8).
+    pub(crate) fn supports_doorbell_buffer_config(&self) -> bool {
+        self.oacs & (1 << 8) != 0
+    }
+
     /// Supported submission queue entry sizes.
     pub(crate) fn sq_entry_sizes(&self) -> EntrySizes {
         EntrySizes::from_raw(self.sqes)

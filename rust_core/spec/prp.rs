@@ -116,7 +116,7 @@ const MAX_PAGE_SIZE: u32 = 65536;
 /// whatever the outcome. Transfers of at most [`max_transfer_bytes`] always
 /// fit.
 pub(crate) fn build(
-    segments: &[Segment],
+    segments: impl IntoIterator<Item = Segment>,
     page_size: u32,
     list: &mut [u64],
 ) -> Result<Prps, PrpError> {
@@ -125,18 +125,19 @@ pub(crate) fn build(
     }
     let page_size = u64::from(page_size);
     let page_mask = page_size - 1;
-    let first = segments.first().ok_or(PrpError::Empty)?;
+    let mut segments = segments.into_iter().enumerate().peekable();
+    let first = segments.peek().ok_or(PrpError::Empty)?.1;
     if first.addr & 0x3 != 0 {
         return Err(PrpError::Misaligned { segment: 0 });
     }
-    let last_index = segments.len().saturating_sub(1);
     // The page PRP Entry 1 points into; every other page goes to PRP Entry 2
     // or the list.
     let first_page = first.addr & !page_mask;
     let mut extra_pages = 0usize;
     let mut second_page = 0u64;
 
-    for (index, segment) in segments.iter().enumerate() {
+    while let Some((index, segment)) = segments.next() {
+        let last = segments.peek().is_none();
         if segment.len == 0 {
             return Err(PrpError::ZeroLength { segment: index });
         }
@@ -146,7 +147,7 @@ pub(crate) fn build(
             .ok_or(PrpError::Overflow { segment: index })?;
         let starts_aligned = segment.addr & page_mask == 0;
         let ends_aligned = end & page_mask == 0;
-        if (index > 0 && !starts_aligned) || (index < last_index && !ends_aligned) {
+        if (index > 0 && !starts_aligned) || (!last && !ends_aligned) {
             return Err(PrpError::Misaligned { segment: index });
         }
 
@@ -209,6 +210,10 @@ mod tests {
         [0; 512]
     }
 
+    fn build_slice(segs: &[Segment], page: u32, list: &mut [u64]) -> Result<Prps, PrpError> {
+        build(segs.iter().copied(), page, list)
+    }
+
     fn seg(addr: u64, len: u32) -> Segment {
         Segment { addr, len }
     }
@@ -216,7 +221,7 @@ mod tests {
     #[test]
     fn single_page_aligned() {
         let mut list = list();
-        let prps = build(&[seg(0x10_0000, PAGE)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0000, PAGE)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0000);
         assert_eq!(prps.prp2, Prp2::None);
         assert_eq!(prps.prp2_value(0xdead_0000), 0);
@@ -226,42 +231,42 @@ mod tests {
     #[test]
     fn single_page_unaligned() {
         let mut list = list();
-        let prps = build(&[seg(0x10_0200, 512)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0200, 512)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0200);
         assert_eq!(prps.prp2, Prp2::None);
         // Up to the very end of the page.
-        let prps = build(&[seg(0x10_0200, PAGE - 0x200)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0200, PAGE - 0x200)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::None);
     }
 
     #[test]
     fn two_pages_aligned() {
         let mut list = list();
-        let prps = build(&[seg(0x10_0000, 2 * PAGE)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0000, 2 * PAGE)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0000);
         assert_eq!(prps.prp2, Prp2::Page(0x10_1000));
         assert_eq!(prps.prp2_value(0xdead_0000), 0x10_1000);
         // The same pages as two scattered segments.
         let segs = [seg(0x10_0000, PAGE), seg(0x30_0000, PAGE)];
-        let prps = build(&segs, PAGE, &mut list).unwrap();
+        let prps = build_slice(&segs, PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::Page(0x30_0000));
     }
 
     #[test]
     fn unaligned_start_spanning_two_pages() {
         let mut list = list();
-        let prps = build(&[seg(0x10_0e00, 1024)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0e00, 1024)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0e00);
         assert_eq!(prps.prp2, Prp2::Page(0x10_1000));
         // A whole page's worth from an offset also spans two pages.
-        let prps = build(&[seg(0x10_0200, PAGE)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0200, PAGE)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::Page(0x10_1000));
     }
 
     #[test]
     fn three_pages_use_list() {
         let mut list = list();
-        let prps = build(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0000);
         assert_eq!(prps.prp2, Prp2::List { entries: 2 });
         assert_eq!(prps.prp2_value(0xdead_0000), 0xdead_0000);
@@ -275,7 +280,7 @@ mod tests {
         let mut list = list();
         let addrs = [0x7000_0000, 0x1234_5000, 0x9_8765_4000, 0x2000];
         let segs: Vec<Segment> = addrs.iter().map(|&a| seg(a, PAGE)).collect();
-        let prps = build(&segs, PAGE, &mut list).unwrap();
+        let prps = build_slice(&segs, PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, addrs[0]);
         assert_eq!(prps.prp2, Prp2::List { entries: 3 });
         let entries: Vec<u64> = list[..3].iter().map(|&e| u64::from_le(e)).collect();
@@ -290,7 +295,7 @@ mod tests {
             seg(0x20_0000, 2 * PAGE),
             seg(0x40_0000, 0x200),
         ];
-        let prps = build(&segs, PAGE, &mut list).unwrap();
+        let prps = build_slice(&segs, PAGE, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_0800);
         assert_eq!(prps.prp2, Prp2::List { entries: 3 });
         assert_eq!(u64::from_le(list[0]), 0x20_0000);
@@ -301,7 +306,7 @@ mod tests {
     #[test]
     fn one_mebibyte() {
         let mut list = list();
-        let prps = build(&[seg(0x8000_0000, 1 << 20)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x8000_0000, 1 << 20)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::List { entries: 255 });
         for (i, &entry) in list[..255].iter().enumerate() {
             assert_eq!(u64::from_le(entry), 0x8000_0000 + (i as u64 + 1) * P);
@@ -313,16 +318,16 @@ mod tests {
         let mut list = list();
         // 513 pages: PRP Entry 1 plus all 512 list entries.
         let fits = 513 * PAGE;
-        let prps = build(&[seg(0x1_0000_0000, fits)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x1_0000_0000, fits)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::List { entries: 512 });
         assert_eq!(u64::from_le(list[511]), 0x1_0000_0000 + 512 * P);
         assert_eq!(
-            build(&[seg(0x1_0000_0000, fits + PAGE)], PAGE, &mut list),
+            build_slice(&[seg(0x1_0000_0000, fits + PAGE)], PAGE, &mut list),
             Err(PrpError::TooLong)
         );
         // The same length from an offset spans one page more.
         assert_eq!(
-            build(&[seg(0x1_0000_0200, fits)], PAGE, &mut list),
+            build_slice(&[seg(0x1_0000_0200, fits)], PAGE, &mut list),
             Err(PrpError::TooLong)
         );
         // The advertised maximum fits from any dword offset.
@@ -330,22 +335,25 @@ mod tests {
         assert_eq!(max, 512 * PAGE);
         for offset in [0, 4, 0x200, PAGE - 4] {
             let segs = [seg(0x1_0000_0000 + u64::from(offset), max)];
-            assert!(build(&segs, PAGE, &mut list).is_ok(), "offset {offset}");
+            assert!(
+                build_slice(&segs, PAGE, &mut list).is_ok(),
+                "offset {offset}"
+            );
         }
     }
 
     #[test]
     fn small_lists() {
         // No list at all still allows PRP Entry 2 as a page.
-        let prps = build(&[seg(0x10_0000, 2 * PAGE)], PAGE, &mut []).unwrap();
+        let prps = build_slice(&[seg(0x10_0000, 2 * PAGE)], PAGE, &mut []).unwrap();
         assert_eq!(prps.prp2, Prp2::Page(0x10_1000));
         assert_eq!(
-            build(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut []),
+            build_slice(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut []),
             Err(PrpError::TooLong)
         );
         let mut one = [0u64; 1];
         assert_eq!(
-            build(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut one),
+            build_slice(&[seg(0x10_0000, 3 * PAGE)], PAGE, &mut one),
             Err(PrpError::TooLong)
         );
         assert_eq!(max_transfer_bytes(PAGE, 0), P);
@@ -364,13 +372,13 @@ mod tests {
             seg(0x30_0000, PAGE),
         ];
         assert_eq!(
-            build(&segs, PAGE, &mut list),
+            build_slice(&segs, PAGE, &mut list),
             Err(PrpError::Misaligned { segment: 1 })
         );
         // First segment ending inside a page though more follow.
         let segs = [seg(0x10_0000, 0x200), seg(0x20_0000, PAGE)];
         assert_eq!(
-            build(&segs, PAGE, &mut list),
+            build_slice(&segs, PAGE, &mut list),
             Err(PrpError::Misaligned { segment: 0 })
         );
         // Middle segment ending inside a page.
@@ -380,12 +388,12 @@ mod tests {
             seg(0x30_0000, PAGE),
         ];
         assert_eq!(
-            build(&segs, PAGE, &mut list),
+            build_slice(&segs, PAGE, &mut list),
             Err(PrpError::Misaligned { segment: 1 })
         );
         // First byte not dword aligned.
         assert_eq!(
-            build(&[seg(0x10_0002, 512)], PAGE, &mut list),
+            build_slice(&[seg(0x10_0002, 512)], PAGE, &mut list),
             Err(PrpError::Misaligned { segment: 0 })
         );
     }
@@ -393,18 +401,18 @@ mod tests {
     #[test]
     fn bad_inputs() {
         let mut list = list();
-        assert_eq!(build(&[], PAGE, &mut list), Err(PrpError::Empty));
+        assert_eq!(build_slice(&[], PAGE, &mut list), Err(PrpError::Empty));
         assert_eq!(
-            build(&[seg(0x10_0000, PAGE), seg(0x20_0000, 0)], PAGE, &mut list),
+            build_slice(&[seg(0x10_0000, PAGE), seg(0x20_0000, 0)], PAGE, &mut list),
             Err(PrpError::ZeroLength { segment: 1 })
         );
         assert_eq!(
-            build(&[seg(u64::MAX - 0xfff, PAGE)], PAGE, &mut list),
+            build_slice(&[seg(u64::MAX - 0xfff, PAGE)], PAGE, &mut list),
             Err(PrpError::Overflow { segment: 0 })
         );
         for page_size in [0, 2048, 4095, 6144, 131072] {
             assert_eq!(
-                build(&[seg(0x10_0000, 512)], page_size, &mut list),
+                build_slice(&[seg(0x10_0000, 512)], page_size, &mut list),
                 Err(PrpError::InvalidPageSize)
             );
         }
@@ -415,9 +423,9 @@ mod tests {
         let mut list = list();
         // The last two pages of the address space, up to the last byte.
         let start = u64::MAX - 2 * P + 1;
-        let prps = build(&[seg(start, 2 * PAGE - 1)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(start, 2 * PAGE - 1)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::Page(u64::MAX - P + 1));
-        let prps = build(&[seg(u64::MAX - P + 1, PAGE - 1)], PAGE, &mut list).unwrap();
+        let prps = build_slice(&[seg(u64::MAX - P + 1, PAGE - 1)], PAGE, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::None);
     }
 
@@ -425,10 +433,10 @@ mod tests {
     fn eight_kib_pages() {
         const PAGE8: u32 = 8192;
         let mut list = [0u64; 1024];
-        let prps = build(&[seg(0x10_0000, 2 * PAGE8)], PAGE8, &mut list).unwrap();
+        let prps = build_slice(&[seg(0x10_0000, 2 * PAGE8)], PAGE8, &mut list).unwrap();
         assert_eq!(prps.prp2, Prp2::Page(0x10_2000));
         let segs = [seg(0x10_1000, 0x1000), seg(0x40_0000, 2 * PAGE8)];
-        let prps = build(&segs, PAGE8, &mut list).unwrap();
+        let prps = build_slice(&segs, PAGE8, &mut list).unwrap();
         assert_eq!(prps.prp1, 0x10_1000);
         assert_eq!(prps.prp2, Prp2::List { entries: 2 });
         assert_eq!(u64::from_le(list[0]), 0x40_0000);
@@ -436,7 +444,7 @@ mod tests {
         // A 4 KiB-aligned middle segment is misaligned for 8 KiB pages.
         let segs = [seg(0x10_0000, PAGE8), seg(0x40_1000, PAGE8)];
         assert_eq!(
-            build(&segs, PAGE8, &mut list),
+            build_slice(&segs, PAGE8, &mut list),
             Err(PrpError::Misaligned { segment: 1 })
         );
         assert_eq!(max_transfer_bytes(PAGE8, 1024), 1024 * 8192);

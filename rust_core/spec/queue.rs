@@ -189,6 +189,28 @@ pub(crate) fn doorbell_offset(qid: u16, completion: bool, stride_shift: u32) -> 
     index.checked_mul(stride)?.checked_add(DOORBELLS)
 }
 
+/// Index of a queue's doorbell in the shadow doorbell and event index
+/// buffers, in 32-bit entries: the buffers are laid out like the doorbell
+/// registers, so the SQ tail of queue `qid` is entry
+/// `2 * qid << stride_shift` and its CQ head one stride later. `None` if
+/// the index does not fit in `usize`.
+pub(crate) fn shadow_index(qid: u16, completion: bool, stride_shift: u32) -> Option<usize> {
+    let index = usize::from(qid)
+        .checked_mul(2)?
+        .checked_add(usize::from(completion))?;
+    index.checked_mul(1usize.checked_shl(stride_shift)?)
+}
+
+/// Whether a doorbell moved from `old` to `new` in the shadow buffer must
+/// also be written to the register: when the controller's event index
+/// (the value it last saw and asked to be told past) lies in `old..new`,
+/// counting modulo 2^16. Otherwise the controller is still working through
+/// the queue and reads the shadow value by itself. Same test as virtio's
+/// `vring_need_event`.
+pub(crate) fn shadow_needs_event(event_index: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event_index).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
 /// Depth for the I/O queues: the smaller of what the controller allows
 /// (CAP.MQES + 1, as [`super::regs::Cap::max_queue_entries`] returns it) and
 /// the driver's `cap`, but never below 2.
@@ -338,6 +360,32 @@ mod tests {
             doorbell_offset(u16::MAX, true, 15),
             Some(0x1000 + 0x1_ffff * (4 << 15))
         );
+    }
+
+    #[test]
+    fn shadow_indices() {
+        assert_eq!(shadow_index(0, false, 0), Some(0));
+        assert_eq!(shadow_index(1, false, 0), Some(2));
+        assert_eq!(shadow_index(1, true, 0), Some(3));
+        assert_eq!(shadow_index(3, true, 2), Some(28));
+        assert_eq!(shadow_index(1, true, 64), None);
+    }
+
+    #[test]
+    fn shadow_events() {
+        // The controller saw everything up to the old value: tell it.
+        assert!(shadow_needs_event(4, 5, 4));
+        assert!(shadow_needs_event(4, 9, 4));
+        // It has not caught up to the old value yet: it reads on.
+        assert!(!shadow_needs_event(3, 5, 4));
+        // Its event index lies inside the new stretch.
+        assert!(shadow_needs_event(6, 9, 4));
+        // Nothing moved: never.
+        assert!(!shadow_needs_event(4, 4, 4));
+        // Across the 16-bit wrap.
+        assert!(shadow_needs_event(0xffff, 2, 0xffff));
+        assert!(shadow_needs_event(0, 2, 0xffff));
+        assert!(!shadow_needs_event(0xfffe, 2, 0xffff));
     }
 
     #[test]

@@ -95,6 +95,14 @@ RSNVME_FN(blk_mq_map_queues)
 RSNVME_FN(blk_mq_start_request)
 RSNVME_FN(blk_mq_end_request)
 RSNVME_FN(blk_mq_complete_request)
+RSNVME_FN(blk_mq_complete_request_remote)
+RSNVME_FN(blk_mq_end_request_batch)
+RSNVME_TYPE(io_comp_batch)
+const req_flags_t RSNVME_RQF_SCHED_TAGS = RQF_SCHED_TAGS;
+RSNVME_VAR(RSNVME_RQF_SCHED_TAGS)
+/* The flags for which blk_mq_need_time_stamp() asks for a time stamp. */
+const req_flags_t RSNVME_RQF_NEED_TS = RQF_IO_STAT | RQF_STATS | RQF_USE_SCHED;
+RSNVME_VAR(RSNVME_RQF_NEED_TS)
 RSNVME_TYPE(blk_mq_tags)
 RSNVME_FN(blk_mq_tagset_busy_iter)
 RSNVME_FN(blk_mq_tagset_wait_completed_request)

@@ -157,16 +157,15 @@ impl<T: Operations> Request<T> {
         Ok(mapped)
     }
 
-    /// Bus address and length of mapped segment `index`.
-    pub(crate) fn dma_segment(&mut self, index: u32) -> Option<(u64, u32)> {
+    /// Bus addresses and lengths of the mapped segments, in order.
+    pub(crate) fn dma_segments(&mut self) -> impl Iterator<Item = (u64, u32)> + Clone + '_ {
         let pdu = self.pdu_box();
-        if index >= pdu.mapped {
-            return None;
-        }
         // The table is one array (no chaining), so mapped entries are
         // consecutive.
-        let sg = pdu.sg.get(index as usize)?;
-        Some((sg.dma_address, sg.dma_length))
+        pdu.sg
+            .iter()
+            .take(pdu.mapped as usize)
+            .map(|sg| (sg.dma_address, sg.dma_length))
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
@@ -193,6 +192,31 @@ impl<T: Operations> Request<T> {
     pub(crate) fn end(self, status: BlkStatus) {
         // SAFETY: The driver owns the request and gives it up here.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
+    }
+
+    /// Ends the request successfully as part of `batch` (when the batch is
+    /// dropped), or at once if blk-mq cannot end it in a batch (scheduler
+    /// tags, an `end_io` callback).
+    pub(crate) fn end_ok_in(self, batch: &mut CompletionBatch) {
+        let rq = self.rq.as_ptr();
+        // SAFETY: The driver owns the request.
+        let (flags, end_io) = unsafe { ((*rq).rq_flags, (*rq).end_io) };
+        if flags & bindings::RSNVME_RQF_SCHED_TAGS != 0 || end_io.is_some() {
+            self.end(BlkStatus::Ok);
+            return;
+        }
+        let iob = &mut batch.iob;
+        iob.complete = Some(end_batch);
+        iob.need_ts |= flags & bindings::RSNVME_RQF_NEED_TS != 0;
+        // SAFETY: The driver owns the request and hands it to the batch,
+        // at the head of its list (`rq_list_add_head`, inline in C).
+        unsafe {
+            (*rq).__bindgen_anon_1.rq_next = iob.req_list.head;
+            iob.req_list.head = rq;
+            if iob.req_list.tail.is_null() {
+                iob.req_list.tail = rq;
+            }
+        }
     }
 
     /// Gives the request back to blk-mq to be sent again later (after a
@@ -245,6 +269,28 @@ impl<T: Operations> InFlight<T> {
         false
     }
 
+    /// Claims the request's completion and lets `f` store the result in
+    /// the pdu. If the request should complete on the CPU that submitted
+    /// it and this is another one, it is sent there (to
+    /// [`Operations::complete`]) and `Some(None)` returned; else it is
+    /// returned to be completed here. `None`, doing nothing, if the
+    /// request was already completed or cancelled.
+    pub(crate) fn complete_here(
+        mut self,
+        f: impl FnOnce(&mut T::Pdu),
+    ) -> Option<Option<Request<T>>> {
+        if !self.0.claim() {
+            return None;
+        }
+        // The claim makes this the request's only owner.
+        f(self.0.pdu());
+        // SAFETY: The request is in flight and its completion is ours.
+        if unsafe { bindings::blk_mq_complete_request_remote(self.0.rq.as_ptr()) } {
+            return Some(None);
+        }
+        Some(Some(self.0))
+    }
+
     /// Claims the request's completion, lets `f` store the result in the
     /// pdu and hands the request to [`Operations::complete`], possibly on
     /// the CPU that submitted it. Returns false, doing nothing, if the
@@ -259,6 +305,48 @@ impl<T: Operations> InFlight<T> {
         unsafe { bindings::blk_mq_complete_request(self.0.rq.as_ptr()) };
         true
     }
+}
+
+/// Successful completions ended together (`struct io_comp_batch`), as the
+/// C driver's interrupt handler does: tags are given back and queue
+/// references dropped once per batch instead of once per request.
+///
+/// # Invariants
+///
+/// Every request on `iob.req_list` is owned by the batch: its completion
+/// was claimed, the driver released what it held for it, and it is ended
+/// exactly once, when the batch is dropped.
+pub(crate) struct CompletionBatch {
+    iob: bindings::io_comp_batch,
+}
+
+impl CompletionBatch {
+    /// An empty batch.
+    pub(crate) fn new() -> Self {
+        // SAFETY: All zeroes is an empty batch (no requests, no callback).
+        let iob = unsafe { MaybeUninit::zeroed().assume_init() };
+        Self { iob }
+    }
+}
+
+impl Drop for CompletionBatch {
+    fn drop(&mut self) {
+        if !self.iob.req_list.head.is_null() {
+            // SAFETY: By the type invariant the requests on the list are
+            // the batch's to end, once; the list is emptied by the call.
+            unsafe { bindings::blk_mq_end_request_batch(&mut self.iob) };
+        }
+    }
+}
+
+/// `io_comp_batch.complete` of a [`CompletionBatch`]: ends its requests.
+///
+/// # Safety
+///
+/// `iob` is the `iob` of a live [`CompletionBatch`].
+unsafe extern "C" fn end_batch(iob: *mut bindings::io_comp_batch) {
+    // SAFETY: By the requirements the requests are the batch's to end.
+    unsafe { bindings::blk_mq_end_request_batch(iob) };
 }
 
 /// The C side of a tag set: the set and the driver's work item.

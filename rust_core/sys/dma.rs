@@ -161,6 +161,28 @@ pub(crate) fn dma_rmb() {
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
 
+/// Orders the CPU's writes to DMA memory: the device sees writes before
+/// this barrier no later than writes after it (`dma_wmb()`). Used between
+/// writing a submission queue entry and publishing the new tail in the
+/// shadow doorbell buffer.
+pub(crate) fn dma_wmb() {
+    // x86-64 does not reorder stores with other stores.
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Orders the CPU's writes to DMA memory before its later reads of DMA
+/// memory (`mb()`): a store followed by a load is the one pair x86 may
+/// reorder, so this is a full fence everywhere. Used between writing a
+/// shadow doorbell and reading the controller's event index, as the
+/// controller orders updating the event index before reading the shadow
+/// doorbell.
+pub(crate) fn dma_mb() {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+}
+
 // SAFETY: `u32` accepts every bit pattern and has no padding.
 unsafe impl DeviceData for u32 {}
 // SAFETY: `Command` is `#[repr(C)]`, 64 bytes of integer fields with no

@@ -75,6 +75,13 @@ uint_param!(
     max_retries, MAX_RETRIES, MAX_RETRIES_PARAM, 0o644, 5
 );
 
+uint_param!(
+    /// `shadow_doorbells`: 1 to give controllers that support Doorbell
+    /// Buffer Config (emulated ones) shadow doorbells, 0 to ring every
+    /// doorbell register (read when a controller is bound).
+    shadow_doorbells, SHADOW_DOORBELLS, SHADOW_DOORBELLS_PARAM, 0o644, 1
+);
+
 #[cfg(rsnvme_fault_injection)]
 uint_param!(
     /// `fault` (test builds only): the failure to inject, 0 for none

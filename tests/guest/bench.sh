@@ -81,13 +81,17 @@ disk_ios() { awk '{ print $1 + $2 + $5 + $6 }' "/sys/block/${1#/dev/}/stat"; }
 # the disk's first I/O (the ramp) to SECONDS_PER_JOB - 1 s later, the busy
 # jiffies of the whole guest and the I/Os the disk completed in it.
 run_job() {
-	local dev s0 s1 n0 n1 out pid t start
+	local dev s0 s1 n0 n1 out pid t start engine shadow
+	engine=${5%-noshadow}
+	shadow=1
+	[ "$engine" != "$5" ] && [ "$3" = rsnvme ] && shadow=0
+	[ $shadow = 1 ] || set_shadow "$2" 0 || return 1
 	eval "dev=\$disk_$2_$3"
 	is_bdev "bench $2 $3 $4" "$dev" || return 1
 	out=/tmp/fio.out
 	start=$(disk_ios "$dev")
 	$FIO --name="$4" --filename="$dev" --allow_file_create=0 \
-		--ioengine="$5" --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
+		--ioengine="$engine" --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
 		--numjobs="$9" --group_reporting --norandommap --randrepeat=0 \
 		--time_based --ramp_time=1 --runtime="$SECONDS_PER_JOB" \
 		--output-format=terse --terse-version=3 >$out 2>&1 &
@@ -109,11 +113,32 @@ run_job() {
 	*) fail "bench $2 $3 $4" "fio: $(tail -3 $out | tr '\n' ' ')" ;;
 	esac
 	echo "@@BENCH $1 $2 $3 $4 $s0 $s1 $((n1 - n0)) $(tail -1 $out)"
+	[ $shadow = 1 ] || set_shadow "$2" 1
+}
+
+# set_shadow BACKING 0|1: rebinds rsnvme's controller of BACKING with the
+# shadow_doorbells parameter set so, and checks its summary line says so.
+set_shadow() {
+	local p bdf d want
+	for p in $pairs; do [ "${p%%/*}" = "$1" ] && bdf=${p##*/}; done
+	echo "$2" >/sys/module/rsnvme/parameters/shadow_doorbells &&
+		echo "$bdf" >/sys/bus/pci/drivers/rsnvme/unbind &&
+		echo "$bdf" >/sys/bus/pci/drivers/rsnvme/bind ||
+		{ fail "bench: rebind $bdf with shadow_doorbells=$2" "write failed"; return 1; }
+	d=$(bdf_disk "$bdf") || return 1
+	eval "disk_$1_rsnvme=$d"
+	want=", shadow doorbells"
+	[ "$2" = 1 ] || want=""
+	case "$(dmesg | grep "rsnvme $bdf: model" | tail -1)" in
+	*[0-9]"$want") ;;
+	*) fail "bench: $bdf rebound with shadow_doorbells=$2" \
+		"$(dmesg | grep "rsnvme $bdf: model" | tail -1)"; return 1 ;;
+	esac
 }
 
 # A row whose engine this fio or kernel lacks (io_uring) is skipped.
 usable() {
-	[ "$1" = libaio ] && return 0
+	[ "${1%-noshadow}" = libaio ] && return 0
 	eval "dev=\$disk_$(echo $pairs | cut -d/ -f1)_nvme"
 	$FIO --name=probe --filename="$dev" --allow_file_create=0 --ioengine="$1" \
 		--direct=1 --rw=read --bs=4k --size=4k >/dev/null 2>&1
