@@ -619,6 +619,41 @@ impl IoShared {
         }
     }
 
+    /// Runs `f` (an admin command from user space) while the controller
+    /// is live and no reset, suspend, resume or teardown runs. If `f`
+    /// times out, the controller is reset before this returns, so the
+    /// command can no longer touch memory the caller frees. `ENODEV` if
+    /// the controller is dead or being removed, `EBUSY` while suspended.
+    pub(crate) fn exclusive<R>(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let _guard = self.recovery.lock();
+        match self.state() {
+            State::Live => {}
+            State::Suspended | State::Resetting => return Err(EBUSY),
+            State::Dead | State::Deleting => return Err(ENODEV),
+        }
+        let result = f();
+        if matches!(&result, Err(e) if *e == etimedout()) {
+            // A failed reset leaves the controller dead, its DMA off.
+            let _ = self.reset_locked(set, "admin command from user space timed out");
+        }
+        result
+    }
+
+    /// The controller's state as the C driver's sysfs `state` names it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.state() {
+            State::Live => "live",
+            State::Resetting => "resetting",
+            State::Dead => "dead",
+            State::Deleting => "deleting",
+            State::Suspended => "suspended",
+        }
+    }
+
     /// Asks the work item to reset the controller for `reason`.
     fn schedule_reset(&self, set: &TagSetRef<'_, IoShared>, reason: Reason) {
         self.reason.store(reason as u8, Ordering::Relaxed);

@@ -179,6 +179,8 @@ pub(crate) struct IdentifyController {
     oncs: u16,
     /// Volatile Write Cache (VWC).
     vwc: u8,
+    /// NVM Subsystem NVMe Qualified Name (SUBNQN), empty before NVMe 1.2.1.
+    subnqn: AsciiField<256>,
 }
 
 impl IdentifyController {
@@ -200,7 +202,13 @@ impl IdentifyController {
             nn: read_u32(page, 516),
             oncs: read_u16(page, 520),
             vwc: read_u8(page, 525),
+            subnqn: AsciiField::parse(read_array(page, 768)),
         }
+    }
+
+    /// The NVM Subsystem NQN; empty if the controller does not report one.
+    pub(crate) fn subsystem_nqn(&self) -> &str {
+        self.subnqn.as_str()
     }
 
     /// Checks that the controller can use the entry sizes this driver uses.
