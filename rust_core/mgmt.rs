@@ -304,10 +304,12 @@ impl FileOps for Handle {
 impl Attributes for Handle {
     fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = &self.facts.id;
+        // With their padding, as the C driver shows them.
+        let (serial, model, firmware) = id.padded_strings();
         match index {
-            0 => out.write_str(id.model()),
-            1 => out.write_str(id.serial()),
-            2 => out.write_str(id.firmware()),
+            0 => out.write_str(model),
+            1 => out.write_str(serial),
+            2 => out.write_str(firmware),
             3 => out.write_str("pcie"),
             4 => write!(out, "{}", self.pdev.name().to_str().unwrap_or("?")),
             5 => {
