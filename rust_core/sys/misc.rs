@@ -14,8 +14,10 @@
 
 use super::__this_module;
 use super::bindings;
+pub(crate) use super::misc_types::FileOps;
+use super::misc_types::NameBuf;
 use super::pci::PciDevice;
-use super::sysfs_types::{Attributes, Value};
+use super::sysfs_types::Value;
 use core::ffi::{c_void, CStr};
 use core::fmt::{self, Write};
 use core::mem::MaybeUninit;
@@ -24,13 +26,6 @@ use kernel::error::{code::EINVAL, Error, Result};
 use kernel::ffi::{c_long, c_uint, c_ulong};
 use kernel::sync::Arc;
 use kernel::types::Opaque;
-
-/// What a misc device's files do: its ioctls.
-pub(crate) trait FileOps: Attributes + Send + Sync {
-    /// Handles ioctl `cmd` with argument `arg` (a user address or a
-    /// number); returns what the ioctl returns, or an error.
-    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
-}
 
 /// The registered device and its data, at a fixed address from
 /// registration to deregistration.
@@ -52,26 +47,6 @@ struct Inner<T> {
 /// groups whose attributes come from [`attribute::<T, _>`].
 pub(crate) struct MiscDevice<T: FileOps> {
     inner: KBox<Inner<T>>,
-}
-
-/// Formats into a fixed buffer, keeping a terminating NUL.
-struct NameBuf<'a> {
-    buf: &'a mut [u8; 32],
-    len: usize,
-}
-
-impl Write for NameBuf<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            // Keep the last byte for the NUL.
-            if self.len + 1 >= self.buf.len() {
-                return Err(fmt::Error);
-            }
-            *self.buf.get_mut(self.len).ok_or(fmt::Error)? = b;
-            self.len += 1;
-        }
-        Ok(())
-    }
 }
 
 // SAFETY: The `miscdevice` is only written by the kernel, under its misc
@@ -104,11 +79,9 @@ impl<T: FileOps> MiscDevice<T> {
             },
             GFP_KERNEL,
         )?;
-        let mut buf = NameBuf {
-            buf: &mut inner.name,
-            len: 0,
-        };
-        buf.write_fmt(name).map_err(|_| EINVAL)?;
+        NameBuf::new(&mut inner.name)
+            .write_fmt(name)
+            .map_err(|_| EINVAL)?;
         // SAFETY: An all-zero `miscdevice` is its unregistered state.
         let mut misc: bindings::miscdevice = unsafe { MaybeUninit::zeroed().assume_init() };
         misc.minor = bindings::MISC_DYNAMIC_MINOR as i32;
