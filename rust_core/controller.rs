@@ -608,12 +608,18 @@ impl Controller {
             Some(shift) if shift < 32 => 1u32 << shift,
             _ => u32::MAX,
         };
+        let mut nsids = KVec::new();
+        for ns in self.identity.namespaces.iter() {
+            // Without memory for the list there is no device either.
+            nsids.push(ns.nsid, GFP_KERNEL).ok()?;
+        }
         let facts = Facts {
             id: *self.identity.id,
             io_queues: self.io_queues(),
             io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
             page_size: 1 << self.mapped.page_shift,
             max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
+            nsids,
         };
         let live = MgmtLive {
             admin: self.admin.clone(),

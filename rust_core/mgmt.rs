@@ -102,6 +102,8 @@ pub(crate) struct Facts {
     pub(crate) page_size: u32,
     /// Most bytes one passthrough command may move.
     pub(crate) max_transfer: u32,
+    /// The namespaces the driver serves, which I/O commands may name.
+    pub(crate) nsids: KVec<u32>,
 }
 
 /// The data behind a controller's character device and open files.
@@ -202,11 +204,13 @@ impl Bounce {
 }
 
 impl Handle {
-    /// `NVME_IOCTL_ADMIN_CMD` (`wide` false) and `NVME_IOCTL_ADMIN64_CMD`:
-    /// sends the admin command at user address `arg` and returns its
-    /// status (0 on success, the NVMe status field otherwise), with the
-    /// result and read data copied back.
-    fn admin_passthru(&self, arg: usize, wide: bool) -> Result<isize> {
+    /// `NVME_IOCTL_ADMIN_CMD` (`wide` false) and `NVME_IOCTL_ADMIN64_CMD`,
+    /// or with `io` `NVME_IOCTL_IO_CMD` and `NVME_IOCTL_IO64_CMD`: sends
+    /// the command at user address `arg` and returns its status (0 on
+    /// success, the NVMe status field otherwise), with the result and read
+    /// data copied back. I/O commands must name a namespace the driver
+    /// serves and need `CAP_SYS_ADMIN`.
+    fn passthru(&self, arg: usize, wide: bool, io: bool) -> Result<isize> {
         let size = if wide {
             passthru::PASSTHRU64_SIZE
         } else {
@@ -222,7 +226,11 @@ impl Handle {
             direction,
             timeout_ms,
         } = passthru::parse(raw, self.facts.max_transfer).map_err(|_| EINVAL)?;
-        if !passthru::admin_allowed_unprivileged(&command) && !capable_sys_admin() {
+        if io && !self.facts.nsids.contains(&command.nsid()) {
+            return Err(EINVAL);
+        }
+        let unprivileged = !io && passthru::admin_allowed_unprivileged(&command);
+        if !unprivileged && !capable_sys_admin() {
             return Err(EACCES);
         }
         let timeout_ms = match timeout_ms {
@@ -248,9 +256,16 @@ impl Handle {
         let cqe: Completion = {
             let live = self.live.lock();
             let live = live.as_ref().ok_or(ENODEV)?;
-            live.set.data().exclusive(&live.set.borrowed(), || {
-                live.admin.submit_and_wait_for(command, timeout_ms)
-            })?
+            let set = live.set.borrowed();
+            let shared = live.set.data();
+            if io {
+                // The internal command slot keeps only the status.
+                shared
+                    .exclusive(&set, || shared.user_io_command(&set, command, timeout_ms))
+                    .map(Completion::with_status)?
+            } else {
+                shared.exclusive(&set, || live.admin.submit_and_wait_for(command, timeout_ms))?
+            }
         };
 
         if let (Some(bounce), Direction::FromDevice) = (&bounce, direction) {
@@ -290,12 +305,14 @@ impl Handle {
 impl FileOps for Handle {
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            passthru::IOCTL_ADMIN_CMD => self.admin_passthru(arg, false),
-            passthru::IOCTL_ADMIN64_CMD => self.admin_passthru(arg, true),
+            passthru::IOCTL_ADMIN_CMD => self.passthru(arg, false, false),
+            passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, false),
+            passthru::IOCTL_IO_CMD => self.passthru(arg, false, true),
+            passthru::IOCTL_IO64_CMD => self.passthru(arg, true, true),
             passthru::IOCTL_RESET => self.reset(),
-            // Not served on the controller device (yet): I/O commands,
-            // subsystem reset, namespace rescan; NVME_IOCTL_ID is for
-            // namespace devices, as in the C driver.
+            // Not served (yet): subsystem reset, namespace rescan,
+            // NVME_IOCTL_SUBMIT_IO; NVME_IOCTL_ID is for namespace
+            // devices, as in the C driver.
             _ => Err(ENOTTY),
         }
     }

@@ -67,6 +67,27 @@ for x in "c /dev/nvme0" "rs /dev/rsnvme0"; do
 	run_pt "$1" huge "$2" --opcode=0x06 --cdw10=1 --data-len=67108864 -r -b
 	run_pt "$1" unknown-opcode "$2" --opcode=0xc2
 done
+# nvme io-passthru: a known pattern written through the controller device
+# is read back from the disk, and one written to the disk is read back
+# through the controller device (512-byte blocks: LBA = byte offset / 512).
+seed=${rsnvme_seed:-1234567}
+for x in "c /dev/nvme0 $(ls /sys/block | grep -E '^nvme[0-9]+n1$' | head -n1)" \
+	"rs /dev/rsnvme0 $(drv_disks | head -n1)"; do
+	set -- $x
+	pattern "$seed" 1048576 8192 >/tmp/pat.bin
+	$NVME io-passthru "$2" --opcode=0x01 --namespace-id=1 --cdw10=2048 --cdw12=15 \
+		--data-len=8192 -w -i /tmp/pat.bin >/dev/null 2>/tmp/cli.err
+	rc=$?
+	echo "@@IOPT $1 write rc=$rc want=$(md5 </tmp/pat.bin)" \
+		"disk=$(read_range "/dev/$3" 1048576 8192 | md5)"
+	pattern "$seed" 2097152 16384 >/tmp/pat2.bin
+	pattern_write "/dev/$3" "$seed" 2097152 16384
+	$NVME io-passthru "$2" --opcode=0x02 --namespace-id=1 --cdw10=4096 --cdw12=31 \
+		--data-len=16384 -r -b >/tmp/got.bin 2>/tmp/cli.err
+	rc=$?
+	echo "@@IOPT $1 read rc=$rc want=$(md5 </tmp/pat2.bin) got=$(md5 </tmp/got.bin)"
+done
+
 for a in model serial firmware_rev transport address state cntlid subsysnqn queue_count sqsize; do
 	echo "@@SYSFS c $a=$(cat /sys/class/nvme/nvme0/$a 2>&1)"
 	echo "@@SYSFS rs $a=$(cat /sys/class/misc/rsnvme0/$a 2>&1)"

@@ -133,7 +133,22 @@ int main(int argc, char **argv)
 	c.opcode = 0xc2; /* vendor specific, unknown to QEMU: an NVMe status */
 	report("unknown-opcode", NVME_IOCTL_ADMIN_CMD, &c);
 	report("unknown-ioctl", _IO('N', 0x7f), NULL);
-	report("io-cmd-on-controller", NVME_IOCTL_IO_CMD, &c);
+	report("io-cmd-no-namespace", NVME_IOCTL_IO_CMD, &c);
+	/* Read block 0 of namespace 1; of a namespace that does not exist. */
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02;
+	c.nsid = 1;
+	c.addr = (uintptr_t)buf;
+	c.data_len = 512;
+	report("io-read", NVME_IOCTL_IO_CMD, &c);
+	memset(&c64, 0, sizeof(c64));
+	memcpy(&c64, &c, sizeof(c) - 8);
+	report("io-read64", NVME_IOCTL_IO64_CMD, &c64);
+	c.nsid = 99;
+	report("io-read-bad-namespace", NVME_IOCTL_IO_CMD, &c);
+	c.nsid = 1;
+	c.addr = (uintptr_t)unmapped;
+	report("io-read-unmapped-buffer", NVME_IOCTL_IO_CMD, &c);
 
 	/* Without CAP_SYS_ADMIN: Identify still works, nothing else. */
 	if (setresuid(65534, 65534, 65534) != 0) {
@@ -154,5 +169,11 @@ int main(int argc, char **argv)
 	c.cdw10 = 7;
 	report("unprivileged-get-features", NVME_IOCTL_ADMIN_CMD, &c);
 	report("unprivileged-reset", NVME_IOCTL_RESET, NULL);
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02;
+	c.nsid = 1;
+	c.addr = (uintptr_t)buf;
+	c.data_len = 512;
+	report("unprivileged-io-read", NVME_IOCTL_IO_CMD, &c);
 	return 0;
 }
