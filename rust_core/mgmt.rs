@@ -229,6 +229,9 @@ impl Handle {
         if io && !self.facts.nsids.contains(&command.nsid()) {
             return Err(EINVAL);
         }
+        if !io && passthru::admin_reserved(command.opcode()) {
+            return Err(EINVAL);
+        }
         let unprivileged = !io && passthru::admin_allowed_unprivileged(&command);
         if !unprivileged && !capable_sys_admin() {
             return Err(EACCES);

@@ -71,6 +71,7 @@ PT_EXPECT = {
     "short-length": ("0", "0"),
     "unknown-opcode": ("status", "0"),
     "unknown-ioctl": ("-1", "ENOTTY"),
+    "delete-io-queue": ("-1", "EINVAL"),
     "io-cmd-no-namespace": ("-1", "EINVAL"),
     "io-read": ("0", "0"),
     "io-read64": ("0", "0"),

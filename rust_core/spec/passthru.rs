@@ -177,6 +177,15 @@ pub(crate) fn parse(raw: &[u8], max_len: u32) -> Result<Passthru, PassthruError>
     })
 }
 
+/// Whether an admin opcode is the driver's own business and refused from
+/// user space: creating or deleting I/O queues and Doorbell Buffer Config
+/// would change queues the driver owns behind its back, and an
+/// Asynchronous Event Request would stay outstanding until it timed out
+/// and reset the controller.
+pub(crate) fn admin_reserved(op: u8) -> bool {
+    matches!(op, 0x00 | 0x01 | 0x04 | 0x05 | 0x0c | 0x7c)
+}
+
 /// Whether an admin command may be sent without `CAP_SYS_ADMIN`: only
 /// Identify of the controller or a namespace, which user space needs to
 /// form I/O commands and which reveals nothing sensitive (the C driver's
@@ -267,6 +276,16 @@ mod tests {
             parse(&raw(0x09, 0x1000, 512), 4096).unwrap().direction,
             Direction::ToDevice
         );
+    }
+
+    #[test]
+    fn queue_management_is_reserved() {
+        for op in [0x00, 0x01, 0x04, 0x05, 0x0c, 0x7c] {
+            assert!(admin_reserved(op));
+        }
+        for op in [0x02, 0x06, 0x08, 0x09, 0x0a, 0x10, 0x11, 0x80, 0xc2] {
+            assert!(!admin_reserved(op));
+        }
     }
 
     #[test]

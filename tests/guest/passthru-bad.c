@@ -8,7 +8,9 @@
  *   @@PT <case> ret=<ioctl return> errno=<name>
  *
  * which the guest script and the host check against what each case must
- * return. "hold DEV SECONDS" opens DEV, sleeps, then sends Identify: for
+ * return. With PT_SKIP_HARMFUL set (for the C driver, which sends them)
+ * the huge lengths and the deletion of an I/O queue are left out. "hold
+ * DEV SECONDS" opens DEV, sleeps, then sends Identify: for
  * an ioctl on a file that outlives its controller.
  */
 #define _GNU_SOURCE
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
 	identify(&c, buf, 4096);
 	c.opcode = 0x08; /* Abort moves no data */
 	report("data-without-direction", NVME_IOCTL_ADMIN_CMD, &c);
-	if (!getenv("PT_SKIP_HUGE")) {
+	if (!getenv("PT_SKIP_HARMFUL")) {
 		identify(&c, buf, 64u << 20);
 		report("huge-length", NVME_IOCTL_ADMIN_CMD, &c);
 		identify(&c, buf, 0xffffffffu);
@@ -133,6 +135,12 @@ int main(int argc, char **argv)
 	c.opcode = 0xc2; /* vendor specific, unknown to QEMU: an NVMe status */
 	report("unknown-opcode", NVME_IOCTL_ADMIN_CMD, &c);
 	report("unknown-ioctl", _IO('N', 0x7f), NULL);
+	if (!getenv("PT_SKIP_HARMFUL")) {
+		memset(&c, 0, sizeof(c));
+		c.opcode = 0x04; /* Delete I/O Completion Queue 1: the driver's */
+		c.cdw10 = 1;
+		report("delete-io-queue", NVME_IOCTL_ADMIN_CMD, &c);
+	}
 	report("io-cmd-no-namespace", NVME_IOCTL_IO_CMD, &c);
 	/* Read block 0 of namespace 1; of a namespace that does not exist. */
 	memset(&c, 0, sizeof(c));
