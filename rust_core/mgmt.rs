@@ -186,6 +186,11 @@ impl Bounce {
             0 | 1 => (None, 0),
             2 => (None, base + page),
             n => {
+                // One list page, no chaining: MAX_PASSTHRU_BYTES keeps
+                // within it.
+                if (n - 1) * 8 > page {
+                    return Err(EINVAL);
+                }
                 let list = CoherentArray::<u64>::zeroed(pdev, (n - 1) as usize)?;
                 for i in 1..n {
                     list.write((i - 1) as usize, (base + i * page).to_le())?;
