@@ -202,7 +202,7 @@ def check_cli(record, tag, b):
                rs is not None and c is not None and rs[0] == c[0], f"rsnvme {rs} C {c}")
 
     res = {(m[1], m[2]): (m[3], m[4]) for m in
-           b.lines(r"^@@PT (c|rs) (\S+) ret=(-?\d+) errno=(\S+)$")}
+           b.lines(r"^@@PT (c|rs) (\S+) ret=(-?\d+) errno=([A-Z0-9]+)")}
     for case, (ret, err) in PT_EXPECT.items():
         r = res.get(("rs", case))
         ok = r is not None and r[1] == err and (
