@@ -30,7 +30,7 @@ packages=(
 	linux-source-6.12
 	clang libclang-dev lld llvm
 	make gcc flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
-	busybox-static qemu-system-x86 fio python3 util-linux e2fsprogs
+	busybox-static qemu-system-x86 fio python3 util-linux e2fsprogs nvme-cli libc6-dev
 	dkms
 )
 

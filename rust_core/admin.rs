@@ -172,7 +172,17 @@ impl AdminQueue {
     ///
     /// On timeout the command may still be executed later, so the caller
     /// must reset the controller before freeing memory the command names.
-    pub(crate) fn submit_and_wait(&self, mut cmd: Command) -> Result<Completion> {
+    pub(crate) fn submit_and_wait(&self, cmd: Command) -> Result<Completion> {
+        self.submit_and_wait_for(cmd, admin_timeout_ms())
+    }
+
+    /// [`AdminQueue::submit_and_wait`] with a timeout of `timeout_ms`
+    /// milliseconds (a user's passthrough command chooses its own).
+    pub(crate) fn submit_and_wait_for(
+        &self,
+        mut cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<Completion> {
         let mut slots = self.slots.lock();
         let cid = slots
             .iter()
@@ -192,7 +202,7 @@ impl AdminQueue {
             return Err(e);
         }
 
-        let deadline = Deadline::after_ms(admin_timeout_ms());
+        let deadline = Deadline::after_ms(timeout_ms);
         loop {
             match slots.get(cid).copied() {
                 Some(Slot::Done(cqe)) => {

@@ -12,6 +12,7 @@ use crate::fault::{Fault, Faults};
 use crate::io::{
     io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
 };
+use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::spec::command::{Cns, Command};
@@ -33,16 +34,12 @@ use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::sysfs::Attributes;
 use crate::sys::time::etimedout;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
     code::{EINVAL, ENODEV, ENOMEM, ENOSPC},
     Result,
 };
 use kernel::sync::Arc;
-
-/// Numbers controllers for disk names (`rsnvme<N>n<nsid>`).
-static CONTROLLER_INDEX: AtomicU32 = AtomicU32::new(0);
 
 /// BAR0 must at least hold the registers and the first doorbell; the admin
 /// queue doorbells' real extent is checked once CAP.DSTRD is known.
@@ -138,10 +135,13 @@ struct IoQueues {
 /// One NVMe controller bound to this driver.
 ///
 /// Fields drop in declaration order, which undoes bring-up in reverse:
+/// remove the character device (waiting for a command from user space),
 /// remove the disks (waiting for their I/O), shut the controller down (so
 /// it stops all DMA) and free the I/O queues, then the interrupts and the
-/// admin queue, then unmap and release BAR0 and disable the device.
+/// admin queue, then unmap and release BAR0 and disable the device; the
+/// controller number is free again once nothing is named after it.
 pub(crate) struct Controller {
+    chardev: Option<CharDevice>,
     disks: KVec<Disk<IoShared>>,
     live: Live,
     irqs: Interrupts,
@@ -150,6 +150,7 @@ pub(crate) struct Controller {
     /// I/O queue pairs the controller granted.
     io_granted: u32,
     mapped: Mapped,
+    number: ControllerNumber,
     pdev: PciDevice,
 }
 
@@ -546,8 +547,8 @@ fn add_disks(
     identity: &Identity,
     io: &IoQueues,
     mapped: &Mapped,
+    index: u32,
 ) -> Result<KVec<Disk<IoShared>>> {
-    let index = CONTROLLER_INDEX.fetch_add(1, Ordering::Relaxed);
     let cap = mapped.regs.cap();
     let (_, dma_limit) = pdev.dma_mapping_sizes();
     let mut disks = KVec::new();
@@ -575,6 +576,9 @@ impl Controller {
     /// I/O queues, disks. On error every step taken is undone, in reverse.
     pub(crate) fn probe(pdev: PciDevice) -> Result<Self> {
         let faults = Faults::for_probe(&pdev);
+        let number = ControllerNumber::take().inspect_err(|_| {
+            dev_err!(&pdev, "no free controller number\n");
+        })?;
         let mapped = map(&pdev)?;
         let regs = &mapped.regs;
         reset(regs)?;
@@ -609,11 +613,12 @@ impl Controller {
                 );
                 return Err(ENOMEM);
             }
-            disks = add_disks(&pdev, &identity, io, &mapped)?;
+            disks = add_disks(&pdev, &identity, io, &mapped, number.get())?;
         }
         drop(bringup);
 
-        let ctrl = Self {
+        let mut ctrl = Self {
+            chardev: None,
             disks,
             live,
             irqs,
@@ -621,10 +626,49 @@ impl Controller {
             identity,
             io_granted,
             mapped,
+            number,
             pdev,
         };
         ctrl.report();
+        ctrl.chardev = ctrl.char_device();
         Ok(ctrl)
+    }
+
+    /// Registers the character device `/dev/rsnvme<N>` once the
+    /// controller is up with I/O queues; without one (reported) the
+    /// controller still serves its disks.
+    fn char_device(&self) -> Option<CharDevice> {
+        let io = self.live.io.as_ref()?;
+        let cap = self.mapped.regs.cap();
+        let mdts = match self.identity.id.max_transfer_shift(cap.mps_min_shift()) {
+            Some(shift) if shift < 32 => 1u32 << shift,
+            _ => u32::MAX,
+        };
+        let mut nsids = KVec::new();
+        for ns in self.identity.namespaces.iter() {
+            // Without memory for the list there is no device either.
+            nsids.push(ns.nsid, GFP_KERNEL).ok()?;
+        }
+        let facts = Facts {
+            id: *self.identity.id,
+            io_queues: self.io_queues(),
+            io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
+            page_size: 1 << self.mapped.page_shift,
+            max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
+            nsids,
+        };
+        let live = MgmtLive {
+            admin: self.admin.clone(),
+            set: io.set.clone(),
+        };
+        let number = self.number.get();
+        match CharDevice::new(&self.pdev, number, facts, live) {
+            Ok(dev) => Some(dev),
+            Err(e) => {
+                dev_err!(&self.pdev, "cannot register /dev/rsnvme{number}: {e:?}\n");
+                None
+            }
+        }
     }
 
     /// I/O queue pairs in use.
@@ -684,6 +728,8 @@ impl Controller {
     /// controller down and releases everything.
     pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
+        // First, so that no command from user space runs from here on.
+        drop(self.chardev.take());
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
             // No reset from now on; one in progress finishes first.

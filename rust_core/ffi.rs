@@ -8,7 +8,11 @@
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
 use crate::controller::{Controller, ATTRIBUTE_NAMES};
-use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
+use crate::mgmt::{self, Handle};
+use crate::sys::bindings::{
+    attribute, attribute_group, device, device_attribute, file_operations, pci_dev,
+};
+use crate::sys::misc::{self, MiscDevice};
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
 use crate::sys::Static;
@@ -170,3 +174,63 @@ static GROUP: Static<attribute_group> = Static(sysfs::group(&raw const ATTRIBUTE
 /// successful probe and removes them before remove.
 #[no_mangle]
 pub static mut my_rust_dev_groups: [*const attribute_group; 2] = [&raw const GROUP.0, ptr::null()];
+
+/// The file operations of a controller's character device.
+static CHAR_FOPS: Static<file_operations> = Static(misc::file_operations::<Handle>());
+
+/// The character device's attributes.
+static CHAR_ATTRIBUTES: Static<[device_attribute; 10]> = Static([
+    misc::attribute::<Handle, 0>(mgmt::ATTRIBUTE_NAMES[0]),
+    misc::attribute::<Handle, 1>(mgmt::ATTRIBUTE_NAMES[1]),
+    misc::attribute::<Handle, 2>(mgmt::ATTRIBUTE_NAMES[2]),
+    misc::attribute::<Handle, 3>(mgmt::ATTRIBUTE_NAMES[3]),
+    misc::attribute::<Handle, 4>(mgmt::ATTRIBUTE_NAMES[4]),
+    misc::attribute::<Handle, 5>(mgmt::ATTRIBUTE_NAMES[5]),
+    misc::attribute::<Handle, 6>(mgmt::ATTRIBUTE_NAMES[6]),
+    misc::attribute::<Handle, 7>(mgmt::ATTRIBUTE_NAMES[7]),
+    misc::attribute::<Handle, 8>(mgmt::ATTRIBUTE_NAMES[8]),
+    misc::attribute::<Handle, 9>(mgmt::ATTRIBUTE_NAMES[9]),
+]);
+
+/// The NULL-terminated list of [`CHAR_ATTRIBUTES`].
+static CHAR_ATTRIBUTE_LIST: Static<[*const attribute; 11]> = Static([
+    &raw const CHAR_ATTRIBUTES.0[0].attr,
+    &raw const CHAR_ATTRIBUTES.0[1].attr,
+    &raw const CHAR_ATTRIBUTES.0[2].attr,
+    &raw const CHAR_ATTRIBUTES.0[3].attr,
+    &raw const CHAR_ATTRIBUTES.0[4].attr,
+    &raw const CHAR_ATTRIBUTES.0[5].attr,
+    &raw const CHAR_ATTRIBUTES.0[6].attr,
+    &raw const CHAR_ATTRIBUTES.0[7].attr,
+    &raw const CHAR_ATTRIBUTES.0[8].attr,
+    &raw const CHAR_ATTRIBUTES.0[9].attr,
+    ptr::null(),
+]);
+
+/// The group of the character device's attributes.
+static CHAR_GROUP: Static<attribute_group> =
+    Static(sysfs::group(&raw const CHAR_ATTRIBUTE_LIST.0[0]));
+
+/// The NULL-terminated groups of the character device.
+static CHAR_GROUPS: Static<[*const attribute_group; 2]> =
+    Static([&raw const CHAR_GROUP.0, ptr::null()]);
+
+/// Registers the character device `name` of a controller, serving
+/// `handle`.
+pub(crate) fn register_char_device(
+    pdev: &PciDevice,
+    name: core::fmt::Arguments<'_>,
+    handle: kernel::sync::Arc<Handle>,
+) -> kernel::error::Result<MiscDevice<Handle>> {
+    // SAFETY: The file operations and groups above are `Handle`'s, built
+    // by `sys::misc`, in statics.
+    unsafe {
+        MiscDevice::register(
+            pdev,
+            name,
+            &CHAR_FOPS.0,
+            &raw const CHAR_GROUPS.0[0],
+            handle,
+        )
+    }
+}

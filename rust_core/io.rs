@@ -564,36 +564,68 @@ impl IoShared {
     /// Runs `cmd` on I/O queue 1 outside blk-mq and polls, up to the I/O
     /// timeout, for its completion. Only while the set is quiesced and
     /// the queue idle (suspend), so one such command runs at a time.
-    fn internal_command(&self, set: &TagSetRef<'_, IoShared>, mut cmd: Command) -> Result {
-        let queue = self.queues.first().ok_or(ENODEV)?;
-        self.internal.store(0, Ordering::Relaxed);
-        cmd.set_cid(command_id(INTERNAL_TAG, 0));
-        queue.submit(cmd, true)?;
+    fn internal_command(&self, set: &TagSetRef<'_, IoShared>, cmd: Command) -> Result {
         let timeout_ms = io_timeout_ms();
-        let deadline = Deadline::after_ms(timeout_ms);
-        loop {
-            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
-            let done = self.internal.load(Ordering::Acquire);
-            if done & INTERNAL_DONE != 0 {
-                let status = NvmeStatus(done as u16);
-                if status.is_success() {
-                    return Ok(());
-                }
+        match self.run_internal(set, cmd, timeout_ms) {
+            Ok(status) if status.is_success() => Ok(()),
+            Ok(status) => {
                 dev_err!(
                     &self.pdev,
                     "command {:#04x} (nsid {}) failed: {status}\n",
                     cmd.opcode(),
                     cmd.nsid()
                 );
-                return Err(EIO);
+                Err(EIO)
+            }
+            Err(e) => {
+                if e == etimedout() {
+                    dev_err!(
+                        &self.pdev,
+                        "command {:#04x} (nsid {}) timed out after {timeout_ms} ms\n",
+                        cmd.opcode(),
+                        cmd.nsid()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs an I/O command from user space on I/O queue 1, outside
+    /// blk-mq, and returns its status; `EBUSY` if the queue is full. Only
+    /// inside [`IoShared::exclusive`], which keeps a second such command,
+    /// a reset and a suspend out, and resets the controller if this times
+    /// out (after `timeout_ms`).
+    pub(crate) fn user_io_command(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<NvmeStatus> {
+        self.run_internal(set, cmd, timeout_ms)
+    }
+
+    /// Submits `cmd` with the internal command identifier on I/O queue 1
+    /// and polls for its status for up to `timeout_ms`. One at a time:
+    /// the callers hold `recovery`.
+    fn run_internal(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        mut cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<NvmeStatus> {
+        let queue = self.queues.first().ok_or(ENODEV)?;
+        self.internal.store(0, Ordering::Relaxed);
+        cmd.set_cid(command_id(INTERNAL_TAG, 0));
+        queue.submit(cmd, true)?;
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
+            let done = self.internal.load(Ordering::Acquire);
+            if done & INTERNAL_DONE != 0 {
+                return Ok(NvmeStatus(done as u16));
             }
             if deadline.expired() {
-                dev_err!(
-                    &self.pdev,
-                    "command {:#04x} (nsid {}) timed out after {timeout_ms} ms\n",
-                    cmd.opcode(),
-                    cmd.nsid()
-                );
                 return Err(etimedout());
             }
             msleep(1);
@@ -631,6 +663,41 @@ impl IoShared {
         }
         if self.state() != State::Dead {
             self.set_state(State::Deleting);
+        }
+    }
+
+    /// Runs `f` (an admin command from user space) while the controller
+    /// is live and no reset, suspend, resume or teardown runs. If `f`
+    /// times out, the controller is reset before this returns, so the
+    /// command can no longer touch memory the caller frees. `ENODEV` if
+    /// the controller is dead or being removed, `EBUSY` while suspended.
+    pub(crate) fn exclusive<R>(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let _guard = self.recovery.lock();
+        match self.state() {
+            State::Live => {}
+            State::Suspended | State::Resetting => return Err(EBUSY),
+            State::Dead | State::Deleting => return Err(ENODEV),
+        }
+        let result = f();
+        if matches!(&result, Err(e) if *e == etimedout()) {
+            // A failed reset leaves the controller dead, its DMA off.
+            let _ = self.reset_locked(set, "admin command from user space timed out");
+        }
+        result
+    }
+
+    /// The controller's state as the C driver's sysfs `state` names it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.state() {
+            State::Live => "live",
+            State::Resetting => "resetting",
+            State::Dead => "dead",
+            State::Deleting => "deleting",
+            State::Suspended => "suspended",
         }
     }
 

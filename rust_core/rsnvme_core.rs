@@ -11,8 +11,9 @@
 //! - The driver, safe Rust on top of `sys` (`#![deny(unsafe_code)]`):
 //!   `registers` (typed register access, reset/enable/shutdown), `queue`
 //!   (one queue pair), `admin` (admin commands), `io` (the blk-mq driver),
-//!   `controller` (bring-up in steps and teardown) and `fault` (fault
-//!   injection for tests).
+//!   `controller` (bring-up in steps and teardown), `mgmt` (the
+//!   controller's character device, ioctls and sysfs for nvme-cli) and
+//!   `fault` (fault injection for tests).
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
 //! pure parts on the host.
@@ -31,6 +32,8 @@ mod fault;
 pub mod ffi;
 #[cfg(MODULE)]
 mod io;
+#[cfg(MODULE)]
+mod mgmt;
 #[cfg(MODULE)]
 mod queue;
 #[cfg(MODULE)]

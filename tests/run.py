@@ -496,6 +496,9 @@ def main():
     # Shutdown, suspend and resume, against the same driver (tests/pm_tests.py).
     import pm_tests
     pm_tests.run_all(kdir, record, check_boot, args.k)
+    # nvme-cli against rsnvme and the C driver in one guest (tests/mgmt_tests.py).
+    import mgmt_tests
+    mgmt_tests.run_all(kdir, record, check_boot, args.k)
     # make install, modprobe, DKMS and the hand-over helper (tests/install_tests.py);
     # last, as its make install rebuilds the tree's rsnvme.ko without clippy.
     import install_tests

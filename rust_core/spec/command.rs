@@ -316,6 +316,25 @@ impl Command {
         })
     }
 
+    /// Builds a command from user space (passthrough): opcode, namespace
+    /// and `dwords` CDW2, CDW3 and CDW10 to CDW15; no metadata pointer,
+    /// PRPs set later.
+    pub(crate) fn passthru(opcode: u8, nsid: u32, dwords: [u32; 8]) -> Self {
+        let [cdw2, cdw3, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15] = dwords;
+        Self {
+            nsid: nsid.to_le(),
+            cdw2: cdw2.to_le(),
+            cdw3: cdw3.to_le(),
+            cdw10: cdw10.to_le(),
+            cdw11: cdw11.to_le(),
+            cdw12: cdw12.to_le(),
+            cdw13: cdw13.to_le(),
+            cdw14: cdw14.to_le(),
+            cdw15: cdw15.to_le(),
+            ..Self::with_opcode(opcode)
+        }
+    }
+
     /// Sets the Command Identifier that the completion will echo.
     pub(crate) fn set_cid(&mut self, cid: u16) {
         self.cid = cid.to_le();

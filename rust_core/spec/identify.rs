@@ -56,6 +56,8 @@ struct AsciiField<const N: usize> {
     bytes: [u8; N],
     /// Length of the field without its trailing padding.
     len: usize,
+    /// Length of the field without trailing NULs (spaces kept).
+    padded_len: usize,
 }
 
 impl<const N: usize> AsciiField<N> {
@@ -65,13 +67,30 @@ impl<const N: usize> AsciiField<N> {
             .iter()
             .rposition(|&b| b != b' ' && b != 0)
             .map_or(0, |last| last.saturating_add(1));
+        let padded_len = raw
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |last| last.saturating_add(1));
         let mut bytes = raw;
         for byte in bytes.iter_mut() {
             if !matches!(*byte, 0x20..=0x7e) {
                 *byte = b'?';
             }
         }
-        Self { bytes, len }
+        Self {
+            bytes,
+            len,
+            padded_len,
+        }
+    }
+
+    /// The text with its trailing spaces, as the C driver's sysfs shows
+    /// it; `"?"` if it were somehow not valid UTF-8.
+    fn as_padded_str(&self) -> &str {
+        self.bytes
+            .get(..self.padded_len)
+            .and_then(|bytes| core::str::from_utf8(bytes).ok())
+            .unwrap_or("?")
     }
 
     /// The trimmed text; `"?"` if it were somehow not valid UTF-8.
@@ -179,6 +198,8 @@ pub(crate) struct IdentifyController {
     oncs: u16,
     /// Volatile Write Cache (VWC).
     vwc: u8,
+    /// NVM Subsystem NVMe Qualified Name (SUBNQN), empty before NVMe 1.2.1.
+    subnqn: AsciiField<256>,
 }
 
 impl IdentifyController {
@@ -200,7 +221,23 @@ impl IdentifyController {
             nn: read_u32(page, 516),
             oncs: read_u16(page, 520),
             vwc: read_u8(page, 525),
+            subnqn: AsciiField::parse(read_array(page, 768)),
         }
+    }
+
+    /// Serial number, model number and firmware revision with their
+    /// trailing spaces, as the C driver shows them in sysfs.
+    pub(crate) fn padded_strings(&self) -> (&str, &str, &str) {
+        (
+            self.serial.as_padded_str(),
+            self.model.as_padded_str(),
+            self.firmware.as_padded_str(),
+        )
+    }
+
+    /// The NVM Subsystem NQN; empty if the controller does not report one.
+    pub(crate) fn subsystem_nqn(&self) -> &str {
+        self.subnqn.as_str()
     }
 
     /// Checks that the controller can use the entry sizes this driver uses.

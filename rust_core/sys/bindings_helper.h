@@ -8,6 +8,9 @@
  * rust/bindings/bindings_helper.h does.
  */
 #include <linux/blk-mq.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
 #include <linux/blk-mq-pci.h>
 #include <linux/blkdev.h>
 #include <linux/device.h>
@@ -163,3 +166,11 @@ const int RSNVME_WORK_CPU_UNBOUND = WORK_CPU_UNBOUND;
 RSNVME_VAR(RSNVME_WORK_CPU_UNBOUND)
 /* CPUs. */
 RSNVME_VAR(__num_online_cpus)
+/* The controller's character device (misc class) and its ioctls. */
+RSNVME_FN(misc_register)
+RSNVME_FN(misc_deregister)
+RSNVME_TYPE(miscdevice)
+RSNVME_TYPE(file_operations)
+RSNVME_VAR(MISC_DYNAMIC_MINOR)
+RSNVME_FN(capable)
+RSNVME_VAR(CAP_SYS_ADMIN)

@@ -17,6 +17,8 @@ pub(crate) mod dma;
 pub(crate) mod dmapool;
 pub(crate) mod irq;
 pub(crate) mod irq_types;
+pub(crate) mod misc;
+pub(crate) mod misc_types;
 pub(crate) mod mmio;
 pub(crate) mod param;
 pub(crate) mod pci;

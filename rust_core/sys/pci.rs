@@ -54,6 +54,19 @@ impl PciDevice {
         unsafe { addr_of_mut!((*self.ptr.as_ptr()).dev) }
     }
 
+    /// The device's name, its PCI address as `pci_name()` gives it.
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: `ptr` is valid by the type invariant; a PCI device's
+        // name is set when it is added and not changed while it lives.
+        let name = unsafe { (*self.as_device()).kobj.name };
+        if name.is_null() {
+            return c"";
+        }
+        // SAFETY: A non-null kobject name is a NUL-terminated string that
+        // lives as long as the device, which `self` keeps alive.
+        unsafe { CStr::from_ptr(name.cast()) }
+    }
+
     /// PCI vendor id.
     pub(crate) fn vendor_id(&self) -> u16 {
         // SAFETY: `ptr` is valid by the type invariant and `vendor` is

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The management interface of a controller, as nvme-cli uses it: the
+//! character device `/dev/rsnvme<N>` with the NVMe passthrough ioctls of
+//! `include/uapi/linux/nvme_ioctl.h` (admin commands, reset) and the sysfs
+//! attributes the C driver's controller device has
+//! (drivers/nvme/host/sysfs.c). Also the controller numbers, which the
+//! disks are named after too.
+//!
+//! An open file holds a [`Handle`], which outlives the controller: remove
+//! first deregisters the device, then detaches the handle (waiting for a
+//! command in progress), after which its ioctls fail with `ENODEV`.
+
+#![deny(unsafe_code)]
+
+use crate::admin::{admin_timeout_ms, AdminQueue};
+use crate::io::IoShared;
+use crate::spec::completion::Completion;
+use crate::spec::identify::IdentifyController;
+use crate::spec::passthru::{self, Direction, Passthru};
+use crate::sys::blk::TagSet;
+use crate::sys::dma::CoherentArray;
+use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
+use crate::sys::pci::PciDevice;
+use crate::sys::sysfs::Attributes;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::error::{
+    code::{EACCES, EBUSY, EINVAL, ENODEV, ENOTTY},
+    Result,
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::uaccess::UserSlice;
+
+/// Controller numbers in use, one bit each: `rsnvme<N>` and its disks
+/// `rsnvme<N>n<nsid>`. The lowest free number is taken, so a controller
+/// bound again after an unbind gets its old name back.
+static NUMBERS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Most bytes one passthrough command may move (bounced through DMA
+/// memory), if the controller's MDTS allows as much.
+pub(crate) const MAX_PASSTHRU_BYTES: u32 = 1 << 20;
+
+/// Longest timeout a passthrough command may ask for: an hour.
+const MAX_PASSTHRU_TIMEOUT_MS: u32 = 3_600_000;
+
+/// A controller number, free again when dropped.
+pub(crate) struct ControllerNumber(u32);
+
+impl ControllerNumber {
+    /// Takes the lowest free number; `EBUSY` if all are in use.
+    pub(crate) fn take() -> Result<Self> {
+        for (word, bits) in NUMBERS.iter().enumerate() {
+            let mut cur = bits.load(Ordering::Relaxed);
+            while cur != u64::MAX {
+                let bit = cur.trailing_ones();
+                match bits.compare_exchange(
+                    cur,
+                    cur | (1 << bit),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(Self(word as u32 * 64 + bit)),
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        Err(EBUSY)
+    }
+
+    /// The number.
+    pub(crate) fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Drop for ControllerNumber {
+    fn drop(&mut self) {
+        if let Some(bits) = NUMBERS.get((self.0 / 64) as usize) {
+            bits.fetch_and(!(1u64 << (self.0 % 64)), Ordering::AcqRel);
+        }
+    }
+}
+
+/// What the ioctls need of a bound controller.
+pub(crate) struct Live {
+    pub(crate) admin: Arc<AdminQueue>,
+    pub(crate) set: Arc<TagSet<IoShared>>,
+}
+
+/// Fixed facts about the controller, for sysfs and the ioctls.
+pub(crate) struct Facts {
+    pub(crate) id: IdentifyController,
+    /// I/O queues in use.
+    pub(crate) io_queues: u32,
+    /// Entries per I/O queue.
+    pub(crate) io_depth: u32,
+    /// The memory page size used with the controller, in bytes.
+    pub(crate) page_size: u32,
+    /// Most bytes one passthrough command may move.
+    pub(crate) max_transfer: u32,
+    /// The namespaces the driver serves, which I/O commands may name.
+    pub(crate) nsids: KVec<u32>,
+}
+
+/// The data behind a controller's character device and open files.
+#[pin_data]
+pub(crate) struct Handle {
+    pdev: PciDevice,
+    facts: Facts,
+    /// `None` once the controller is being removed. Held while a command
+    /// from user space runs, so remove waits for it.
+    #[pin]
+    live: Mutex<Option<Live>>,
+}
+
+/// The sysfs attributes of the character device, in the order
+/// [`Handle::show`] takes their index.
+pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 10] = [
+    c"model",
+    c"serial",
+    c"firmware_rev",
+    c"transport",
+    c"address",
+    c"state",
+    c"cntlid",
+    c"subsysnqn",
+    c"queue_count",
+    c"sqsize",
+];
+
+/// The controller's character device; deregistered, then its handle
+/// detached, on drop.
+pub(crate) struct CharDevice {
+    dev: Option<MiscDevice<Handle>>,
+}
+
+impl CharDevice {
+    /// Registers `/dev/rsnvme<number>` for the bound controller `live`.
+    pub(crate) fn new(pdev: &PciDevice, number: u32, facts: Facts, live: Live) -> Result<Self> {
+        let handle = Arc::pin_init(
+            pin_init!(Handle {
+                pdev: pdev.clone(),
+                facts,
+                live <- new_mutex!(Some(live), "rsnvme_mgmt_live"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let dev = crate::ffi::register_char_device(pdev, format_args!("rsnvme{number}"), handle)?;
+        Ok(Self { dev: Some(dev) })
+    }
+}
+
+impl Drop for CharDevice {
+    fn drop(&mut self) {
+        if let Some(dev) = self.dev.take() {
+            let handle = dev.data().clone();
+            // No new opens and no attributes from here on.
+            drop(dev);
+            // Waits for a command in progress; open files get ENODEV.
+            *handle.live.lock() = None;
+        }
+    }
+}
+
+/// Data moved by a passthrough command, in DMA memory, with the PRP list
+/// that describes it when it spans more than two pages.
+struct Bounce {
+    data: CoherentArray<u8>,
+    _list: Option<CoherentArray<u64>>,
+    prp1: u64,
+    prp2: u64,
+}
+
+impl Bounce {
+    /// Allocates `len` bytes (not 0) of controller pages of `page_size`.
+    fn new(pdev: &PciDevice, len: u32, page_size: u32) -> Result<Self> {
+        let data = CoherentArray::<u8>::zeroed(pdev, len as usize)?;
+        let base = data.dma_handle();
+        let page = u64::from(page_size);
+        let pages = u64::from(len).div_ceil(page);
+        let (list, prp2) = match pages {
+            0 | 1 => (None, 0),
+            2 => (None, base + page),
+            n => {
+                // One list page, no chaining: MAX_PASSTHRU_BYTES keeps
+                // within it.
+                if (n - 1) * 8 > page {
+                    return Err(EINVAL);
+                }
+                let list = CoherentArray::<u64>::zeroed(pdev, (n - 1) as usize)?;
+                for i in 1..n {
+                    list.write((i - 1) as usize, (base + i * page).to_le())?;
+                }
+                let prp2 = list.dma_handle();
+                (Some(list), prp2)
+            }
+        };
+        Ok(Self {
+            data,
+            _list: list,
+            prp1: base,
+            prp2,
+        })
+    }
+}
+
+impl Handle {
+    /// `NVME_IOCTL_ADMIN_CMD` (`wide` false) and `NVME_IOCTL_ADMIN64_CMD`,
+    /// or with `io` `NVME_IOCTL_IO_CMD` and `NVME_IOCTL_IO64_CMD`: sends
+    /// the command at user address `arg` and returns its status (0 on
+    /// success, the NVMe status field otherwise), with the result and read
+    /// data copied back. I/O commands must name a namespace the driver
+    /// serves and need `CAP_SYS_ADMIN`.
+    fn passthru(&self, arg: usize, wide: bool, io: bool) -> Result<isize> {
+        let size = if wide {
+            passthru::PASSTHRU64_SIZE
+        } else {
+            passthru::PASSTHRU_SIZE
+        };
+        let mut raw = [0u8; passthru::PASSTHRU64_SIZE];
+        let raw = raw.get_mut(..size).ok_or(EINVAL)?;
+        UserSlice::new(arg, size).reader().read_slice(raw)?;
+        let Passthru {
+            mut command,
+            addr,
+            data_len,
+            direction,
+            timeout_ms,
+        } = passthru::parse(raw, self.facts.max_transfer).map_err(|_| EINVAL)?;
+        if io && !self.facts.nsids.contains(&command.nsid()) {
+            return Err(EINVAL);
+        }
+        if !io && passthru::admin_reserved(command.opcode()) {
+            return Err(EINVAL);
+        }
+        let unprivileged = !io && passthru::admin_allowed_unprivileged(&command);
+        if !unprivileged && !capable_sys_admin() {
+            return Err(EACCES);
+        }
+        let timeout_ms = match timeout_ms {
+            0 => admin_timeout_ms(),
+            ms => ms.min(MAX_PASSTHRU_TIMEOUT_MS),
+        };
+        let addr = usize::try_from(addr).map_err(|_| EINVAL)?;
+        let len = data_len as usize;
+
+        let bounce = match direction {
+            Direction::None => None,
+            _ => Some(Bounce::new(&self.pdev, data_len, self.facts.page_size)?),
+        };
+        if let (Some(bounce), Direction::ToDevice) = (&bounce, direction) {
+            let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            UserSlice::new(addr, len).reader().read_slice(&mut buf)?;
+            bounce.data.write_from(&buf)?;
+        }
+        if let Some(bounce) = &bounce {
+            command.set_prps(bounce.prp1, bounce.prp2);
+        }
+
+        let cqe: Completion = {
+            let live = self.live.lock();
+            let live = live.as_ref().ok_or(ENODEV)?;
+            let set = live.set.borrowed();
+            let shared = live.set.data();
+            if io {
+                // The internal command slot keeps only the status.
+                shared
+                    .exclusive(&set, || shared.user_io_command(&set, command, timeout_ms))
+                    .map(Completion::with_status)?
+            } else {
+                shared.exclusive(&set, || live.admin.submit_and_wait_for(command, timeout_ms))?
+            }
+        };
+
+        if let (Some(bounce), Direction::FromDevice) = (&bounce, direction) {
+            let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            bounce.data.read_into(&mut buf)?;
+            UserSlice::new(addr, len).writer().write_slice(&buf)?;
+        }
+        if wide {
+            let result = u64::from(cqe.result()) | (u64::from(cqe.dw1()) << 32);
+            let at = arg.checked_add(passthru::RESULT64_OFFSET).ok_or(EINVAL)?;
+            UserSlice::new(at, 8)
+                .writer()
+                .write_slice(&result.to_le_bytes())?;
+        } else {
+            let at = arg.checked_add(passthru::RESULT_OFFSET).ok_or(EINVAL)?;
+            UserSlice::new(at, 4)
+                .writer()
+                .write_slice(&cqe.result().to_le_bytes())?;
+        }
+        isize::try_from(cqe.status().0).map_err(|_| EINVAL)
+    }
+
+    /// `NVME_IOCTL_RESET`: resets the controller, returning when done.
+    fn reset(&self) -> Result<isize> {
+        if !capable_sys_admin() {
+            return Err(EACCES);
+        }
+        let live = self.live.lock();
+        let live = live.as_ref().ok_or(ENODEV)?;
+        live.set
+            .data()
+            .reset(&live.set.borrowed(), "requested through ioctl")?;
+        Ok(0)
+    }
+}
+
+impl FileOps for Handle {
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            passthru::IOCTL_ADMIN_CMD => self.passthru(arg, false, false),
+            passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, false),
+            passthru::IOCTL_IO_CMD => self.passthru(arg, false, true),
+            passthru::IOCTL_IO64_CMD => self.passthru(arg, true, true),
+            passthru::IOCTL_RESET => self.reset(),
+            // Not served (yet): subsystem reset, namespace rescan,
+            // NVME_IOCTL_SUBMIT_IO; NVME_IOCTL_ID is for namespace
+            // devices, as in the C driver.
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+impl Attributes for Handle {
+    fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = &self.facts.id;
+        // With their padding, as the C driver shows them.
+        let (serial, model, firmware) = id.padded_strings();
+        match index {
+            0 => out.write_str(model),
+            1 => out.write_str(serial),
+            2 => out.write_str(firmware),
+            3 => out.write_str("pcie"),
+            4 => write!(out, "{}", self.pdev.name().to_str().unwrap_or("?")),
+            5 => {
+                let live = self.live.lock();
+                match live.as_ref() {
+                    Some(live) => out.write_str(live.set.data().state_name()),
+                    None => out.write_str("deleting"),
+                }
+            }
+            6 => write!(out, "{}", id.controller_id()),
+            7 => out.write_str(id.subsystem_nqn()),
+            // As the C driver counts them: the admin queue too.
+            8 => write!(out, "{}", self.facts.io_queues + 1),
+            // Zero-based, as the C driver shows it.
+            9 => write!(out, "{}", self.facts.io_depth.saturating_sub(1)),
+            _ => Ok(()),
+        }
+    }
+
+    fn store(&self, _index: usize, _input: &[u8]) -> Result {
+        Err(EINVAL)
+    }
+}

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The safe half of the misc character devices (see `misc.rs`): the trait
+//! a device's files are served by, and the formatting of its name.
+
+#![deny(unsafe_code)]
+
+use super::sysfs_types::Attributes;
+use core::fmt::{self, Write};
+use kernel::error::Result;
+
+/// What a misc device's files do: its ioctls.
+pub(crate) trait FileOps: Attributes + Send + Sync {
+    /// Handles ioctl `cmd` with argument `arg` (a user address or a
+    /// number); returns what the ioctl returns, or an error.
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
+}
+
+/// Formats into a fixed buffer, keeping a terminating NUL.
+pub(super) struct NameBuf<'a> {
+    buf: &'a mut [u8; 32],
+    len: usize,
+}
+
+impl<'a> NameBuf<'a> {
+    /// Writes into `buf` from its start.
+    pub(super) fn new(buf: &'a mut [u8; 32]) -> Self {
+        Self { buf, len: 0 }
+    }
+}
+
+impl Write for NameBuf<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            // Keep the last byte for the NUL.
+            if self.len + 1 >= self.buf.len() {
+                return Err(fmt::Error);
+            }
+            *self.buf.get_mut(self.len).ok_or(fmt::Error)? = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Bad NVMe passthrough input that nvme-cli cannot produce (bad pointers,
+ * metadata, flags, unknown ioctls, no capability), against one controller
+ * character device. Built static on the host (tests/mgmt_tests.py) and run
+ * in the guest. Prints one line per case:
+ *
+ *   @@PT <case> ret=<ioctl return> errno=<name>
+ *
+ * which the guest script and the host check against what each case must
+ * return. With PT_SKIP_HARMFUL set (for the C driver, which sends them)
+ * the huge lengths and the deletion of an I/O queue are left out. "hold
+ * DEV SECONDS" opens DEV, sleeps, then sends Identify: for
+ * an ioctl on a file that outlives its controller.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/nvme_ioctl.h>
+
+static int fd;
+
+static const char *ename(int e)
+{
+	switch (e) {
+	case 0: return "0";
+	case EFAULT: return "EFAULT";
+	case EINVAL: return "EINVAL";
+	case EACCES: return "EACCES";
+	case EPERM: return "EPERM";
+	case ENOTTY: return "ENOTTY";
+	case ENODEV: return "ENODEV";
+	case EIO: return "EIO";
+	case EBUSY: return "EBUSY";
+	case ENOMEM: return "ENOMEM";
+	default: return "other";
+	}
+}
+
+static void report(const char *name, unsigned long req, void *arg)
+{
+	int ret;
+
+	errno = 0;
+	ret = ioctl(fd, req, arg);
+	printf("@@PT %s ret=%d errno=%s\n", name, ret, ename(ret < 0 ? errno : 0));
+	fflush(stdout);
+}
+
+static void identify(struct nvme_passthru_cmd *c, void *buf, unsigned int len)
+{
+	memset(c, 0, sizeof(*c));
+	c->opcode = 0x06;
+	c->cdw10 = 1;
+	c->addr = (uintptr_t)buf;
+	c->data_len = len;
+}
+
+int main(int argc, char **argv)
+{
+	static char buf[8192] __attribute__((aligned(4096)));
+	struct nvme_passthru_cmd c;
+	struct nvme_passthru_cmd64 c64;
+	void *unmapped;
+
+	if (argc < 2)
+		return 2;
+	fd = open(argv[1], O_RDWR);
+	if (fd < 0) {
+		perror(argv[1]);
+		return 1;
+	}
+	if (argc > 3 && !strcmp(argv[2], "hold")) {
+		sleep(atoi(argv[3]));
+		identify(&c, buf, 4096);
+		report("held-identify", NVME_IOCTL_ADMIN_CMD, &c);
+		return 0;
+	}
+	/* A page that is surely not mapped. */
+	unmapped = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(unmapped, 4096);
+
+	identify(&c, buf, 4096);
+	report("good-identify", NVME_IOCTL_ADMIN_CMD, &c);
+	if (memcmp(buf + 4, "        ", 8) == 0 || buf[24] == 0)
+		printf("@@PT good-identify-data empty\n");
+	else
+		printf("@@PT good-identify-data sn=%.20s\n", buf + 4);
+	memset(&c64, 0, sizeof(c64));
+	memcpy(&c64, &c, sizeof(c) - 8);
+	report("good-identify64", NVME_IOCTL_ADMIN64_CMD, &c64);
+
+	report("null-argument", NVME_IOCTL_ADMIN_CMD, NULL);
+	report("unmapped-argument", NVME_IOCTL_ADMIN_CMD, unmapped);
+	identify(&c, unmapped, 4096);
+	report("unmapped-read-buffer", NVME_IOCTL_ADMIN_CMD, &c);
+	identify(&c, (void *)16, 4096);
+	report("low-read-buffer", NVME_IOCTL_ADMIN_CMD, &c);
+	/* Set Features (write direction), Host Behavior, from a bad buffer. */
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x09;
+	c.cdw10 = 0x16;
+	c.addr = (uintptr_t)unmapped;
+	c.data_len = 512;
+	report("unmapped-write-buffer", NVME_IOCTL_ADMIN_CMD, &c);
+	identify(&c, buf, 4096);
+	c.metadata_len = 64;
+	c.metadata = (uintptr_t)buf;
+	report("metadata", NVME_IOCTL_ADMIN_CMD, &c);
+	identify(&c, buf, 4096);
+	c.flags = 1;
+	report("flags", NVME_IOCTL_ADMIN_CMD, &c);
+	identify(&c, buf, 4096);
+	c.opcode = 0x07; /* bits 1:0 = 11b: bidirectional */
+	report("bidirectional", NVME_IOCTL_ADMIN_CMD, &c);
+	identify(&c, buf, 4096);
+	c.opcode = 0x08; /* Abort moves no data */
+	report("data-without-direction", NVME_IOCTL_ADMIN_CMD, &c);
+	if (!getenv("PT_SKIP_HARMFUL")) {
+		identify(&c, buf, 64u << 20);
+		report("huge-length", NVME_IOCTL_ADMIN_CMD, &c);
+		identify(&c, buf, 0xffffffffu);
+		report("max-length", NVME_IOCTL_ADMIN_CMD, &c);
+	}
+	identify(&c, buf, 100);
+	report("short-length", NVME_IOCTL_ADMIN_CMD, &c);
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0xc2; /* vendor specific, unknown to QEMU: an NVMe status */
+	report("unknown-opcode", NVME_IOCTL_ADMIN_CMD, &c);
+	report("unknown-ioctl", _IO('N', 0x7f), NULL);
+	if (!getenv("PT_SKIP_HARMFUL")) {
+		memset(&c, 0, sizeof(c));
+		c.opcode = 0x04; /* Delete I/O Completion Queue 1: the driver's */
+		c.cdw10 = 1;
+		report("delete-io-queue", NVME_IOCTL_ADMIN_CMD, &c);
+	}
+	report("io-cmd-no-namespace", NVME_IOCTL_IO_CMD, &c);
+	/* Read block 0 of namespace 1; of a namespace that does not exist. */
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02;
+	c.nsid = 1;
+	c.addr = (uintptr_t)buf;
+	c.data_len = 512;
+	report("io-read", NVME_IOCTL_IO_CMD, &c);
+	memset(&c64, 0, sizeof(c64));
+	memcpy(&c64, &c, sizeof(c) - 8);
+	report("io-read64", NVME_IOCTL_IO64_CMD, &c64);
+	c.nsid = 99;
+	report("io-read-bad-namespace", NVME_IOCTL_IO_CMD, &c);
+	c.nsid = 1;
+	c.addr = (uintptr_t)unmapped;
+	report("io-read-unmapped-buffer", NVME_IOCTL_IO_CMD, &c);
+
+	/* Without CAP_SYS_ADMIN: Identify still works, nothing else. */
+	if (setresuid(65534, 65534, 65534) != 0) {
+		perror("setresuid");
+		return 1;
+	}
+	identify(&c, buf, 4096);
+	report("unprivileged-identify", NVME_IOCTL_ADMIN_CMD, &c);
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02; /* Get Log Page, SMART */
+	c.nsid = 0xffffffff;
+	c.cdw10 = 0x02 | (127u << 16);
+	c.addr = (uintptr_t)buf;
+	c.data_len = 512;
+	report("unprivileged-get-log", NVME_IOCTL_ADMIN_CMD, &c);
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x0a; /* Get Features, Number of Queues */
+	c.cdw10 = 7;
+	report("unprivileged-get-features", NVME_IOCTL_ADMIN_CMD, &c);
+	report("unprivileged-reset", NVME_IOCTL_RESET, NULL);
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02;
+	c.nsid = 1;
+	c.addr = (uintptr_t)buf;
+	c.data_len = 512;
+	report("unprivileged-io-read", NVME_IOCTL_IO_CMD, &c);
+	return 0;
+}

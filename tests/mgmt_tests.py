@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""nvme-cli against rsnvme (issue 11): QEMU boots tests/guest/mgmt-cli.sh
+with two identical controllers (but for their serial numbers), one bound
+to the C driver and one to rsnvme, and Debian's nvme-cli in the guest.
+The host checks what nvme-cli printed against QEMU's configuration and
+the C driver's output against rsnvme's (the fields that legitimately
+differ are excluded by name, each with its reason), the controller sysfs
+attributes, what bad passthrough input returned
+(tests/guest/passthru-bad.c, built static here), the reset, fio's verify
+afterwards, an ioctl on a file open across an unbind and the controller
+number after a rebind.
+
+tests/run.py calls run_all(). Alone:
+
+    tests/mgmt_tests.py [-k NAME]
+
+(uses the cached kernel and the rsnvme.ko already built; builds nothing
+else but the static helper).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "qemu-ci"))
+sys.path.insert(0, str(ROOT / "tests"))
+import qemu  # noqa: E402
+
+NVME_CLI = "/usr/sbin/nvme"
+C_SERIAL, RS_SERIAL = "RSNVMECDRV", "RSNVMERUST"
+SIZE_MB = 64
+# PCI slots of the two controllers: the C driver's, rsnvme's.
+C_SLOT, RS_SLOT = 4, 5
+
+# Fields that differ between the two controllers or between two reads,
+# by design; everything else nvme-cli prints must be equal.
+ID_CTRL_DIFFER = {
+    "sn": "the serial numbers differ by configuration",
+    "subnqn": "QEMU builds the subsystem NQN from the serial number",
+}
+SMART_DIFFER = {
+    "data_units_read": "I/O counters: the drivers do different I/O",
+    "data_units_written": "I/O counters",
+    "host_read_commands": "I/O counters",
+    "host_write_commands": "I/O counters",
+    "controller_busy_time": "I/O counters",
+    "num_err_log_entries": "counts the failed commands each driver sent",
+}
+
+# What each bad passthrough case must return on rsnvme: (ret, errno name);
+# ret "status" is a positive NVMe status.
+PT_EXPECT = {
+    "good-identify": ("0", "0"),
+    "good-identify64": ("0", "0"),
+    "null-argument": ("-1", "EFAULT"),
+    "unmapped-argument": ("-1", "EFAULT"),
+    "unmapped-read-buffer": ("-1", "EFAULT"),
+    "low-read-buffer": ("-1", "EFAULT"),
+    "unmapped-write-buffer": ("-1", "EFAULT"),
+    "metadata": ("-1", "EINVAL"),
+    "flags": ("-1", "EINVAL"),
+    "bidirectional": ("-1", "EINVAL"),
+    "data-without-direction": ("-1", "EINVAL"),
+    "huge-length": ("-1", "EINVAL"),
+    "max-length": ("-1", "EINVAL"),
+    "short-length": ("0", "0"),
+    "unknown-opcode": ("status", "0"),
+    "unknown-ioctl": ("-1", "ENOTTY"),
+    "delete-io-queue": ("-1", "EINVAL"),
+    "io-cmd-no-namespace": ("-1", "EINVAL"),
+    "io-read": ("0", "0"),
+    "io-read64": ("0", "0"),
+    "io-read-bad-namespace": ("-1", "EINVAL"),
+    "io-read-unmapped-buffer": ("-1", "EFAULT"),
+    "unprivileged-io-read": ("-1", "EACCES"),
+    "unprivileged-identify": ("0", "0"),
+    "unprivileged-get-log": ("-1", "EACCES"),
+    "unprivileged-get-features": ("-1", "EACCES"),
+    "unprivileged-reset": ("-1", "EACCES"),
+    "held-identify": ("-1", "ENODEV"),
+}
+# Cases where the C driver must give the same answer (others it answers
+# in its own way, e.g. it sends data for opcodes whose bits say none, and
+# lets a process without CAP_SYS_ADMIN read through the controller
+# device, which rsnvme does not; it has no NVME_IOCTL_IO64_CMD there).
+# (A write from an unmapped buffer gets EACCES from the C driver.)
+PT_SAME_AS_C = ("good-identify", "good-identify64", "null-argument", "unmapped-argument",
+                "unmapped-read-buffer", "low-read-buffer", "flags",
+                "short-length", "unknown-opcode", "unknown-ioctl", "unprivileged-identify",
+                "io-cmd-no-namespace", "io-read", "io-read-bad-namespace",
+                "io-read-unmapped-buffer",
+                "unprivileged-get-log", "unprivileged-get-features", "unprivileged-reset")
+
+
+def helper():
+    """Builds tests/guest/passthru-bad.c into a static binary."""
+    out = qemu.BUILD / "passthru-bad"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out),
+                    str(ROOT / "tests" / "guest" / "passthru-bad.c")], check=True)
+    return out
+
+
+def initramfs(kdir):
+    """The initramfs with fio, nvme-cli (and their libraries) and the helper."""
+    extra = qemu.io_tools(qemu.IO_TOOLS + (NVME_CLI,)) + [(helper(), "bin/passthru-bad")]
+    initrd = qemu.BUILD / "mgmt-initramfs.cpio"
+    shutil.copy2(qemu.build_initramfs(kdir, extra_files=extra), initrd)
+    return initrd
+
+
+def cli(b):
+    """{(driver, what): (rc, parsed JSON or text)} from the @@NVME lines."""
+    out = {}
+    for m in b.lines(r"^@@NVME (c|rs) (\S+) rc=(\d+) ?(.*)$"):
+        text = m[4].strip()
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            value = text
+        out[(m[1], m[2])] = (int(m[3]), value)
+    return out
+
+
+def unwrap(v):
+    """fw-log's JSON is keyed by the device name: its one value."""
+    if isinstance(v, dict) and len(v) == 1 and re.fullmatch(r"(rs)?nvme\d+", next(iter(v))):
+        return next(iter(v.values()))
+    return v
+
+
+def diff(a, b, skip):
+    """Keys of two dicts whose values differ, without those in `skip`."""
+    a, b = unwrap(a), unwrap(b)
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return ["(not both JSON objects)"]
+    return sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
+
+
+def check_cli(record, tag, b):
+    got = cli(b)
+    for what in ("id-ctrl", "id-ns", "smart-log", "error-log", "fw-log", "get-feature-7"):
+        for drv in ("c", "rs"):
+            rc, _ = got.get((drv, what), (None, None))
+            record(f"{tag}: nvme {what} on {'/dev/nvme0' if drv == 'c' else '/dev/rsnvme0'} "
+                   f"succeeds", rc == 0, f"rc {rc}; {b.lines(rf'^@@NVMEERR {drv} {what} .*')}")
+    c, rs = got.get(("c", "id-ctrl"), (0, {}))[1], got.get(("rs", "id-ctrl"), (0, {}))[1]
+    c, rs = c if isinstance(c, dict) else {}, rs if isinstance(rs, dict) else {}
+    version = qemu_version()
+    record(f"{tag}: id-ctrl on rsnvme: sn {RS_SERIAL}, mn QEMU NVMe Ctrl, fr {version}",
+           (rs.get("sn", "").strip(), rs.get("mn", "").strip(), rs.get("fr", "").strip())
+           == (RS_SERIAL, "QEMU NVMe Ctrl", version),
+           f"sn {rs.get('sn')!r} mn {rs.get('mn')!r} fr {rs.get('fr')!r}")
+    record(f"{tag}: id-ctrl on the C driver: sn {C_SERIAL}", c.get("sn", "").strip() == C_SERIAL,
+           f"sn {c.get('sn')!r}")
+    d = diff(c, rs, ID_CTRL_DIFFER)
+    record(f"{tag}: id-ctrl: rsnvme and the C driver agree on {len(c)} fields "
+           f"(but {', '.join(ID_CTRL_DIFFER)})", bool(c) and not d,
+           "; ".join(f"{k}: C {c.get(k)!r} rsnvme {rs.get(k)!r}" for k in d[:10]))
+    blocks = SIZE_MB * 1024 * 1024 // 512
+    for what, skip in (("id-ns", {}), ("smart-log", SMART_DIFFER), ("error-log", {}),
+                       ("fw-log", {}), ("get-feature-7", {})):
+        c, rs = got.get(("c", what), (0, None))[1], got.get(("rs", what), (0, None))[1]
+        if isinstance(c, dict):
+            d = diff(c, rs, skip)
+            record(f"{tag}: {what}: rsnvme and the C driver agree"
+                   + (f" (but {', '.join(skip)})" if skip else ""), not d,
+                   "; ".join(f"{k}: C {c.get(k)!r} rsnvme {(rs or {}).get(k)!r}" for k in d[:10]))
+        else:
+            record(f"{tag}: {what}: rsnvme and the C driver agree", c is not None and c == rs,
+                   f"C {c!r} rsnvme {rs!r}")
+    rs_ns = got.get(("rs", "id-ns"), (0, {}))[1] or {}
+    record(f"{tag}: id-ns on rsnvme: nsze {blocks}",
+           isinstance(rs_ns, dict) and rs_ns.get("nsze") == blocks, f"nsze {rs_ns.get('nsze')!r}")
+    feat = got.get(("rs", "get-feature-7"), (0, ""))[1]
+    record(f"{tag}: get-feature -f 7 on rsnvme names the Number of Queues",
+           isinstance(feat, str) and "Number of Queues" in feat, f"{feat!r}")
+    for what in ("id-ctrl-after-reset", "id-ctrl-after-rebind"):
+        rc, v = got.get(("rs", what), (None, None))
+        record(f"{tag}: nvme {what} on rsnvme: sn {RS_SERIAL}",
+               rc == 0 and isinstance(v, dict) and v.get("sn", "").strip() == RS_SERIAL,
+               f"rc {rc}")
+
+    pt = {(m[1], m[2]): (int(m[3]), m[4]) for m in
+          b.lines(r"^@@PASSTHRU (c|rs) (\S+) rc=(\d+) ?(.*)$")}
+    ident = {m[1]: m for m in b.lines(r"^@@PASSTHRU (c|rs) identify rc=(\d+) bytes=(\d+) sn=(\S*)")}
+    for drv, serial in (("c", C_SERIAL), ("rs", RS_SERIAL)):
+        m = ident.get(drv)
+        record(f"{tag}: admin-passthru Identify on {drv}: 4096 bytes, sn {serial}",
+               bool(m) and (m[2], m[3], m[4]) == ("0", "4096", serial), m[0] if m else "no line")
+    for what, want in (("zero", "0"), ("odd", "0"), ("huge", "nonzero"),
+                       ("unknown-opcode", "nonzero")):
+        rs, c = pt.get(("rs", what)), pt.get(("c", what))
+        ok = rs is not None and ((rs[0] == 0) == (want == "0"))
+        record(f"{tag}: admin-passthru {what} on rsnvme: exit status {want}", ok, f"{rs}")
+        record(f"{tag}: admin-passthru {what}: rsnvme's exit status is the C driver's",
+               rs is not None and c is not None and rs[0] == c[0], f"rsnvme {rs} C {c}")
+
+    res = {(m[1], m[2]): (m[3], m[4]) for m in
+           b.lines(r"^@@PT (c|rs) (\S+) ret=(-?\d+) errno=([A-Z0-9]+)")}
+    for case, (ret, err) in PT_EXPECT.items():
+        r = res.get(("rs", case))
+        ok = r is not None and r[1] == err and (
+            int(r[0]) > 0 if ret == "status" else r[0] == ret)
+        record(f"{tag}: passthrough {case} on rsnvme returns "
+               f"{'an NVMe status' if ret == 'status' else err}", ok, f"got {r}")
+    for case in PT_SAME_AS_C:
+        r, c = res.get(("rs", case)), res.get(("c", case))
+        record(f"{tag}: passthrough {case}: rsnvme answers as the C driver",
+               r is not None and r == c, f"rsnvme {r} C {c}")
+    for drv in ("c", "rs"):
+        io = {m[1]: m for m in b.lines(rf"^@@IOPT {drv} (write|read) rc=(\d+) want=(\w+) "
+                                       r"(?:disk|got)=(\w+)$")}
+        for what, how in (("write", "written by io-passthru, read from the disk"),
+                          ("read", "written to the disk, read by io-passthru")):
+            m = io.get(what)
+            record(f"{tag}: io-passthru on {drv}: 8-16 KiB pattern {how}",
+                   bool(m) and m[2] == "0" and m[3] == m[4], m[0] if m else "no line")
+    m = b.lines(r"^@@PT rs good-identify-data sn=(\S+)")
+    record(f"{tag}: passthrough Identify data read back: sn {RS_SERIAL}",
+           bool(m) and m[0][1] == RS_SERIAL, m[0][0] if m else "no line")
+
+
+def check_sysfs(record, tag, b):
+    attrs = {(m[1], m[2]): m[3] for m in b.lines(r"^@@SYSFS (c|rs) (\w+)=(.*)$")}
+    want = {"model": "QEMU NVMe Ctrl".ljust(40), "serial": RS_SERIAL.ljust(20),
+            "firmware_rev": qemu_version().ljust(8),
+            "transport": "pcie", "address": f"0000:00:{RS_SLOT:02x}.0", "state": "live"}
+    for a, v in want.items():
+        got = attrs.get(("rs", a))
+        record(f"{tag}: sysfs {a} of rsnvme0 is {v!r}", got == v, f"got {got!r}")
+    # sqsize is the I/O queue depth - 1: rsnvme's queues have 256 entries
+    # (io.rs MAX_IO_DEPTH), the C driver's 1024.
+    got = attrs.get(("rs", "sqsize"))
+    record(f"{tag}: sysfs sqsize of rsnvme0 is 255", got == "255", f"got {got!r}")
+    for a in ("model", "firmware_rev", "transport", "state", "cntlid", "queue_count"):
+        c, rs = attrs.get(("c", a)), attrs.get(("rs", a))
+        record(f"{tag}: sysfs {a}: rsnvme's is the C driver's", c is not None and c == rs,
+               f"C {c!r} rsnvme {rs!r}")
+    nqn = attrs.get(("rs", "subsysnqn"), "")
+    record(f"{tag}: sysfs subsysnqn of rsnvme0 names its serial", nqn.endswith(RS_SERIAL),
+           f"got {nqn!r}")
+
+
+def check_rest(record, tag, b):
+    resets = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: resetting the controller: "
+                     r"requested through ioctl$")
+    done = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: reset done: (\d+) I/O queues")
+    record(f"{tag}: nvme reset: rsnvme logs one ioctl reset and 'reset done'",
+           len(resets) == 1 and len(done) == 1, f"{len(resets)} resets, {len(done)} done")
+    rc = b.lines(r"^@@NVME rs reset rc=(\d+)")
+    record(f"{tag}: nvme reset /dev/rsnvme0 exits 0", bool(rc) and rc[0][1] == "0",
+           rc[0][0] if rc else "no line")
+    fio = b.lines(r"^@@FIO after \S+ err=(\d+) read_kib=(\d+) write_kib=(\d+)")
+    record(f"{tag}: fio verify after the bad passthrough: 16 MiB written and read back",
+           bool(fio) and fio[0].groups() == ("0", "16384", "16384"),
+           fio[0][0] if fio else "no @@FIO line")
+    m = b.lines(r"^@@REBIND disks=(.*)$")
+    record(f"{tag}: rebound controller gets its number back: disk rsnvme0n1",
+           bool(m) and m[0][1].split() == ["rsnvme0n1"], m[0][0] if m else "no line")
+    node = b.lines(r"^@@NODE rs-class (\S+)$")
+    record(f"{tag}: /sys/class/misc/rsnvme0 belongs to the PCI device",
+           bool(node) and node[0][1].endswith(f"0000:00:{RS_SLOT:02x}.0"),
+           node[0][0] if node else "no line")
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
+def qemu_version():
+    out = subprocess.run(["qemu-system-x86_64", "--version"], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    return re.search(r"version (\S+)", out)[1]
+
+
+def run_all(kdir, record, check_boot, only=""):
+    tag = "mgmt-cli"
+    if only not in tag:
+        return
+    initrd = initramfs(kdir)
+    devices = [qemu.Nvme(serial=C_SERIAL, size_mb=SIZE_MB, params={"addr": hex(C_SLOT)}),
+               qemu.Nvme(serial=RS_SERIAL, size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})]
+    env = {"c_bdf": f"0000:00:{C_SLOT:02x}.0", "rs_bdf": f"0000:00:{RS_SLOT:02x}.0"}
+    b = qemu.boot(tag, initrd, kdir, "mgmt-cli", devices, smp=2, mem=1024, env=env,
+                  timeout=240)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    check_cli(record, tag, b)
+    check_sysfs(record, tag, b)
+    check_rest(record, tag, b)
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-k", default="", help="only scenarios containing this")
+    args = ap.parse_args()
+    import run
+    run_all(qemu.kernel(), run.record, run.check_boot, args.k)
+    run.finish()
+
+
+if __name__ == "__main__":
+    main()
