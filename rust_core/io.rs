@@ -145,6 +145,11 @@ impl Namespace {
     }
 }
 
+/// Held by the closure [`IoShared::exclusive`] runs: what the commands
+/// that must not overlap a reset, a suspend or each other require. Only
+/// `exclusive` makes one.
+pub(crate) struct Exclusive(());
+
 /// Per-request driver data.
 pub(crate) struct IoPdu {
     /// The PRP list or DSM range page of a request in flight.
@@ -593,11 +598,12 @@ impl IoShared {
 
     /// Runs an I/O command from user space on I/O queue 1, outside
     /// blk-mq, and returns its status; `EBUSY` if the queue is full. Only
-    /// inside [`IoShared::exclusive`], which keeps a second such command,
-    /// a reset and a suspend out, and resets the controller if this times
-    /// out (after `timeout_ms`).
+    /// inside [`IoShared::exclusive`] (its token proves it), which keeps a
+    /// second such command, a reset and a suspend out, and resets the
+    /// controller if this times out (after `timeout_ms`).
     pub(crate) fn user_io_command(
         &self,
+        _exclusive: &Exclusive,
         set: &TagSetRef<'_, IoShared>,
         cmd: Command,
         timeout_ms: u32,
@@ -674,7 +680,7 @@ impl IoShared {
     pub(crate) fn exclusive<R>(
         &self,
         set: &TagSetRef<'_, IoShared>,
-        f: impl FnOnce() -> Result<R>,
+        f: impl FnOnce(&Exclusive) -> Result<R>,
     ) -> Result<R> {
         let _guard = self.recovery.lock();
         match self.state() {
@@ -682,7 +688,7 @@ impl IoShared {
             State::Suspended | State::Resetting => return Err(EBUSY),
             State::Dead | State::Deleting => return Err(ENODEV),
         }
-        let result = f();
+        let result = f(&Exclusive(()));
         if matches!(&result, Err(e) if *e == etimedout()) {
             // A failed reset leaves the controller dead, its DMA off.
             let _ = self.reset_locked(set, "admin command from user space timed out");

@@ -269,10 +269,14 @@ impl Handle {
             if io {
                 // The internal command slot keeps only the status.
                 shared
-                    .exclusive(&set, || shared.user_io_command(&set, command, timeout_ms))
+                    .exclusive(&set, |ex| {
+                        shared.user_io_command(ex, &set, command, timeout_ms)
+                    })
                     .map(Completion::with_status)?
             } else {
-                shared.exclusive(&set, || live.admin.submit_and_wait_for(command, timeout_ms))?
+                shared.exclusive(&set, |_| {
+                    live.admin.submit_and_wait_for(command, timeout_ms)
+                })?
             }
         };
 
