@@ -189,12 +189,7 @@ pub(crate) const fn file_operations<T: FileOps>() -> bindings::file_operations {
 pub(crate) const fn attribute<T: FileOps, const I: usize>(
     name: &'static CStr,
 ) -> bindings::device_attribute {
-    // SAFETY: All zeroes is the valid "unset" value of every field.
-    let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
-    attr.attr.name = name.as_ptr().cast();
-    attr.attr.mode = 0o444;
-    attr.show = Some(show::<T, I>);
-    attr
+    super::sysfs::read_only(name, show::<T, I>)
 }
 
 /// `show` of attribute `I` of a [`MiscDevice<T>`].

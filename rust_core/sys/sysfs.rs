@@ -30,12 +30,26 @@ use super::sysfs_types::Value;
 pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
     name: &'static CStr,
 ) -> bindings::device_attribute {
+    read_only(name, show::<T, I>)
+}
+
+/// A `show` callback of a device attribute.
+pub(super) type ShowFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *mut kernel::ffi::c_char,
+) -> isize;
+
+/// The read-only (0444) device attribute `name`, shown by `show`; what
+/// `show` requires of the device is for the caller to uphold where the
+/// attribute is registered.
+pub(super) const fn read_only(name: &'static CStr, show: ShowFn) -> bindings::device_attribute {
     // SAFETY: `device_attribute` is plain C data for which all zeroes is
     // the valid "unset" value of every field.
     let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
     attr.attr.name = name.as_ptr().cast();
     attr.attr.mode = 0o444;
-    attr.show = Some(show::<T, I>);
+    attr.show = Some(show);
     attr
 }
 
