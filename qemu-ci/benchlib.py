@@ -55,6 +55,9 @@ ROWS = (
     Row("seqwrite-128k-qd8", "128k seqwrite QD8", "write", 131072, 8),
     Row("uring-randread-4k-qd32", "4k randread QD32 xCPUS io_uring", "randread", 4096, 32,
         True, "io_uring"),
+    # Polled: IORING_SETUP_IOPOLL on each driver's poll queue (poll_queues=1).
+    Row("uring-poll-randread-4k-qd32", "4k randread QD32 xCPUS io_uring polled", "randread",
+        4096, 32, True, "io_uring-hipri"),
     # rsnvme rebound with shadow_doorbells=0 for this row (the C driver
     # has no such switch and keeps them): what the shadow doorbells save.
     Row("randread-4k-qd32-noshadow", "4k randread QD32 xCPUS, rsnvme without shadow doorbells",

@@ -67,7 +67,7 @@ pub(crate) struct AdminQueue {
 impl AdminQueue {
     /// Allocates the admin queue pair in DMA memory.
     pub(crate) fn new(regs: &Registers) -> Result<Arc<Self>> {
-        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, 0, None)?;
+        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, Some(0), None)?;
         Arc::pin_init(
             pin_init!(Self {
                 pdev: regs.pdev().clone(),

@@ -405,10 +405,12 @@ impl<'a> Bringup<'a> {
         Ok(namespaces)
     }
 
-    /// Step "queue count": asks for one I/O queue pair per online CPU (Set
-    /// Features, Number of Queues) and returns how many were granted.
+    /// Step "queue count": asks for one I/O queue pair per online CPU and
+    /// the polled ones of the `poll_queues` parameter (Set Features, Number
+    /// of Queues) and returns how many were granted.
     fn queue_count(&self) -> u32 {
-        let wanted = u16::try_from(cpu::num_online()).unwrap_or(u16::MAX);
+        let wanted = cpu::num_online().saturating_add(poll_queues_wanted());
+        let wanted = u16::try_from(wanted).unwrap_or(u16::MAX);
         match self.admin.set_queue_count(self.regs, wanted) {
             Ok(granted) => granted.min(wanted.into()),
             Err(_) => {
@@ -442,14 +444,15 @@ impl<'a> Bringup<'a> {
         }
     }
 
-    /// Step "I/O queues": `count` queue pairs, created on the controller
-    /// and put behind a tag set with an interrupt handler each; they use
-    /// `shadow`'s doorbells if given.
+    /// Step "I/O queues": `count` queue pairs with an interrupt handler
+    /// each and `polled` ones without, created on the controller and put
+    /// behind a tag set; they use `shadow`'s doorbells if given.
     fn io_queues(
         &self,
         mapped: &Mapped,
         irqs: &Interrupts,
         count: u32,
+        polled: u32,
         shadow: Option<Arc<ShadowDoorbells>>,
         faults: Faults,
     ) -> Result<IoQueues> {
@@ -457,9 +460,14 @@ impl<'a> Bringup<'a> {
         let depth = io_queue_depth(regs.cap().max_queue_entries(), MAX_IO_DEPTH);
         let spread = irqs.vectors.count() > 1;
         let mut queues = KVec::new();
-        for qid in 1..=u16::try_from(count)? {
+        let with_irq = u16::try_from(count)?;
+        for qid in 1..=u16::try_from(count.checked_add(polled).ok_or(EINVAL)?)? {
             // With a single vector the queue shares it with the admin queue.
-            let vector = if spread { qid } else { 0 };
+            let vector = match qid {
+                _ if qid > with_irq => None,
+                _ if spread => Some(qid),
+                _ => Some(0),
+            };
             let queue = QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?;
             self.admin.create_io_queue(regs, &queue)?;
             if faults.inject(Fault::IoTimeout) {
@@ -485,7 +493,8 @@ impl<'a> Bringup<'a> {
             TagSet::new(
                 shared,
                 regs.pdev(),
-                count,
+                count + polled,
+                polled,
                 u32::from(depth) - 1,
                 io_timeout_ms(),
             )?,
@@ -493,6 +502,9 @@ impl<'a> Bringup<'a> {
         )?;
         let mut handlers = KVec::new();
         for (index, queue) in set.data().queues().iter().enumerate() {
+            let Some(vector) = queue.vector() else {
+                continue;
+            };
             let handler = QueueIrq {
                 set: set.clone(),
                 index: u32::try_from(index)?,
@@ -500,7 +512,7 @@ impl<'a> Bringup<'a> {
             handlers.push(
                 IrqRegistration::request(
                     &irqs.vectors,
-                    queue.vector().into(),
+                    vector.into(),
                     Arc::new(handler, GFP_KERNEL)?,
                     c"rsnvme-io",
                 )?,
@@ -512,6 +524,12 @@ impl<'a> Bringup<'a> {
             set,
         })
     }
+}
+
+/// The polled I/O queues the `poll_queues` parameter asks for: no more
+/// than one per online CPU, as blk-mq maps CPUs to them.
+fn poll_queues_wanted() -> u32 {
+    param::poll_queues().min(cpu::num_online())
 }
 
 /// Step "interrupts" again, once the queue count is known: one vector for
@@ -592,8 +610,10 @@ impl Controller {
         let namespaces = bringup.namespaces(&id)?;
         let identity = Identity { id, namespaces };
         let io_granted = bringup.queue_count();
+        // Polled queues only next to at least one with interrupts.
+        let polled = poll_queues_wanted().min(io_granted.saturating_sub(1));
 
-        let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted)?;
+        let (irqs, count) = spread_interrupts(&pdev, &admin, irqs, io_granted - polled)?;
         let mut live = Live {
             enabled,
             io: None,
@@ -605,7 +625,7 @@ impl Controller {
             let shadow = live.shadow.clone();
             let io = live
                 .io
-                .insert(bringup.io_queues(&mapped, &irqs, count, shadow, faults)?);
+                .insert(bringup.io_queues(&mapped, &irqs, count, polled, shadow, faults)?);
             if faults.inject(Fault::AfterIoQueues) {
                 dev_err!(
                     &pdev,
@@ -679,6 +699,18 @@ impl Controller {
             .map_or(0, |io| io.set.data().queues().len() as u32)
     }
 
+    /// Polled I/O queue pairs in use (no interrupt).
+    fn polled_queues(&self) -> usize {
+        self.live.io.as_ref().map_or(0, |io| {
+            io.set
+                .data()
+                .queues()
+                .iter()
+                .filter(|q| q.vector().is_none())
+                .count()
+        })
+    }
+
     /// Logs what the controller is and what it offers.
     fn report(&self) {
         let id = &self.identity.id;
@@ -694,7 +726,7 @@ impl Controller {
         dev_info!(
             &self.pdev,
             "model \"{}\" serial \"{}\" firmware \"{}\": {} I/O queue pairs granted, \
-             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}{}\n",
+             {} used, {} namespaces, max transfer {} bytes (0: no limit), {} x{}{}{}\n",
             id.model(),
             id.serial(),
             id.firmware(),
@@ -704,6 +736,7 @@ impl Controller {
             mdts,
             kind,
             self.irqs.vectors.count(),
+            PolledSuffix(self.polled_queues()),
             if self.live.shadow.is_some() {
                 ", shadow doorbells"
             } else {
@@ -888,5 +921,17 @@ fn limits(
         } else {
             0
         },
+    }
+}
+
+/// ", N polled" in the summary line when polled queues are in use.
+struct PolledSuffix(usize);
+
+impl core::fmt::Display for PolledSuffix {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, ", {n} polled"),
+        }
     }
 }

@@ -257,7 +257,7 @@ impl IoShared {
         queue: &QueuePair,
         index: u32,
         cqe: &Completion,
-        batch: Option<&mut CompletionBatch>,
+        batch: Option<&mut CompletionBatch<'_>>,
     ) {
         let (tag, generation) = split_command_id(cqe.cid());
         if tag == INTERNAL_TAG {
@@ -798,7 +798,7 @@ impl IoShared {
     /// Ends `rq`, whose completion was claimed: releases what it held, then
     /// ends it (a success as part of `batch`, if given), sends it again or
     /// fails it.
-    fn finish(&self, mut rq: Request<Self>, batch: Option<&mut CompletionBatch>) {
+    fn finish(&self, mut rq: Request<Self>, batch: Option<&mut CompletionBatch<'_>>) {
         self.release(&mut rq);
         let raw = rq.pdu().status;
         let status = NvmeStatus(raw);
@@ -975,6 +975,16 @@ impl Operations for IoShared {
         );
         self.schedule_reset(set, Reason::Timeout);
         TimeoutAction::ResetTimer
+    }
+
+    fn poll(
+        &self,
+        queue: &QueuePair,
+        index: u32,
+        set: &TagSetRef<'_, Self>,
+        batch: &mut CompletionBatch<'_>,
+    ) -> u32 {
+        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, Some(&mut *batch)))
     }
 
     fn work(&self, set: &TagSetRef<'_, Self>) {

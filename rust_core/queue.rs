@@ -167,7 +167,8 @@ impl Shadow {
 pub(crate) struct QueuePair {
     qid: u16,
     depth: u16,
-    vector: u16,
+    /// The interrupt vector completions signal; `None` for a polled queue.
+    vector: Option<u16>,
     sq_mem: CoherentArray<Command>,
     cq_mem: CoherentArray<u32>,
     sq_doorbell: Doorbell,
@@ -187,13 +188,14 @@ pub(crate) struct QueuePair {
 
 impl QueuePair {
     /// Allocates queue pair `qid` (0 is the admin queue) of `depth` entries
-    /// in DMA memory, completing on interrupt vector `vector`; an I/O queue
-    /// uses `shadow`'s doorbells if given.
+    /// in DMA memory, completing on interrupt vector `vector`, or without
+    /// interrupts (polled) if `None`; an I/O queue uses `shadow`'s
+    /// doorbells if given.
     pub(crate) fn new(
         regs: &Registers,
         qid: u16,
         depth: u16,
-        vector: u16,
+        vector: Option<u16>,
         shadow: Option<&Arc<ShadowDoorbells>>,
     ) -> Result<Arc<Self>> {
         let entries = usize::from(depth);
@@ -237,8 +239,8 @@ impl QueuePair {
         self.qid
     }
 
-    /// The interrupt vector its completions signal.
-    pub(crate) fn vector(&self) -> u16 {
+    /// The interrupt vector its completions signal, `None` if polled.
+    pub(crate) fn vector(&self) -> Option<u16> {
         self.vector
     }
 
@@ -252,7 +254,13 @@ impl QueuePair {
     /// controller, CQ first (NVMe Base Specification 2.0, section 3.3.1.1).
     pub(crate) fn create_commands(&self) -> Option<(Command, Command)> {
         let (sq, cq) = self.dma_handles();
-        let create_cq = Command::create_io_cq(self.qid, self.depth, cq, self.vector, true)?;
+        let create_cq = Command::create_io_cq(
+            self.qid,
+            self.depth,
+            cq,
+            self.vector.unwrap_or(0),
+            self.vector.is_some(),
+        )?;
         let create_sq = Command::create_io_sq(self.qid, self.depth, sq, self.qid)?;
         Some((create_cq, create_sq))
     }

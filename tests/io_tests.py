@@ -226,6 +226,64 @@ def io_verify(ctx, tag="io-verify"):
                f"selftest jobs {selftest}")
 
 
+POLL_TRACE = ("pci_nvme_create_cq", "pci_nvme_io_cmd")
+POLL_PHASES = ("iopoll-qd1", "iopoll-qd16", "hipri-sync")
+
+
+def io_poll(ctx, tag="io-poll"):
+    """Polled I/O (`poll_queues=1`): io_uring IOPOLL and pvsync2 hipri
+    write and verify a whole disk; QEMU's trace shows the polled queue was
+    created without interrupts and served reads and writes."""
+    smp = ctx.cpus
+    devices = [Q(serial="RSNVMEPOLL", namespaces=[NS(32)])]
+    b = ctx.boot(tag, "io-poll", devices, {"seed": ctx.seed, "params": "poll_queues=1"},
+                 smp=smp, trace=POLL_TRACE)
+    by_nsid = check_disks(ctx, tag, b, devices)
+    name = by_nsid.get(1)
+    if ctx.driver == "rust":
+        polled = [m[1] for m in b.lines(r"rsnvme \S+: model .* x\d+, (\d+) polled(, shadow "
+                                         r"doorbells)?$")]
+        ctx.record(f"{tag}: the summary line says 1 polled queue pair", polled == ["1"],
+                   f"polled counts {polled}")
+    else:
+        # The C driver: "<n>/0/1 default/read/poll queues".
+        polled = [m[1] for m in b.lines(r"nvme nvme\d+: \d+/\d+/(\d+) default/read/poll queues")]
+        ctx.record(f"{tag}: the C driver says 1 poll queue", polled == ["1"],
+                   f"poll counts {polled}")
+    poll = b.lines(r"^@@POLL io_poll=(\S+) io_poll_delay=(\S+)$")
+    hybrid = b.lines(r"^@@POLL hybrid-write=(\S+) io_poll_delay=(\S+)$")
+    ctx.record(f"{tag}: the disk's queue polls (io_poll 1, classic: io_poll_delay -1)",
+               [(m[1], m[2]) for m in poll] == [("1", "-1")], f"got {[m[0] for m in poll]}")
+    ctx.record(f"{tag}: a hybrid-polling request (io_poll_delay 0) is taken, classic stays",
+               [(m[1], m[2]) for m in hybrid] == [("ok", "-1")], f"got {[m[0] for m in hybrid]}")
+    cqs = {}
+    for m in b.events(r"\bpci_nvme_create_cq .*cqid=(\d+), .*ien=(\d+)"):
+        cqs[int(m[1])] = int(m[2])
+    no_irq = sorted(q for q, ien in cqs.items() if q > 0 and ien == 0)
+    ctx.record(f"{tag}: QEMU trace: exactly one I/O completion queue created without "
+               f"interrupts, the last one", no_irq == [max(cqs, default=0)] and len(no_irq) == 1,
+               f"completion queues (id: ien) {cqs}")
+    ops = {}
+    for m in b.events(r"\bpci_nvme_io_cmd .* sqid (\d+) opc 0x([0-9a-f]+)"):
+        if no_irq and int(m[1]) == no_irq[0]:
+            ops[m[2]] = ops.get(m[2], 0) + 1
+    ctx.record(f"{tag}: QEMU trace: the polled queue served writes and reads "
+               f"({ops.get('1', 0)} writes, {ops.get('2', 0)} reads)",
+               ops.get("1", 0) > 0 and ops.get("2", 0) > 0, f"opcodes {ops}")
+    timeouts = [l for l in b.console.splitlines() if "I/O timeout" in l]
+    ctx.record(f"{tag}: no I/O timed out (a polled request nobody reaps would)", not timeouts,
+               "; ".join(timeouts[:3]))
+    size = int(disks(b).get(name, {}).get("bytes", 0)) if name else 0
+    region = size // smp // MIB * MIB
+    want = {f"{name}-cpu{c}-{region // 1024}": (0, region // 1024, region // 1024)
+            for c in range(smp)} if name else {}
+    for phase in POLL_PHASES:
+        jobs = fio_jobs(b, phase)
+        ctx.record(f"{tag}: host: fio {phase}: {len(want)} jobs wrote and verified their "
+                   f"whole slice without error ({phase_seconds(b, phase):.1f} s)",
+                   jobs == want and bool(want), f"got {jobs}, want {want}")
+
+
 def io_pattern(ctx, tag="io-pattern"):
     """Host-written pattern read by the guest; guest-written pattern
     checked in the images."""
@@ -367,6 +425,7 @@ SCENARIOS = [
     ("io-discard", io_discard),
     ("io-fs", io_fs),
     ("io-teardown", io_teardown),
+    ("io-poll", io_poll),
 ]
 
 

@@ -224,7 +224,7 @@ def check_leaks(tag, b):
 
 SUMMARY = (r"rsnvme (\S+): model \"(.*)\" serial \"(.*)\" firmware \"(.*)\": (\d+) I/O queue "
            r"pairs granted, (\d+) used, (\d+) namespaces, max transfer (\d+) bytes "
-           r"\(0: no limit\), (MSI-X|MSI|INTx) x(\d+)(, shadow doorbells)?$")
+           r"\(0: no limit\), (MSI-X|MSI|INTx) x(\d+)(?:, (\d+) polled)?(, shadow doorbells)?$")
 
 
 def usable_namespaces(dev):
@@ -251,10 +251,10 @@ def check_identify(tag, b, devices, smp):
         mdts = int(p.get("mdts", 7))
         usable = usable_namespaces(dev)
         got = (m[2], m[3], m[4], int(m[5]), int(m[6]), int(m[7]), int(m[8]), m[9],
-               int(m[10]), m[11])
+               int(m[10]), m[11], m[12])
         # QEMU offers Doorbell Buffer Config: the I/O queues use it.
         want = ("QEMU NVMe Ctrl", dev.serial, fw, queues, used, len(usable),
-                (1 << mdts) * 4096 if mdts else 0, "MSI-X", vectors,
+                (1 << mdts) * 4096 if mdts else 0, "MSI-X", vectors, None,
                 ", shadow doorbells" if used else None)
         record(f"{tag}: {bdf} identify summary matches QEMU configuration", got == want,
                f"got {got}, want {want}")

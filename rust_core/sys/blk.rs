@@ -195,9 +195,9 @@ impl<T: Operations> Request<T> {
     }
 
     /// Ends the request successfully as part of `batch` (when the batch is
-    /// dropped), or at once if blk-mq cannot end it in a batch (scheduler
-    /// tags, an `end_io` callback).
-    pub(crate) fn end_ok_in(self, batch: &mut CompletionBatch) {
+    /// ended), or at once if blk-mq cannot end it in a batch (scheduler
+    /// tags, an `end_io` callback, a poller's batch of another driver).
+    pub(crate) fn end_ok_in(self, batch: &mut CompletionBatch<'_>) {
         let rq = self.rq.as_ptr();
         // SAFETY: The driver owns the request.
         let (flags, end_io) = unsafe { ((*rq).rq_flags, (*rq).end_io) };
@@ -205,8 +205,18 @@ impl<T: Operations> Request<T> {
             self.end(BlkStatus::Ok);
             return;
         }
-        let iob = &mut batch.iob;
-        iob.complete = Some(end_batch);
+        let iob = batch.iob();
+        // A poller's batch may already hold another driver's requests, to
+        // be ended by that driver's callback: then this one ends alone.
+        let ours = end_batch as unsafe extern "C" fn(*mut bindings::io_comp_batch) as usize;
+        match iob.complete {
+            None => iob.complete = Some(end_batch),
+            Some(f) if f as usize == ours => {}
+            Some(_) => {
+                self.end(BlkStatus::Ok);
+                return;
+            }
+        }
         iob.need_ts |= flags & bindings::RSNVME_RQF_NEED_TS != 0;
         // SAFETY: The driver owns the request and hands it to the batch,
         // at the head of its list (`rq_list_add_head`, inline in C).
@@ -308,33 +318,52 @@ impl<T: Operations> InFlight<T> {
 }
 
 /// Successful completions ended together (`struct io_comp_batch`), as the
-/// C driver's interrupt handler does: tags are given back and queue
-/// references dropped once per batch instead of once per request.
+/// C driver does: tags are given back and queue references dropped once
+/// per batch instead of once per request. The batch is either the
+/// driver's own (the interrupt handler's), ended when it is dropped, or
+/// the one a poller passed to [`Operations::poll`], which the poller ends
+/// through its `complete` callback once polling is done.
 ///
 /// # Invariants
 ///
-/// Every request on `iob.req_list` is owned by the batch: its completion
-/// was claimed, the driver released what it held for it, and it is ended
-/// exactly once, when the batch is dropped.
-pub(crate) struct CompletionBatch {
-    iob: bindings::io_comp_batch,
+/// Every request on the list of `caller` (if given, else `own`) that this
+/// batch put there is owned by the batch: its completion was claimed, the
+/// driver released what it held for it, and it is ended exactly once:
+/// `own`'s when the batch is dropped, `caller`'s by blk-mq's poller, which
+/// calls `complete` for a non-empty list after `mq_ops->poll` returns.
+pub(crate) struct CompletionBatch<'a> {
+    own: bindings::io_comp_batch,
+    caller: Option<&'a mut bindings::io_comp_batch>,
 }
 
-impl CompletionBatch {
-    /// An empty batch.
+impl CompletionBatch<'static> {
+    /// An empty batch of the driver's own.
     pub(crate) fn new() -> Self {
-        // SAFETY: All zeroes is an empty batch (no requests, no callback).
-        let iob = unsafe { MaybeUninit::zeroed().assume_init() };
-        Self { iob }
+        Self {
+            // SAFETY: All zeroes is an empty batch (no requests, no
+            // callback).
+            own: unsafe { MaybeUninit::zeroed().assume_init() },
+            caller: None,
+        }
     }
 }
 
-impl Drop for CompletionBatch {
+impl CompletionBatch<'_> {
+    /// The list requests are added to: the poller's if given, else ours.
+    fn iob(&mut self) -> &mut bindings::io_comp_batch {
+        match &mut self.caller {
+            Some(iob) => iob,
+            None => &mut self.own,
+        }
+    }
+}
+
+impl Drop for CompletionBatch<'_> {
     fn drop(&mut self) {
-        if !self.iob.req_list.head.is_null() {
-            // SAFETY: By the type invariant the requests on the list are
-            // the batch's to end, once; the list is emptied by the call.
-            unsafe { bindings::blk_mq_end_request_batch(&mut self.iob) };
+        if !self.own.req_list.head.is_null() {
+            // SAFETY: By the type invariant the requests on `own`'s list
+            // are the batch's to end, once; the list is emptied by the call.
+            unsafe { bindings::blk_mq_end_request_batch(&mut self.own) };
         }
     }
 }
@@ -356,6 +385,8 @@ struct RawSet {
     work: bindings::work_struct,
     /// The device of the `TagSet`'s `pdev`, which keeps it alive.
     pdev: *mut bindings::pci_dev,
+    /// How many of the hardware queues, the last ones, are polled.
+    poll_queues: c_uint,
 }
 
 impl RawSet {
@@ -400,14 +431,20 @@ unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
     /// Allocates a tag set of `queues` hardware queues of `depth` tags
-    /// for requests that `pdev` transfers.
+    /// for requests that `pdev` transfers. The last `poll_queues` of them
+    /// (fewer than `queues`) have no interrupt: blk-mq sends polled I/O
+    /// there and reaps it through [`Operations::poll`].
     pub(crate) fn new(
         data: Arc<T>,
         pdev: &PciDevice,
         queues: u32,
+        poll_queues: u32,
         depth: u32,
         timeout_ms: u32,
     ) -> Result<Self> {
+        if poll_queues >= queues {
+            return Err(EINVAL);
+        }
         // SAFETY: All zeroes is a valid, empty `blk_mq_tag_set` and a
         // work item yet to be initialised.
         let zeroed: RawSet = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -416,6 +453,7 @@ impl<T: Operations> TagSet<T> {
         // SAFETY: `both` is fresh and exclusively owned; the key is static.
         unsafe {
             (*both).pdev = pdev.as_raw();
+            (*both).poll_queues = poll_queues;
             bindings::rust_helper_init_work_with_key(
                 addr_of_mut!((*both).work),
                 Some(run_work::<T>),
@@ -430,6 +468,13 @@ impl<T: Operations> TagSet<T> {
         unsafe {
             (*raw).ops = &Ops::<T>::TABLE;
             (*raw).nr_hw_queues = queues;
+            // The default, read and poll maps (`map_queues` fills them in),
+            // or the default one alone.
+            (*raw).nr_maps = if poll_queues > 0 {
+                bindings::hctx_type_HCTX_MAX_TYPES
+            } else {
+                1
+            };
             (*raw).queue_depth = depth;
             (*raw).cmd_size = size_of::<PduBox<T>>() as c_uint;
             (*raw).numa_node = bindings::NUMA_NO_NODE;
@@ -725,6 +770,7 @@ impl<T: Operations> Ops<T> {
         ops.init_request = Some(Self::init_request);
         ops.exit_request = Some(Self::exit_request);
         ops.map_queues = Some(Self::map_queues);
+        ops.poll = Some(Self::poll);
         ops
     };
 
@@ -879,21 +925,70 @@ impl<T: Operations> Ops<T> {
         unsafe { core::ptr::drop_in_place(addr_of_mut!((*rq.add(1).cast::<PduBox<T>>()).pdu)) };
     }
 
-    /// `blk_mq_ops.map_queues`.
+    /// `blk_mq_ops.map_queues`: the interrupt-driven queues make up the
+    /// default map, spread as their vectors' affinity says; polled queues,
+    /// if any, the poll map, spread evenly. Reads and writes share the
+    /// default map (an empty read map falls back to it).
     ///
     /// # Safety
     ///
     /// Called by blk-mq with a [`TagSet`] of `T`.
     unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
-        // SAFETY: `set` is a `T` tag set; `map` has the default map first.
+        // SAFETY: `set` is a `T` tag set inside a `RawSet` (`owner`'s
+        // requirements); `map` has `nr_maps` entries, which `new` set to
+        // one or to all types, and its `mq_map`s are allocated.
         unsafe {
-            let qmap = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_DEFAULT as usize]);
+            let poll = (*RawSet::of(set)).poll_queues;
+            let total = (*set).nr_hw_queues;
+            let default = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_DEFAULT as usize]);
+            (*default).nr_queues = total.saturating_sub(poll);
+            (*default).queue_offset = 0;
             match Self::data(set).irq_affinity() {
                 Some((pdev, offset)) => {
-                    bindings::blk_mq_pci_map_queues(qmap, pdev.as_raw(), offset as c_int)
+                    bindings::blk_mq_pci_map_queues(default, pdev.as_raw(), offset as c_int)
                 }
-                None => bindings::blk_mq_map_queues(qmap),
+                None => bindings::blk_mq_map_queues(default),
             }
+            if (*set).nr_maps <= bindings::hctx_type_HCTX_TYPE_POLL {
+                return;
+            }
+            let read = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_READ as usize]);
+            (*read).nr_queues = 0;
+            let polled = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_POLL as usize]);
+            (*polled).nr_queues = poll;
+            (*polled).queue_offset = (*default).nr_queues;
+            bindings::blk_mq_map_queues(polled);
+        }
+    }
+
+    /// `blk_mq_ops.poll`: reaps the completions of a polled queue; returns
+    /// how many there were.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T` and, if not
+    /// null, a batch that it ends after the call.
+    unsafe extern "C" fn poll(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        iob: *mut bindings::io_comp_batch,
+    ) -> c_int {
+        // SAFETY: As in `queue_rq`; `iob` is null or the poller's batch,
+        // exclusively ours during the call, whose requests the poller ends
+        // with its `complete` callback (`CompletionBatch`'s invariant).
+        unsafe {
+            let set = (*(*hctx).queue).tag_set;
+            let data = Self::data(set);
+            let queue = &*(*hctx).driver_data.cast::<T::Queue>();
+            let mut batch = CompletionBatch {
+                own: MaybeUninit::zeroed().assume_init(),
+                caller: iob.as_mut(),
+            };
+            let set = TagSetRef {
+                set,
+                _p: PhantomData,
+            };
+            let found = data.poll(queue, (*hctx).queue_num, &set, &mut batch);
+            c_int::try_from(found).unwrap_or(c_int::MAX)
         }
     }
 }

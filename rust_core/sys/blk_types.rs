@@ -6,7 +6,7 @@
 #![deny(unsafe_code)]
 
 use super::bindings;
-use super::blk::{Request, TagSetRef, TimedOut};
+use super::blk::{CompletionBatch, Request, TagSetRef, TimedOut};
 use super::pci::PciDevice;
 use core::fmt;
 
@@ -108,6 +108,15 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     fn complete(&self, rq: Request<Self>);
     /// Called when `rq` has been outstanding too long.
     fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction;
+    /// Reaps the completions of polled hardware queue `index` (`queue`),
+    /// ending successful requests in `batch`; returns how many it found.
+    fn poll(
+        &self,
+        queue: &Self::Queue,
+        index: u32,
+        set: &TagSetRef<'_, Self>,
+        batch: &mut CompletionBatch<'_>,
+    ) -> u32;
     /// The work [`TagSetRef::schedule_work`] asked for, in process context;
     /// never runs twice at once.
     fn work(&self, set: &TagSetRef<'_, Self>);

@@ -82,6 +82,14 @@ uint_param!(
     shadow_doorbells, SHADOW_DOORBELLS, SHADOW_DOORBELLS_PARAM, 0o644, 1
 );
 
+uint_param!(
+    /// `poll_queues`: I/O queue pairs without interrupts, for polled I/O
+    /// (io_uring `IORING_SETUP_IOPOLL`, `RWF_HIPRI`), as the C driver's
+    /// parameter of that name; at most one per online CPU (read when a
+    /// controller is bound).
+    poll_queues, POLL_QUEUES, POLL_QUEUES_PARAM, 0o644, 0
+);
+
 #[cfg(rsnvme_fault_injection)]
 uint_param!(
     /// `fault` (test builds only): the failure to inject, 0 for none

@@ -53,7 +53,10 @@ for backing in null file; do
 	echo rsnvme >"/sys/bus/pci/devices/$rs_bdf/driver_override" || fail "bench: override $rs_bdf" "write failed"
 	pairs="$pairs $backing/$c_bdf/$rs_bdf"
 done
-insmod /lib/modules/nvme-core.ko && insmod /lib/modules/nvme.ko && insmod "$MOD" ||
+# One polled queue pair per controller, for the io_uring IOPOLL row; the
+# other rows use the interrupt-driven queues as before.
+insmod /lib/modules/nvme-core.ko && insmod /lib/modules/nvme.ko poll_queues=1 &&
+	insmod "$MOD" poll_queues=1 ||
 	{ fail "bench: load drivers" "insmod failed"; exit 1; }
 
 # Disks per backing and driver: disk_<backing>_<driver>.
@@ -81,17 +84,16 @@ disk_ios() { awk '{ print $1 + $2 + $5 + $6 }' "/sys/block/${1#/dev/}/stat"; }
 # the disk's first I/O (the ramp) to SECONDS_PER_JOB - 1 s later, the busy
 # jiffies of the whole guest and the I/Os the disk completed in it.
 run_job() {
-	local dev s0 s1 n0 n1 out pid t start engine shadow
-	engine=${5%-noshadow}
+	local dev s0 s1 n0 n1 out pid t start shadow
 	shadow=1
-	[ "$engine" != "$5" ] && [ "$3" = rsnvme ] && shadow=0
+	[ "${5%-noshadow}" != "$5" ] && [ "$3" = rsnvme ] && shadow=0
 	[ $shadow = 1 ] || set_shadow "$2" 0 || return 1
 	eval "dev=\$disk_$2_$3"
 	is_bdev "bench $2 $3 $4" "$dev" || return 1
 	out=/tmp/fio.out
 	start=$(disk_ios "$dev")
 	$FIO --name="$4" --filename="$dev" --allow_file_create=0 \
-		--ioengine="$engine" --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
+		$(engine_args "$5") --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
 		--numjobs="$9" --group_reporting --norandommap --randrepeat=0 \
 		--time_based --ramp_time=1 --runtime="$SECONDS_PER_JOB" \
 		--output-format=terse --terse-version=3 >$out 2>&1 &
@@ -127,12 +129,22 @@ set_shadow() {
 		{ fail "bench: rebind $bdf with shadow_doorbells=$2" "write failed"; return 1; }
 	d=$(bdf_disk "$bdf") || return 1
 	eval "disk_$1_rsnvme=$d"
-	want=", shadow doorbells"
-	[ "$2" = 1 ] || want=""
+	want="1 polled, shadow doorbells"
+	[ "$2" = 1 ] || want="1 polled"
 	case "$(dmesg | grep "rsnvme $bdf: model" | tail -1)" in
-	*[0-9]"$want") ;;
+	*", $want") ;;
 	*) fail "bench: $bdf rebound with shadow_doorbells=$2" \
 		"$(dmesg | grep "rsnvme $bdf: model" | tail -1)"; return 1 ;;
+	esac
+}
+
+# engine_args ENGINE: fio's options for a row's engine: libaio, io_uring,
+# io_uring-hipri (polled: IORING_SETUP_IOPOLL), libaio-noshadow (libaio;
+# run_job rebinds rsnvme without shadow doorbells).
+engine_args() {
+	case "$1" in
+	*-hipri) echo "--ioengine=${1%-hipri} --hipri=1" ;;
+	*) echo "--ioengine=${1%-noshadow}" ;;
 	esac
 }
 
@@ -140,7 +152,8 @@ set_shadow() {
 usable() {
 	[ "${1%-noshadow}" = libaio ] && return 0
 	eval "dev=\$disk_$(echo $pairs | cut -d/ -f1)_nvme"
-	$FIO --name=probe --filename="$dev" --allow_file_create=0 --ioengine="$1" \
+	# shellcheck disable=SC2046 # one word per option
+	$FIO --name=probe --filename="$dev" --allow_file_create=0 $(engine_args "$1") \
 		--direct=1 --rw=read --bs=4k --size=4k >/dev/null 2>&1
 }
 rows=""

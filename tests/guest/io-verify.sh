@@ -15,47 +15,11 @@ check "load $IO_DRIVER driver with $ndisks disks" drv_load "$ndisks"
 disks=$(drv_disks)
 for d in $disks; do disk_info "$d"; done
 
-# phase NAME IODEPTH OPTIONS_512 OPTIONS_4K: one fio run, a job per disk
-# and vCPU; OPTIONS (space separated) for 512 or 4096-byte LBA disks.
-phase() {
-	f=/tmp/$1.fio
-	{
-		echo "[global]"
-		echo "ioengine=libaio"
-		echo "direct=1"
-		echo "rw=randwrite"
-		echo "verify=crc32c"
-		echo "do_verify=1"
-		echo "iodepth=$2"
-		echo "randseed=$seed"
-		echo "allow_file_create=0"
-		for d in $disks; do
-			region=$(($(disk_bytes "$d") / ncpu / MiB * MiB))
-			if [ "$(disk_lbs "$d")" -ge 4096 ]; then o=$4; else o=$3; fi
-			c=0
-			while [ $c -lt "$ncpu" ]; do
-				echo "[$d-cpu$c-$((region / 1024))]"
-				echo "filename=/dev/$d"
-				echo "offset=$((c * region))"
-				echo "size=$region"
-				echo "cpus_allowed=$c"
-				for x in $o; do echo "$x"; done
-				c=$((c + 1))
-			done
-		done
-	} >"$f"
-	echo "@@JOBFILE $1: $(tr '\n' ' ' <"$f")"
-	t0=$(uptime_s)
-	fio_run "$1" "$f"
-	echo "@@TIME fio $1 $t0 $(uptime_s)"
-	fio_check "$1" "$f"
-}
-
-phase qd1 1 "bssplit=512/15:1536/10:4k/20:12k/15:64k/20:132k/20" \
+fio_phase qd1 1 "bssplit=512/15:1536/10:4k/20:12k/15:64k/20:132k/20" \
 	"bssplit=4k/40:12k/20:20k/10:64k/15:132k/15"
-phase qd8 8 "bsrange=512-128k mem_align=512" "bsrange=4k-128k mem_align=512"
-phase qd64 64 "bssplit=512/10:1k/10:4k/50:16k/30" "bssplit=4k/70:16k/30"
-phase qd64-large 64 "bssplit=128k/20:384k/20:516k/20:1m/40 mem_align=512" \
+fio_phase qd8 8 "bsrange=512-128k mem_align=512" "bsrange=4k-128k mem_align=512"
+fio_phase qd64 64 "bssplit=512/10:1k/10:4k/50:16k/30" "bssplit=4k/70:16k/30"
+fio_phase qd64-large 64 "bssplit=128k/20:384k/20:516k/20:1m/40 mem_align=512" \
 	"bssplit=128k/20:384k/20:516k/20:1m/40 mem_align=512"
 
 # The harness itself: a block changed behind fio's back must fail a verify.

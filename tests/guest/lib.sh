@@ -181,12 +181,16 @@ drv_wait_disks() {
 }
 
 # drv_load [N]: loads the driver under test and waits for N disks (default 1).
+# Module parameters for the driver ($rsnvme_params from the harness, e.g.
+# "poll_queues=1": both drivers take the same names).
 drv_load() {
 	if [ "$IO_DRIVER" = c ]; then
 		grep -q '^nvme_core ' /proc/modules || insmod /lib/modules/nvme-core.ko || return 1
-		insmod /lib/modules/nvme.ko || return 1
+		# shellcheck disable=SC2086 # one word per parameter
+		insmod /lib/modules/nvme.ko $rsnvme_params || return 1
 	else
-		insmod "$MOD" || return 1
+		# shellcheck disable=SC2086
+		insmod "$MOD" $rsnvme_params || return 1
 	fi
 	drv_wait_disks "${1:-1}"
 }
@@ -350,6 +354,46 @@ fio_check() {
 	if [ -z "$bad" ]; then pass "fio $1"; return 0; fi
 	fail "fio $1" "$bad $(fio_errors "$1")"
 	return 1
+}
+
+# fio_phase NAME IODEPTH OPTIONS_512 OPTIONS_4K: one fio random-write run
+# with crc32c verify over the disks in $disks, a job per disk and vCPU
+# ($ncpu), each pinned to its own slice, seeded with $seed; OPTIONS (space
+# separated) for 512 or 4096-byte LBA disks; $FIO_ENGINE (space separated)
+# names the engine and its options (default libaio). The results are
+# checked by fio_check and printed for the host.
+fio_phase() {
+	f=/tmp/$1.fio
+	{
+		echo "[global]"
+		for x in ${FIO_ENGINE:-ioengine=libaio}; do echo "$x"; done
+		echo "direct=1"
+		echo "rw=randwrite"
+		echo "verify=crc32c"
+		echo "do_verify=1"
+		echo "iodepth=$2"
+		echo "randseed=$seed"
+		echo "allow_file_create=0"
+		for d in $disks; do
+			region=$(($(disk_bytes "$d") / ncpu / MiB * MiB))
+			if [ "$(disk_lbs "$d")" -ge 4096 ]; then o=$4; else o=$3; fi
+			c=0
+			while [ $c -lt "$ncpu" ]; do
+				echo "[$d-cpu$c-$((region / 1024))]"
+				echo "filename=/dev/$d"
+				echo "offset=$((c * region))"
+				echo "size=$region"
+				echo "cpus_allowed=$c"
+				for x in $o; do echo "$x"; done
+				c=$((c + 1))
+			done
+		done
+	} >"$f"
+	echo "@@JOBFILE $1: $(tr '\n' ' ' <"$f")"
+	t0=$(uptime_s)
+	fio_run "$1" "$f"
+	echo "@@TIME fio $1 $t0 $(uptime_s)"
+	fio_check "$1" "$f"
 }
 
 # wait_pid PID SECONDS: waits for a background process to end; 1 if it
