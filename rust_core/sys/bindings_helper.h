@@ -81,6 +81,13 @@ RSNVME_TYPE(device_attribute)
 RSNVME_TYPE(attribute_group)
 /* DMA mapping of request data, PRP list pools. */
 RSNVME_FN(dma_map_sg_attrs)
+RSNVME_FN(dma_map_page_attrs)
+RSNVME_FN(dma_unmap_page_attrs)
+RSNVME_FN(debug_dma_mapping_error)
+const dma_addr_t RSNVME_DMA_MAPPING_ERROR = DMA_MAPPING_ERROR;
+RSNVME_VAR(RSNVME_DMA_MAPPING_ERROR)
+const req_flags_t RSNVME_RQF_SPECIAL_PAYLOAD = RQF_SPECIAL_PAYLOAD;
+RSNVME_VAR(RSNVME_RQF_SPECIAL_PAYLOAD)
 RSNVME_FN(dma_unmap_sg_attrs)
 RSNVME_FN(sg_init_table)
 RSNVME_FN(dma_pool_create)

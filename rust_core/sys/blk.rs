@@ -36,9 +36,13 @@ struct PduBox<T: Operations> {
     /// Only the request's owner touches it: before start, and once its
     /// completion is claimed.
     pdu: T::Pdu,
-    /// Entries given to `dma_map_sg`, 0 when nothing is mapped.
+    /// Entries given to `dma_map_sg`, 0 when the table is not mapped.
     mapped_nents: c_uint,
     mapped: c_uint,
+    /// A request of one segment is mapped without the table: its bus
+    /// address and length (0 when not mapped so).
+    single_dma: bindings::dma_addr_t,
+    single_len: c_uint,
     dir: bindings::dma_data_direction,
     sg: [bindings::scatterlist; MAX_SEGMENTS],
 }
@@ -123,11 +127,16 @@ impl<T: Operations> Request<T> {
     pub(crate) fn dma_map(&mut self, pdev: &PciDevice) -> Result<u32> {
         let dir = self.op().dma_direction();
         let rq = self.rq.as_ptr();
-        let pdu = self.pdu_box();
-        let sg = pdu.sg.as_mut_ptr();
         // SAFETY: The driver owns the request; `nr_phys_segments` is fixed
         // once it is dispatched.
         let segments = unsafe { (*rq).nr_phys_segments };
+        if segments == 1 {
+            if let Some(mapped) = self.dma_map_single(pdev, dir)? {
+                return Ok(mapped);
+            }
+        }
+        let pdu = self.pdu_box();
+        let sg = pdu.sg.as_mut_ptr();
         // Only as many entries as the request has segments are cleared
         // (not the whole table) and end-marked, as the C driver does.
         let segments = c_uint::from(segments).clamp(1, MAX_SEGMENTS as c_uint);
@@ -157,20 +166,95 @@ impl<T: Operations> Request<T> {
         Ok(mapped)
     }
 
+    /// The fast path of [`Request::dma_map`] for a request of one
+    /// segment, as the C driver has: maps its only bio vector directly,
+    /// without clearing and filling the scatterlist. `None` (nothing
+    /// mapped) if the vector does not cover the whole request.
+    fn dma_map_single(
+        &mut self,
+        pdev: &PciDevice,
+        dir: bindings::dma_data_direction,
+    ) -> Result<Option<u32>> {
+        let rq = self.rq.as_ptr();
+        // SAFETY: The driver owns the request; its bio chain and the bio's
+        // vector table are fixed while it is in flight, and the iterator
+        // of the first bio points into that table (`req_bvec` and
+        // `mp_bvec_iter_bvec`, inline in C).
+        let (page, offset, len, total) = unsafe {
+            let bio = (*rq).bio;
+            if bio.is_null() || (*rq).rq_flags & bindings::RSNVME_RQF_SPECIAL_PAYLOAD != 0 {
+                return Ok(None);
+            }
+            let iter = (*bio).bi_iter;
+            let bv = &*(*bio).bi_io_vec.add(iter.bi_idx as usize);
+            let len = iter
+                .bi_size
+                .min(bv.bv_len.saturating_sub(iter.bi_bvec_done));
+            let offset = bv.bv_offset.saturating_add(iter.bi_bvec_done);
+            (bv.bv_page, offset, len, (*rq).__data_len)
+        };
+        if len == 0 || len != total {
+            return Ok(None);
+        }
+        // SAFETY: `page` and `offset..offset + len` are the request's data,
+        // which stays allocated until the request ends (after the unmap).
+        let addr = unsafe {
+            bindings::dma_map_page_attrs(
+                pdev.as_device(),
+                page,
+                offset as usize,
+                len as usize,
+                dir,
+                0,
+            )
+        };
+        // `dma_mapping_error`, inline in C; the debug hook marks the
+        // mapping as checked.
+        #[cfg(CONFIG_DMA_API_DEBUG)]
+        // SAFETY: `addr` was just returned for this device.
+        unsafe {
+            bindings::debug_dma_mapping_error(pdev.as_device(), addr)
+        };
+        if addr == bindings::RSNVME_DMA_MAPPING_ERROR {
+            return Err(kernel::error::code::ENOMEM);
+        }
+        let pdu = self.pdu_box();
+        pdu.single_dma = addr;
+        pdu.single_len = len;
+        pdu.dir = dir;
+        Ok(Some(1))
+    }
+
     /// Bus addresses and lengths of the mapped segments, in order.
     pub(crate) fn dma_segments(&mut self) -> impl Iterator<Item = (u64, u32)> + Clone + '_ {
         let pdu = self.pdu_box();
+        let single = (pdu.single_len != 0).then_some((pdu.single_dma, pdu.single_len));
         // The table is one array (no chaining), so mapped entries are
         // consecutive.
-        pdu.sg
-            .iter()
-            .take(pdu.mapped as usize)
-            .map(|sg| (sg.dma_address, sg.dma_length))
+        single.into_iter().chain(
+            pdu.sg
+                .iter()
+                .take(pdu.mapped as usize)
+                .map(|sg| (sg.dma_address, sg.dma_length)),
+        )
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
     pub(crate) fn dma_unmap(&mut self, pdev: &PciDevice) {
         let pdu = self.pdu_box();
+        if pdu.single_len != 0 {
+            // SAFETY: Mapped with these arguments by `dma_map_single`.
+            unsafe {
+                bindings::dma_unmap_page_attrs(
+                    pdev.as_device(),
+                    pdu.single_dma,
+                    pdu.single_len as usize,
+                    pdu.dir,
+                    0,
+                )
+            };
+            pdu.single_len = 0;
+        }
         if pdu.mapped_nents == 0 {
             return;
         }
@@ -906,6 +990,8 @@ impl<T: Operations> Ops<T> {
             addr_of_mut!((*pdu).pdu).write(T::new_pdu());
             addr_of_mut!((*pdu).mapped_nents).write(0);
             addr_of_mut!((*pdu).mapped).write(0);
+            addr_of_mut!((*pdu).single_dma).write(0);
+            addr_of_mut!((*pdu).single_len).write(0);
             addr_of_mut!((*pdu).dir).write(bindings::dma_data_direction_DMA_FROM_DEVICE);
         }
         0
