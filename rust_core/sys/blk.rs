@@ -24,28 +24,10 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
 
-use super::blk_request::RequestState;
 pub(crate) use super::blk_request::TimedOut;
-use super::blk_types::NameWriter;
+use super::blk_request::{PduBox, RequestState};
 pub(crate) use super::blk_types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
-
-/// What blk-mq keeps for each request: the driver's pdu and DMA state.
-struct PduBox<T: Operations> {
-    /// Who may complete the request, and which start it is on.
-    state: RequestState,
-    /// Only the request's owner touches it: before start, and once its
-    /// completion is claimed.
-    pdu: T::Pdu,
-    /// Entries given to `dma_map_sg`, 0 when the table is not mapped.
-    mapped_nents: c_uint,
-    mapped: c_uint,
-    /// A request of one segment is mapped without the table: its bus
-    /// address and length (0 when not mapped so).
-    single_dma: bindings::dma_addr_t,
-    single_len: c_uint,
-    dir: bindings::dma_data_direction,
-    sg: [bindings::scatterlist; MAX_SEGMENTS],
-}
+use super::blk_types::{Cancel, NameWriter, RawSet};
 
 /// A request owned by the driver: between `queue_rq` and its end.
 ///
@@ -78,16 +60,11 @@ impl<T: Operations> Request<T> {
     }
 
     /// The request's pdu, owned by the driver with the request.
-    fn pdu_box(&mut self) -> &mut PduBox<T> {
+    pub(super) fn pdu_box(&mut self) -> &mut PduBox<T> {
         // SAFETY: The pdu directly follows the request (`blk_mq_rq_to_pdu`)
         // and holds a `PduBox<T>` by the type invariant; ownership of the
         // request makes the borrow exclusive.
         unsafe { &mut *self.rq.as_ptr().add(1).cast::<PduBox<T>>() }
-    }
-
-    /// The driver's data for this request.
-    pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
-        &mut self.pdu_box().pdu
     }
 
     /// Whether this is the first time the driver sees the request (not a
@@ -223,20 +200,6 @@ impl<T: Operations> Request<T> {
         pdu.single_len = len;
         pdu.dir = dir;
         Ok(Some(1))
-    }
-
-    /// Bus addresses and lengths of the mapped segments, in order.
-    pub(crate) fn dma_segments(&mut self) -> impl Iterator<Item = (u64, u32)> + Clone + '_ {
-        let pdu = self.pdu_box();
-        let single = (pdu.single_len != 0).then_some((pdu.single_dma, pdu.single_len));
-        // The table is one array (no chaining), so mapped entries are
-        // consecutive.
-        single.into_iter().chain(
-            pdu.sg
-                .iter()
-                .take(pdu.mapped as usize)
-                .map(|sg| (sg.dma_address, sg.dma_length)),
-        )
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
@@ -460,17 +423,6 @@ impl Drop for CompletionBatch<'_> {
 unsafe extern "C" fn end_batch(iob: *mut bindings::io_comp_batch) {
     // SAFETY: By the requirements the requests are the batch's to end.
     unsafe { bindings::blk_mq_end_request_batch(iob) };
-}
-
-/// The C side of a tag set: the set and the driver's work item.
-#[repr(C)]
-struct RawSet {
-    set: bindings::blk_mq_tag_set,
-    work: bindings::work_struct,
-    /// The device of the `TagSet`'s `pdev`, which keeps it alive.
-    pdev: *mut bindings::pci_dev,
-    /// How many of the hardware queues, the last ones, are polled.
-    poll_queues: c_uint,
 }
 
 impl RawSet {
@@ -791,12 +743,6 @@ impl<T: Operations> TagSetRef<'_, T> {
             )
         }
     }
-}
-
-/// What [`TagSetRef::cancel_all`] passes to `cancel_one`.
-struct Cancel<T: Operations> {
-    fail: fn(&mut T::Pdu),
-    count: u32,
 }
 
 /// `blk_mq_tagset_busy_iter` callback of [`TagSetRef::cancel_all`].

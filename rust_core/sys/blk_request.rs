@@ -8,7 +8,8 @@
 
 use super::bindings;
 use super::blk::Request;
-use super::blk_types::{Op, Operations};
+use super::blk_types::{Op, Operations, MAX_SEGMENTS};
+use core::ffi::c_uint;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Who may complete a request, and which start it is on: shared by its
@@ -146,5 +147,46 @@ impl<T: Operations> TimedOut<'_, T> {
     /// request's start.
     pub(crate) fn count(&self) -> u8 {
         self.rq.shared().count_timeout()
+    }
+}
+
+/// What blk-mq keeps for each request: the driver's pdu and DMA state.
+pub(super) struct PduBox<T: Operations> {
+    /// Who may complete the request, and which start it is on.
+    pub(super) state: RequestState,
+    /// Only the request's owner touches it: before start, and once its
+    /// completion is claimed.
+    pub(super) pdu: T::Pdu,
+    /// Entries given to `dma_map_sg`, 0 when the table is not mapped.
+    pub(super) mapped_nents: c_uint,
+    pub(super) mapped: c_uint,
+    /// A request of one segment is mapped without the table: its bus
+    /// address and length (0 when not mapped so).
+    pub(super) single_dma: bindings::dma_addr_t,
+    pub(super) single_len: c_uint,
+    pub(super) dir: bindings::dma_data_direction,
+    pub(super) sg: [bindings::scatterlist; MAX_SEGMENTS],
+}
+
+/// What the driver reads and writes in a request it owns, through its
+/// pdu (no `unsafe`: `Request::pdu_box` is the one way in).
+impl<T: Operations> Request<T> {
+    /// The driver's data for this request.
+    pub(crate) fn pdu(&mut self) -> &mut T::Pdu {
+        &mut self.pdu_box().pdu
+    }
+
+    /// Bus addresses and lengths of the mapped segments, in order.
+    pub(crate) fn dma_segments(&mut self) -> impl Iterator<Item = (u64, u32)> + Clone + '_ {
+        let pdu = self.pdu_box();
+        let single = (pdu.single_len != 0).then_some((pdu.single_dma, pdu.single_len));
+        // The table is one array (no chaining), so mapped entries are
+        // consecutive.
+        single.into_iter().chain(
+            pdu.sg
+                .iter()
+                .take(pdu.mapped as usize)
+                .map(|sg| (sg.dma_address, sg.dma_length)),
+        )
     }
 }

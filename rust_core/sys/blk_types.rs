@@ -8,6 +8,7 @@
 use super::bindings;
 use super::blk::{CompletionBatch, Request, TagSetRef, TimedOut};
 use super::pci::PciDevice;
+use core::ffi::c_uint;
 use core::fmt;
 
 /// Most scatter/gather segments one request may have.
@@ -179,4 +180,21 @@ impl fmt::Write for NameWriter<'_> {
         }
         Ok(())
     }
+}
+
+/// The C side of a tag set: the set and the driver's work item.
+#[repr(C)]
+pub(super) struct RawSet {
+    pub(super) set: bindings::blk_mq_tag_set,
+    pub(super) work: bindings::work_struct,
+    /// The device of the `TagSet`'s `pdev`, which keeps it alive.
+    pub(super) pdev: *mut bindings::pci_dev,
+    /// How many of the hardware queues, the last ones, are polled.
+    pub(super) poll_queues: c_uint,
+}
+
+/// What [`TagSetRef::cancel_all`] passes to `cancel_one`.
+pub(super) struct Cancel<T: Operations> {
+    pub(super) fail: fn(&mut T::Pdu),
+    pub(super) count: u32,
 }
