@@ -227,7 +227,7 @@ def io_verify(ctx, tag="io-verify"):
 
 
 POLL_TRACE = ("pci_nvme_create_cq", "pci_nvme_io_cmd")
-POLL_PHASES = ("iopoll-qd1", "iopoll-qd16", "hipri-sync")
+POLL_PHASES = ("iopoll-qd1", "iopoll-qd16", "iopoll-reset", "hipri-sync")
 
 
 def io_poll(ctx, tag="io-poll"):
@@ -248,7 +248,9 @@ def io_poll(ctx, tag="io-poll"):
     else:
         # The C driver: "<n>/0/1 default/read/poll queues".
         polled = [m[1] for m in b.lines(r"nvme nvme\d+: \d+/\d+/(\d+) default/read/poll queues")]
-        ctx.record(f"{tag}: the C driver says 1 poll queue", polled == ["1"],
+        # Printed again after the reset.
+        ctx.record(f"{tag}: the C driver says 1 poll queue",
+                   bool(polled) and set(polled) == {"1"},
                    f"poll counts {polled}")
     poll = b.lines(r"^@@POLL io_poll=(\S+) io_poll_delay=(\S+)$")
     hybrid = b.lines(r"^@@POLL hybrid-write=(\S+) io_poll_delay=(\S+)$")
@@ -256,13 +258,18 @@ def io_poll(ctx, tag="io-poll"):
                [(m[1], m[2]) for m in poll] == [("1", "-1")], f"got {[m[0] for m in poll]}")
     ctx.record(f"{tag}: a hybrid-polling request (io_poll_delay 0) is taken, classic stays",
                [(m[1], m[2]) for m in hybrid] == [("ok", "-1")], f"got {[m[0] for m in hybrid]}")
-    cqs = {}
+    cqs, creates = {}, []
     for m in b.events(r"\bpci_nvme_create_cq .*cqid=(\d+), .*ien=(\d+)"):
         cqs[int(m[1])] = int(m[2])
+        creates.append((int(m[1]), int(m[2])))
     no_irq = sorted(q for q, ien in cqs.items() if q > 0 and ien == 0)
     ctx.record(f"{tag}: QEMU trace: exactly one I/O completion queue created without "
                f"interrupts, the last one", no_irq == [max(cqs, default=0)] and len(no_irq) == 1,
                f"completion queues (id: ien) {cqs}")
+    again = [c for c in creates if no_irq and c[0] == no_irq[0]]
+    ctx.record(f"{tag}: QEMU trace: the reset created the polled queue again, without "
+               f"interrupts", again == [(no_irq[0], 0)] * 2 if no_irq else False,
+               f"creations of queue {no_irq[:1]}: {again}")
     ops = {}
     for m in b.events(r"\bpci_nvme_io_cmd .* sqid (\d+) opc 0x([0-9a-f]+)"):
         if no_irq and int(m[1]) == no_irq[0]:

@@ -26,6 +26,11 @@ echo "@@POLL hybrid-write=$r io_poll_delay=$(cat $q/io_poll_delay)"
 FIO_ENGINE="ioengine=io_uring hipri=1"
 fio_phase iopoll-qd1 1 "bssplit=512/20:4k/40:12k/20:128k/20" ""
 fio_phase iopoll-qd16 16 "bssplit=4k/50:16k/30:132k/20 mem_align=512" ""
+# A reset creates the queues again: the polled one must come back
+# without interrupts and keep serving polled I/O.
+check "reset the controller" drv_reset "$(disk_bdf "$disks")"
+check "$disks is back after the reset" drv_wait_disks 1
+fio_phase iopoll-reset 16 "bssplit=4k/70:64k/30" ""
 FIO_ENGINE="ioengine=pvsync2 hipri=1"
 fio_phase hipri-sync 1 "bssplit=4k/60:64k/40" ""
 
