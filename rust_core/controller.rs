@@ -12,7 +12,8 @@ use crate::fault::{Fault, Faults};
 use crate::io::{
     io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
 };
-use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
+use crate::mgmt::{CharDevice, ControllerNumber, Facts, Handle, Live as MgmtLive};
+use crate::ns::NsDisk;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::spec::command::{Cns, Command};
@@ -20,6 +21,7 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::{
     active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
 };
+use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp;
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cap, Cc, Version, DOORBELLS};
@@ -388,14 +390,18 @@ impl<'a> Bringup<'a> {
             }
             let ns = IdentifyNamespace::parse(&self.page);
             match ns.usable_lba(PAGE_SHIFT) {
-                Ok(lba_shift) => namespaces.push(
-                    Namespace {
-                        nsid,
-                        blocks: ns.size_blocks(),
-                        lba_shift,
-                    },
-                    GFP_KERNEL,
-                )?,
+                Ok(lba_shift) => {
+                    let ids = self.namespace_ids(nsid, &ns)?;
+                    namespaces.push(
+                        Namespace {
+                            nsid,
+                            blocks: ns.size_blocks(),
+                            lba_shift,
+                            ids,
+                        },
+                        GFP_KERNEL,
+                    )?
+                }
                 Err(e) => dev_warn!(pdev, "namespace {nsid} skipped: {e}\n"),
             }
         }
@@ -403,6 +409,35 @@ impl<'a> Bringup<'a> {
             dev_warn!(pdev, "no usable namespaces\n");
         }
         Ok(namespaces)
+    }
+
+    /// The identifiers of namespace `nsid`, whose Identify Namespace data
+    /// is `ns`: from its Namespace Identification Descriptor list where
+    /// the controller has one, else (or for what the list lacks) from
+    /// Identify Namespace, as the C driver takes them. A list that cannot
+    /// be read is reported and done without.
+    fn namespace_ids(&mut self, nsid: u32, ns: &IdentifyNamespace) -> Result<NamespaceIds> {
+        let pdev = self.regs.pdev();
+        let vs: Version = self.regs.read()?;
+        let mut ids = NamespaceIds::default();
+        if NamespaceIds::has_descriptor_list(vs) {
+            match self.identify(Cns::NsDescriptors, nsid, "Identify Descriptor List") {
+                Ok(()) => {
+                    let (found, bad) = NamespaceIds::from_descriptors(&self.page[..]);
+                    if let Some(bad) = bad {
+                        dev_warn!(pdev, "namespace {nsid}: {bad}\n");
+                    }
+                    ids = found;
+                }
+                Err(e) if e == etimedout() => return Err(e),
+                Err(e) => dev_warn!(
+                    pdev,
+                    "namespace {nsid}: no identification descriptors ({e:?})\n"
+                ),
+            }
+        }
+        ids.fill_from_identify(vs, ns.eui64(), ns.nguid());
+        Ok(ids)
     }
 
     /// Step "queue count": asks for one I/O queue pair per online CPU (Set
@@ -540,6 +575,39 @@ fn spread_interrupts(
     Ok((irqs, count))
 }
 
+/// Step "management": the handle through which the character device and
+/// the disks' ioctls reach the controller.
+fn management(
+    pdev: &PciDevice,
+    identity: &Identity,
+    mapped: &Mapped,
+    admin: &Arc<AdminQueue>,
+    io: &IoQueues,
+) -> Result<CharDevice> {
+    let cap = mapped.regs.cap();
+    let mdts = match identity.id.max_transfer_shift(cap.mps_min_shift()) {
+        Some(shift) if shift < 32 => 1u32 << shift,
+        _ => u32::MAX,
+    };
+    let mut nsids = KVec::new();
+    for ns in identity.namespaces.iter() {
+        nsids.push(ns.nsid, GFP_KERNEL)?;
+    }
+    let facts = Facts {
+        id: *identity.id,
+        io_queues: io.set.data().queues().len() as u32,
+        io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
+        page_size: 1 << mapped.page_shift,
+        max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
+        nsids,
+    };
+    let live = MgmtLive {
+        admin: admin.clone(),
+        set: io.set.clone(),
+    };
+    CharDevice::new(pdev, facts, live)
+}
+
 /// Step "disks": one disk per usable namespace. A namespace whose disk
 /// cannot be added is reported and left out.
 fn add_disks(
@@ -547,6 +615,7 @@ fn add_disks(
     identity: &Identity,
     io: &IoQueues,
     mapped: &Mapped,
+    mgmt: &Arc<Handle>,
     index: u32,
 ) -> Result<KVec<Disk<IoShared>>> {
     let cap = mapped.regs.cap();
@@ -561,8 +630,9 @@ fn add_disks(
             dma_limit,
         );
         let name = format_args!("rsnvme{}n{}", index, ns.nsid);
-        let data = Arc::new(*ns, GFP_KERNEL)?;
-        match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev) {
+        let data = Arc::new(NsDisk::new(*ns, &identity.id, mgmt.clone()), GFP_KERNEL)?;
+        let groups = &crate::ffi::DISK_GROUPS;
+        match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev, groups) {
             Ok(disk) => disks.push(disk, GFP_KERNEL)?,
             Err(e) => dev_err!(pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid),
         }
@@ -600,6 +670,7 @@ impl Controller {
             shadow: None,
         };
         let mut disks = KVec::new();
+        let mut chardev = None;
         if count > 0 {
             live.shadow = bringup.shadow_doorbells(&identity.id, &mapped)?;
             let shadow = live.shadow.clone();
@@ -613,12 +684,13 @@ impl Controller {
                 );
                 return Err(ENOMEM);
             }
-            disks = add_disks(&pdev, &identity, io, &mapped, number.get())?;
+            let mgmt = chardev.insert(management(&pdev, &identity, &mapped, &admin, io)?);
+            disks = add_disks(&pdev, &identity, io, &mapped, mgmt.handle(), number.get())?;
         }
         drop(bringup);
 
         let mut ctrl = Self {
-            chardev: None,
+            chardev,
             disks,
             live,
             irqs,
@@ -630,45 +702,14 @@ impl Controller {
             pdev,
         };
         ctrl.report();
-        ctrl.chardev = ctrl.char_device();
-        Ok(ctrl)
-    }
-
-    /// Registers the character device `/dev/rsnvme<N>` once the
-    /// controller is up with I/O queues; without one (reported) the
-    /// controller still serves its disks.
-    fn char_device(&self) -> Option<CharDevice> {
-        let io = self.live.io.as_ref()?;
-        let cap = self.mapped.regs.cap();
-        let mdts = match self.identity.id.max_transfer_shift(cap.mps_min_shift()) {
-            Some(shift) if shift < 32 => 1u32 << shift,
-            _ => u32::MAX,
-        };
-        let mut nsids = KVec::new();
-        for ns in self.identity.namespaces.iter() {
-            // Without memory for the list there is no device either.
-            nsids.push(ns.nsid, GFP_KERNEL).ok()?;
-        }
-        let facts = Facts {
-            id: *self.identity.id,
-            io_queues: self.io_queues(),
-            io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
-            page_size: 1 << self.mapped.page_shift,
-            max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
-            nsids,
-        };
-        let live = MgmtLive {
-            admin: self.admin.clone(),
-            set: io.set.clone(),
-        };
-        let number = self.number.get();
-        match CharDevice::new(&self.pdev, number, facts, live) {
-            Ok(dev) => Some(dev),
-            Err(e) => {
-                dev_err!(&self.pdev, "cannot register /dev/rsnvme{number}: {e:?}\n");
-                None
+        let number = ctrl.number.get();
+        if let Some(chardev) = &mut ctrl.chardev {
+            // Without it (reported) the controller still serves its disks.
+            if let Err(e) = chardev.register(number) {
+                dev_err!(&ctrl.pdev, "cannot register /dev/rsnvme{number}: {e:?}\n");
             }
         }
+        Ok(ctrl)
     }
 
     /// I/O queue pairs in use.

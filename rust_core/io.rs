@@ -10,10 +10,12 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
+use crate::ns::NsDisk;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::{command_id, split_command_id, Command, DsmRange, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
+use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
@@ -126,7 +128,8 @@ pub(crate) struct Restart {
     pub(crate) faults: Faults,
 }
 
-/// A namespace the driver serves: what its disk's requests need.
+/// A namespace the driver serves: what its disk's requests need, and its
+/// identifiers.
 #[derive(Clone, Copy)]
 pub(crate) struct Namespace {
     /// Namespace identifier.
@@ -135,6 +138,8 @@ pub(crate) struct Namespace {
     pub(crate) blocks: u64,
     /// Logical block size as a shift (9 for 512 bytes).
     pub(crate) lba_shift: u32,
+    /// EUI64, NGUID, UUID.
+    pub(crate) ids: NamespaceIds,
 }
 
 impl Namespace {
@@ -856,7 +861,7 @@ fn blk_status(raw: u16) -> BlkStatus {
 
 impl Operations for IoShared {
     type Queue = QueuePair;
-    type Disk = Namespace;
+    type Disk = NsDisk;
     type Pdu = IoPdu;
 
     fn new_pdu() -> IoPdu {
@@ -876,9 +881,10 @@ impl Operations for IoShared {
     }
 
     fn queue_rq(&self, queue: &QueuePair, rq: &mut Request<Self>, last: bool) -> BlkStatus {
-        let Some(&ns) = rq.disk() else {
+        let Some(disk) = rq.disk() else {
             return BlkStatus::IoError;
         };
+        let ns = *disk.namespace();
         // Refused before it starts: nothing else may end it then.
         if self.dead() {
             self.failed.fetch_add(1, Ordering::Relaxed);

@@ -12,8 +12,9 @@
 //!   `registers` (typed register access, reset/enable/shutdown), `queue`
 //!   (one queue pair), `admin` (admin commands), `io` (the blk-mq driver),
 //!   `controller` (bring-up in steps and teardown), `mgmt` (the
-//!   controller's character device, ioctls and sysfs for nvme-cli) and
-//!   `fault` (fault injection for tests).
+//!   controller's character device, ioctls and sysfs for nvme-cli), `ns`
+//!   (a namespace disk's sysfs and ioctls) and `fault` (fault injection
+//!   for tests).
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
 //! pure parts on the host.
@@ -34,6 +35,8 @@ pub mod ffi;
 mod io;
 #[cfg(MODULE)]
 mod mgmt;
+#[cfg(MODULE)]
+mod ns;
 #[cfg(MODULE)]
 mod queue;
 #[cfg(MODULE)]

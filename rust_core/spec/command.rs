@@ -37,6 +37,10 @@ pub(crate) mod opcode {
         pub(crate) const ABORT: u8 = 0x08;
         /// Set Features.
         pub(crate) const SET_FEATURES: u8 = 0x09;
+        /// Get Log Page.
+        pub(crate) const GET_LOG_PAGE: u8 = 0x02;
+        /// Asynchronous Event Request.
+        pub(crate) const ASYNC_EVENT_REQUEST: u8 = 0x0c;
         /// Doorbell Buffer Config.
         pub(crate) const DBBUF_CONFIG: u8 = 0x7c;
     }
@@ -49,6 +53,8 @@ pub(crate) mod opcode {
         pub(crate) const WRITE: u8 = 0x01;
         /// Read.
         pub(crate) const READ: u8 = 0x02;
+        /// Compare.
+        pub(crate) const COMPARE: u8 = 0x05;
         /// Write Zeroes.
         pub(crate) const WRITE_ZEROES: u8 = 0x08;
         /// Dataset Management.
@@ -81,6 +87,8 @@ pub(crate) enum Cns {
     Controller = 0x01,
     /// Active namespace IDs greater than the given NSID.
     ActiveNsList = 0x02,
+    /// Namespace Identification Descriptor list for the given NSID.
+    NsDescriptors = 0x03,
 }
 
 /// One Submission Queue Entry.

@@ -15,7 +15,7 @@ use super::bindings;
 use super::pci::{DmaStopped, PciDevice};
 use super::Static;
 use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_int, c_uint, c_void, CStr};
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
@@ -28,6 +28,8 @@ use super::blk_request::RequestState;
 pub(crate) use super::blk_request::TimedOut;
 use super::blk_types::NameWriter;
 pub(crate) use super::blk_types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
+use super::misc_types::FileOps;
+use super::sysfs_types::Attributes;
 
 /// What blk-mq keeps for each request: the driver's pdu and DMA state.
 struct PduBox<T: Operations> {
@@ -898,15 +900,183 @@ impl<T: Operations> Ops<T> {
     }
 }
 
-/// Block device operations: none, but the owner, so the module stays
-/// loaded while a disk is open.
-static FOPS: Static<bindings::block_device_operations> = Static({
-    // SAFETY: All zeroes is a valid table with no callbacks.
-    let mut fops: bindings::block_device_operations =
-        unsafe { MaybeUninit::zeroed().assume_init() };
-    fops.owner = (&raw const __this_module).cast_mut();
-    fops
-});
+/// The block device operations of a `T` tag set's disks: the owner (the
+/// module stays loaded while a disk is open), the driver's ioctls, and the
+/// release of the disk's data once the gendisk itself is freed.
+///
+/// A disk's `private_data` holds an `Arc<T::Disk>` from [`Disk::add`]
+/// until `free_disk`: an open block device keeps its gendisk, so an ioctl
+/// on a file opened before the disk was deleted still finds the data.
+struct DiskOps<T: Operations>(PhantomData<T>);
+
+impl<T: Operations> DiskOps<T> {
+    const TABLE: bindings::block_device_operations = {
+        // SAFETY: All zeroes is a valid table with no callbacks.
+        let mut fops: bindings::block_device_operations =
+            unsafe { MaybeUninit::zeroed().assume_init() };
+        fops.owner = (&raw const __this_module).cast_mut();
+        fops.ioctl = Some(Self::ioctl);
+        fops.free_disk = Some(Self::free_disk);
+        fops
+    };
+
+    /// The data of `disk`.
+    ///
+    /// # Safety
+    ///
+    /// `disk` must be a live gendisk that [`Disk::add`] added for `T`.
+    unsafe fn data<'a>(disk: *const bindings::gendisk) -> &'a T::Disk {
+        // SAFETY: By the requirements `private_data` holds the
+        // `Arc<T::Disk>` that `Disk::add` leaked, released only by
+        // `free_disk` once the gendisk is no longer used.
+        unsafe { &*(*disk).private_data.cast_const().cast::<T::Disk>() }
+    }
+
+    /// `block_device_operations.ioctl`: the ioctls the block layer does
+    /// not handle itself.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer for an open block device of a disk
+    /// added by [`Disk::add`] for `T`.
+    unsafe extern "C" fn ioctl(
+        bdev: *mut bindings::block_device,
+        _mode: bindings::blk_mode_t,
+        cmd: c_uint,
+        arg: kernel::ffi::c_ulong,
+    ) -> c_int {
+        // SAFETY: The open block device holds a reference to its disk,
+        // one of `T`'s by the requirements.
+        let data = unsafe { Self::data((*bdev).bd_disk) };
+        match data.ioctl(cmd, arg) {
+            Ok(v) => c_int::try_from(v).unwrap_or(c_int::MAX),
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// `block_device_operations.free_disk`: drops the disk's data.
+    ///
+    /// # Safety
+    ///
+    /// Called once by `disk_release` for a disk [`Disk::add`] added.
+    unsafe extern "C" fn free_disk(disk: *mut bindings::gendisk) {
+        // SAFETY: `private_data` holds the `Arc` that `Disk::add` leaked;
+        // nothing uses the gendisk any more.
+        drop(unsafe { Arc::from_raw((*disk).private_data.cast_const().cast::<T::Disk>()) });
+    }
+
+    /// The data of the disk whose device is `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be the device of a live disk added by [`Disk::add`] for
+    /// `T` (`disk_to_dev`).
+    unsafe fn of_device<'a>(dev: *mut bindings::device) -> &'a T::Disk {
+        // SAFETY: A disk's device is the `bd_device` of its whole-disk
+        // block device (`dev_to_bdev`), which names the disk.
+        unsafe {
+            let bdev = dev
+                .byte_sub(core::mem::offset_of!(bindings::block_device, bd_device))
+                .cast::<bindings::block_device>();
+            Self::data((*bdev).bd_disk)
+        }
+    }
+
+    /// `show` of attribute `I` of a disk.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs for an attribute of [`DiskGroups<T>`] on a disk
+    /// added with them, with a page buffer.
+    unsafe extern "C" fn show<const I: usize>(
+        dev: *mut bindings::device,
+        _attr: *mut bindings::device_attribute,
+        buf: *mut kernel::ffi::c_char,
+    ) -> isize {
+        // SAFETY: The attribute exists only while the disk is added
+        // (`del_gendisk` removes it, waiting for this call), so the disk
+        // and its data are live.
+        let data = unsafe { Self::of_device(dev) };
+        // SAFETY: `buf` is this `show`'s page buffer.
+        unsafe { super::sysfs::emit::<T::Disk, I>(data, buf) }
+    }
+
+    /// `attribute_group.is_visible` of [`DiskGroups<T>`]: asks the disk's
+    /// data whether attribute number `n` exists.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs while `device_add_disk` creates the groups of a
+    /// disk that [`Disk::add`] adds for `T`.
+    unsafe extern "C" fn is_visible(
+        kobj: *mut bindings::kobject,
+        attr: *mut bindings::attribute,
+        n: c_int,
+    ) -> bindings::umode_t {
+        // SAFETY: The kobject is the `kobj` of the disk's device.
+        let data = unsafe {
+            let dev = kobj
+                .byte_sub(core::mem::offset_of!(bindings::device, kobj))
+                .cast::<bindings::device>();
+            Self::of_device(dev)
+        };
+        match usize::try_from(n) {
+            // SAFETY: `attr` is the attribute sysfs asks about.
+            Ok(index) if data.visible(index) => unsafe { (*attr).mode },
+            _ => 0,
+        }
+    }
+}
+
+/// Builds the read-only (0444) attribute `name` of the disks of a `T` tag
+/// set, attribute number `I` of `T::Disk`'s, for a [`DiskGroups<T>`].
+pub(crate) const fn disk_attribute<T: Operations, const I: usize>(
+    name: &'static CStr,
+) -> bindings::device_attribute {
+    super::sysfs::read_only(name, DiskOps::<T>::show::<I>)
+}
+
+/// An attribute group of `attrs` (a NULL-terminated array whose entry
+/// number `I` is [`disk_attribute::<T, I>`]) whose attributes `T::Disk`
+/// may hide ([`Attributes::visible`]).
+pub(crate) const fn disk_group<T: Operations>(
+    attrs: *const *const bindings::attribute,
+) -> bindings::attribute_group {
+    let mut group = super::sysfs::group(attrs);
+    group.is_visible = Some(DiskOps::<T>::is_visible);
+    group
+}
+
+/// The sysfs attribute groups of a `T` tag set's disks, which come and go
+/// with each disk.
+///
+/// # Invariants
+///
+/// `groups` is a NULL-terminated array of groups made by
+/// [`disk_group::<T>`] whose attributes at index `I` are
+/// [`disk_attribute::<T, I>`], all living as long as the module.
+pub(crate) struct DiskGroups<T: Operations> {
+    groups: *const *const bindings::attribute_group,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The groups are read-only data for the kernel.
+unsafe impl<T: Operations> Sync for DiskGroups<T> {}
+
+impl<T: Operations> DiskGroups<T> {
+    /// Wraps `groups`.
+    ///
+    /// # Safety
+    ///
+    /// `groups` must satisfy the type invariant.
+    pub(crate) const unsafe fn new(groups: *const *const bindings::attribute_group) -> Self {
+        // INVARIANT: By the requirements.
+        Self {
+            groups,
+            _p: PhantomData,
+        }
+    }
+}
 
 /// Lockdep class of the disks' queues.
 static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
@@ -937,7 +1107,8 @@ unsafe impl<T: Operations> Sync for Disk<T> {}
 
 impl<T: Operations> Disk<T> {
     /// Creates and registers a disk named `name` of `sectors` 512-byte
-    /// sectors on `set`, with `parent` as its parent device.
+    /// sectors on `set`, with `parent` as its parent device and `groups`
+    /// as its sysfs attributes.
     pub(crate) fn add(
         set: &Arc<TagSet<T>>,
         data: Arc<T::Disk>,
@@ -945,6 +1116,7 @@ impl<T: Operations> Disk<T> {
         name: fmt::Arguments<'_>,
         sectors: u64,
         parent: &PciDevice,
+        groups: &'static DiskGroups<T>,
     ) -> Result<Self> {
         let mut lim = limits.to_raw();
         let queuedata = core::ptr::from_ref::<T::Disk>(&data).cast_mut().cast();
@@ -958,7 +1130,7 @@ impl<T: Operations> Disk<T> {
         }
         // SAFETY: `disk` is a fresh gendisk owned here.
         unsafe {
-            (*disk).fops = &FOPS.0;
+            (*disk).fops = &DiskOps::<T>::TABLE;
             let mut w = NameWriter {
                 buf: &mut (*disk).disk_name,
                 len: 0,
@@ -968,9 +1140,15 @@ impl<T: Operations> Disk<T> {
                 return Err(EINVAL);
             }
             bindings::set_capacity(disk, sectors);
-            let ret = bindings::device_add_disk(parent.as_device(), disk, core::ptr::null_mut());
+            // Released by `free_disk` once the disk was added, else below.
+            let private = Arc::into_raw(data.clone());
+            (*disk).private_data = private.cast_mut().cast();
+            // The groups are `T`'s, by the type invariant of `DiskGroups`.
+            let ret = bindings::device_add_disk(parent.as_device(), disk, groups.groups.cast_mut());
             if ret != 0 {
+                // Not added: `put_disk` does not call `free_disk`.
                 bindings::put_disk(disk);
+                drop(Arc::from_raw(private));
                 return Err(Error::from_errno(ret));
             }
         }

@@ -7,6 +7,7 @@
 
 use super::bindings;
 use super::blk::{Request, TagSetRef, TimedOut};
+use super::misc_types::FileOps;
 use super::pci::PciDevice;
 use core::fmt;
 
@@ -87,8 +88,9 @@ impl TimeoutAction {
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Data of one hardware queue.
     type Queue: Send + Sync;
-    /// Data of one disk, reachable from its requests.
-    type Disk: Send + Sync;
+    /// Data of one disk, reachable from its requests; it serves the
+    /// disk's ioctls and sysfs attributes.
+    type Disk: FileOps;
     /// Driver data of one request; created when the tag set is allocated.
     type Pdu: Send;
 
