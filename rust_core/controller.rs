@@ -9,19 +9,14 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::io::{
-    io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
-};
-use crate::mgmt::{CharDevice, ControllerNumber, Facts, Handle, Live as MgmtLive};
-use crate::ns::NsDisk;
+use crate::io::{io_timeout_ms, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH};
+use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
+use crate::scan::{DiskParams, Identifier, Namespaces, MAX_NAMESPACES};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
-use crate::spec::identify::{
-    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
-};
-use crate::spec::nsid::NamespaceIds;
+use crate::spec::identify::{IdentifyController, IDENTIFY_DATA_SIZE};
 use crate::spec::prp;
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cap, Cc, Version, DOORBELLS};
@@ -49,9 +44,6 @@ const MIN_BAR_LEN: usize = DOORBELLS + 4;
 
 /// The kernel's page size as a shift (`PAGE_SHIFT`).
 const PAGE_SHIFT: u32 = kernel::bindings::PAGE_SHIFT;
-
-/// Most namespaces the driver looks at: one Active Namespace ID list.
-const MAX_NAMESPACES: usize = 1024;
 
 /// The sysfs attributes of a bound controller, in the order
 /// [`Controller::show`] takes their index.
@@ -144,7 +136,7 @@ struct IoQueues {
 /// controller number is free again once nothing is named after it.
 pub(crate) struct Controller {
     chardev: Option<CharDevice>,
-    disks: KVec<Disk<IoShared>>,
+    namespaces: Option<Arc<Namespaces>>,
     live: Live,
     irqs: Interrupts,
     admin: Arc<AdminQueue>,
@@ -357,87 +349,36 @@ impl<'a> Bringup<'a> {
     /// usable ones.
     fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
         let pdev = self.regs.pdev();
-        let mut nsids = KVec::new();
-        if self
-            .identify(Cns::ActiveNsList, 0, "Identify Active Namespace List")
-            .is_ok()
-        {
-            for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
-                nsids.push(nsid, GFP_KERNEL)?;
+        let mut identifier = Identifier::new(self.regs)?;
+        let run = |cmd: Command, what: &str| -> Result {
+            self.admin.command(self.regs, cmd, what).map(|_| ())
+        };
+        let nsids = match identifier.active_list(&run) {
+            Ok(nsids) => nsids,
+            Err(_) => {
+                // Controllers before NVMe 1.1 lack the list: try 1..=NN.
+                let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
+                dev_warn!(
+                    pdev,
+                    "no active namespace list; trying namespaces 1..={nn}\n"
+                );
+                let mut nsids = KVec::new();
+                for nsid in 1..=nn {
+                    nsids.push(nsid, GFP_KERNEL)?;
+                }
+                nsids
             }
-        } else {
-            // Controllers before NVMe 1.1 lack the list: try 1..=NN.
-            let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
-            dev_warn!(
-                pdev,
-                "no active namespace list; trying namespaces 1..={nn}\n"
-            );
-            for nsid in 1..=nn {
-                nsids.push(nsid, GFP_KERNEL)?;
-            }
-        }
-
+        };
         let mut namespaces = KVec::new();
         for &nsid in nsids.iter() {
-            match self.identify(Cns::Namespace, nsid, "Identify Namespace") {
-                Ok(()) => {}
-                // The controller was disabled: nothing more will work.
-                Err(e) if e == etimedout() => return Err(e),
-                Err(e) => {
-                    dev_warn!(pdev, "namespace {nsid} skipped: Identify failed ({e:?})\n");
-                    continue;
-                }
-            }
-            let ns = IdentifyNamespace::parse(&self.page);
-            match ns.usable_lba(PAGE_SHIFT) {
-                Ok(lba_shift) => {
-                    let ids = self.namespace_ids(nsid, &ns)?;
-                    namespaces.push(
-                        Namespace {
-                            nsid,
-                            blocks: ns.size_blocks(),
-                            lba_shift,
-                            ids,
-                        },
-                        GFP_KERNEL,
-                    )?
-                }
-                Err(e) => dev_warn!(pdev, "namespace {nsid} skipped: {e}\n"),
+            if let Some(ns) = identifier.namespace(&run, nsid)? {
+                namespaces.push(ns, GFP_KERNEL)?;
             }
         }
         if namespaces.is_empty() {
             dev_warn!(pdev, "no usable namespaces\n");
         }
         Ok(namespaces)
-    }
-
-    /// The identifiers of namespace `nsid`, whose Identify Namespace data
-    /// is `ns`: from its Namespace Identification Descriptor list where
-    /// the controller has one, else (or for what the list lacks) from
-    /// Identify Namespace, as the C driver takes them. A list that cannot
-    /// be read is reported and done without.
-    fn namespace_ids(&mut self, nsid: u32, ns: &IdentifyNamespace) -> Result<NamespaceIds> {
-        let pdev = self.regs.pdev();
-        let vs: Version = self.regs.read()?;
-        let mut ids = NamespaceIds::default();
-        if NamespaceIds::has_descriptor_list(vs) {
-            match self.identify(Cns::NsDescriptors, nsid, "Identify Descriptor List") {
-                Ok(()) => {
-                    let (found, bad) = NamespaceIds::from_descriptors(&self.page[..]);
-                    if let Some(bad) = bad {
-                        dev_warn!(pdev, "namespace {nsid}: {bad}\n");
-                    }
-                    ids = found;
-                }
-                Err(e) if e == etimedout() => return Err(e),
-                Err(e) => dev_warn!(
-                    pdev,
-                    "namespace {nsid}: no identification descriptors ({e:?})\n"
-                ),
-            }
-        }
-        ids.fill_from_identify(vs, ns.eui64(), ns.nguid());
-        Ok(ids)
     }
 
     /// Step "queue count": asks for one I/O queue pair per online CPU (Set
@@ -589,21 +530,17 @@ fn management(
         Some(shift) if shift < 32 => 1u32 << shift,
         _ => u32::MAX,
     };
-    let mut nsids = KVec::new();
-    for ns in identity.namespaces.iter() {
-        nsids.push(ns.nsid, GFP_KERNEL)?;
-    }
     let facts = Facts {
         id: *identity.id,
         io_queues: io.set.data().queues().len() as u32,
         io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
         page_size: 1 << mapped.page_shift,
         max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
-        nsids,
     };
     let live = MgmtLive {
         admin: admin.clone(),
         set: io.set.clone(),
+        namespaces: None,
     };
     CharDevice::new(pdev, facts, live)
 }
@@ -615,29 +552,29 @@ fn add_disks(
     identity: &Identity,
     io: &IoQueues,
     mapped: &Mapped,
-    mgmt: &Arc<Handle>,
-    index: u32,
-) -> Result<KVec<Disk<IoShared>>> {
-    let cap = mapped.regs.cap();
+    admin: &Arc<AdminQueue>,
+    mgmt: &CharDevice,
+    number: u32,
+) -> Result<Arc<Namespaces>> {
     let (_, dma_limit) = pdev.dma_mapping_sizes();
-    let mut disks = KVec::new();
-    for ns in identity.namespaces.iter() {
-        let limits = limits(
-            &identity.id,
-            cap,
-            mapped.page_shift,
-            ns.lba_shift,
-            dma_limit,
-        );
-        let name = format_args!("rsnvme{}n{}", index, ns.nsid);
-        let data = Arc::new(NsDisk::new(*ns, &identity.id, mgmt.clone()), GFP_KERNEL)?;
-        let groups = &crate::ffi::DISK_GROUPS;
-        match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev, groups) {
-            Ok(disk) => disks.push(disk, GFP_KERNEL)?,
-            Err(e) => dev_err!(pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid),
-        }
-    }
-    Ok(disks)
+    let params = DiskParams {
+        pdev: pdev.clone(),
+        id: *identity.id,
+        cap: mapped.regs.cap(),
+        page_shift: mapped.page_shift,
+        dma_limit,
+        number,
+    };
+    let namespaces = Namespaces::new(
+        params,
+        mapped.regs.clone(),
+        admin.clone(),
+        io.set.clone(),
+        mgmt.handle().clone(),
+        &identity.namespaces,
+    )?;
+    mgmt.attach(namespaces.clone());
+    Ok(namespaces)
 }
 
 impl Controller {
@@ -669,7 +606,7 @@ impl Controller {
             io: None,
             shadow: None,
         };
-        let mut disks = KVec::new();
+        let mut namespaces = None;
         let mut chardev = None;
         if count > 0 {
             live.shadow = bringup.shadow_doorbells(&identity.id, &mapped)?;
@@ -685,13 +622,21 @@ impl Controller {
                 return Err(ENOMEM);
             }
             let mgmt = chardev.insert(management(&pdev, &identity, &mapped, &admin, io)?);
-            disks = add_disks(&pdev, &identity, io, &mapped, mgmt.handle(), number.get())?;
+            namespaces = Some(add_disks(
+                &pdev,
+                &identity,
+                io,
+                &mapped,
+                &admin,
+                mgmt,
+                number.get(),
+            )?);
         }
         drop(bringup);
 
         let mut ctrl = Self {
             chardev,
-            disks,
+            namespaces,
             live,
             irqs,
             admin,
@@ -780,7 +725,9 @@ impl Controller {
                 shared.kill(&io.set.borrowed(), "controller is gone");
             }
         }
-        drop(core::mem::take(&mut self.disks));
+        if let Some(namespaces) = &self.namespaces {
+            drop(namespaces.take_all());
+        }
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
             if !shared.dead() {
@@ -840,8 +787,13 @@ impl Controller {
         };
         let mut flush = KVec::new();
         if self.identity.id.volatile_write_cache() {
-            for ns in self.identity.namespaces.iter() {
-                if flush.push(ns.nsid, GFP_KERNEL).is_err() {
+            let served = self
+                .namespaces
+                .as_ref()
+                .map(|n| n.nsids())
+                .unwrap_or_default();
+            for nsid in served {
+                if flush.push(nsid, GFP_KERNEL).is_err() {
                     dev_warn!(
                         &self.pdev,
                         "{what}: no memory to list namespaces to flush\n"
@@ -896,7 +848,7 @@ impl Attributes for Controller {
 /// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
 /// `dma_limit` is the largest mapping the DMA layer handles well (bounce
 /// buffers make it small).
-fn limits(
+pub(crate) fn limits(
     id: &IdentifyController,
     cap: Cap,
     page_shift: u32,

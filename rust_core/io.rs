@@ -1026,4 +1026,4 @@ fn mark_host_aborted(pdu: &mut IoPdu) {
     pdu.status = NvmeStatus::HOST_ABORTED.0;
 }
 
-pub(crate) use blk::{Disk, Limits};
+pub(crate) use blk::Limits;

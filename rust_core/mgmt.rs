@@ -15,6 +15,7 @@
 
 use crate::admin::{admin_timeout_ms, AdminQueue};
 use crate::io::IoShared;
+use crate::scan::Namespaces;
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
@@ -89,6 +90,8 @@ impl Drop for ControllerNumber {
 pub(crate) struct Live {
     pub(crate) admin: Arc<AdminQueue>,
     pub(crate) set: Arc<TagSet<IoShared>>,
+    /// The namespaces with disks, once they exist.
+    pub(crate) namespaces: Option<Arc<Namespaces>>,
 }
 
 /// Fixed facts about the controller, for sysfs and the ioctls.
@@ -102,8 +105,6 @@ pub(crate) struct Facts {
     pub(crate) page_size: u32,
     /// Most bytes one passthrough command may move.
     pub(crate) max_transfer: u32,
-    /// The namespaces the driver serves, which I/O commands may name.
-    pub(crate) nsids: KVec<u32>,
 }
 
 /// The data behind a controller's character device and open files.
@@ -153,6 +154,14 @@ impl CharDevice {
             GFP_KERNEL,
         )?;
         Ok(Self { dev: None, handle })
+    }
+
+    /// Lets the ioctls reach the namespaces (I/O commands may name only
+    /// those with a disk; `NVME_IOCTL_RESCAN`).
+    pub(crate) fn attach(&self, namespaces: Arc<Namespaces>) {
+        if let Some(live) = self.handle.live.lock().as_mut() {
+            live.namespaces = Some(namespaces);
+        }
     }
 
     /// The handle, for the disks' ioctls.
@@ -301,9 +310,6 @@ impl Handle {
             direction,
             timeout_ms,
         } = cmd;
-        if io && !self.facts.nsids.contains(&command.nsid()) {
-            return Err(EINVAL);
-        }
         if !io && passthru::admin_reserved(command.opcode()) {
             return Err(EINVAL);
         }
@@ -334,6 +340,10 @@ impl Handle {
         let cqe: Completion = {
             let live = self.live.lock();
             let live = live.as_ref().ok_or(ENODEV)?;
+            let served = live.namespaces.as_ref();
+            if io && !served.is_some_and(|n| n.serves(command.nsid())) {
+                return Err(EINVAL);
+            }
             let set = live.set.borrowed();
             let shared = live.set.data();
             if io {
@@ -358,6 +368,20 @@ impl Handle {
         Ok(cqe)
     }
 
+    /// `NVME_IOCTL_RESCAN`: rescans the namespaces, returning when done.
+    fn rescan(&self) -> Result<isize> {
+        if !capable_sys_admin() {
+            return Err(EACCES);
+        }
+        let namespaces = {
+            let live = self.live.lock();
+            let live = live.as_ref().ok_or(ENODEV)?;
+            live.namespaces.clone().ok_or(ENODEV)?
+        };
+        namespaces.rescan()?;
+        Ok(0)
+    }
+
     /// `NVME_IOCTL_RESET`: resets the controller, returning when done.
     fn reset(&self) -> Result<isize> {
         if !capable_sys_admin() {
@@ -380,9 +404,10 @@ impl FileOps for Handle {
             passthru::IOCTL_IO_CMD => self.passthru(arg, false, Target::AnyNamespace),
             passthru::IOCTL_IO64_CMD => self.passthru(arg, true, Target::AnyNamespace),
             passthru::IOCTL_RESET => self.reset(),
-            // Not served (yet): subsystem reset, namespace rescan,
-            // NVME_IOCTL_SUBMIT_IO; NVME_IOCTL_ID is for namespace
-            // devices, as in the C driver.
+            passthru::IOCTL_RESCAN => self.rescan(),
+            // Not served: subsystem reset; NVME_IOCTL_ID and
+            // NVME_IOCTL_SUBMIT_IO are for namespace devices, as in the C
+            // driver.
             _ => Err(ENOTTY),
         }
     }

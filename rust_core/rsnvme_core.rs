@@ -13,7 +13,8 @@
 //!   (one queue pair), `admin` (admin commands), `io` (the blk-mq driver),
 //!   `controller` (bring-up in steps and teardown), `mgmt` (the
 //!   controller's character device, ioctls and sysfs for nvme-cli), `ns`
-//!   (a namespace disk's sysfs and ioctls) and `fault` (fault injection
+//!   (a namespace disk's sysfs and ioctls), `scan` (namespaces at
+//!   bring-up and on a rescan) and `fault` (fault injection
 //!   for tests).
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
@@ -41,5 +42,7 @@ mod ns;
 mod queue;
 #[cfg(MODULE)]
 mod registers;
+#[cfg(MODULE)]
+mod scan;
 #[cfg(MODULE)]
 mod sys;

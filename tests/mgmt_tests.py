@@ -449,12 +449,56 @@ def run_ns(kdir, record, check_boot, initrd):
            leak[0][0] if leak else "no kmemleak report")
 
 
+RESCAN_SERIAL = "RSNVMERESCAN"
+
+
+def run_rescan(kdir, record, check_boot, initrd):
+    """Namespaces attached, detached and reformatted at runtime (QEMU 7.2
+    can neither resize an nvme-ns, whose drive refuses block_resize, nor
+    hot-plug one: its bus is not hot-pluggable; Namespace Attachment and
+    Format NVM through nvme-cli are what it has)."""
+    tag = "mgmt-rescan"
+    dev = qemu.Nvme(serial=RESCAN_SERIAL, params={"addr": hex(RS_SLOT), "subsys": "sub0"},
+                    namespaces=[qemu.Ns(size_mb=32),
+                                qemu.Ns(size_mb=16, params={"detached": "true"})])
+    b = qemu.boot(tag, initrd, kdir, "mgmt-rescan", [dev], smp=2, mem=512, timeout=180,
+                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:rescan"])
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    steps = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@STEP (\S+) rc=(\d+) ?(.*)$")}
+    for what in ("attach", "detach", "reattach", "format"):
+        for step in (what, f"{what}-rescan"):
+            rc, out = steps.get(step, (None, "no line"))
+            record(f"{tag}: nvme {step} on /dev/rsnvme0 succeeds", rc == "0", f"rc {rc}: {out}")
+    disks = {m[1]: m[2].split() for m in b.lines(r"^@@DISKS (\S+) ?(.*)$")}
+    both = ["rsnvme0n1", "rsnvme0n2"]
+    for when, want in (("start", ["rsnvme0n1"]), ("attached", both), ("detached", ["rsnvme0n1"]),
+                       ("reattached", both), ("formatted", both)):
+        record(f"{tag}: disks {when}: {' '.join(want)}", disks.get(when) == want,
+               f"got {disks.get(when)}")
+    sizes = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@SIZE (\S+) (\d+) (\d+)$")}
+    for when, want in (("attached", ("32768", "512")), ("formatted", ("32768", "4096"))):
+        record(f"{tag}: namespace 2 {when}: {want[0]} sectors of 512 bytes, logical blocks of "
+               f"{want[1]}", sizes.get(when) == want, f"got {sizes.get(when)}")
+    log = [m[1] for m in b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: rescan: (.*)$")]
+    want = ["namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed",
+            "namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed",
+            "namespace 2 added: 4096 blocks of 4096 bytes"]
+    record(f"{tag}: rsnvme logs each rescan's change: added, removed, added, removed and "
+           "added with 4 KiB blocks", log == want, f"got {log}")
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
 def run_all(kdir, record, check_boot, only=""):
-    if only not in "mgmt-cli" and only not in "mgmt-ns":
+    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan")):
         return
     initrd = initramfs(kdir)
     if only in "mgmt-ns":
         run_ns(kdir, record, check_boot, initrd)
+    if only in "mgmt-rescan":
+        run_rescan(kdir, record, check_boot, initrd)
     if only not in "mgmt-cli":
         return
     tag = "mgmt-cli"

@@ -20,6 +20,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
 use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
@@ -1094,7 +1095,9 @@ static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
 pub(crate) struct Disk<T: Operations> {
     disk: NonNull<bindings::gendisk>,
     /// Read by requests through `queuedata` until the disk is gone.
-    _data: Arc<T::Disk>,
+    data: Arc<T::Disk>,
+    /// The capacity last set, in 512-byte sectors.
+    sectors: AtomicU64,
     /// The tag set the disk's queue uses, freed only after the disk.
     _set: Arc<TagSet<T>>,
 }
@@ -1102,7 +1105,8 @@ pub(crate) struct Disk<T: Operations> {
 // SAFETY: The gendisk is reference counted and its functions may be called
 // from any thread.
 unsafe impl<T: Operations> Send for Disk<T> {}
-// SAFETY: `&Disk` gives no access.
+// SAFETY: `&Disk` gives the data (`Sync`), an atomic and
+// `set_capacity_and_notify`, which takes the block device's size lock.
 unsafe impl<T: Operations> Sync for Disk<T> {}
 
 impl<T: Operations> Disk<T> {
@@ -1156,9 +1160,30 @@ impl<T: Operations> Disk<T> {
         Ok(Self {
             // SAFETY: Checked non-null above.
             disk: unsafe { NonNull::new_unchecked(disk) },
-            _data: data,
+            data,
+            sectors: AtomicU64::new(sectors),
             _set: set.clone(),
         })
+    }
+}
+
+impl<T: Operations> Disk<T> {
+    /// The disk's data.
+    pub(crate) fn data(&self) -> &Arc<T::Disk> {
+        &self.data
+    }
+
+    /// The capacity last set, in 512-byte sectors.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.sectors.load(Ordering::Relaxed)
+    }
+
+    /// Changes the capacity to `sectors` 512-byte sectors and tells user
+    /// space (a `RESIZE=1` change uevent), as a revalidation does.
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        self.sectors.store(sectors, Ordering::Relaxed);
+        // SAFETY: The disk is added, by the type invariant.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
     }
 }
 
