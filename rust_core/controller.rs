@@ -9,13 +9,16 @@
 
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
-use crate::io::{io_timeout_ms, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH};
+use crate::io::{
+    io_timeout_ms, EventHandling, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
+};
 use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
 use crate::scan::{DiskParams, Identifier, Namespaces, MAX_NAMESPACES};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
+use crate::spec::event::event_config;
 use crate::spec::identify::{IdentifyController, IDENTIFY_DATA_SIZE};
 use crate::spec::prp;
 use crate::spec::queue::io_queue_depth;
@@ -135,6 +138,7 @@ struct IoQueues {
 /// admin queue, then unmap and release BAR0 and disable the device; the
 /// controller number is free again once nothing is named after it.
 pub(crate) struct Controller {
+    events: Option<EventHandling>,
     chardev: Option<CharDevice>,
     namespaces: Option<Arc<Namespaces>>,
     live: Live,
@@ -608,6 +612,7 @@ impl Controller {
         };
         let mut namespaces = None;
         let mut chardev = None;
+        let mut events = None;
         if count > 0 {
             live.shadow = bringup.shadow_doorbells(&identity.id, &mapped)?;
             let shadow = live.shadow.clone();
@@ -622,19 +627,15 @@ impl Controller {
                 return Err(ENOMEM);
             }
             let mgmt = chardev.insert(management(&pdev, &identity, &mapped, &admin, io)?);
-            namespaces = Some(add_disks(
-                &pdev,
-                &identity,
-                io,
-                &mapped,
-                &admin,
-                mgmt,
-                number.get(),
-            )?);
+            let added = add_disks(&pdev, &identity, io, &mapped, &admin, mgmt, number.get())?;
+            let config = event_config(identity.id.optional_async_events());
+            events = Some(EventHandling::start(&io.set, added.clone(), config));
+            namespaces = Some(added);
         }
         drop(bringup);
 
         let mut ctrl = Self {
+            events,
             chardev,
             namespaces,
             live,
@@ -714,7 +715,9 @@ impl Controller {
     /// controller down and releases everything.
     pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
-        // First, so that no command from user space runs from here on.
+        // No rescan starts from here on.
+        drop(self.events.take());
+        // Then no command from user space runs.
         drop(self.chardev.take());
         if let Some(io) = &self.live.io {
             let shared = io.set.data();

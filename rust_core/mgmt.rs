@@ -373,12 +373,11 @@ impl Handle {
         if !capable_sys_admin() {
             return Err(EACCES);
         }
-        let namespaces = {
-            let live = self.live.lock();
-            let live = live.as_ref().ok_or(ENODEV)?;
-            live.namespaces.clone().ok_or(ENODEV)?
-        };
-        namespaces.rescan()?;
+        // Held throughout, so remove waits for the rescan, which uses the
+        // controller's queues.
+        let live = self.live.lock();
+        let live = live.as_ref().ok_or(ENODEV)?;
+        live.namespaces.as_ref().ok_or(ENODEV)?.rescan()?;
         Ok(0)
     }
 

@@ -461,19 +461,32 @@ def run_rescan(kdir, record, check_boot, initrd):
     dev = qemu.Nvme(serial=RESCAN_SERIAL, params={"addr": hex(RS_SLOT), "subsys": "sub0"},
                     namespaces=[qemu.Ns(size_mb=32),
                                 qemu.Ns(size_mb=16, params={"detached": "true"})])
+    qmp_result = []
+
+    def on_line(line, qmp):
+        if line.strip() == "@@QMP smart-warning" and qmp is not None:
+            qmp_result.append(qmp.command("qom-set", path="/machine/peripheral/nvme0",
+                                          property="smart_critical_warning", value=2))
+
     b = qemu.boot(tag, initrd, kdir, "mgmt-rescan", [dev], smp=2, mem=512, timeout=180,
-                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:rescan"])
+                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:rescan"],
+                  on_line=on_line)
     check_boot(tag, b)
     record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
     steps = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@STEP (\S+) rc=(\d+) ?(.*)$")}
+    for step in ("raw-0", "raw-1"):
+        rc, out = steps.get(step, (None, "no line"))
+        record(f"{tag}: Namespace Attachment (admin-passthru, {step}) succeeds", rc == "0",
+               f"rc {rc}: {out}")
     for what in ("attach", "detach", "reattach", "format"):
         for step in (what, f"{what}-rescan"):
             rc, out = steps.get(step, (None, "no line"))
             record(f"{tag}: nvme {step} on /dev/rsnvme0 succeeds", rc == "0", f"rc {rc}: {out}")
     disks = {m[1]: m[2].split() for m in b.lines(r"^@@DISKS (\S+) ?(.*)$")}
     both = ["rsnvme0n1", "rsnvme0n2"]
-    for when, want in (("start", ["rsnvme0n1"]), ("attached", both), ("detached", ["rsnvme0n1"]),
-                       ("reattached", both), ("formatted", both)):
+    for when, want in (("start", ["rsnvme0n1"]), ("event-attached", both),
+                       ("event-detached", ["rsnvme0n1"]), ("attached", both),
+                       ("detached", ["rsnvme0n1"]), ("reattached", both), ("formatted", both)):
         record(f"{tag}: disks {when}: {' '.join(want)}", disks.get(when) == want,
                f"got {disks.get(when)}")
     sizes = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@SIZE (\S+) (\d+) (\d+)$")}
@@ -481,11 +494,26 @@ def run_rescan(kdir, record, check_boot, initrd):
         record(f"{tag}: namespace 2 {when}: {want[0]} sectors of 512 bytes, logical blocks of "
                f"{want[1]}", sizes.get(when) == want, f"got {sizes.get(when)}")
     log = [m[1] for m in b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: rescan: (.*)$")]
-    want = ["namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed",
-            "namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed",
+    added, removed = "namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed"
+    want = [added, removed, added, removed, added, removed,
             "namespace 2 added: 4096 blocks of 4096 bytes"]
-    record(f"{tag}: rsnvme logs each rescan's change: added, removed, added, removed and "
-           "added with 4 KiB blocks", log == want, f"got {log}")
+    record(f"{tag}: rsnvme logs each change once: added, removed (events), added, removed, "
+           "added (attach-ns, detach-ns), removed and added with 4 KiB blocks (format)",
+           log == want, f"got {log}")
+    # The first two changes came from events alone: each logged its event
+    # before the change, with no rescan ioctl in between.
+    lines = [l for l in b.console.splitlines() if "rsnvme 0000" in l or l.startswith("@@STEP")]
+    first = lines[:next((i for i, l in enumerate(lines) if "@@STEP attach " in l), len(lines))]
+    events = [l for l in first if "namespace attributes changed: rescanning" in l]
+    record(f"{tag}: Namespace Attribute Changed events: logged and handled (2 rescans before "
+           "any ns-rescan)", len(events) >= 2 and sum(1 for l in first if "rescan: " in l) == 2,
+           "\n".join(first[-12:]))
+    record(f"{tag}: QMP qom-set smart_critical_warning=2 accepted",
+           bool(qmp_result) and "return" in qmp_result[0], f"{qmp_result}")
+    warn = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: SMART/health critical warning (.*)$")
+    record(f"{tag}: the SMART event is logged with its bits: 0x02: temperature out of range",
+           bool(warn) and warn[0][1] == "0x02: temperature out of range",
+           warn[0][0] if warn else "no line")
     leak = b.lines(r"^@@KMEMLEAK (\S+)$")
     record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
            leak[0][0] if leak else "no kmemleak report")

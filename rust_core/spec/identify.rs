@@ -190,6 +190,8 @@ pub(crate) struct IdentifyController {
     /// RTD3 Entry Latency (RTD3E), in microseconds: how long a shutdown
     /// may take; 0 if not reported.
     rtd3e: u32,
+    /// Optional Asynchronous Events Supported (OAES).
+    oaes: u32,
     /// Optional Admin Command Support (OACS).
     oacs: u16,
     /// Submission Queue Entry Size (SQES).
@@ -221,6 +223,7 @@ impl IdentifyController {
             cntlid: read_u16(page, 78),
             ver: read_u32(page, 80),
             rtd3e: read_u32(page, 88),
+            oaes: read_u32(page, 92),
             oacs: read_u16(page, 256),
             sqes: read_u8(page, 512),
             cqes: read_u8(page, 513),
@@ -300,6 +303,11 @@ impl IdentifyController {
             return None;
         }
         u32::from(self.mdts).checked_add(mps_min_shift)
+    }
+
+    /// Optional Asynchronous Events Supported bit field.
+    pub(crate) fn optional_async_events(&self) -> u32 {
+        self.oaes
     }
 
     /// Controller ID.

@@ -12,6 +12,7 @@
 
 pub(crate) mod command;
 pub(crate) mod completion;
+pub(crate) mod event;
 pub(crate) mod identify;
 pub(crate) mod nsid;
 pub(crate) mod passthru;

@@ -352,11 +352,12 @@ unsafe extern "C" fn end_batch(iob: *mut bindings::io_comp_batch) {
     unsafe { bindings::blk_mq_end_request_batch(iob) };
 }
 
-/// The C side of a tag set: the set and the driver's work item.
+/// The C side of a tag set: the set and the driver's two work items.
 #[repr(C)]
 struct RawSet {
     set: bindings::blk_mq_tag_set,
     work: bindings::work_struct,
+    event_work: bindings::work_struct,
     /// The device of the `TagSet`'s `pdev`, which keeps it alive.
     pdev: *mut bindings::pci_dev,
 }
@@ -380,14 +381,23 @@ static WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
             MaybeUninit::zeroed().assume_init()
         }));
 
+/// Lockdep class of the tag sets' event work items.
+static EVENT_WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
+    // SAFETY: A lock class key is zero-initialised static data.
+    Static(UnsafeCell::new(unsafe {
+            MaybeUninit::zeroed().assume_init()
+        }));
+
 /// A blk-mq tag set driven by `T`, for the requests of one PCI device,
-/// with a work item for the driver ([`Operations::work`]).
+/// with two work items for the driver ([`Operations::work`],
+/// [`Operations::event_work`]), which can run at the same time.
 ///
 /// # Invariants
 ///
 /// `raw.set` was initialised by `blk_mq_alloc_tag_set` with `driver_data`
 /// pointing to `*data` and the ops table of `T`; `raw.work` runs
-/// `run_work::<T>`. On drop the work is cancelled, then the set freed.
+/// `run_work::<T>` and `raw.event_work` `run_event_work::<T>`. On drop
+/// the work items are cancelled, then the set freed.
 /// `pdev` is the device the requests' data is mapped for.
 pub(crate) struct TagSet<T: Operations> {
     raw: KBox<UnsafeCell<RawSet>>,
@@ -425,6 +435,13 @@ impl<T: Operations> TagSet<T> {
                 false,
                 c"rsnvme_work".as_ptr().cast(),
                 WORK_KEY.0.get(),
+            );
+            bindings::rust_helper_init_work_with_key(
+                addr_of_mut!((*both).event_work),
+                Some(run_event_work::<T>),
+                false,
+                c"rsnvme_event_work".as_ptr().cast(),
+                EVENT_WORK_KEY.0.get(),
             )
         };
         // SAFETY: As above.
@@ -467,17 +484,54 @@ impl<T: Operations> TagSet<T> {
     pub(crate) fn data(&self) -> &Arc<T> {
         &self.data
     }
+
+    /// Cancels the event work item ([`Operations::event_work`]): takes it
+    /// off the queue, or waits until it has run. It may be queued again
+    /// afterwards. Must not be called from the event work itself.
+    pub(crate) fn cancel_event_work(&self) {
+        // SAFETY: The work item was initialised by `new` and lives as long
+        // as `self`; from any other context than itself it may be
+        // cancelled (the requirement above).
+        unsafe { bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).event_work)) };
+    }
 }
 
 impl<T: Operations> Drop for TagSet<T> {
     fn drop(&mut self) {
-        // SAFETY: The work item was initialised by `new`; once cancelled
-        // it neither runs nor is queued, so nothing reaches the set.
-        unsafe { bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).work)) };
+        // SAFETY: The work items were initialised by `new`; once
+        // cancelled they neither run nor are queued, so nothing reaches
+        // the set. The event work is cancelled first: it may queue the
+        // other (through a reset request), never the reverse.
+        unsafe {
+            bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).event_work));
+            bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).work));
+        }
         // SAFETY: Allocated by the type invariant. No disk uses it any
         // more: each `Disk` holds a reference to its tag set.
         unsafe { bindings::blk_mq_free_tag_set(self.as_ptr()) };
     }
+}
+
+/// The event work item of a `T` tag set: runs [`Operations::event_work`].
+///
+/// # Safety
+///
+/// Called by the workqueue with the `event_work` of a [`RawSet`] inside a
+/// live [`TagSet`] of `T` (its drop cancels the work before freeing it).
+unsafe extern "C" fn run_event_work<T: Operations>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `event_work` field of a `RawSet`.
+    let both = unsafe {
+        work.byte_sub(core::mem::offset_of!(RawSet, event_work))
+            .cast::<RawSet>()
+    };
+    // SAFETY: The set is allocated while its work can run.
+    let set = unsafe { addr_of_mut!((*both).set) };
+    // SAFETY: As above; `driver_data` is the set's `T`.
+    let data = unsafe { Ops::<T>::data(set) };
+    data.event_work(&TagSetRef {
+        set,
+        _p: PhantomData,
+    });
 }
 
 /// The work item of a `T` tag set: runs [`Operations::work`].
@@ -662,6 +716,23 @@ impl<T: Operations> TagSetRef<'_, T> {
                 bindings::RSNVME_WORK_CPU_UNBOUND,
                 bindings::system_unbound_wq,
                 addr_of_mut!((*both).work),
+            )
+        }
+    }
+}
+
+impl<T: Operations> TagSetRef<'_, T> {
+    /// Queues the set's event work item ([`Operations::event_work`]) on
+    /// the unbound system workqueue, unless it is queued already; returns
+    /// whether it was queued now. May be called from any context.
+    pub(crate) fn schedule_event_work(&self) -> bool {
+        // SAFETY: As in `schedule_work`.
+        unsafe {
+            let both = RawSet::of(self.set);
+            bindings::queue_work_on(
+                bindings::RSNVME_WORK_CPU_UNBOUND,
+                bindings::system_unbound_wq,
+                addr_of_mut!((*both).event_work),
             )
         }
     }

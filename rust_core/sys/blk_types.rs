@@ -113,6 +113,10 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// The work [`TagSetRef::schedule_work`] asked for, in process context;
     /// never runs twice at once.
     fn work(&self, set: &TagSetRef<'_, Self>);
+    /// The work [`TagSetRef::schedule_event_work`] asked for, in process
+    /// context; never runs twice at once, but may run while
+    /// [`Operations::work`] does (so it may wait for what that does).
+    fn event_work(&self, set: &TagSetRef<'_, Self>);
 }
 
 /// Limits and features of a disk's queue.

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
 # Namespaces that come and go while rsnvme is bound (issue 11): one
 # controller in an NVM subsystem with namespace 1 attached and namespace 2
-# detached. nvme-cli attaches namespace 2 (Namespace Attachment), detaches
-# it, attaches it again, formats it with 4 KiB blocks; after each step
-# `nvme ns-rescan` (NVME_IOCTL_RESCAN) must make the disks follow without
-# a rebind (@@DISKS lines for the host), data written before a detach is
+# detached. First namespace 2 is attached and detached with a raw
+# Namespace Attachment command (nvme admin-passthru, which asks for no
+# rescan): the controller's Namespace Attribute Changed event alone must
+# make the disk come and go. Then nvme-cli attaches it, detaches it,
+# attaches it again and formats it with 4 KiB blocks, each followed by
+# `nvme ns-rescan` (NVME_IOCTL_RESCAN); the disks must follow without a
+# rebind (@@DISKS lines for the host), data written before a detach is
 # there after the next attach, and the reformatted namespace gets a disk
-# with 4 KiB blocks.
+# with 4 KiB blocks. Last, the host sets a SMART critical warning in QEMU
+# (@@QMP line): the driver must log it from the event.
 . /tests/lib.sh
 
 NVME=/usr/sbin/nvme
@@ -46,6 +50,22 @@ step() {
 	echo "@@STEP $what-rescan rc=$? $(tr '\n' ' ' </tmp/cli.out)"
 }
 
+# attach_raw SEL: Namespace Attachment (0x15) of namespace 2 to this
+# controller, SEL 0 attaches, 1 detaches; a controller list of one.
+attach_raw() {
+	printf "\\001\\000\\$(printf %o $((cntlid & 255)))\\$(printf %o $((cntlid >> 8)))" >/tmp/ctrl.bin
+	dd if=/dev/zero bs=4092 count=1 2>/dev/null >>/tmp/ctrl.bin
+	$NVME admin-passthru $dev --opcode=0x15 --namespace-id=2 --cdw10="$1" \
+		--data-len=4096 -w -i /tmp/ctrl.bin >/tmp/cli.out 2>&1
+	echo "@@STEP raw-$1 rc=$? $(tr '\n' ' ' </tmp/cli.out)"
+}
+attach_raw 0
+wait_disk rsnvme0n2 1 && wait_bdev /dev/rsnvme0n2
+disks event-attached
+attach_raw 1
+wait_disk rsnvme0n2 0
+disks event-detached
+
 step attach attach-ns $dev -n 2 -c "$cntlid"
 wait_disk rsnvme0n2 1 && wait_bdev /dev/rsnvme0n2
 disks attached
@@ -75,6 +95,17 @@ check_pattern "pattern on the reformatted namespace" /dev/rsnvme0n2 "$seed" 0 65
 # Namespace 1 was left alone throughout.
 pattern_write /dev/rsnvme0n1 "$seed" 0 65536
 check_pattern "pattern on namespace 1" /dev/rsnvme0n1 "$seed" 0 65536
+
+# A SMART critical warning raised in QEMU (temperature): logged from the
+# event, without any command from here.
+echo "@@QMP smart-warning"
+t=$(($(scaled 20) * 10))
+while ! dmesg | grep -q "SMART/health critical warning" && [ $t -gt 0 ]; do
+	usleep 100000
+	t=$((t - 1))
+done
+dmesg | grep -q "SMART/health critical warning" && pass "critical warning logged" ||
+	fail "critical warning logged" "no SMART/health line after $(scaled 20) s"
 
 kmemleak_clear
 check "unload rsnvme" rmmod rsnvme
