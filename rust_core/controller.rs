@@ -132,6 +132,7 @@ struct IoQueues {
 /// One NVMe controller bound to this driver.
 ///
 /// Fields drop in declaration order, which undoes bring-up in reverse:
+/// stop handling asynchronous events (waiting for a rescan they started),
 /// remove the character device (waiting for a command from user space),
 /// remove the disks (waiting for their I/O), shut the controller down (so
 /// it stops all DMA) and free the I/O queues, then the interrupts and the
