@@ -15,7 +15,7 @@ use crate::io::{
 use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
-use crate::scan::{DiskParams, Identifier, Namespaces, MAX_NAMESPACES};
+use crate::scan::{DiskParams, Found, Identifier, Namespaces, MAX_NAMESPACES};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
 use crate::spec::event::event_config;
@@ -376,7 +376,7 @@ impl<'a> Bringup<'a> {
         };
         let mut namespaces = KVec::new();
         for &nsid in nsids.iter() {
-            if let Some(ns) = identifier.namespace(&run, nsid)? {
+            if let Found::Usable(ns) = identifier.namespace(&run, nsid)? {
                 namespaces.push(ns, GFP_KERNEL)?;
             }
         }

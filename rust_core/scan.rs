@@ -25,6 +25,7 @@ use crate::sys::dma::CoherentArray;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_info, dev_warn};
 use crate::sys::time::etimedout;
+use core::cell::Cell;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
     code::{EIO, ENODEV},
@@ -81,10 +82,9 @@ impl Identifier {
         Ok(nsids)
     }
 
-    /// Identifies namespace `nsid`: `None` (reported) if it cannot be
-    /// identified or cannot back a disk. `ETIMEDOUT` if the controller
-    /// stopped answering.
-    pub(crate) fn namespace(&mut self, run: Run<'_>, nsid: u32) -> Result<Option<Namespace>> {
+    /// Identifies namespace `nsid` (a failure or an unusable namespace
+    /// is reported). `ETIMEDOUT` if the controller stopped answering.
+    pub(crate) fn namespace(&mut self, run: Run<'_>, nsid: u32) -> Result<Found> {
         match self.identify(run, Cns::Namespace, nsid, "Identify Namespace") {
             Ok(()) => {}
             Err(e) if e == etimedout() => return Err(e),
@@ -93,7 +93,7 @@ impl Identifier {
                     &self.pdev,
                     "namespace {nsid} skipped: Identify failed ({e:?})\n"
                 );
-                return Ok(None);
+                return Ok(Found::Failed);
             }
         }
         let ns = IdentifyNamespace::parse(&self.page);
@@ -101,11 +101,11 @@ impl Identifier {
             Ok(shift) => shift,
             Err(e) => {
                 dev_warn!(&self.pdev, "namespace {nsid} skipped: {e}\n");
-                return Ok(None);
+                return Ok(Found::Unusable);
             }
         };
         let ids = self.namespace_ids(run, nsid, &ns)?;
-        Ok(Some(Namespace {
+        Ok(Found::Usable(Namespace {
             nsid,
             blocks: ns.size_blocks(),
             lba_shift,
@@ -144,6 +144,16 @@ impl Identifier {
         ids.fill_from_identify(self.vs, ns.eui64(), ns.nguid());
         Ok(ids)
     }
+}
+
+/// What identifying a namespace found.
+pub(crate) enum Found {
+    /// A namespace that can back a disk.
+    Usable(Namespace),
+    /// One that cannot (inactive, unsupported format).
+    Unusable,
+    /// Identify failed: nothing is known (a rescan keeps its disk).
+    Failed,
 }
 
 /// What a namespace's disk is made from, beyond the namespace.
@@ -283,8 +293,13 @@ impl Namespaces {
         let pdev = &self.params.pdev;
         let shared = self.set.data();
         let set = self.set.borrowed();
+        // Set when a command could not run at all (a reset, suspend or
+        // removal under way): then nothing is changed.
+        let stopped = Cell::new(None);
         let run = |cmd: Command, what: &str| -> Result {
-            let cqe = shared.exclusive(&set, |_| self.admin.submit_and_wait(cmd))?;
+            let cqe = shared
+                .exclusive(&set, |_| self.admin.submit_and_wait(cmd))
+                .inspect_err(|&e| stopped.set(Some(e)))?;
             if cqe.status().is_success() {
                 Ok(())
             } else {
@@ -294,10 +309,18 @@ impl Namespaces {
         };
         let mut identifier = Identifier::new(&self.regs)?;
         let nsids = identifier.active_list(&run)?;
+        // Usable namespaces, and those Identify failed for (kept as they
+        // are).
         let mut found = KVec::new();
+        let mut unknown = KVec::new();
         for &nsid in nsids.iter() {
-            if let Some(ns) = identifier.namespace(&run, nsid)? {
-                found.push(ns, GFP_KERNEL)?;
+            match identifier.namespace(&run, nsid)? {
+                Found::Usable(ns) => found.push(ns, GFP_KERNEL)?,
+                Found::Unusable => {}
+                Found::Failed => unknown.push(nsid, GFP_KERNEL)?,
+            }
+            if let Some(e) = stopped.get() {
+                return Err(e);
             }
         }
 
@@ -307,13 +330,15 @@ impl Namespaces {
         let old = core::mem::take(disks);
         let mut kept = KVec::with_capacity(old.len(), GFP_KERNEL)?;
         let mut gone = KVec::with_capacity(old.len(), GFP_KERNEL)?;
-        let mut new = KVec::with_capacity(found.len(), GFP_KERNEL)?;
+        let mut new = KVec::with_capacity(found.len() + unknown.len(), GFP_KERNEL)?;
         for disk in old {
             let old = *disk.data().namespace();
             let same = found.iter().any(|ns| {
                 ns.nsid == old.nsid && ns.lba_shift == old.lba_shift && ns.ids == old.ids
             });
-            if same {
+            if unknown.contains(&old.nsid) {
+                new.push(disk, GFP_KERNEL)?;
+            } else if same {
                 kept.push(Some(disk), GFP_KERNEL)?;
             } else {
                 dev_info!(pdev, "rescan: namespace {} removed\n", old.nsid);

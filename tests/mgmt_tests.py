@@ -500,10 +500,11 @@ def run_rescan(kdir, record, check_boot, initrd):
     record(f"{tag}: rsnvme logs each change once: added, removed (events), added, removed, "
            "added (attach-ns, detach-ns), removed and added with 4 KiB blocks (format)",
            log == want, f"got {log}")
-    # The first two changes came from events alone: each logged its event
-    # before the change, with no rescan ioctl in between.
-    lines = [l for l in b.console.splitlines() if "rsnvme 0000" in l or l.startswith("@@STEP")]
-    first = lines[:next((i for i, l in enumerate(lines) if "@@STEP attach " in l), len(lines))]
+    # The first two changes came from events alone (no rescan ioctl until
+    # the guest saw the second one happen): each logged its event.
+    lines = [l for l in b.console.splitlines() if "rsnvme 0000" in l or l.startswith("@@")]
+    first = lines[:next((i for i, l in enumerate(lines) if l.startswith("@@DISKS event-detached")),
+                        len(lines))]
     events = [l for l in first if "namespace attributes changed: rescanning" in l]
     record(f"{tag}: Namespace Attribute Changed events: logged and handled (2 rescans before "
            "any ns-rescan)", len(events) >= 2 and sum(1 for l in first if "rescan: " in l) == 2,

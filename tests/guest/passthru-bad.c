@@ -10,8 +10,8 @@
  * which the guest script and the host check against what each case must
  * return. With PT_SKIP_HARMFUL set (for the C driver, which sends them)
  * the huge lengths and the deletion of an I/O queue are left out. "hold
- * DEV SECONDS" opens DEV, sleeps, then sends Identify: for
- * an ioctl on a file that outlives its controller.
+ * DEV SECONDS" opens DEV, creates /tmp/hold.ready, sleeps, then sends
+ * Identify: for an ioctl on a file that outlives its controller.
  *
  * "ns DEV NSID LBS" runs the namespace ioctls against a namespace's block
  * device of NSID with LBS-byte blocks: NVME_IOCTL_ID, NVME_IOCTL_SUBMIT_IO
@@ -161,6 +161,8 @@ int main(int argc, char **argv)
 	if (argc > 4 && !strcmp(argv[2], "ns"))
 		return ns_cases(strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
 	if (argc > 3 && !strcmp(argv[2], "hold")) {
+		/* Open: the caller may unbind now (it waits for this file). */
+		close(open("/tmp/hold.ready", O_WRONLY | O_CREAT, 0600));
 		sleep(atoi(argv[3]));
 		identify(&c, buf, 4096);
 		report("held-identify", NVME_IOCTL_ADMIN_CMD, &c);
