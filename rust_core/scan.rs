@@ -169,8 +169,8 @@ pub(crate) struct DiskParams {
     pub(crate) number: u32,
 }
 
-/// The disks of a controller's namespaces, in increasing NSID order, or
-/// `None` once the controller is being removed.
+/// The disks of a controller's namespaces, or `None` once the controller
+/// is being removed.
 type DiskList = Option<KVec<Disk<IoShared>>>;
 
 /// The namespaces a controller serves as disks, and their rescan.
@@ -325,13 +325,13 @@ impl Namespaces {
         }
 
         // Disks whose namespace is gone, unusable or another one now go;
-        // the others are kept for the new list, in NSID order. Room for
-        // both lists is taken first, so no push below allocates.
-        let old = core::mem::take(disks);
-        let mut kept = KVec::with_capacity(old.len(), GFP_KERNEL)?;
-        let mut gone = KVec::with_capacity(old.len(), GFP_KERNEL)?;
+        // the others are kept for the new list. Room for every list is
+        // taken before the old one is, so no push below allocates (and
+        // none fails).
+        let mut kept = KVec::with_capacity(disks.len(), GFP_KERNEL)?;
+        let mut gone = KVec::with_capacity(disks.len(), GFP_KERNEL)?;
         let mut new = KVec::with_capacity(found.len() + unknown.len(), GFP_KERNEL)?;
-        for disk in old {
+        for disk in core::mem::take(disks) {
             let old = *disk.data().namespace();
             let same = found.iter().any(|ns| {
                 ns.nsid == old.nsid && ns.lba_shift == old.lba_shift && ns.ids == old.ids
