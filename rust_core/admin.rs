@@ -6,11 +6,13 @@
 
 #![deny(unsafe_code)]
 
+use crate::io::IoShared;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::Command;
 use crate::spec::completion::{Completion, Status, StatusKind};
 use crate::spec::regs::{Acq, Aqa, Asq};
+use crate::sys::blk::TagSet;
 use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
@@ -51,6 +53,22 @@ enum Slot {
     /// An Abort for command `cid` of queue `qid`, which nobody waits for:
     /// its completion is logged and frees the slot.
     Abort { qid: u16, cid: u16 },
+    /// An Asynchronous Event Request, outstanding until the controller
+    /// has an event; its completion is kept for [`AdminQueue::take_event`].
+    Event,
+}
+
+/// Most events kept until the work item takes them; the controller does
+/// not report another of a kind before its log page is read, so a few do.
+const MAX_EVENTS: usize = 8;
+
+/// Events reported and not yet handled, and whose work to schedule.
+struct Events {
+    results: [u32; MAX_EVENTS],
+    count: usize,
+    /// The tag set whose work item handles events; `None` outside
+    /// [`EventSink`]'s lifetime.
+    sink: Option<Arc<TagSet<IoShared>>>,
 }
 
 /// The admin queue pair of one controller and its waiters.
@@ -62,6 +80,8 @@ pub(crate) struct AdminQueue {
     slots: IrqSpinLock<[Slot; ADMIN_DEPTH as usize]>,
     #[pin]
     completed: CondVar,
+    #[pin]
+    events: IrqSpinLock<Events>,
 }
 
 impl AdminQueue {
@@ -74,6 +94,14 @@ impl AdminQueue {
                 pair,
                 slots <- new_irq_spinlock!([Slot::Free; ADMIN_DEPTH as usize], "rsnvme_admin_slots"),
                 completed <- new_condvar!("rsnvme_admin_completed"),
+                events <- new_irq_spinlock!(
+                    Events {
+                        results: [0; MAX_EVENTS],
+                        count: 0,
+                        sink: None,
+                    },
+                    "rsnvme_admin_events"
+                ),
             }),
             GFP_KERNEL,
         )
@@ -125,7 +153,8 @@ impl AdminQueue {
             *slot = match *slot {
                 Slot::Waiting => Slot::Done(Completion::with_status(Status::HOST_ABORTED)),
                 Slot::Done(cqe) => Slot::Done(cqe),
-                Slot::Free | Slot::Abandoned | Slot::Abort { .. } => Slot::Free,
+                // An event request is lost with the controller's state.
+                Slot::Free | Slot::Abandoned | Slot::Abort { .. } | Slot::Event => Slot::Free,
             };
         }
         drop(slots);
@@ -159,6 +188,14 @@ impl AdminQueue {
                 );
                 *slot = Slot::Free;
             }
+            Some(slot @ Slot::Event) => {
+                *slot = Slot::Free;
+                // A failed request (aborted when the queues went away, or
+                // beyond the controller's limit) reports nothing.
+                if cqe.status().is_success() {
+                    self.keep_event(cqe.result());
+                }
+            }
             _ => dev_warn!(
                 &self.pdev,
                 "admin completion for unknown command id {}\n",
@@ -167,6 +204,90 @@ impl AdminQueue {
         }
     }
 
+    /// Keeps an event's result and schedules the work that handles it.
+    fn keep_event(&self, result: u32) {
+        let mut events = self.events.lock();
+        let at = events.count;
+        match events.results.get_mut(at) {
+            Some(slot) => {
+                *slot = result;
+                events.count = at + 1;
+            }
+            None => dev_warn!(
+                &self.pdev,
+                "asynchronous event {result:#010x} dropped: too many pending\n"
+            ),
+        }
+        if let Some(set) = &events.sink {
+            set.borrowed().schedule_event_work();
+        }
+    }
+
+    /// Submits an Asynchronous Event Request, unless one is outstanding;
+    /// nobody waits for it. Its completion is kept for
+    /// [`AdminQueue::take_event`] and the sink's work scheduled.
+    pub(crate) fn request_event(&self) -> Result {
+        let mut slots = self.slots.lock();
+        if slots.iter().any(|s| matches!(s, Slot::Event)) {
+            return Ok(());
+        }
+        let slot = slots
+            .iter()
+            .position(|s| matches!(s, Slot::Free))
+            .ok_or(EBUSY)?;
+        let mut cmd = Command::async_event_request();
+        cmd.set_cid(u16::try_from(slot)?);
+        *slots.get_mut(slot).ok_or(EINVAL)? = Slot::Event;
+        drop(slots);
+        let submitted = self.pair.submit(cmd, true);
+        if submitted.is_err() {
+            if let Some(s) = self.slots.lock().get_mut(slot) {
+                *s = Slot::Free;
+            }
+        }
+        submitted
+    }
+
+    /// The oldest event reported and not yet taken.
+    pub(crate) fn take_event(&self) -> Option<u32> {
+        let mut events = self.events.lock();
+        let count = events.count;
+        if count == 0 {
+            return None;
+        }
+        let first = events.results.first().copied();
+        events.results.copy_within(1..count, 0);
+        events.count = count - 1;
+        first
+    }
+}
+
+/// While it lives, the asynchronous events of an admin queue schedule the
+/// work item of a tag set (whose data holds the admin queue: dropping
+/// this breaks that cycle).
+pub(crate) struct EventSink {
+    admin: Arc<AdminQueue>,
+}
+
+impl EventSink {
+    /// Makes `admin`'s events schedule `set`'s work.
+    pub(crate) fn new(admin: &Arc<AdminQueue>, set: Arc<TagSet<IoShared>>) -> Self {
+        admin.events.lock().sink = Some(set);
+        Self {
+            admin: admin.clone(),
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        // Taken out under the lock, dropped after it.
+        let set = self.admin.events.lock().sink.take();
+        drop(set);
+    }
+}
+
+impl AdminQueue {
     /// Submits `cmd` and sleeps until it completes or the admin timeout
     /// ([`admin_timeout_ms`]) passes (`ETIMEDOUT`).
     ///

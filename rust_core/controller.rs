@@ -10,16 +10,16 @@
 use crate::admin::AdminQueue;
 use crate::fault::{Fault, Faults};
 use crate::io::{
-    io_timeout_ms, Disk, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
+    io_timeout_ms, EventHandling, IoShared, Limits, Namespace, QueueIrq, Restart, MAX_IO_DEPTH,
 };
 use crate::mgmt::{CharDevice, ControllerNumber, Facts, Live as MgmtLive};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::{shutdown_timeout_ms, Registers, SHUTDOWN_TIMEOUT_MS};
+use crate::scan::{DiskParams, Found, Identifier, Namespaces, MAX_NAMESPACES};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
-use crate::spec::identify::{
-    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
-};
+use crate::spec::event::event_config;
+use crate::spec::identify::{IdentifyController, IDENTIFY_DATA_SIZE};
 use crate::spec::prp;
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cap, Cc, Version, DOORBELLS};
@@ -47,9 +47,6 @@ const MIN_BAR_LEN: usize = DOORBELLS + 4;
 
 /// The kernel's page size as a shift (`PAGE_SHIFT`).
 const PAGE_SHIFT: u32 = kernel::bindings::PAGE_SHIFT;
-
-/// Most namespaces the driver looks at: one Active Namespace ID list.
-const MAX_NAMESPACES: usize = 1024;
 
 /// The sysfs attributes of a bound controller, in the order
 /// [`Controller::show`] takes their index.
@@ -135,14 +132,16 @@ struct IoQueues {
 /// One NVMe controller bound to this driver.
 ///
 /// Fields drop in declaration order, which undoes bring-up in reverse:
+/// stop handling asynchronous events (waiting for a rescan they started),
 /// remove the character device (waiting for a command from user space),
 /// remove the disks (waiting for their I/O), shut the controller down (so
 /// it stops all DMA) and free the I/O queues, then the interrupts and the
 /// admin queue, then unmap and release BAR0 and disable the device; the
 /// controller number is free again once nothing is named after it.
 pub(crate) struct Controller {
+    events: Option<EventHandling>,
     chardev: Option<CharDevice>,
-    disks: KVec<Disk<IoShared>>,
+    namespaces: Option<Arc<Namespaces>>,
     live: Live,
     irqs: Interrupts,
     admin: Arc<AdminQueue>,
@@ -355,48 +354,30 @@ impl<'a> Bringup<'a> {
     /// usable ones.
     fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
         let pdev = self.regs.pdev();
-        let mut nsids = KVec::new();
-        if self
-            .identify(Cns::ActiveNsList, 0, "Identify Active Namespace List")
-            .is_ok()
-        {
-            for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
-                nsids.push(nsid, GFP_KERNEL)?;
+        let mut identifier = Identifier::new(self.regs)?;
+        let run = |cmd: Command, what: &str| -> Result {
+            self.admin.command(self.regs, cmd, what).map(|_| ())
+        };
+        let nsids = match identifier.active_list(&run) {
+            Ok(nsids) => nsids,
+            Err(_) => {
+                // Controllers before NVMe 1.1 lack the list: try 1..=NN.
+                let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
+                dev_warn!(
+                    pdev,
+                    "no active namespace list; trying namespaces 1..={nn}\n"
+                );
+                let mut nsids = KVec::new();
+                for nsid in 1..=nn {
+                    nsids.push(nsid, GFP_KERNEL)?;
+                }
+                nsids
             }
-        } else {
-            // Controllers before NVMe 1.1 lack the list: try 1..=NN.
-            let nn = id.namespace_count().min(MAX_NAMESPACES as u32);
-            dev_warn!(
-                pdev,
-                "no active namespace list; trying namespaces 1..={nn}\n"
-            );
-            for nsid in 1..=nn {
-                nsids.push(nsid, GFP_KERNEL)?;
-            }
-        }
-
+        };
         let mut namespaces = KVec::new();
         for &nsid in nsids.iter() {
-            match self.identify(Cns::Namespace, nsid, "Identify Namespace") {
-                Ok(()) => {}
-                // The controller was disabled: nothing more will work.
-                Err(e) if e == etimedout() => return Err(e),
-                Err(e) => {
-                    dev_warn!(pdev, "namespace {nsid} skipped: Identify failed ({e:?})\n");
-                    continue;
-                }
-            }
-            let ns = IdentifyNamespace::parse(&self.page);
-            match ns.usable_lba(PAGE_SHIFT) {
-                Ok(lba_shift) => namespaces.push(
-                    Namespace {
-                        nsid,
-                        blocks: ns.size_blocks(),
-                        lba_shift,
-                    },
-                    GFP_KERNEL,
-                )?,
-                Err(e) => dev_warn!(pdev, "namespace {nsid} skipped: {e}\n"),
+            if let Found::Usable(ns) = identifier.namespace(&run, nsid)? {
+                namespaces.push(ns, GFP_KERNEL)?;
             }
         }
         if namespaces.is_empty() {
@@ -558,6 +539,35 @@ fn spread_interrupts(
     Ok((irqs, count))
 }
 
+/// Step "management": the handle through which the character device and
+/// the disks' ioctls reach the controller.
+fn management(
+    pdev: &PciDevice,
+    identity: &Identity,
+    mapped: &Mapped,
+    admin: &Arc<AdminQueue>,
+    io: &IoQueues,
+) -> Result<CharDevice> {
+    let cap = mapped.regs.cap();
+    let mdts = match identity.id.max_transfer_shift(cap.mps_min_shift()) {
+        Some(shift) if shift < 32 => 1u32 << shift,
+        _ => u32::MAX,
+    };
+    let facts = Facts {
+        id: *identity.id,
+        io_queues: io.set.data().queues().len() as u32,
+        io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
+        page_size: 1 << mapped.page_shift,
+        max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
+    };
+    let live = MgmtLive {
+        admin: admin.clone(),
+        set: io.set.clone(),
+        namespaces: None,
+    };
+    CharDevice::new(pdev, facts, live)
+}
+
 /// Step "disks": one disk per usable namespace. A namespace whose disk
 /// cannot be added is reported and left out.
 fn add_disks(
@@ -565,27 +575,29 @@ fn add_disks(
     identity: &Identity,
     io: &IoQueues,
     mapped: &Mapped,
-    index: u32,
-) -> Result<KVec<Disk<IoShared>>> {
-    let cap = mapped.regs.cap();
+    admin: &Arc<AdminQueue>,
+    mgmt: &CharDevice,
+    number: u32,
+) -> Result<Arc<Namespaces>> {
     let (_, dma_limit) = pdev.dma_mapping_sizes();
-    let mut disks = KVec::new();
-    for ns in identity.namespaces.iter() {
-        let limits = limits(
-            &identity.id,
-            cap,
-            mapped.page_shift,
-            ns.lba_shift,
-            dma_limit,
-        );
-        let name = format_args!("rsnvme{}n{}", index, ns.nsid);
-        let data = Arc::new(*ns, GFP_KERNEL)?;
-        match Disk::add(&io.set, data, &limits, name, ns.sectors(), pdev) {
-            Ok(disk) => disks.push(disk, GFP_KERNEL)?,
-            Err(e) => dev_err!(pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid),
-        }
-    }
-    Ok(disks)
+    let params = DiskParams {
+        pdev: pdev.clone(),
+        id: *identity.id,
+        cap: mapped.regs.cap(),
+        page_shift: mapped.page_shift,
+        dma_limit,
+        number,
+    };
+    let namespaces = Namespaces::new(
+        params,
+        mapped.regs.clone(),
+        admin.clone(),
+        io.set.clone(),
+        mgmt.handle().clone(),
+        &identity.namespaces,
+    )?;
+    mgmt.attach(namespaces.clone());
+    Ok(namespaces)
 }
 
 impl Controller {
@@ -619,7 +631,9 @@ impl Controller {
             io: None,
             shadow: None,
         };
-        let mut disks = KVec::new();
+        let mut namespaces = None;
+        let mut chardev = None;
+        let mut events = None;
         if count > 0 {
             live.shadow = bringup.shadow_doorbells(&identity.id, &mapped)?;
             let shadow = live.shadow.clone();
@@ -633,13 +647,18 @@ impl Controller {
                 );
                 return Err(ENOMEM);
             }
-            disks = add_disks(&pdev, &identity, io, &mapped, number.get())?;
+            let mgmt = chardev.insert(management(&pdev, &identity, &mapped, &admin, io)?);
+            let added = add_disks(&pdev, &identity, io, &mapped, &admin, mgmt, number.get())?;
+            let config = event_config(identity.id.optional_async_events());
+            events = Some(EventHandling::start(&io.set, added.clone(), config));
+            namespaces = Some(added);
         }
         drop(bringup);
 
         let mut ctrl = Self {
-            chardev: None,
-            disks,
+            events,
+            chardev,
+            namespaces,
             live,
             irqs,
             admin,
@@ -650,45 +669,14 @@ impl Controller {
             pdev,
         };
         ctrl.report();
-        ctrl.chardev = ctrl.char_device();
-        Ok(ctrl)
-    }
-
-    /// Registers the character device `/dev/rsnvme<N>` once the
-    /// controller is up with I/O queues; without one (reported) the
-    /// controller still serves its disks.
-    fn char_device(&self) -> Option<CharDevice> {
-        let io = self.live.io.as_ref()?;
-        let cap = self.mapped.regs.cap();
-        let mdts = match self.identity.id.max_transfer_shift(cap.mps_min_shift()) {
-            Some(shift) if shift < 32 => 1u32 << shift,
-            _ => u32::MAX,
-        };
-        let mut nsids = KVec::new();
-        for ns in self.identity.namespaces.iter() {
-            // Without memory for the list there is no device either.
-            nsids.push(ns.nsid, GFP_KERNEL).ok()?;
-        }
-        let facts = Facts {
-            id: *self.identity.id,
-            io_queues: self.io_queues(),
-            io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
-            page_size: 1 << self.mapped.page_shift,
-            max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
-            nsids,
-        };
-        let live = MgmtLive {
-            admin: self.admin.clone(),
-            set: io.set.clone(),
-        };
-        let number = self.number.get();
-        match CharDevice::new(&self.pdev, number, facts, live) {
-            Ok(dev) => Some(dev),
-            Err(e) => {
-                dev_err!(&self.pdev, "cannot register /dev/rsnvme{number}: {e:?}\n");
-                None
+        let number = ctrl.number.get();
+        if let Some(chardev) = &mut ctrl.chardev {
+            // Without it (reported) the controller still serves its disks.
+            if let Err(e) = chardev.register(number) {
+                dev_err!(&ctrl.pdev, "cannot register /dev/rsnvme{number}: {e:?}\n");
             }
         }
+        Ok(ctrl)
     }
 
     /// I/O queue pairs in use.
@@ -761,7 +749,9 @@ impl Controller {
     /// controller down and releases everything.
     pub(crate) fn remove(mut self) {
         dev_info!(&self.pdev, "unbinding\n");
-        // First, so that no command from user space runs from here on.
+        // No rescan starts from here on.
+        drop(self.events.take());
+        // Then no command from user space runs.
         drop(self.chardev.take());
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
@@ -772,7 +762,9 @@ impl Controller {
                 shared.kill(&io.set.borrowed(), "controller is gone");
             }
         }
-        drop(core::mem::take(&mut self.disks));
+        if let Some(namespaces) = &self.namespaces {
+            drop(namespaces.take_all());
+        }
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
             if !shared.dead() {
@@ -832,8 +824,13 @@ impl Controller {
         };
         let mut flush = KVec::new();
         if self.identity.id.volatile_write_cache() {
-            for ns in self.identity.namespaces.iter() {
-                if flush.push(ns.nsid, GFP_KERNEL).is_err() {
+            let served = self
+                .namespaces
+                .as_ref()
+                .map(|n| n.nsids())
+                .unwrap_or_default();
+            for nsid in served {
+                if flush.push(nsid, GFP_KERNEL).is_err() {
                     dev_warn!(
                         &self.pdev,
                         "{what}: no memory to list namespaces to flush\n"
@@ -888,7 +885,7 @@ impl Attributes for Controller {
 /// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
 /// `dma_limit` is the largest mapping the DMA layer handles well (bounce
 /// buffers make it small).
-fn limits(
+pub(crate) fn limits(
     id: &IdentifyController,
     cap: Cap,
     page_shift: u32,

@@ -8,10 +8,13 @@
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
 use crate::controller::{Controller, ATTRIBUTE_NAMES};
+use crate::io::IoShared;
 use crate::mgmt::{self, Handle};
+use crate::ns;
 use crate::sys::bindings::{
     attribute, attribute_group, device, device_attribute, file_operations, pci_dev,
 };
+use crate::sys::blk::{self, DiskGroups};
 use crate::sys::misc::{self, MiscDevice};
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
@@ -234,3 +237,37 @@ pub(crate) fn register_char_device(
         )
     }
 }
+
+/// The attributes of a namespace's disk.
+static DISK_ATTRIBUTES: Static<[device_attribute; 5]> = Static([
+    blk::disk_attribute::<IoShared, 0>(ns::ATTRIBUTE_NAMES[0]),
+    blk::disk_attribute::<IoShared, 1>(ns::ATTRIBUTE_NAMES[1]),
+    blk::disk_attribute::<IoShared, 2>(ns::ATTRIBUTE_NAMES[2]),
+    blk::disk_attribute::<IoShared, 3>(ns::ATTRIBUTE_NAMES[3]),
+    blk::disk_attribute::<IoShared, 4>(ns::ATTRIBUTE_NAMES[4]),
+]);
+
+/// The NULL-terminated list of [`DISK_ATTRIBUTES`].
+static DISK_ATTRIBUTE_LIST: Static<[*const attribute; 6]> = Static([
+    &raw const DISK_ATTRIBUTES.0[0].attr,
+    &raw const DISK_ATTRIBUTES.0[1].attr,
+    &raw const DISK_ATTRIBUTES.0[2].attr,
+    &raw const DISK_ATTRIBUTES.0[3].attr,
+    &raw const DISK_ATTRIBUTES.0[4].attr,
+    ptr::null(),
+]);
+
+/// The group of a namespace disk's attributes.
+static DISK_GROUP: Static<attribute_group> = Static(blk::disk_group::<IoShared>(
+    &raw const DISK_ATTRIBUTE_LIST.0[0],
+));
+
+/// The NULL-terminated groups of a namespace's disk.
+static DISK_GROUP_LIST: Static<[*const attribute_group; 2]> =
+    Static([&raw const DISK_GROUP.0, ptr::null()]);
+
+/// The groups every namespace's disk gets.
+pub(crate) static DISK_GROUPS: DiskGroups<IoShared> =
+    // SAFETY: One group from `disk_group::<IoShared>`, whose attribute
+    // number `I` is `disk_attribute::<IoShared, I>`, all in statics.
+    unsafe { DiskGroups::new(&raw const DISK_GROUP_LIST.0[0]) };

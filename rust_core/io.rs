@@ -8,25 +8,30 @@
 
 #![deny(unsafe_code)]
 
-use crate::admin::AdminQueue;
+use crate::admin::{AdminQueue, EventSink};
 use crate::fault::{Fault, Faults};
+use crate::ns::NsDisk;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
+use crate::scan::Namespaces;
 use crate::spec::command::{command_id, split_command_id, Command, DsmRange, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
+use crate::spec::event::{CriticalWarning, Event, EventKind};
+use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::sys::blk::{
     self, BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef,
     TimedOut, TimeoutAction,
 };
+use crate::sys::dma::CoherentArray;
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::time::{etimedout, msleep, Deadline};
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
     code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM},
@@ -126,7 +131,8 @@ pub(crate) struct Restart {
     pub(crate) faults: Faults,
 }
 
-/// A namespace the driver serves: what its disk's requests need.
+/// A namespace the driver serves: what its disk's requests need, and its
+/// identifiers.
 #[derive(Clone, Copy)]
 pub(crate) struct Namespace {
     /// Namespace identifier.
@@ -135,6 +141,8 @@ pub(crate) struct Namespace {
     pub(crate) blocks: u64,
     /// Logical block size as a shift (9 for 512 bytes).
     pub(crate) lba_shift: u32,
+    /// EUI64, NGUID, UUID.
+    pub(crate) ids: NamespaceIds,
 }
 
 impl Namespace {
@@ -184,6 +192,15 @@ pub(crate) struct IoShared {
     /// before a shutdown): [`INTERNAL_DONE`] and the status once it
     /// completed, 0 before.
     internal: AtomicU32,
+    /// The namespaces a Namespace Attribute Changed event rescans, while
+    /// [`EventHandling`] lives.
+    #[pin]
+    scan: Mutex<Option<Arc<Namespaces>>>,
+    /// Whether an Asynchronous Event Request is kept outstanding: from
+    /// [`EventHandling::start`] to its drop.
+    events_on: AtomicBool,
+    /// The Asynchronous Event Configuration set before each request.
+    event_config: AtomicU32,
     /// Resets done, requests sent again, requests failed.
     resets: AtomicU32,
     retried: AtomicU32,
@@ -213,6 +230,9 @@ impl IoShared {
                 reason: AtomicU8::new(Reason::None as u8),
                 recovery <- new_mutex!(None, "rsnvme_recovery"),
                 internal: AtomicU32::new(0),
+                scan <- new_mutex!(None, "rsnvme_scan"),
+                events_on: AtomicBool::new(false),
+                event_config: AtomicU32::new(0),
                 resets: AtomicU32::new(0),
                 retried: AtomicU32::new(0),
                 failed: AtomicU32::new(0),
@@ -444,6 +464,13 @@ impl IoShared {
         for queue in self.queues.iter() {
             queue.revive()?;
             admin.create_io_queue(&self.regs, queue)?;
+        }
+        // The reset dropped the outstanding event request.
+        if self.events_on.load(Ordering::Acquire) && admin.request_event().is_err() {
+            dev_warn!(
+                &self.pdev,
+                "no asynchronous event request after the reset\n"
+            );
         }
         Ok(())
     }
@@ -856,7 +883,7 @@ fn blk_status(raw: u16) -> BlkStatus {
 
 impl Operations for IoShared {
     type Queue = QueuePair;
-    type Disk = Namespace;
+    type Disk = NsDisk;
     type Pdu = IoPdu;
 
     fn new_pdu() -> IoPdu {
@@ -876,9 +903,10 @@ impl Operations for IoShared {
     }
 
     fn queue_rq(&self, queue: &QueuePair, rq: &mut Request<Self>, last: bool) -> BlkStatus {
-        let Some(&ns) = rq.disk() else {
+        let Some(disk) = rq.disk() else {
             return BlkStatus::IoError;
         };
+        let ns = *disk.namespace();
         // Refused before it starts: nothing else may end it then.
         if self.dead() {
             self.failed.fetch_add(1, Ordering::Relaxed);
@@ -988,13 +1016,157 @@ impl Operations for IoShared {
     }
 
     fn work(&self, set: &TagSetRef<'_, Self>) {
-        let _guard = self.recovery.lock();
-        // No reason left: a reset since the request did the job.
-        let reason = Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed));
-        if self.state() == State::Live && !matches!(reason, Reason::None) {
-            // A failure was logged and marked the controller dead.
-            let _ = self.reset_locked(set, reason.describe());
+        {
+            let _guard = self.recovery.lock();
+            // No reason left: a reset since the request did the job.
+            let reason = Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed));
+            if self.state() == State::Live && !matches!(reason, Reason::None) {
+                // A failure was logged and marked the controller dead.
+                let _ = self.reset_locked(set, reason.describe());
+            }
         }
+    }
+
+    fn event_work(&self, set: &TagSetRef<'_, Self>) {
+        self.handle_events(set);
+    }
+}
+
+impl IoShared {
+    /// Handles the asynchronous events the admin queue kept: reads the log
+    /// page each names (which clears it, so the controller reports the
+    /// next), logs SMART / Health critical warnings, rescans the
+    /// namespaces on Namespace Attribute Changed; then requests the next
+    /// event. Runs in the event work item, apart from the reset work: a
+    /// rescan adds and removes disks, which waits for I/O that may need a
+    /// reset.
+    fn handle_events(&self, set: &TagSetRef<'_, Self>) {
+        let admin = &self.restart.admin;
+        while let Some(result) = admin.take_event() {
+            let event = Event(result);
+            let len = match event.kind() {
+                EventKind::NamespaceChanged => 4096,
+                _ => 512,
+            };
+            let page = self.read_log(set, event.log_page(), len);
+            match event.kind() {
+                EventKind::Health => {
+                    let warning = page.as_ref().ok().and_then(|p| p.first().copied());
+                    match warning {
+                        Some(bits) => dev_warn!(
+                            &self.pdev,
+                            "SMART/health critical warning {}\n",
+                            CriticalWarning(bits)
+                        ),
+                        None => dev_warn!(
+                            &self.pdev,
+                            "SMART/health event ({event}), log page unreadable\n"
+                        ),
+                    }
+                }
+                EventKind::NamespaceChanged => {
+                    dev_info!(&self.pdev, "namespace attributes changed: rescanning\n");
+                    let namespaces = self.scan.lock().clone();
+                    if let Some(namespaces) = namespaces {
+                        if let Err(e) = namespaces.rescan() {
+                            dev_warn!(&self.pdev, "rescan failed: {e:?}\n");
+                        }
+                    }
+                }
+                EventKind::Other => dev_info!(&self.pdev, "asynchronous event: {event}\n"),
+            }
+        }
+        if self.events_on.load(Ordering::Acquire) {
+            // Not while resetting: the reset requests one when done.
+            let _ = self.exclusive(set, |_| admin.request_event());
+        }
+    }
+
+    /// Tells the controller which events to report (Set Features,
+    /// Asynchronous Event Configuration) and requests the first. With
+    /// `recovery` held, or inside [`IoShared::exclusive`].
+    fn arm_events(&self) -> Result {
+        let admin = &self.restart.admin;
+        let config = self.event_config.load(Ordering::Relaxed);
+        let cmd = Command::set_features_async_events(config);
+        admin.command(
+            &self.regs,
+            cmd,
+            "Set Features (Asynchronous Event Configuration)",
+        )?;
+        admin.request_event()
+    }
+
+    /// Reads `len` bytes of log page `lid` (clearing the event it
+    /// reports), as a passthrough command runs.
+    fn read_log(&self, set: &TagSetRef<'_, Self>, lid: u8, len: u32) -> Result<KVec<u8>> {
+        let buf = CoherentArray::<u8>::zeroed(&self.pdev, len as usize)?;
+        let cmd = Command::get_log_page(lid, len, buf.dma_handle()).ok_or(EINVAL)?;
+        let admin = &self.restart.admin;
+        let cqe = self.exclusive(set, |_| admin.submit_and_wait(cmd))?;
+        if !cqe.status().is_success() {
+            dev_warn!(
+                &self.pdev,
+                "Get Log Page {lid:#04x} failed: {}\n",
+                cqe.status()
+            );
+            return Err(EIO);
+        }
+        let mut page = KVec::from_elem(0u8, len as usize, GFP_KERNEL)?;
+        buf.read_into(&mut page)?;
+        Ok(page)
+    }
+}
+
+/// While it lives, the controller keeps an Asynchronous Event Request
+/// outstanding and its events are handled ([`IoShared::handle_events`]),
+/// with `namespaces` rescanned on Namespace Attribute Changed. Dropped
+/// first on remove: no rescan starts afterwards, and the references the
+/// admin queue and the tag set's data held are given back.
+pub(crate) struct EventHandling {
+    set: Arc<TagSet<IoShared>>,
+    sink: Option<EventSink>,
+}
+
+impl EventHandling {
+    /// Starts handling `set`'s controller's events: those `config` (the
+    /// Asynchronous Event Configuration) enables; requests the first.
+    pub(crate) fn start(
+        set: &Arc<TagSet<IoShared>>,
+        namespaces: Arc<Namespaces>,
+        config: u32,
+    ) -> Self {
+        let shared = set.data();
+        let admin = &shared.restart.admin;
+        *shared.scan.lock() = Some(namespaces);
+        let sink = EventSink::new(admin, set.clone());
+        shared.event_config.store(config, Ordering::Relaxed);
+        shared.events_on.store(true, Ordering::Release);
+        if shared
+            .exclusive(&set.borrowed(), |_| shared.arm_events())
+            .is_err()
+        {
+            dev_warn!(&shared.pdev, "no asynchronous events\n");
+        }
+        Self {
+            set: set.clone(),
+            sink: Some(sink),
+        }
+    }
+}
+
+impl Drop for EventHandling {
+    /// Stops the event handling: an event no longer schedules the work,
+    /// the work requests no more events, and once the work in progress (a
+    /// rescan, say) is done, it no longer holds the namespaces. Never runs
+    /// in the event work (remove and a failed probe drop it).
+    fn drop(&mut self) {
+        drop(self.sink.take());
+        let shared = self.set.data();
+        shared.events_on.store(false, Ordering::Release);
+        self.set.cancel_event_work();
+        let namespaces = shared.scan.lock().take();
+        drop(namespaces);
     }
 }
 
@@ -1030,4 +1202,4 @@ fn mark_host_aborted(pdu: &mut IoPdu) {
     pdu.status = NvmeStatus::HOST_ABORTED.0;
 }
 
-pub(crate) use blk::{Disk, Limits};
+pub(crate) use blk::Limits;

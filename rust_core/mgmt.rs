@@ -15,6 +15,7 @@
 
 use crate::admin::{admin_timeout_ms, AdminQueue};
 use crate::io::IoShared;
+use crate::scan::Namespaces;
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
@@ -89,6 +90,8 @@ impl Drop for ControllerNumber {
 pub(crate) struct Live {
     pub(crate) admin: Arc<AdminQueue>,
     pub(crate) set: Arc<TagSet<IoShared>>,
+    /// The namespaces with disks, once they exist.
+    pub(crate) namespaces: Option<Arc<Namespaces>>,
 }
 
 /// Fixed facts about the controller, for sysfs and the ioctls.
@@ -102,8 +105,6 @@ pub(crate) struct Facts {
     pub(crate) page_size: u32,
     /// Most bytes one passthrough command may move.
     pub(crate) max_transfer: u32,
-    /// The namespaces the driver serves, which I/O commands may name.
-    pub(crate) nsids: KVec<u32>,
 }
 
 /// The data behind a controller's character device and open files.
@@ -132,15 +133,18 @@ pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 10] = [
     c"sqsize",
 ];
 
-/// The controller's character device; deregistered, then its handle
-/// detached, on drop.
+/// The management interface of a bound controller: the [`Handle`] its
+/// character device and its disks' ioctls use, and the character device
+/// once registered. On drop the device is deregistered, then the handle
+/// detached.
 pub(crate) struct CharDevice {
     dev: Option<MiscDevice<Handle>>,
+    handle: Arc<Handle>,
 }
 
 impl CharDevice {
-    /// Registers `/dev/rsnvme<number>` for the bound controller `live`.
-    pub(crate) fn new(pdev: &PciDevice, number: u32, facts: Facts, live: Live) -> Result<Self> {
+    /// The handle for the bound controller `live`; no device yet.
+    pub(crate) fn new(pdev: &PciDevice, facts: Facts, live: Live) -> Result<Self> {
         let handle = Arc::pin_init(
             pin_init!(Handle {
                 pdev: pdev.clone(),
@@ -149,20 +153,42 @@ impl CharDevice {
             }),
             GFP_KERNEL,
         )?;
-        let dev = crate::ffi::register_char_device(pdev, format_args!("rsnvme{number}"), handle)?;
-        Ok(Self { dev: Some(dev) })
+        Ok(Self { dev: None, handle })
+    }
+
+    /// Lets the ioctls reach the namespaces (I/O commands may name only
+    /// those with a disk; `NVME_IOCTL_RESCAN`).
+    pub(crate) fn attach(&self, namespaces: Arc<Namespaces>) {
+        if let Some(live) = self.handle.live.lock().as_mut() {
+            live.namespaces = Some(namespaces);
+        }
+    }
+
+    /// The handle, for the disks' ioctls.
+    pub(crate) fn handle(&self) -> &Arc<Handle> {
+        &self.handle
+    }
+
+    /// Registers `/dev/rsnvme<number>`.
+    pub(crate) fn register(&mut self, number: u32) -> Result {
+        let pdev = &self.handle.pdev;
+        let dev = crate::ffi::register_char_device(
+            pdev,
+            format_args!("rsnvme{number}"),
+            self.handle.clone(),
+        )?;
+        self.dev = Some(dev);
+        Ok(())
     }
 }
 
 impl Drop for CharDevice {
     fn drop(&mut self) {
-        if let Some(dev) = self.dev.take() {
-            let handle = dev.data().clone();
-            // No new opens and no attributes from here on.
-            drop(dev);
-            // Waits for a command in progress; open files get ENODEV.
-            *handle.live.lock() = None;
-        }
+        // No new opens and no attributes from here on.
+        drop(self.dev.take());
+        // Waits for a command in progress; open files (of the character
+        // device or of a disk) get ENODEV.
+        *self.handle.live.lock() = None;
     }
 }
 
@@ -208,14 +234,26 @@ impl Bounce {
     }
 }
 
+/// Where a passthrough command from user space goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The admin queue.
+    Admin,
+    /// I/O queue 1, for any namespace the driver serves (the controller
+    /// device).
+    AnyNamespace,
+    /// I/O queue 1, for this namespace only (its block device).
+    Namespace(u32),
+}
+
 impl Handle {
     /// `NVME_IOCTL_ADMIN_CMD` (`wide` false) and `NVME_IOCTL_ADMIN64_CMD`,
-    /// or with `io` `NVME_IOCTL_IO_CMD` and `NVME_IOCTL_IO64_CMD`: sends
-    /// the command at user address `arg` and returns its status (0 on
-    /// success, the NVMe status field otherwise), with the result and read
-    /// data copied back. I/O commands must name a namespace the driver
-    /// serves and need `CAP_SYS_ADMIN`.
-    fn passthru(&self, arg: usize, wide: bool, io: bool) -> Result<isize> {
+    /// or for an I/O `target` `NVME_IOCTL_IO_CMD` and `NVME_IOCTL_IO64_CMD`:
+    /// sends the command at user address `arg` and returns its status (0
+    /// on success, the NVMe status field otherwise), with the result and
+    /// read data copied back. On a namespace's block device the command
+    /// must name that namespace (`EINVAL` otherwise, as in the C driver).
+    pub(crate) fn passthru(&self, arg: usize, wide: bool, target: Target) -> Result<isize> {
         let size = if wide {
             passthru::PASSTHRU64_SIZE
         } else {
@@ -224,16 +262,54 @@ impl Handle {
         let mut raw = [0u8; passthru::PASSTHRU64_SIZE];
         let raw = raw.get_mut(..size).ok_or(EINVAL)?;
         UserSlice::new(arg, size).reader().read_slice(raw)?;
+        let cmd = passthru::parse(raw, self.facts.max_transfer).map_err(|_| EINVAL)?;
+        if matches!(target, Target::Namespace(nsid) if nsid != cmd.command.nsid()) {
+            return Err(EINVAL);
+        }
+        let cqe = self.execute(cmd, target != Target::Admin)?;
+        if wide {
+            let result = u64::from(cqe.result()) | (u64::from(cqe.dw1()) << 32);
+            let at = arg.checked_add(passthru::RESULT64_OFFSET).ok_or(EINVAL)?;
+            UserSlice::new(at, 8)
+                .writer()
+                .write_slice(&result.to_le_bytes())?;
+        } else {
+            let at = arg.checked_add(passthru::RESULT_OFFSET).ok_or(EINVAL)?;
+            UserSlice::new(at, 4)
+                .writer()
+                .write_slice(&cqe.result().to_le_bytes())?;
+        }
+        isize::try_from(cqe.status().0).map_err(|_| EINVAL)
+    }
+
+    /// `NVME_IOCTL_SUBMIT_IO` on the block device of namespace `nsid`, of
+    /// `1 << lba_shift`-byte blocks: the Read, Write or Compare that the
+    /// `struct nvme_user_io` at user address `arg` describes; returns its
+    /// status as [`Handle::passthru`] does.
+    pub(crate) fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize> {
+        let mut raw = [0u8; passthru::USER_IO_SIZE];
+        UserSlice::new(arg, raw.len())
+            .reader()
+            .read_slice(&mut raw)?;
+        let cmd = passthru::parse_user_io(&raw, nsid, lba_shift, self.facts.max_transfer)
+            .map_err(|_| EINVAL)?;
+        let cqe = self.execute(cmd, true)?;
+        isize::try_from(cqe.status().0).map_err(|_| EINVAL)
+    }
+
+    /// Sends a checked command from user space, on I/O queue 1 if `io`
+    /// (it must name a namespace the driver serves) else on the admin
+    /// queue, with its data bounced through DMA memory, and returns its
+    /// completion. Refuses the admin commands the driver keeps to itself;
+    /// needs `CAP_SYS_ADMIN` but for the identify commands anyone may send.
+    fn execute(&self, cmd: Passthru, io: bool) -> Result<Completion> {
         let Passthru {
             mut command,
             addr,
             data_len,
             direction,
             timeout_ms,
-        } = passthru::parse(raw, self.facts.max_transfer).map_err(|_| EINVAL)?;
-        if io && !self.facts.nsids.contains(&command.nsid()) {
-            return Err(EINVAL);
-        }
+        } = cmd;
         if !io && passthru::admin_reserved(command.opcode()) {
             return Err(EINVAL);
         }
@@ -264,6 +340,10 @@ impl Handle {
         let cqe: Completion = {
             let live = self.live.lock();
             let live = live.as_ref().ok_or(ENODEV)?;
+            let served = live.namespaces.as_ref();
+            if io && !served.is_some_and(|n| n.serves(command.nsid())) {
+                return Err(EINVAL);
+            }
             let set = live.set.borrowed();
             let shared = live.set.data();
             if io {
@@ -285,19 +365,20 @@ impl Handle {
             bounce.data.read_into(&mut buf)?;
             UserSlice::new(addr, len).writer().write_slice(&buf)?;
         }
-        if wide {
-            let result = u64::from(cqe.result()) | (u64::from(cqe.dw1()) << 32);
-            let at = arg.checked_add(passthru::RESULT64_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 8)
-                .writer()
-                .write_slice(&result.to_le_bytes())?;
-        } else {
-            let at = arg.checked_add(passthru::RESULT_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 4)
-                .writer()
-                .write_slice(&cqe.result().to_le_bytes())?;
+        Ok(cqe)
+    }
+
+    /// `NVME_IOCTL_RESCAN`: rescans the namespaces, returning when done.
+    fn rescan(&self) -> Result<isize> {
+        if !capable_sys_admin() {
+            return Err(EACCES);
         }
-        isize::try_from(cqe.status().0).map_err(|_| EINVAL)
+        // Held throughout, so remove waits for the rescan, which uses the
+        // controller's queues.
+        let live = self.live.lock();
+        let live = live.as_ref().ok_or(ENODEV)?;
+        live.namespaces.as_ref().ok_or(ENODEV)?.rescan()?;
+        Ok(0)
     }
 
     /// `NVME_IOCTL_RESET`: resets the controller, returning when done.
@@ -317,14 +398,15 @@ impl Handle {
 impl FileOps for Handle {
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            passthru::IOCTL_ADMIN_CMD => self.passthru(arg, false, false),
-            passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, false),
-            passthru::IOCTL_IO_CMD => self.passthru(arg, false, true),
-            passthru::IOCTL_IO64_CMD => self.passthru(arg, true, true),
+            passthru::IOCTL_ADMIN_CMD => self.passthru(arg, false, Target::Admin),
+            passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, Target::Admin),
+            passthru::IOCTL_IO_CMD => self.passthru(arg, false, Target::AnyNamespace),
+            passthru::IOCTL_IO64_CMD => self.passthru(arg, true, Target::AnyNamespace),
             passthru::IOCTL_RESET => self.reset(),
-            // Not served (yet): subsystem reset, namespace rescan,
-            // NVME_IOCTL_SUBMIT_IO; NVME_IOCTL_ID is for namespace
-            // devices, as in the C driver.
+            passthru::IOCTL_RESCAN => self.rescan(),
+            // Not served: subsystem reset; NVME_IOCTL_ID and
+            // NVME_IOCTL_SUBMIT_IO are for namespace devices, as in the C
+            // driver.
             _ => Err(ENOTTY),
         }
     }

@@ -12,8 +12,10 @@
 //!   `registers` (typed register access, reset/enable/shutdown), `queue`
 //!   (one queue pair), `admin` (admin commands), `io` (the blk-mq driver),
 //!   `controller` (bring-up in steps and teardown), `mgmt` (the
-//!   controller's character device, ioctls and sysfs for nvme-cli) and
-//!   `fault` (fault injection for tests).
+//!   controller's character device, ioctls and sysfs for nvme-cli), `ns`
+//!   (a namespace disk's sysfs and ioctls), `scan` (namespaces at
+//!   bring-up and on a rescan) and `fault` (fault injection
+//!   for tests).
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
 //! pure parts on the host.
@@ -35,8 +37,12 @@ mod io;
 #[cfg(MODULE)]
 mod mgmt;
 #[cfg(MODULE)]
+mod ns;
+#[cfg(MODULE)]
 mod queue;
 #[cfg(MODULE)]
 mod registers;
+#[cfg(MODULE)]
+mod scan;
 #[cfg(MODULE)]
 mod sys;

@@ -278,11 +278,259 @@ def qemu_version():
     return re.search(r"version (\S+)", out)[1]
 
 
+# The namespaces of the mgmt-ns controllers (both alike): size in MiB and
+# identifiers. QEMU 7.2's nvme-ns has uuid= and eui64= but no nguid=, so
+# the NGUID paths are covered by the host unit tests only. A null UUID
+# means none (QEMU would make up a random one without uuid=).
+NULL_UUID = "00000000-0000-0000-0000-000000000000"
+NS_CONFIG = [
+    (32, {"uuid": "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "eui64": "0x5254000011223344"}),
+    (16, {"uuid": NULL_UUID}),
+    (16, {"uuid": NULL_UUID, "eui64": "0x0102030405060708"}),
+]
+VENDOR_QEMU = 0x1b36
+
+
+def expected_ns_attrs(serial, ignore_ids=False):
+    """{(nsid, attribute): value or ABSENT} as the C driver's sysfs.c shows
+    the NS_CONFIG namespaces of a QEMU controller with this serial; with
+    `ignore_ids` as if QEMU reported no identifiers (the C driver's
+    NVME_QUIRK_BOGUS_NID for QEMU's controller, 1b36:0010, in pci.c)."""
+    out = {}
+    for i, (_, p) in enumerate(NS_CONFIG):
+        nsid = i + 1
+        uuid = NULL_UUID if ignore_ids else p.get("uuid", NULL_UUID)
+        eui = int("0" if ignore_ids else p.get("eui64", "0"), 16).to_bytes(8, "big")
+        has_uuid, has_eui = uuid != NULL_UUID, any(eui)
+        if has_uuid:
+            wwid = f"uuid.{uuid}"
+        elif has_eui:
+            wwid = f"eui.{eui.hex()}"
+        else:
+            wwid = (f"nvme.{VENDOR_QEMU:04x}-{serial.encode().hex()}-"
+                    f"{'QEMU NVMe Ctrl'.encode().hex()}-{nsid:08x}")
+        out[(nsid, "nsid")] = str(nsid)
+        out[(nsid, "wwid")] = wwid
+        out[(nsid, "eui")] = " ".join(f"{b:02x}" for b in eui) if has_eui else "ABSENT"
+        out[(nsid, "nguid")] = "ABSENT"
+        out[(nsid, "uuid")] = uuid if has_uuid else "ABSENT"
+    return out
+
+
+def check_ns_attrs(record, tag, b):
+    got = {(m[1], int(m[2]), m[3]): m[4] for m in
+           b.lines(r"^@@NSATTR (c|rs) (\d+) (\w+)=(.*)$")}
+    # The C driver ignores QEMU's identifiers (a quirk for the QEMU
+    # controller, whose older versions made them up non-unique); rsnvme
+    # has no quirk table and shows what the controller reports.
+    for drv, serial, quirk, what in (
+            ("rs", RS_SERIAL, False, "rsnvme: as QEMU is configured"),
+            ("c", C_SERIAL, True, "C driver: as without identifiers (NVME_QUIRK_BOGUS_NID)")):
+        want = expected_ns_attrs(serial, quirk)
+        bad = [f"nsid {n} {a}: got {got.get((drv, n, a))!r}, want {v!r}"
+               for (n, a), v in want.items() if got.get((drv, n, a)) != v]
+        record(f"{tag}: {what}: nsid, wwid, eui, nguid, uuid of {len(NS_CONFIG)} namespaces",
+               not bad, "; ".join(bad[:6]))
+    # rsnvme against the C driver where the quirk makes no difference
+    # (namespaces without identifiers), the serial number aside.
+    hexes = (C_SERIAL.encode().hex(), RS_SERIAL.encode().hex())
+    plain = [i + 1 for i, (_, p) in enumerate(NS_CONFIG)
+             if p.get("uuid", NULL_UUID) == NULL_UUID and "eui64" not in p]
+    keys = sorted(k[1:] for k in got if k[0] == "rs" and k[1] in plain)
+    diff = [f"nsid {n} {a}: C {got.get(('c', n, a))!r} rsnvme {got.get(('rs', n, a))!r}"
+            for n, a in keys
+            if (got.get(("c", n, a)) or "").replace(*hexes) != got.get(("rs", n, a))]
+    record(f"{tag}: namespace sysfs attributes without identifiers: rsnvme shows what the "
+           f"C driver shows ({len(keys)} values)", len(keys) == 5 * len(plain) and not diff,
+           "; ".join(diff[:6]))
+
+
+# What each namespace ioctl case (passthru-bad ns) must return on rsnvme,
+# as PT_EXPECT; "nsid": the namespace's ID.
+NS_PT_EXPECT = {
+    "ns-id": ("nsid", "0"),
+    "submit-io-write": ("0", "0"),
+    "submit-io-read": ("0", "0"),
+    "submit-io-compare-equal": ("0", "0"),
+    "submit-io-compare-differ": ("status", "0"),
+    "submit-io-bad-opcode": ("-1", "EINVAL"),
+    "submit-io-flags": ("-1", "EINVAL"),
+    "submit-io-unmapped-buffer": ("-1", "EFAULT"),
+    "submit-io-null-buffer": ("-1", "EINVAL"),
+    "submit-io-null-argument": ("-1", "EFAULT"),
+    "ns-io-read": ("0", "0"),
+    "ns-io-other-namespace": ("-1", "EINVAL"),
+    "ns-io-unmapped-buffer": ("-1", "EFAULT"),
+    "ns-admin-identify": ("0", "0"),
+    "ns-unknown-ioctl": ("-1", "ENOTTY"),
+    "ns-unprivileged-submit-io": ("-1", "EACCES"),
+}
+# Cases the C driver must answer alike (it lets a process without
+# CAP_SYS_ADMIN read through a namespace it opened; rsnvme asks for the
+# capability for every I/O command, as on /dev/rsnvme<N>).
+NS_PT_SAME_AS_C = ("ns-id", "submit-io-write", "submit-io-read", "submit-io-compare-equal",
+                   "submit-io-compare-differ", "submit-io-bad-opcode", "submit-io-flags",
+                   "submit-io-null-argument", "ns-io-read", "ns-io-other-namespace",
+                   "ns-admin-identify", "ns-unknown-ioctl")
+
+
+def check_ns_cli(record, tag, b):
+    got = cli(b)
+    for nsid, mb in ((1, NS_CONFIG[0][0]), (2, NS_CONFIG[1][0])):
+        what = f"id-ns-{nsid}"
+        crc, c = got.get(("c", what), (None, None))
+        rrc, rs = got.get(("rs", what), (None, None))
+        record(f"{tag}: nvme id-ns on rsnvme's namespace {nsid} block device: nsze {mb << 11}",
+               rrc == 0 and isinstance(rs, dict) and rs.get("nsze") == mb << 11,
+               f"rc {rrc} nsze {(rs or {}).get('nsze') if isinstance(rs, dict) else rs!r}")
+        d = diff(c, rs, {})
+        record(f"{tag}: nvme id-ns on namespace {nsid}'s block device: rsnvme and the C "
+               "driver agree", crc == 0 and not d,
+               "; ".join(f"{k}: C {c.get(k)!r} rsnvme {rs.get(k)!r}" for k in d[:10]))
+    (crc, c), (rrc, rs) = got.get(("c", "get-ns-id-2"), (None, "")), got.get(("rs", "get-ns-id-2"),
+                                                                              (None, ""))
+    record(f"{tag}: nvme get-ns-id (NVME_IOCTL_ID) on namespace 2: 2, as with the C driver",
+           rrc == 0 and isinstance(rs, str) and re.search(r"namespace-id:\s*2\b", rs)
+           and re.sub(r"^\w+:", "", c or "") == re.sub(r"^\w+:", "", rs),
+           f"rsnvme rc {rrc} {rs!r}; C rc {crc} {c!r}")
+    io = {(m[1], m[2]): m for m in
+          b.lines(r"^@@IOPT (c|rs) (\S+) rc=(\d+) want=(\w+) got=(\w+)$")}
+    for drv in ("c", "rs"):
+        for what, how in (("n2-write", "io-passthru on namespace 2's disk writes a pattern"),
+                          ("n2-read", "io-passthru on namespace 2's disk reads a pattern"),
+                          ("n1-nvme-write", "nvme write on namespace 1's disk writes a pattern"),
+                          ("n1-nvme-read", "nvme read on namespace 1's disk reads a pattern")):
+            m = io.get((drv, what))
+            record(f"{tag}: {how} ({drv}): 8-16 KiB compared byte for byte (md5)",
+                   bool(m) and m[3] == "0" and m[4] == m[5], m[0] if m else "no line")
+        m = io.get((drv, "n2-other-nsid"))
+        record(f"{tag}: io-passthru naming namespace 1 on namespace 2's disk fails ({drv})",
+               bool(m) and m[3] != "0", m[0] if m else "no line")
+    res = {(m[1], int(m[2]), m[3]): (m[4], m[5]) for m in
+           b.lines(r"^@@PT (c|rs) (\d) (\S+) ret=(-?\d+) errno=([A-Z0-9]+)")}
+    for nsid in (1, 2):
+        for case, (ret, err) in NS_PT_EXPECT.items():
+            r = res.get(("rs", nsid, case))
+            ok = r is not None and r[1] == err and (
+                int(r[0]) > 0 if ret == "status" else
+                r[0] == str(nsid) if ret == "nsid" else r[0] == ret)
+            record(f"{tag}: namespace {nsid} ioctl {case} on rsnvme returns "
+                   f"{dict(status='an NVMe status', nsid=str(nsid)).get(ret, err)}", ok,
+                   f"got {r}")
+        for case in NS_PT_SAME_AS_C:
+            r, c = res.get(("rs", nsid, case)), res.get(("c", nsid, case))
+            record(f"{tag}: namespace {nsid} ioctl {case}: rsnvme answers as the C driver",
+                   r is not None and r == c, f"rsnvme {r} C {c}")
+        for what in ("submit-io-compare", "ns-io-read-data"):
+            m = b.lines(rf"^@@PT rs {nsid} {what} same=(\d)")
+            record(f"{tag}: namespace {nsid}: {what}: data read back equals the pattern",
+                   bool(m) and m[0][1] == "1", m[0][0] if m else "no line")
+
+
+def ns_devices():
+    """The two mgmt-ns controllers: the C driver's, rsnvme's."""
+    def namespaces():
+        return [qemu.Ns(size_mb=mb, params=dict(p)) for mb, p in NS_CONFIG]
+    return [qemu.Nvme(serial=C_SERIAL, namespaces=namespaces(), params={"addr": hex(C_SLOT)}),
+            qemu.Nvme(serial=RS_SERIAL, namespaces=namespaces(), params={"addr": hex(RS_SLOT)})]
+
+
+def run_ns(kdir, record, check_boot, initrd):
+    tag = "mgmt-ns"
+    env = {"c_bdf": f"0000:00:{C_SLOT:02x}.0", "rs_bdf": f"0000:00:{RS_SLOT:02x}.0"}
+    b = qemu.boot(tag, initrd, kdir, "mgmt-ns", ns_devices(), smp=2, mem=1024, env=env,
+                  timeout=180)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    check_ns_attrs(record, tag, b)
+    check_ns_cli(record, tag, b)
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
+RESCAN_SERIAL = "RSNVMERESCAN"
+
+
+def run_rescan(kdir, record, check_boot, initrd):
+    """Namespaces attached, detached and reformatted at runtime (QEMU 7.2
+    can neither resize an nvme-ns, whose drive refuses block_resize, nor
+    hot-plug one: its bus is not hot-pluggable; Namespace Attachment and
+    Format NVM through nvme-cli are what it has)."""
+    tag = "mgmt-rescan"
+    dev = qemu.Nvme(serial=RESCAN_SERIAL, params={"addr": hex(RS_SLOT), "subsys": "sub0"},
+                    namespaces=[qemu.Ns(size_mb=32),
+                                qemu.Ns(size_mb=16, params={"detached": "true"})])
+    qmp_result = []
+
+    def on_line(line, qmp):
+        if line.strip() == "@@QMP smart-warning" and qmp is not None:
+            qmp_result.append(qmp.command("qom-set", path="/machine/peripheral/nvme0",
+                                          property="smart_critical_warning", value=2))
+
+    b = qemu.boot(tag, initrd, kdir, "mgmt-rescan", [dev], smp=2, mem=512, timeout=180,
+                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:rescan"],
+                  on_line=on_line)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    steps = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@STEP (\S+) rc=(\d+) ?(.*)$")}
+    for step in ("raw-0", "raw-1"):
+        rc, out = steps.get(step, (None, "no line"))
+        record(f"{tag}: Namespace Attachment (admin-passthru, {step}) succeeds", rc == "0",
+               f"rc {rc}: {out}")
+    for what in ("attach", "detach", "reattach", "format"):
+        for step in (what, f"{what}-rescan"):
+            rc, out = steps.get(step, (None, "no line"))
+            record(f"{tag}: nvme {step} on /dev/rsnvme0 succeeds", rc == "0", f"rc {rc}: {out}")
+    disks = {m[1]: m[2].split() for m in b.lines(r"^@@DISKS (\S+) ?(.*)$")}
+    both = ["rsnvme0n1", "rsnvme0n2"]
+    for when, want in (("start", ["rsnvme0n1"]), ("event-attached", both),
+                       ("event-detached", ["rsnvme0n1"]), ("attached", both),
+                       ("detached", ["rsnvme0n1"]), ("reattached", both), ("formatted", both)):
+        record(f"{tag}: disks {when}: {' '.join(want)}", disks.get(when) == want,
+               f"got {disks.get(when)}")
+    sizes = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@SIZE (\S+) (\d+) (\d+)$")}
+    for when, want in (("attached", ("32768", "512")), ("formatted", ("32768", "4096"))):
+        record(f"{tag}: namespace 2 {when}: {want[0]} sectors of 512 bytes, logical blocks of "
+               f"{want[1]}", sizes.get(when) == want, f"got {sizes.get(when)}")
+    log = [m[1] for m in b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: rescan: (.*)$")]
+    added, removed = "namespace 2 added: 32768 blocks of 512 bytes", "namespace 2 removed"
+    want = [added, removed, added, removed, added, removed,
+            "namespace 2 added: 4096 blocks of 4096 bytes"]
+    record(f"{tag}: rsnvme logs each change once: added, removed (events), added, removed, "
+           "added (attach-ns, detach-ns), removed and added with 4 KiB blocks (format)",
+           log == want, f"got {log}")
+    # The first two changes came from events alone (no rescan ioctl until
+    # the guest saw the second one happen): each logged its event.
+    lines = [l for l in b.console.splitlines() if "rsnvme 0000" in l or l.startswith("@@")]
+    first = lines[:next((i for i, l in enumerate(lines) if l.startswith("@@DISKS event-detached")),
+                        len(lines))]
+    events = [l for l in first if "namespace attributes changed: rescanning" in l]
+    record(f"{tag}: Namespace Attribute Changed events: logged and handled (2 rescans before "
+           "any ns-rescan)", len(events) >= 2 and sum(1 for l in first if "rescan: " in l) == 2,
+           "\n".join(first[-12:]))
+    record(f"{tag}: QMP qom-set smart_critical_warning=2 accepted",
+           bool(qmp_result) and "return" in qmp_result[0], f"{qmp_result}")
+    warn = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: SMART/health critical warning (.*)$")
+    record(f"{tag}: the SMART event is logged with its bits: 0x02: temperature out of range",
+           bool(warn) and warn[0][1] == "0x02: temperature out of range",
+           warn[0][0] if warn else "no line")
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
 def run_all(kdir, record, check_boot, only=""):
-    tag = "mgmt-cli"
-    if only not in tag:
+    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan")):
         return
     initrd = initramfs(kdir)
+    if only in "mgmt-ns":
+        run_ns(kdir, record, check_boot, initrd)
+    if only in "mgmt-rescan":
+        run_rescan(kdir, record, check_boot, initrd)
+    if only not in "mgmt-cli":
+        return
+    tag = "mgmt-cli"
     devices = [qemu.Nvme(serial=C_SERIAL, size_mb=SIZE_MB, params={"addr": hex(C_SLOT)}),
                qemu.Nvme(serial=RS_SERIAL, size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})]
     env = {"c_bdf": f"0000:00:{C_SLOT:02x}.0", "rs_bdf": f"0000:00:{RS_SLOT:02x}.0"}

@@ -37,6 +37,10 @@ pub(crate) mod opcode {
         pub(crate) const ABORT: u8 = 0x08;
         /// Set Features.
         pub(crate) const SET_FEATURES: u8 = 0x09;
+        /// Get Log Page.
+        pub(crate) const GET_LOG_PAGE: u8 = 0x02;
+        /// Asynchronous Event Request.
+        pub(crate) const ASYNC_EVENT_REQUEST: u8 = 0x0c;
         /// Doorbell Buffer Config.
         pub(crate) const DBBUF_CONFIG: u8 = 0x7c;
     }
@@ -49,6 +53,8 @@ pub(crate) mod opcode {
         pub(crate) const WRITE: u8 = 0x01;
         /// Read.
         pub(crate) const READ: u8 = 0x02;
+        /// Compare.
+        pub(crate) const COMPARE: u8 = 0x05;
         /// Write Zeroes.
         pub(crate) const WRITE_ZEROES: u8 = 0x08;
         /// Dataset Management.
@@ -58,6 +64,9 @@ pub(crate) mod opcode {
 
 /// Feature Identifier of the Number of Queues feature.
 const FEATURE_NUMBER_OF_QUEUES: u32 = 0x07;
+
+/// Feature Identifier of the Asynchronous Event Configuration feature.
+const FEATURE_ASYNC_EVENT_CONFIG: u32 = 0x0b;
 
 /// Physically Contiguous (PC) bit of CDW11 in the queue creation commands.
 const QUEUE_PHYSICALLY_CONTIGUOUS: u32 = 1 << 0;
@@ -81,6 +90,8 @@ pub(crate) enum Cns {
     Controller = 0x01,
     /// Active namespace IDs greater than the given NSID.
     ActiveNsList = 0x02,
+    /// Namespace Identification Descriptor list for the given NSID.
+    NsDescriptors = 0x03,
 }
 
 /// One Submission Queue Entry.
@@ -166,6 +177,17 @@ impl Command {
         }
     }
 
+    /// Builds Set Features (admin opcode 0x09) for Asynchronous Event
+    /// Configuration (FID 0x0B): which SMART / Health critical warnings
+    /// (bits 7:0) and notices (bits 8 and up) raise an event.
+    pub(crate) fn set_features_async_events(config: u32) -> Self {
+        Self {
+            cdw10: FEATURE_ASYNC_EVENT_CONFIG.to_le(),
+            cdw11: config.to_le(),
+            ..Self::with_opcode(opcode::admin::SET_FEATURES)
+        }
+    }
+
     /// Encodes CDW10 of the queue creation commands: zero-based size and QID.
     ///
     /// Returns `None` for fewer than 2 entries (the minimum queue size) or for
@@ -230,6 +252,30 @@ impl Command {
             cdw10: (u32::from(sqid) | (u32::from(cid) << 16)).to_le(),
             ..Self::with_opcode(opcode::admin::ABORT)
         }
+    }
+
+    /// Builds Asynchronous Event Request (admin opcode 0x0C): completed
+    /// by the controller when it has an event to report.
+    pub(crate) fn async_event_request() -> Self {
+        Self::with_opcode(opcode::admin::ASYNC_EVENT_REQUEST)
+    }
+
+    /// Builds Get Log Page (admin opcode 0x02) of log `lid` for all
+    /// namespaces, `len` bytes (a multiple of 4, at least 4, within one
+    /// memory page) to `prp1`, and clears the event it reports (Retain
+    /// Asynchronous Event not set). `None` for a length out of range.
+    pub(crate) fn get_log_page(lid: u8, len: u32, prp1: u64) -> Option<Self> {
+        if len < 4 || len % 4 != 0 || len > 4096 {
+            return None;
+        }
+        // NUMD, zero-based dwords: lower half in CDW10 bits 31:16.
+        let numd = len / 4 - 1;
+        Some(Self {
+            nsid: u32::MAX.to_le(),
+            prp1: prp1.to_le(),
+            cdw10: (u32::from(lid) | (numd << 16)).to_le(),
+            ..Self::with_opcode(opcode::admin::GET_LOG_PAGE)
+        })
     }
 
     /// Builds Doorbell Buffer Config (admin opcode 0x7C): the shadow
@@ -510,6 +556,30 @@ mod tests {
         assert_eq!(cmd.opcode(), opcode::admin::ABORT);
         // CDW10: SQID in bits 15:0, CID in bits 31:16.
         assert_eq!(&cmd.to_bytes()[40..44], &[0x03, 0x00, 0xbc, 0x1a]);
+    }
+
+    #[test]
+    fn async_events_and_log_pages() {
+        let aer = Command::async_event_request();
+        assert_eq!(aer.opcode(), 0x0c);
+        assert_eq!(aer.to_bytes()[1..], [0u8; 63][..]);
+        let log = Command::get_log_page(0x04, 4096, 0x1000).unwrap();
+        assert_eq!(log.opcode(), 0x02);
+        assert_eq!(log.nsid(), u32::MAX);
+        assert_eq!(log.cdw10(), 0x04 | (1023 << 16));
+        assert_eq!(&log.to_bytes()[24..32], &0x1000u64.to_le_bytes());
+        assert_eq!(
+            Command::get_log_page(0x02, 512, 0).unwrap().cdw10(),
+            0x02 | (127 << 16)
+        );
+        assert!(Command::get_log_page(0x02, 0, 0).is_none());
+        assert!(Command::get_log_page(0x02, 6, 0).is_none());
+        assert!(Command::get_log_page(0x02, 8192, 0).is_none());
+        let aec = Command::set_features_async_events(0x11f);
+        assert_eq!(
+            (aec.opcode(), aec.cdw10(), aec.cdw11()),
+            (0x09, 0x0b, 0x11f)
+        );
     }
 
     #[test]

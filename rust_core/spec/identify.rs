@@ -175,6 +175,10 @@ pub(crate) struct IdentifyController {
     serial: AsciiField<20>,
     /// Model Number (MN).
     model: AsciiField<40>,
+    /// SN and MN as the controller sent them, for the namespaces' fallback
+    /// WWID (which shows their bytes in hex).
+    raw_serial: [u8; 20],
+    raw_model: [u8; 40],
     /// Firmware Revision (FR).
     firmware: AsciiField<8>,
     /// Maximum Data Transfer Size (MDTS).
@@ -186,6 +190,8 @@ pub(crate) struct IdentifyController {
     /// RTD3 Entry Latency (RTD3E), in microseconds: how long a shutdown
     /// may take; 0 if not reported.
     rtd3e: u32,
+    /// Optional Asynchronous Events Supported (OAES).
+    oaes: u32,
     /// Optional Admin Command Support (OACS).
     oacs: u16,
     /// Submission Queue Entry Size (SQES).
@@ -210,11 +216,14 @@ impl IdentifyController {
             ssvid: read_u16(page, 2),
             serial: AsciiField::parse(read_array(page, 4)),
             model: AsciiField::parse(read_array(page, 24)),
+            raw_serial: read_array(page, 4),
+            raw_model: read_array(page, 24),
             firmware: AsciiField::parse(read_array(page, 64)),
             mdts: read_u8(page, 77),
             cntlid: read_u16(page, 78),
             ver: read_u32(page, 80),
             rtd3e: read_u32(page, 88),
+            oaes: read_u32(page, 92),
             oacs: read_u16(page, 256),
             sqes: read_u8(page, 512),
             cqes: read_u8(page, 513),
@@ -271,6 +280,11 @@ impl IdentifyController {
         self.model.as_str()
     }
 
+    /// Serial number and model number, raw.
+    pub(crate) fn raw_serial_model(&self) -> (&[u8; 20], &[u8; 40]) {
+        (&self.raw_serial, &self.raw_model)
+    }
+
     /// Firmware revision, trimmed, with non-printable bytes shown as `?`.
     pub(crate) fn firmware(&self) -> &str {
         self.firmware.as_str()
@@ -289,6 +303,11 @@ impl IdentifyController {
             return None;
         }
         u32::from(self.mdts).checked_add(mps_min_shift)
+    }
+
+    /// Optional Asynchronous Events Supported bit field.
+    pub(crate) fn optional_async_events(&self) -> u32 {
+        self.oaes
     }
 
     /// Controller ID.
@@ -462,6 +481,10 @@ pub(crate) struct IdentifyNamespace {
     mc: u8,
     /// Deallocate Logical Block Features (DLFEAT).
     dlfeat: u8,
+    /// Namespace Globally Unique Identifier (NGUID), NVMe 1.2 and later.
+    nguid: [u8; 16],
+    /// IEEE Extended Unique Identifier (EUI64), NVMe 1.1 and later.
+    eui64: [u8; 8],
     /// LBA Format entries (LBAF0 to LBAF63), raw.
     lbaf: [u32; LBA_FORMATS],
 }
@@ -482,6 +505,8 @@ impl IdentifyNamespace {
             flbas: read_u8(page, 26),
             mc: read_u8(page, 27),
             dlfeat: read_u8(page, 33),
+            nguid: read_array(page, 104),
+            eui64: read_array(page, 120),
             lbaf,
         }
     }
@@ -514,6 +539,16 @@ impl IdentifyNamespace {
     /// Deallocate Logical Block Features bit field.
     pub(crate) fn deallocate_features(&self) -> u8 {
         self.dlfeat
+    }
+
+    /// NGUID, as the controller sent it (all zeroes: none).
+    pub(crate) fn nguid(&self) -> [u8; 16] {
+        self.nguid
+    }
+
+    /// EUI64, as the controller sent it (all zeroes: none).
+    pub(crate) fn eui64(&self) -> [u8; 8] {
+        self.eui64
     }
 
     /// Whether the namespace is active (its size is not zero).
@@ -817,6 +852,19 @@ mod tests {
             })
         );
         assert_eq!(ns.usable_lba(12), Ok(9));
+        assert_eq!(ns.nguid(), [0; 16]);
+        assert_eq!(ns.eui64(), [0; 8]);
+    }
+
+    #[test]
+    fn namespace_identifiers() {
+        let mut page = namespace(0x20_0000, 0);
+        let nguid: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
+        put(&mut page, 104, &nguid);
+        put(&mut page, 120, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let ns = IdentifyNamespace::parse(&page);
+        assert_eq!(ns.nguid(), nguid);
+        assert_eq!(ns.eui64(), [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]

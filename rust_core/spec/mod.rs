@@ -12,7 +12,9 @@
 
 pub(crate) mod command;
 pub(crate) mod completion;
+pub(crate) mod event;
 pub(crate) mod identify;
+pub(crate) mod nsid;
 pub(crate) mod passthru;
 pub(crate) mod prp;
 pub(crate) mod queue;

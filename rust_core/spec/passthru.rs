@@ -25,14 +25,14 @@ pub(crate) const PASSTHRU_SIZE: usize = 72;
 /// Size of `struct nvme_passthru_cmd64`.
 pub(crate) const PASSTHRU64_SIZE: usize = 80;
 /// Size of `struct nvme_user_io`.
-const USER_IO_SIZE: u32 = 48;
+pub(crate) const USER_IO_SIZE: usize = 48;
 
 /// `NVME_IOCTL_ID`: the namespace ID of a namespace device.
 pub(crate) const IOCTL_ID: u32 = ioc(0, 0x40, 0);
 /// `NVME_IOCTL_ADMIN_CMD`: an admin command, 32-bit result.
 pub(crate) const IOCTL_ADMIN_CMD: u32 = ioc(IOC_READ_WRITE, 0x41, PASSTHRU_SIZE as u32);
 /// `NVME_IOCTL_SUBMIT_IO`: a read or write from `struct nvme_user_io`.
-pub(crate) const IOCTL_SUBMIT_IO: u32 = ioc(IOC_WRITE, 0x42, USER_IO_SIZE);
+pub(crate) const IOCTL_SUBMIT_IO: u32 = ioc(IOC_WRITE, 0x42, USER_IO_SIZE as u32);
 /// `NVME_IOCTL_IO_CMD`: an I/O command, 32-bit result.
 pub(crate) const IOCTL_IO_CMD: u32 = ioc(IOC_READ_WRITE, 0x43, PASSTHRU_SIZE as u32);
 /// `NVME_IOCTL_RESET`: reset the controller.
@@ -80,6 +80,9 @@ pub(crate) enum PassthruError {
     TooLong,
     /// A data length with no buffer address.
     NoBuffer,
+    /// `NVME_IOCTL_SUBMIT_IO` with an opcode other than Write, Read or
+    /// Compare.
+    Opcode,
 }
 
 /// A passthrough command as user space gave it, checked.
@@ -174,6 +177,69 @@ pub(crate) fn parse(raw: &[u8], max_len: u32) -> Result<Passthru, PassthruError>
         data_len,
         direction: if data_len == 0 { Direction::None } else { dir },
         timeout_ms: u32_at(raw, 64),
+    })
+}
+
+/// Parses and checks `struct nvme_user_io` (`NVME_IOCTL_SUBMIT_IO`) in
+/// `raw`, for namespace `nsid` of `1 << lba_shift`-byte blocks and a
+/// transfer of at most `max_len` bytes, into the Read, Write or Compare
+/// command it describes. As in the C driver, `nblocks` is zero-based and
+/// the metadata pointer is not used (the driver serves no namespace with
+/// metadata).
+pub(crate) fn parse_user_io(
+    raw: &[u8],
+    nsid: u32,
+    lba_shift: u32,
+    max_len: u32,
+) -> Result<Passthru, PassthruError> {
+    if raw.len() < USER_IO_SIZE {
+        return Err(PassthruError::Short);
+    }
+    let op = raw.first().copied().unwrap_or(0);
+    if raw.get(1).copied().unwrap_or(0) != 0 {
+        return Err(PassthruError::Flags);
+    }
+    if !matches!(
+        op,
+        opcode::nvm::WRITE | opcode::nvm::READ | opcode::nvm::COMPARE
+    ) {
+        return Err(PassthruError::Opcode);
+    }
+    let control_nblocks = u32_at(raw, 2);
+    let nblocks = control_nblocks >> 16;
+    let control = control_nblocks & 0xffff;
+    let len = (u64::from(nblocks) + 1)
+        .checked_shl(lba_shift)
+        .ok_or(PassthruError::TooLong)?;
+    let data_len = u32::try_from(len)
+        .ok()
+        .filter(|&len| len <= max_len)
+        .ok_or(PassthruError::TooLong)?;
+    let addr = u64_at(raw, 16);
+    if addr == 0 {
+        return Err(PassthruError::NoBuffer);
+    }
+    let slba = u64_at(raw, 24);
+    let command = Command::passthru(
+        op,
+        nsid,
+        [
+            0,
+            0,
+            slba as u32,
+            (slba >> 32) as u32,
+            nblocks | (control << 16),
+            u32_at(raw, 32),
+            u32_at(raw, 36),
+            u32_at(raw, 40),
+        ],
+    );
+    Ok(Passthru {
+        command,
+        addr,
+        data_len,
+        direction: direction(op).ok_or(PassthruError::Bidirectional)?,
+        timeout_ms: 0,
     })
 }
 
@@ -276,6 +342,60 @@ mod tests {
             parse(&raw(0x09, 0x1000, 512), 4096).unwrap().direction,
             Direction::ToDevice
         );
+    }
+
+    fn user_io(op: u8, nblocks: u16, addr: u64) -> [u8; USER_IO_SIZE] {
+        let mut r = [0u8; USER_IO_SIZE];
+        r[0] = op;
+        r[2..4].copy_from_slice(&0x4000u16.to_le_bytes()); // control: FUA
+        r[4..6].copy_from_slice(&nblocks.to_le_bytes());
+        r[16..24].copy_from_slice(&addr.to_le_bytes());
+        r[24..32].copy_from_slice(&0x1_2345_6789u64.to_le_bytes());
+        r[32..36].copy_from_slice(&7u32.to_le_bytes());
+        r[36..40].copy_from_slice(&0xabcdu32.to_le_bytes());
+        r[40..42].copy_from_slice(&0x11u16.to_le_bytes());
+        r[42..44].copy_from_slice(&0x22u16.to_le_bytes());
+        r
+    }
+
+    #[test]
+    fn parses_user_io() {
+        let p = parse_user_io(&user_io(0x02, 7, 0x1000), 3, 9, 4096).unwrap();
+        assert_eq!(p.command.opcode(), 0x02);
+        assert_eq!(p.command.nsid(), 3);
+        assert_eq!(p.command.cdw10(), 0x2345_6789);
+        assert_eq!(p.command.cdw11(), 1);
+        assert_eq!(p.command.cdw12(), 7 | 0x4000 << 16);
+        assert_eq!(p.command.cdw13(), 7);
+        assert_eq!(p.command.cdw14(), 0xabcd);
+        assert_eq!(p.command.cdw15(), 0x11 | 0x22 << 16);
+        assert_eq!((p.addr, p.data_len), (0x1000, 4096));
+        assert_eq!(p.direction, Direction::FromDevice);
+        let w = parse_user_io(&user_io(0x01, 0, 0x1000), 1, 12, 4096).unwrap();
+        assert_eq!((w.direction, w.data_len), (Direction::ToDevice, 4096));
+        let c = parse_user_io(&user_io(0x05, 0, 0x1000), 1, 12, 4096).unwrap();
+        assert_eq!(c.direction, Direction::ToDevice);
+    }
+
+    #[test]
+    fn refuses_bad_user_io() {
+        let e = |r: &[u8], shift| parse_user_io(r, 1, shift, 1 << 20).err();
+        assert_eq!(e(&[0; 47], 9), Some(PassthruError::Short));
+        assert_eq!(e(&user_io(0x00, 0, 0x1000), 9), Some(PassthruError::Opcode));
+        assert_eq!(e(&user_io(0x09, 0, 0x1000), 9), Some(PassthruError::Opcode));
+        assert_eq!(e(&user_io(0x02, 0, 0), 9), Some(PassthruError::NoBuffer));
+        // 65536 blocks of 4 KiB: 256 MiB.
+        assert_eq!(
+            e(&user_io(0x02, 0xffff, 0x1000), 12),
+            Some(PassthruError::TooLong)
+        );
+        assert_eq!(
+            e(&user_io(0x02, 0, 0x1000), 63),
+            Some(PassthruError::TooLong)
+        );
+        let mut r = user_io(0x02, 0, 0x1000);
+        r[1] = 1;
+        assert_eq!(e(&r, 9), Some(PassthruError::Flags));
     }
 
     #[test]

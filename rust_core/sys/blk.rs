@@ -15,11 +15,12 @@ use super::bindings;
 use super::pci::{DmaStopped, PciDevice};
 use super::Static;
 use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_int, c_uint, c_void, CStr};
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
 use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
 use kernel::sync::Arc;
@@ -28,6 +29,8 @@ pub(crate) use super::blk_request::TimedOut;
 use super::blk_request::{PduBox, RequestState};
 pub(crate) use super::blk_types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
 use super::blk_types::{Cancel, NameWriter, RawSet};
+use super::misc_types::FileOps;
+use super::sysfs_types::Attributes;
 
 /// A request owned by the driver: between `queue_rq` and its end.
 ///
@@ -444,14 +447,23 @@ static WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
             MaybeUninit::zeroed().assume_init()
         }));
 
+/// Lockdep class of the tag sets' event work items.
+static EVENT_WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
+    // SAFETY: A lock class key is zero-initialised static data.
+    Static(UnsafeCell::new(unsafe {
+            MaybeUninit::zeroed().assume_init()
+        }));
+
 /// A blk-mq tag set driven by `T`, for the requests of one PCI device,
-/// with a work item for the driver ([`Operations::work`]).
+/// with two work items for the driver ([`Operations::work`],
+/// [`Operations::event_work`]), which can run at the same time.
 ///
 /// # Invariants
 ///
 /// `raw.set` was initialised by `blk_mq_alloc_tag_set` with `driver_data`
 /// pointing to `*data` and the ops table of `T`; `raw.work` runs
-/// `run_work::<T>`. On drop the work is cancelled, then the set freed.
+/// `run_work::<T>` and `raw.event_work` `run_event_work::<T>`. On drop
+/// the work items are cancelled, then the set freed.
 /// `pdev` is the device the requests' data is mapped for.
 pub(crate) struct TagSet<T: Operations> {
     raw: KBox<UnsafeCell<RawSet>>,
@@ -496,6 +508,13 @@ impl<T: Operations> TagSet<T> {
                 false,
                 c"rsnvme_work".as_ptr().cast(),
                 WORK_KEY.0.get(),
+            );
+            bindings::rust_helper_init_work_with_key(
+                addr_of_mut!((*both).event_work),
+                Some(run_event_work::<T>),
+                false,
+                c"rsnvme_event_work".as_ptr().cast(),
+                EVENT_WORK_KEY.0.get(),
             )
         };
         // SAFETY: As above.
@@ -545,17 +564,54 @@ impl<T: Operations> TagSet<T> {
     pub(crate) fn data(&self) -> &Arc<T> {
         &self.data
     }
+
+    /// Cancels the event work item ([`Operations::event_work`]): takes it
+    /// off the queue, or waits until it has run. It may be queued again
+    /// afterwards. Must not be called from the event work itself.
+    pub(crate) fn cancel_event_work(&self) {
+        // SAFETY: The work item was initialised by `new` and lives as long
+        // as `self`; from any other context than itself it may be
+        // cancelled (the requirement above).
+        unsafe { bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).event_work)) };
+    }
 }
 
 impl<T: Operations> Drop for TagSet<T> {
     fn drop(&mut self) {
-        // SAFETY: The work item was initialised by `new`; once cancelled
-        // it neither runs nor is queued, so nothing reaches the set.
-        unsafe { bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).work)) };
+        // SAFETY: The work items were initialised by `new`; once
+        // cancelled they neither run nor are queued, so nothing reaches
+        // the set. The event work is cancelled first: it may queue the
+        // other (through a reset request), never the reverse.
+        unsafe {
+            bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).event_work));
+            bindings::cancel_work_sync(addr_of_mut!((*self.raw.get()).work));
+        }
         // SAFETY: Allocated by the type invariant. No disk uses it any
         // more: each `Disk` holds a reference to its tag set.
         unsafe { bindings::blk_mq_free_tag_set(self.as_ptr()) };
     }
+}
+
+/// The event work item of a `T` tag set: runs [`Operations::event_work`].
+///
+/// # Safety
+///
+/// Called by the workqueue with the `event_work` of a [`RawSet`] inside a
+/// live [`TagSet`] of `T` (its drop cancels the work before freeing it).
+unsafe extern "C" fn run_event_work<T: Operations>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `event_work` field of a `RawSet`.
+    let both = unsafe {
+        work.byte_sub(core::mem::offset_of!(RawSet, event_work))
+            .cast::<RawSet>()
+    };
+    // SAFETY: The set is allocated while its work can run.
+    let set = unsafe { addr_of_mut!((*both).set) };
+    // SAFETY: As above; `driver_data` is the set's `T`.
+    let data = unsafe { Ops::<T>::data(set) };
+    data.event_work(&TagSetRef {
+        set,
+        _p: PhantomData,
+    });
 }
 
 /// The work item of a `T` tag set: runs [`Operations::work`].
@@ -740,6 +796,23 @@ impl<T: Operations> TagSetRef<'_, T> {
                 bindings::RSNVME_WORK_CPU_UNBOUND,
                 bindings::system_unbound_wq,
                 addr_of_mut!((*both).work),
+            )
+        }
+    }
+}
+
+impl<T: Operations> TagSetRef<'_, T> {
+    /// Queues the set's event work item ([`Operations::event_work`]) on
+    /// the unbound system workqueue, unless it is queued already; returns
+    /// whether it was queued now. May be called from any context.
+    pub(crate) fn schedule_event_work(&self) -> bool {
+        // SAFETY: As in `schedule_work`.
+        unsafe {
+            let both = RawSet::of(self.set);
+            bindings::queue_work_on(
+                bindings::RSNVME_WORK_CPU_UNBOUND,
+                bindings::system_unbound_wq,
+                addr_of_mut!((*both).event_work),
             )
         }
     }
@@ -1025,15 +1098,183 @@ impl<T: Operations> Ops<T> {
     }
 }
 
-/// Block device operations: none, but the owner, so the module stays
-/// loaded while a disk is open.
-static FOPS: Static<bindings::block_device_operations> = Static({
-    // SAFETY: All zeroes is a valid table with no callbacks.
-    let mut fops: bindings::block_device_operations =
-        unsafe { MaybeUninit::zeroed().assume_init() };
-    fops.owner = (&raw const __this_module).cast_mut();
-    fops
-});
+/// The block device operations of a `T` tag set's disks: the owner (the
+/// module stays loaded while a disk is open), the driver's ioctls, and the
+/// release of the disk's data once the gendisk itself is freed.
+///
+/// A disk's `private_data` holds an `Arc<T::Disk>` from [`Disk::add`]
+/// until `free_disk`: an open block device keeps its gendisk, so an ioctl
+/// on a file opened before the disk was deleted still finds the data.
+struct DiskOps<T: Operations>(PhantomData<T>);
+
+impl<T: Operations> DiskOps<T> {
+    const TABLE: bindings::block_device_operations = {
+        // SAFETY: All zeroes is a valid table with no callbacks.
+        let mut fops: bindings::block_device_operations =
+            unsafe { MaybeUninit::zeroed().assume_init() };
+        fops.owner = (&raw const __this_module).cast_mut();
+        fops.ioctl = Some(Self::ioctl);
+        fops.free_disk = Some(Self::free_disk);
+        fops
+    };
+
+    /// The data of `disk`.
+    ///
+    /// # Safety
+    ///
+    /// `disk` must be a live gendisk that [`Disk::add`] added for `T`.
+    unsafe fn data<'a>(disk: *const bindings::gendisk) -> &'a T::Disk {
+        // SAFETY: By the requirements `private_data` holds the
+        // `Arc<T::Disk>` that `Disk::add` leaked, released only by
+        // `free_disk` once the gendisk is no longer used.
+        unsafe { &*(*disk).private_data.cast_const().cast::<T::Disk>() }
+    }
+
+    /// `block_device_operations.ioctl`: the ioctls the block layer does
+    /// not handle itself.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer for an open block device of a disk
+    /// added by [`Disk::add`] for `T`.
+    unsafe extern "C" fn ioctl(
+        bdev: *mut bindings::block_device,
+        _mode: bindings::blk_mode_t,
+        cmd: c_uint,
+        arg: kernel::ffi::c_ulong,
+    ) -> c_int {
+        // SAFETY: The open block device holds a reference to its disk,
+        // one of `T`'s by the requirements.
+        let data = unsafe { Self::data((*bdev).bd_disk) };
+        match data.ioctl(cmd, arg) {
+            Ok(v) => c_int::try_from(v).unwrap_or(c_int::MAX),
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// `block_device_operations.free_disk`: drops the disk's data.
+    ///
+    /// # Safety
+    ///
+    /// Called once by `disk_release` for a disk [`Disk::add`] added.
+    unsafe extern "C" fn free_disk(disk: *mut bindings::gendisk) {
+        // SAFETY: `private_data` holds the `Arc` that `Disk::add` leaked;
+        // nothing uses the gendisk any more.
+        drop(unsafe { Arc::from_raw((*disk).private_data.cast_const().cast::<T::Disk>()) });
+    }
+
+    /// The data of the disk whose device is `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be the device of a live disk added by [`Disk::add`] for
+    /// `T` (`disk_to_dev`).
+    unsafe fn of_device<'a>(dev: *mut bindings::device) -> &'a T::Disk {
+        // SAFETY: A disk's device is the `bd_device` of its whole-disk
+        // block device (`dev_to_bdev`), which names the disk.
+        unsafe {
+            let bdev = dev
+                .byte_sub(core::mem::offset_of!(bindings::block_device, bd_device))
+                .cast::<bindings::block_device>();
+            Self::data((*bdev).bd_disk)
+        }
+    }
+
+    /// `show` of attribute `I` of a disk.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs for an attribute of [`DiskGroups<T>`] on a disk
+    /// added with them, with a page buffer.
+    unsafe extern "C" fn show<const I: usize>(
+        dev: *mut bindings::device,
+        _attr: *mut bindings::device_attribute,
+        buf: *mut kernel::ffi::c_char,
+    ) -> isize {
+        // SAFETY: The attribute exists only while the disk is added
+        // (`del_gendisk` removes it, waiting for this call), so the disk
+        // and its data are live.
+        let data = unsafe { Self::of_device(dev) };
+        // SAFETY: `buf` is this `show`'s page buffer.
+        unsafe { super::sysfs::emit::<T::Disk, I>(data, buf) }
+    }
+
+    /// `attribute_group.is_visible` of [`DiskGroups<T>`]: asks the disk's
+    /// data whether attribute number `n` exists.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs while `device_add_disk` creates the groups of a
+    /// disk that [`Disk::add`] adds for `T`.
+    unsafe extern "C" fn is_visible(
+        kobj: *mut bindings::kobject,
+        attr: *mut bindings::attribute,
+        n: c_int,
+    ) -> bindings::umode_t {
+        // SAFETY: The kobject is the `kobj` of the disk's device.
+        let data = unsafe {
+            let dev = kobj
+                .byte_sub(core::mem::offset_of!(bindings::device, kobj))
+                .cast::<bindings::device>();
+            Self::of_device(dev)
+        };
+        match usize::try_from(n) {
+            // SAFETY: `attr` is the attribute sysfs asks about.
+            Ok(index) if data.visible(index) => unsafe { (*attr).mode },
+            _ => 0,
+        }
+    }
+}
+
+/// Builds the read-only (0444) attribute `name` of the disks of a `T` tag
+/// set, attribute number `I` of `T::Disk`'s, for a [`DiskGroups<T>`].
+pub(crate) const fn disk_attribute<T: Operations, const I: usize>(
+    name: &'static CStr,
+) -> bindings::device_attribute {
+    super::sysfs::read_only(name, DiskOps::<T>::show::<I>)
+}
+
+/// An attribute group of `attrs` (a NULL-terminated array whose entry
+/// number `I` is [`disk_attribute::<T, I>`]) whose attributes `T::Disk`
+/// may hide ([`Attributes::visible`]).
+pub(crate) const fn disk_group<T: Operations>(
+    attrs: *const *const bindings::attribute,
+) -> bindings::attribute_group {
+    let mut group = super::sysfs::group(attrs);
+    group.is_visible = Some(DiskOps::<T>::is_visible);
+    group
+}
+
+/// The sysfs attribute groups of a `T` tag set's disks, which come and go
+/// with each disk.
+///
+/// # Invariants
+///
+/// `groups` is a NULL-terminated array of groups made by
+/// [`disk_group::<T>`] whose attributes at index `I` are
+/// [`disk_attribute::<T, I>`], all living as long as the module.
+pub(crate) struct DiskGroups<T: Operations> {
+    groups: *const *const bindings::attribute_group,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The groups are read-only data for the kernel.
+unsafe impl<T: Operations> Sync for DiskGroups<T> {}
+
+impl<T: Operations> DiskGroups<T> {
+    /// Wraps `groups`.
+    ///
+    /// # Safety
+    ///
+    /// `groups` must satisfy the type invariant.
+    pub(crate) const unsafe fn new(groups: *const *const bindings::attribute_group) -> Self {
+        // INVARIANT: By the requirements.
+        Self {
+            groups,
+            _p: PhantomData,
+        }
+    }
+}
 
 /// Lockdep class of the disks' queues.
 static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
@@ -1051,7 +1292,9 @@ static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
 pub(crate) struct Disk<T: Operations> {
     disk: NonNull<bindings::gendisk>,
     /// Read by requests through `queuedata` until the disk is gone.
-    _data: Arc<T::Disk>,
+    data: Arc<T::Disk>,
+    /// The capacity last set, in 512-byte sectors.
+    sectors: AtomicU64,
     /// The tag set the disk's queue uses, freed only after the disk.
     _set: Arc<TagSet<T>>,
 }
@@ -1059,12 +1302,14 @@ pub(crate) struct Disk<T: Operations> {
 // SAFETY: The gendisk is reference counted and its functions may be called
 // from any thread.
 unsafe impl<T: Operations> Send for Disk<T> {}
-// SAFETY: `&Disk` gives no access.
+// SAFETY: `&Disk` gives the data (`Sync`), an atomic and
+// `set_capacity_and_notify`, which takes the block device's size lock.
 unsafe impl<T: Operations> Sync for Disk<T> {}
 
 impl<T: Operations> Disk<T> {
     /// Creates and registers a disk named `name` of `sectors` 512-byte
-    /// sectors on `set`, with `parent` as its parent device.
+    /// sectors on `set`, with `parent` as its parent device and `groups`
+    /// as its sysfs attributes.
     pub(crate) fn add(
         set: &Arc<TagSet<T>>,
         data: Arc<T::Disk>,
@@ -1072,6 +1317,7 @@ impl<T: Operations> Disk<T> {
         name: fmt::Arguments<'_>,
         sectors: u64,
         parent: &PciDevice,
+        groups: &'static DiskGroups<T>,
     ) -> Result<Self> {
         let mut lim = limits.to_raw();
         let queuedata = core::ptr::from_ref::<T::Disk>(&data).cast_mut().cast();
@@ -1085,7 +1331,7 @@ impl<T: Operations> Disk<T> {
         }
         // SAFETY: `disk` is a fresh gendisk owned here.
         unsafe {
-            (*disk).fops = &FOPS.0;
+            (*disk).fops = &DiskOps::<T>::TABLE;
             let mut w = NameWriter {
                 buf: &mut (*disk).disk_name,
                 len: 0,
@@ -1095,9 +1341,15 @@ impl<T: Operations> Disk<T> {
                 return Err(EINVAL);
             }
             bindings::set_capacity(disk, sectors);
-            let ret = bindings::device_add_disk(parent.as_device(), disk, core::ptr::null_mut());
+            // Released by `free_disk` once the disk was added, else below.
+            let private = Arc::into_raw(data.clone());
+            (*disk).private_data = private.cast_mut().cast();
+            // The groups are `T`'s, by the type invariant of `DiskGroups`.
+            let ret = bindings::device_add_disk(parent.as_device(), disk, groups.groups.cast_mut());
             if ret != 0 {
+                // Not added: `put_disk` does not call `free_disk`.
                 bindings::put_disk(disk);
+                drop(Arc::from_raw(private));
                 return Err(Error::from_errno(ret));
             }
         }
@@ -1105,9 +1357,30 @@ impl<T: Operations> Disk<T> {
         Ok(Self {
             // SAFETY: Checked non-null above.
             disk: unsafe { NonNull::new_unchecked(disk) },
-            _data: data,
+            data,
+            sectors: AtomicU64::new(sectors),
             _set: set.clone(),
         })
+    }
+}
+
+impl<T: Operations> Disk<T> {
+    /// The disk's data.
+    pub(crate) fn data(&self) -> &Arc<T::Disk> {
+        &self.data
+    }
+
+    /// The capacity last set, in 512-byte sectors.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.sectors.load(Ordering::Relaxed)
+    }
+
+    /// Changes the capacity to `sectors` 512-byte sectors and tells user
+    /// space (a `RESIZE=1` change uevent), as a revalidation does.
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        self.sectors.store(sectors, Ordering::Relaxed);
+        // SAFETY: The disk is added, by the type invariant.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::bindings;
 use super::blk::{CompletionBatch, Request, TagSetRef, TimedOut};
+use super::misc_types::FileOps;
 use super::pci::PciDevice;
 use core::ffi::c_uint;
 use core::fmt;
@@ -88,8 +89,9 @@ impl TimeoutAction {
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Data of one hardware queue.
     type Queue: Send + Sync;
-    /// Data of one disk, reachable from its requests.
-    type Disk: Send + Sync;
+    /// Data of one disk, reachable from its requests; it serves the
+    /// disk's ioctls and sysfs attributes.
+    type Disk: FileOps;
     /// Driver data of one request; created when the tag set is allocated.
     type Pdu: Send;
 
@@ -121,6 +123,10 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// The work [`TagSetRef::schedule_work`] asked for, in process context;
     /// never runs twice at once.
     fn work(&self, set: &TagSetRef<'_, Self>);
+    /// The work [`TagSetRef::schedule_event_work`] asked for, in process
+    /// context; never runs twice at once, but may run while
+    /// [`Operations::work`] does (so it may wait for what that does).
+    fn event_work(&self, set: &TagSetRef<'_, Self>);
 }
 
 /// Limits and features of a disk's queue.
@@ -182,11 +188,12 @@ impl fmt::Write for NameWriter<'_> {
     }
 }
 
-/// The C side of a tag set: the set and the driver's work item.
+/// The C side of a tag set: the set and the driver's two work items.
 #[repr(C)]
 pub(super) struct RawSet {
     pub(super) set: bindings::blk_mq_tag_set,
     pub(super) work: bindings::work_struct,
+    pub(super) event_work: bindings::work_struct,
     /// The device of the `TagSet`'s `pdev`, which keeps it alive.
     pub(super) pdev: *mut bindings::pci_dev,
     /// How many of the hardware queues, the last ones, are polled.

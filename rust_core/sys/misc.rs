@@ -17,8 +17,7 @@ use super::bindings;
 pub(crate) use super::misc_types::FileOps;
 use super::misc_types::NameBuf;
 use super::pci::PciDevice;
-use super::sysfs_types::Value;
-use core::ffi::{c_void, CStr};
+use core::ffi::CStr;
 use core::fmt::{self, Write};
 use core::mem::MaybeUninit;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -102,11 +101,6 @@ impl<T: FileOps> MiscDevice<T> {
         }
         // INVARIANT: Registered above with the checked tables.
         Ok(Self { inner })
-    }
-
-    /// The device's data.
-    pub(crate) fn data(&self) -> &Arc<T> {
-        &self.inner.data
     }
 }
 
@@ -210,18 +204,8 @@ unsafe extern "C" fn show<T: FileOps, const I: usize>(
     // SAFETY: drvdata is the first field of a live `Inner<T>`: deregistration
     // removes the attributes, waiting for this call, before it is freed.
     let data: &T = unsafe { &(*misc).data };
-    let value = Value::<T, I>(data);
-    let args: fmt::Arguments<'_> = format_args!("{value}");
-    // SAFETY: `buf` is a sysfs page buffer; `%pA` consumes the pointer to
-    // `args`, which outlives the call.
-    let n = unsafe {
-        bindings::sysfs_emit(
-            buf,
-            c"%pA".as_ptr().cast(),
-            core::ptr::from_ref(&args).cast::<c_void>(),
-        )
-    };
-    n as isize
+    // SAFETY: `buf` is the sysfs page buffer of this `show`.
+    unsafe { super::sysfs::emit::<T, I>(data, buf) }
 }
 
 /// Whether the calling task has `CAP_SYS_ADMIN`.

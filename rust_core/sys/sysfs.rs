@@ -96,10 +96,23 @@ unsafe extern "C" fn show<T: Attributes, const I: usize>(
     let Some(data) = (unsafe { data.as_ref() }) else {
         return ENODEV.to_errno() as isize;
     };
+    // SAFETY: By the function's requirements.
+    unsafe { emit::<T, I>(data, buf) }
+}
+
+/// Prints attribute `I` of `data` into the sysfs buffer `buf`.
+///
+/// # Safety
+///
+/// `buf` must be the `PAGE_SIZE` buffer sysfs passed to a `show`.
+pub(super) unsafe fn emit<T: Attributes, const I: usize>(
+    data: &T,
+    buf: *mut kernel::ffi::c_char,
+) -> isize {
     let value = Value::<T, I>(data);
     let args: fmt::Arguments<'_> = format_args!("{value}");
-    // SAFETY: `buf` is a sysfs page buffer; `%pA` consumes the pointer to
-    // `args`, which outlives the call.
+    // SAFETY: `buf` is a sysfs page buffer by the requirements; `%pA`
+    // consumes the pointer to `args`, which outlives the call.
     let n = unsafe {
         bindings::sysfs_emit(
             buf,

@@ -14,6 +14,11 @@ pub(crate) trait Attributes: Sync + 'static {
     fn show(&self, index: usize, out: &mut fmt::Formatter<'_>) -> fmt::Result;
     /// Takes `input`, written to attribute number `index`.
     fn store(&self, index: usize, input: &[u8]) -> Result;
+    /// Whether attribute number `index` exists for this value (asked
+    /// once, when the attributes are created); all do by default.
+    fn visible(&self, _index: usize) -> bool {
+        true
+    }
 }
 
 /// Formats attribute `I` of a `T`.

@@ -133,9 +133,13 @@ fio_run after /tmp/after.fio
 fio_check after /tmp/after.fio
 
 # A file open across an unbind: its ioctl then fails cleanly.
+rm -f /tmp/hold.ready
 /bin/passthru-bad /dev/rsnvme0 hold "$(scaled 3)" | sed 's/^@@PT /@@PT rs /' &
 holder=$!
-usleep 500000
+# Unbind only once the file is open (bounded wait).
+t=$(($(scaled 10) * 10))
+while [ ! -e /tmp/hold.ready ] && [ $t -gt 0 ]; do usleep 100000; t=$((t - 1)); done
+[ -e /tmp/hold.ready ] || fail "holder opened /dev/rsnvme0" "not after $(scaled 10) s"
 check "unbind rsnvme with the character device open" drv_unbind "$rs_bdf"
 [ ! -e /dev/rsnvme0 ] && pass "rsnvme: /dev/rsnvme0 gone after unbind" ||
 	fail "rsnvme: /dev/rsnvme0 gone after unbind" "$(ls -l /dev/rsnvme0)"

@@ -10,8 +10,14 @@
  * which the guest script and the host check against what each case must
  * return. With PT_SKIP_HARMFUL set (for the C driver, which sends them)
  * the huge lengths and the deletion of an I/O queue are left out. "hold
- * DEV SECONDS" opens DEV, sleeps, then sends Identify: for
- * an ioctl on a file that outlives its controller.
+ * DEV SECONDS" opens DEV, creates /tmp/hold.ready, sleeps, then sends
+ * Identify: for an ioctl on a file that outlives its controller.
+ *
+ * "ns DEV NSID LBS" runs the namespace ioctls against a namespace's block
+ * device of NSID with LBS-byte blocks: NVME_IOCTL_ID, NVME_IOCTL_SUBMIT_IO
+ * writing a pattern and reading it back (compared byte for byte), and
+ * bad input to both SUBMIT_IO and NVME_IOCTL_IO_CMD (another namespace's
+ * ID, bad opcodes, flags, pointers, lengths).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,6 +69,81 @@ static void identify(struct nvme_passthru_cmd *c, void *buf, unsigned int len)
 	c->data_len = len;
 }
 
+static void user_io(struct nvme_user_io *io, __u8 opcode, void *buf, __u64 slba,
+		    __u16 nblocks)
+{
+	memset(io, 0, sizeof(*io));
+	io->opcode = opcode;
+	io->addr = (uintptr_t)buf;
+	io->slba = slba;
+	io->nblocks = nblocks;
+}
+
+static int ns_cases(unsigned int nsid, unsigned int lbs)
+{
+	static unsigned char pat[16384] __attribute__((aligned(4096)));
+	static unsigned char got[16384] __attribute__((aligned(4096)));
+	unsigned int nb = sizeof(pat) / lbs, i;
+	struct nvme_passthru_cmd c;
+	struct nvme_user_io io;
+	void *unmapped;
+	int ret;
+
+	unmapped = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(unmapped, 4096);
+	errno = 0;
+	ret = ioctl(fd, NVME_IOCTL_ID);
+	printf("@@PT ns-id ret=%d errno=%s want=%u\n", ret, ename(ret < 0 ? errno : 0), nsid);
+	for (i = 0; i < sizeof(pat); i++)
+		pat[i] = (unsigned char)(i * 7 + nsid * 13 + i / 512);
+	/* 16 KiB at block 64 written with SUBMIT_IO, read back with it. */
+	user_io(&io, 0x01, pat, 64, nb - 1);
+	report("submit-io-write", NVME_IOCTL_SUBMIT_IO, &io);
+	user_io(&io, 0x02, got, 64, nb - 1);
+	report("submit-io-read", NVME_IOCTL_SUBMIT_IO, &io);
+	printf("@@PT submit-io-compare same=%d\n", !memcmp(pat, got, sizeof(pat)));
+	/* Compare against what was written: success, then a mismatch. */
+	user_io(&io, 0x05, pat, 64, nb - 1);
+	report("submit-io-compare-equal", NVME_IOCTL_SUBMIT_IO, &io);
+	pat[100] ^= 0xff;
+	report("submit-io-compare-differ", NVME_IOCTL_SUBMIT_IO, &io);
+	pat[100] ^= 0xff;
+	user_io(&io, 0x09, got, 64, 0);
+	report("submit-io-bad-opcode", NVME_IOCTL_SUBMIT_IO, &io);
+	user_io(&io, 0x02, got, 64, 0);
+	io.flags = 1;
+	report("submit-io-flags", NVME_IOCTL_SUBMIT_IO, &io);
+	user_io(&io, 0x02, unmapped, 64, 0);
+	report("submit-io-unmapped-buffer", NVME_IOCTL_SUBMIT_IO, &io);
+	user_io(&io, 0x02, NULL, 64, 0);
+	report("submit-io-null-buffer", NVME_IOCTL_SUBMIT_IO, &io);
+	report("submit-io-null-argument", NVME_IOCTL_SUBMIT_IO, NULL);
+	/* I/O passthrough on the namespace's own device: its ID only. */
+	memset(&c, 0, sizeof(c));
+	c.opcode = 0x02;
+	c.nsid = nsid;
+	c.addr = (uintptr_t)got;
+	c.data_len = lbs;
+	c.cdw10 = 64;
+	report("ns-io-read", NVME_IOCTL_IO_CMD, &c);
+	printf("@@PT ns-io-read-data same=%d\n", !memcmp(pat, got, lbs));
+	c.nsid = nsid + 1;
+	report("ns-io-other-namespace", NVME_IOCTL_IO_CMD, &c);
+	c.nsid = nsid;
+	c.addr = (uintptr_t)unmapped;
+	report("ns-io-unmapped-buffer", NVME_IOCTL_IO_CMD, &c);
+	identify(&c, got, 4096);
+	report("ns-admin-identify", NVME_IOCTL_ADMIN_CMD, &c);
+	report("ns-unknown-ioctl", _IO('N', 0x7f), NULL);
+	if (setresuid(65534, 65534, 65534) != 0) {
+		perror("setresuid");
+		return 1;
+	}
+	user_io(&io, 0x02, got, 64, 0);
+	report("ns-unprivileged-submit-io", NVME_IOCTL_SUBMIT_IO, &io);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char buf[8192] __attribute__((aligned(4096)));
@@ -77,7 +158,11 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
+	if (argc > 4 && !strcmp(argv[2], "ns"))
+		return ns_cases(strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
 	if (argc > 3 && !strcmp(argv[2], "hold")) {
+		/* Open: the caller may unbind now (it waits for this file). */
+		close(open("/tmp/hold.ready", O_WRONLY | O_CREAT, 0600));
 		sleep(atoi(argv[3]));
 		identify(&c, buf, 4096);
 		report("held-identify", NVME_IOCTL_ADMIN_CMD, &c);

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Namespaces: which ones the controller has (Identify Active Namespace
+//! List, Identify Namespace, the Namespace Identification Descriptor
+//! list), at bring-up and again on a rescan, which turns namespaces that
+//! appeared into disks, removes the disks of those that went away and
+//! changes the capacity of those that were resized, without rebinding
+//! (what the C driver's `nvme_scan_work` does).
+
+#![deny(unsafe_code)]
+
+use crate::admin::AdminQueue;
+use crate::io::{IoShared, Namespace};
+use crate::mgmt::Handle;
+use crate::ns::NsDisk;
+use crate::registers::Registers;
+use crate::spec::command::{Cns, Command};
+use crate::spec::identify::{
+    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
+};
+use crate::spec::nsid::NamespaceIds;
+use crate::spec::regs::{Cap, Version};
+use crate::sys::blk::{Disk, Limits, TagSet};
+use crate::sys::dma::CoherentArray;
+use crate::sys::pci::PciDevice;
+use crate::sys::print::{dev_info, dev_warn};
+use crate::sys::time::etimedout;
+use core::cell::Cell;
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::error::{
+    code::{EIO, ENODEV},
+    Result,
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// Most namespaces the driver looks at: one Active Namespace ID list.
+pub(crate) const MAX_NAMESPACES: usize = 1024;
+
+/// The kernel's page size as a shift (`PAGE_SHIFT`).
+const PAGE_SHIFT: u32 = kernel::bindings::PAGE_SHIFT;
+
+/// Runs one admin command and fails unless it succeeded; the second
+/// argument names it for messages.
+pub(crate) type Run<'a> = &'a dyn Fn(Command, &str) -> Result;
+
+/// Identify commands about namespaces, with the DMA buffer they share.
+pub(crate) struct Identifier {
+    pdev: PciDevice,
+    buf: CoherentArray<u8>,
+    page: KBox<[u8; IDENTIFY_DATA_SIZE]>,
+    /// The controller's version (the VS register), which says which
+    /// identifiers it reports where.
+    vs: Version,
+}
+
+impl Identifier {
+    /// A buffer for the controller `regs` maps.
+    pub(crate) fn new(regs: &Registers) -> Result<Self> {
+        Ok(Self {
+            pdev: regs.pdev().clone(),
+            buf: CoherentArray::zeroed(regs.pdev(), IDENTIFY_DATA_SIZE)?,
+            page: KBox::new([0; IDENTIFY_DATA_SIZE], GFP_KERNEL)?,
+            vs: regs.read()?,
+        })
+    }
+
+    /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
+    fn identify(&mut self, run: Run<'_>, cns: Cns, nsid: u32, what: &str) -> Result {
+        run(Command::identify(cns, nsid, self.buf.dma_handle()), what)?;
+        self.buf.read_into(&mut self.page[..])
+    }
+
+    /// The active namespace IDs, in increasing order.
+    pub(crate) fn active_list(&mut self, run: Run<'_>) -> Result<KVec<u32>> {
+        self.identify(run, Cns::ActiveNsList, 0, "Identify Active Namespace List")?;
+        let mut nsids = KVec::new();
+        for nsid in active_namespaces(&self.page).take(MAX_NAMESPACES) {
+            nsids.push(nsid, GFP_KERNEL)?;
+        }
+        Ok(nsids)
+    }
+
+    /// Identifies namespace `nsid` (a failure or an unusable namespace
+    /// is reported). `ETIMEDOUT` if the controller stopped answering.
+    pub(crate) fn namespace(&mut self, run: Run<'_>, nsid: u32) -> Result<Found> {
+        match self.identify(run, Cns::Namespace, nsid, "Identify Namespace") {
+            Ok(()) => {}
+            Err(e) if e == etimedout() => return Err(e),
+            Err(e) => {
+                dev_warn!(
+                    &self.pdev,
+                    "namespace {nsid} skipped: Identify failed ({e:?})\n"
+                );
+                return Ok(Found::Failed);
+            }
+        }
+        let ns = IdentifyNamespace::parse(&self.page);
+        let lba_shift = match ns.usable_lba(PAGE_SHIFT) {
+            Ok(shift) => shift,
+            Err(e) => {
+                dev_warn!(&self.pdev, "namespace {nsid} skipped: {e}\n");
+                return Ok(Found::Unusable);
+            }
+        };
+        let ids = self.namespace_ids(run, nsid, &ns)?;
+        Ok(Found::Usable(Namespace {
+            nsid,
+            blocks: ns.size_blocks(),
+            lba_shift,
+            ids,
+        }))
+    }
+
+    /// The identifiers of namespace `nsid`, whose Identify Namespace data
+    /// is `ns`: from its Namespace Identification Descriptor list where
+    /// the controller has one, else (or for what the list lacks) from
+    /// Identify Namespace, as the C driver takes them. A list that cannot
+    /// be read is reported and done without.
+    fn namespace_ids(
+        &mut self,
+        run: Run<'_>,
+        nsid: u32,
+        ns: &IdentifyNamespace,
+    ) -> Result<NamespaceIds> {
+        let mut ids = NamespaceIds::default();
+        if NamespaceIds::has_descriptor_list(self.vs) {
+            match self.identify(run, Cns::NsDescriptors, nsid, "Identify Descriptor List") {
+                Ok(()) => {
+                    let (found, bad) = NamespaceIds::from_descriptors(&self.page[..]);
+                    if let Some(bad) = bad {
+                        dev_warn!(&self.pdev, "namespace {nsid}: {bad}\n");
+                    }
+                    ids = found;
+                }
+                Err(e) if e == etimedout() => return Err(e),
+                Err(e) => dev_warn!(
+                    &self.pdev,
+                    "namespace {nsid}: no identification descriptors ({e:?})\n"
+                ),
+            }
+        }
+        ids.fill_from_identify(self.vs, ns.eui64(), ns.nguid());
+        Ok(ids)
+    }
+}
+
+/// What identifying a namespace found.
+pub(crate) enum Found {
+    /// A namespace that can back a disk.
+    Usable(Namespace),
+    /// One that cannot (inactive, unsupported format).
+    Unusable,
+    /// Identify failed: nothing is known (a rescan keeps its disk).
+    Failed,
+}
+
+/// What a namespace's disk is made from, beyond the namespace.
+pub(crate) struct DiskParams {
+    pub(crate) pdev: PciDevice,
+    pub(crate) id: IdentifyController,
+    pub(crate) cap: Cap,
+    /// The memory page size used with the controller, as a shift.
+    pub(crate) page_shift: u32,
+    /// The largest DMA mapping that works well.
+    pub(crate) dma_limit: usize,
+    /// The controller number the disks are named after.
+    pub(crate) number: u32,
+}
+
+/// The disks of a controller's namespaces, or `None` once the controller
+/// is being removed.
+type DiskList = Option<KVec<Disk<IoShared>>>;
+
+/// The namespaces a controller serves as disks, and their rescan.
+#[pin_data]
+pub(crate) struct Namespaces {
+    params: DiskParams,
+    regs: Arc<Registers>,
+    admin: Arc<AdminQueue>,
+    set: Arc<TagSet<IoShared>>,
+    mgmt: Arc<Handle>,
+    /// Held for a whole rescan, so one runs at a time and remove waits.
+    #[pin]
+    disks: Mutex<DiskList>,
+}
+
+impl Namespaces {
+    /// Adds a disk for each of `namespaces` (one that cannot be added is
+    /// reported and left out); their ioctls go through `mgmt`.
+    pub(crate) fn new(
+        params: DiskParams,
+        regs: Arc<Registers>,
+        admin: Arc<AdminQueue>,
+        set: Arc<TagSet<IoShared>>,
+        mgmt: Arc<Handle>,
+        namespaces: &[Namespace],
+    ) -> Result<Arc<Self>> {
+        let this = Arc::pin_init(
+            pin_init!(Self {
+                params,
+                regs,
+                admin,
+                set,
+                mgmt,
+                disks <- new_mutex!(Some(KVec::new()), "rsnvme_namespaces"),
+            }),
+            GFP_KERNEL,
+        )?;
+        {
+            let mut guard = this.disks.lock();
+            if let Some(disks) = guard.as_mut() {
+                for ns in namespaces {
+                    if let Some(disk) = this.add_disk(ns) {
+                        disks.push(disk, GFP_KERNEL)?;
+                    }
+                }
+            }
+        }
+        Ok(this)
+    }
+
+    /// The disk of namespace `ns`; `None` (reported) if it cannot be added.
+    fn add_disk(&self, ns: &Namespace) -> Option<Disk<IoShared>> {
+        let p = &self.params;
+        let limits: Limits =
+            crate::controller::limits(&p.id, p.cap, p.page_shift, ns.lba_shift, p.dma_limit);
+        let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
+        let data = match Arc::new(NsDisk::new(*ns, &p.id, self.mgmt.clone()), GFP_KERNEL) {
+            Ok(data) => data,
+            Err(_) => {
+                dev_warn!(&p.pdev, "namespace {}: no memory for its disk\n", ns.nsid);
+                return None;
+            }
+        };
+        let groups = &crate::ffi::DISK_GROUPS;
+        match Disk::add(
+            &self.set,
+            data,
+            &limits,
+            name,
+            ns.sectors(),
+            &p.pdev,
+            groups,
+        ) {
+            Ok(disk) => Some(disk),
+            Err(e) => {
+                dev_warn!(&p.pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid);
+                None
+            }
+        }
+    }
+
+    /// Whether namespace `nsid` has a disk (I/O commands from user space
+    /// may name only those).
+    pub(crate) fn serves(&self, nsid: u32) -> bool {
+        self.disks
+            .lock()
+            .as_ref()
+            .is_some_and(|disks| disks.iter().any(|d| d.data().namespace().nsid == nsid))
+    }
+
+    /// The namespaces that have a disk.
+    pub(crate) fn nsids(&self) -> KVec<u32> {
+        let mut out = KVec::new();
+        if let Some(disks) = self.disks.lock().as_ref() {
+            for disk in disks.iter() {
+                if out.push(disk.data().namespace().nsid, GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes the disks away for good (remove), waiting for a rescan in
+    /// progress; dropping them removes them, waiting for their I/O.
+    pub(crate) fn take_all(&self) -> KVec<Disk<IoShared>> {
+        self.disks.lock().take().unwrap_or_default()
+    }
+
+    /// Rescans the namespaces (`NVME_IOCTL_RESCAN`, a Namespace Attribute
+    /// Changed event): disks for namespaces that appeared, none for those
+    /// that went away or became unusable, a new capacity for those that
+    /// were resized; a namespace whose block size or identifiers changed
+    /// is another namespace: its disk is removed and added again. The
+    /// Identify commands run as the passthrough commands do, never during
+    /// a reset (`EBUSY`), and a timeout resets the controller.
+    pub(crate) fn rescan(&self) -> Result {
+        let mut guard = self.disks.lock();
+        let disks = guard.as_mut().ok_or(ENODEV)?;
+        let pdev = &self.params.pdev;
+        let shared = self.set.data();
+        let set = self.set.borrowed();
+        // Set when a command could not run at all (a reset, suspend or
+        // removal under way): then nothing is changed.
+        let stopped = Cell::new(None);
+        let run = |cmd: Command, what: &str| -> Result {
+            let cqe = shared
+                .exclusive(&set, |_| self.admin.submit_and_wait(cmd))
+                .inspect_err(|&e| stopped.set(Some(e)))?;
+            if cqe.status().is_success() {
+                Ok(())
+            } else {
+                dev_warn!(pdev, "rescan: {what} failed: {}\n", cqe.status());
+                Err(EIO)
+            }
+        };
+        let mut identifier = Identifier::new(&self.regs)?;
+        let nsids = identifier.active_list(&run)?;
+        // Usable namespaces, and those Identify failed for (kept as they
+        // are).
+        let mut found = KVec::new();
+        let mut unknown = KVec::new();
+        for &nsid in nsids.iter() {
+            match identifier.namespace(&run, nsid)? {
+                Found::Usable(ns) => found.push(ns, GFP_KERNEL)?,
+                Found::Unusable => {}
+                Found::Failed => unknown.push(nsid, GFP_KERNEL)?,
+            }
+            if let Some(e) = stopped.get() {
+                return Err(e);
+            }
+        }
+
+        // Disks whose namespace is gone, unusable or another one now go;
+        // the others are kept for the new list. Room for every list is
+        // taken before the old one is, so no push below allocates (and
+        // none fails).
+        let mut kept = KVec::with_capacity(disks.len(), GFP_KERNEL)?;
+        let mut gone = KVec::with_capacity(disks.len(), GFP_KERNEL)?;
+        let mut new = KVec::with_capacity(found.len() + unknown.len(), GFP_KERNEL)?;
+        for disk in core::mem::take(disks) {
+            let old = *disk.data().namespace();
+            let same = found.iter().any(|ns| {
+                ns.nsid == old.nsid && ns.lba_shift == old.lba_shift && ns.ids == old.ids
+            });
+            if unknown.contains(&old.nsid) {
+                new.push(disk, GFP_KERNEL)?;
+            } else if same {
+                kept.push(Some(disk), GFP_KERNEL)?;
+            } else {
+                dev_info!(pdev, "rescan: namespace {} removed\n", old.nsid);
+                gone.push(disk, GFP_KERNEL)?;
+            }
+        }
+        // Removed (waiting for their I/O) before a namespace with the same
+        // ID gets a disk of the same name.
+        drop(gone);
+
+        for ns in found.iter() {
+            let slot = kept.iter_mut().find(|d| {
+                d.as_ref()
+                    .is_some_and(|d| d.data().namespace().nsid == ns.nsid)
+            });
+            if let Some(disk) = slot.and_then(Option::take) {
+                if disk.capacity() != ns.sectors() {
+                    disk.set_capacity(ns.sectors());
+                    dev_info!(
+                        pdev,
+                        "rescan: namespace {} resized to {} blocks of {} bytes\n",
+                        ns.nsid,
+                        ns.blocks,
+                        1u32 << ns.lba_shift
+                    );
+                }
+                new.push(disk, GFP_KERNEL)?;
+            } else if let Some(disk) = self.add_disk(ns) {
+                dev_info!(
+                    pdev,
+                    "rescan: namespace {} added: {} blocks of {} bytes\n",
+                    ns.nsid,
+                    ns.blocks,
+                    1u32 << ns.lba_shift
+                );
+                new.push(disk, GFP_KERNEL)?;
+            }
+        }
+        *disks = new;
+        Ok(())
+    }
+}
