@@ -19,6 +19,7 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
 use crate::sys::blk::TagSet;
+use crate::sys::compat::user_slice;
 use crate::sys::dma::CoherentArray;
 use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
 use crate::sys::pci::PciDevice;
@@ -33,7 +34,6 @@ use kernel::error::{
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::uaccess::UserSlice;
 
 /// Controller numbers in use, one bit each: `rsnvme<N>` and its disks
 /// `rsnvme<N>n<nsid>`. The lowest free number is taken, so a controller
@@ -223,7 +223,7 @@ impl Handle {
         };
         let mut raw = [0u8; passthru::PASSTHRU64_SIZE];
         let raw = raw.get_mut(..size).ok_or(EINVAL)?;
-        UserSlice::new(arg, size).reader().read_slice(raw)?;
+        user_slice(arg, size).reader().read_slice(raw)?;
         let Passthru {
             mut command,
             addr,
@@ -254,7 +254,7 @@ impl Handle {
         };
         if let (Some(bounce), Direction::ToDevice) = (&bounce, direction) {
             let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-            UserSlice::new(addr, len).reader().read_slice(&mut buf)?;
+            user_slice(addr, len).reader().read_slice(&mut buf)?;
             bounce.data.write_from(&buf)?;
         }
         if let Some(bounce) = &bounce {
@@ -283,17 +283,17 @@ impl Handle {
         if let (Some(bounce), Direction::FromDevice) = (&bounce, direction) {
             let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
             bounce.data.read_into(&mut buf)?;
-            UserSlice::new(addr, len).writer().write_slice(&buf)?;
+            user_slice(addr, len).writer().write_slice(&buf)?;
         }
         if wide {
             let result = u64::from(cqe.result()) | (u64::from(cqe.dw1()) << 32);
             let at = arg.checked_add(passthru::RESULT64_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 8)
+            user_slice(at, 8)
                 .writer()
                 .write_slice(&result.to_le_bytes())?;
         } else {
             let at = arg.checked_add(passthru::RESULT_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 4)
+            user_slice(at, 4)
                 .writer()
                 .write_slice(&cqe.result().to_le_bytes())?;
         }

@@ -12,6 +12,7 @@
 
 use super::__this_module;
 use super::bindings;
+use super::compat;
 use super::pci::{DmaStopped, PciDevice};
 use super::Static;
 use core::cell::UnsafeCell;
@@ -137,8 +138,7 @@ impl<T: Operations> Request<T> {
         // fills at most `nr_phys_segments` entries.
         let nents = unsafe {
             bindings::sg_init_table(sg, segments);
-            let mut last = core::ptr::null_mut();
-            bindings::__blk_rq_map_sg((*rq).q, rq, sg, &mut last)
+            compat::blk_rq_map_sg(rq, sg)
         };
         let nents = c_uint::try_from(nents).map_err(|_| EINVAL)?;
         if nents == 0 || nents as usize > MAX_SEGMENTS {
@@ -420,7 +420,7 @@ impl<T: Operations> TagSet<T> {
                 addr_of_mut!((*both).work),
                 Some(run_work::<T>),
                 false,
-                c"rsnvme_work".as_ptr().cast(),
+                compat::char_ptr(c"rsnvme_work"),
                 WORK_KEY.0.get(),
             )
         };
@@ -434,7 +434,7 @@ impl<T: Operations> TagSet<T> {
             (*raw).cmd_size = size_of::<PduBox<T>>() as c_uint;
             (*raw).numa_node = bindings::NUMA_NO_NODE;
             (*raw).timeout = kernel::time::msecs_to_jiffies(timeout_ms) as c_uint;
-            (*raw).flags = bindings::BLK_MQ_F_SHOULD_MERGE as c_uint;
+            (*raw).flags = compat::TAG_SET_FLAGS;
             (*raw).driver_data = core::ptr::from_ref::<T>(&data).cast_mut().cast();
         }
         // SAFETY: The set is filled in; `data` outlives it (held below).
@@ -851,7 +851,7 @@ impl<T: Operations> Ops<T> {
         _set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
         _hctx: c_uint,
-        _node: c_uint,
+        _node: compat::InitRequestNode,
     ) -> c_int {
         // SAFETY: blk-mq allocated `cmd_size` bytes of pdu after `rq`, for
         // a `PduBox<T>`; they are uninitialised, so written, not assigned.
@@ -889,9 +889,7 @@ impl<T: Operations> Ops<T> {
         unsafe {
             let qmap = addr_of_mut!((*set).map[bindings::hctx_type_HCTX_TYPE_DEFAULT as usize]);
             match Self::data(set).irq_affinity() {
-                Some((pdev, offset)) => {
-                    bindings::blk_mq_pci_map_queues(qmap, pdev.as_raw(), offset as c_int)
-                }
+                Some((pdev, offset)) => compat::map_hw_queues(qmap, pdev.as_raw(), offset),
                 None => bindings::blk_mq_map_queues(qmap),
             }
         }

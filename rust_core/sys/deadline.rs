@@ -5,36 +5,33 @@
 
 #![deny(unsafe_code)]
 
+use super::time::monotonic_ns;
 use kernel::bindings;
 use kernel::error::Error;
-use kernel::time::Ktime;
 
 /// The `ETIMEDOUT` error, which 6.12's `kernel::error::code` lacks.
 pub(crate) fn etimedout() -> Error {
     Error::from_errno(-(bindings::ETIMEDOUT as i32))
 }
 
-/// A point in monotonic time after which a wait gives up.
+/// A point in monotonic time (nanoseconds) after which a wait gives up.
 #[derive(Clone, Copy)]
-pub(crate) struct Deadline(Ktime);
+pub(crate) struct Deadline(i64);
 
 impl Deadline {
     /// The deadline `ms` milliseconds from now.
     pub(crate) fn after_ms(ms: u32) -> Self {
-        let now = Ktime::ktime_get().to_ns();
-        Self(Ktime::from_raw(
-            now.saturating_add(i64::from(ms).saturating_mul(1_000_000)),
-        ))
+        Self(monotonic_ns().saturating_add(i64::from(ms).saturating_mul(1_000_000)))
     }
 
     /// Whether the deadline has passed.
     pub(crate) fn expired(self) -> bool {
-        Ktime::ktime_get().to_ns() >= self.0.to_ns()
+        monotonic_ns() >= self.0
     }
 
     /// Milliseconds left, 0 once expired.
     pub(crate) fn remaining_ms(self) -> u32 {
-        let left = self.0.to_ns().saturating_sub(Ktime::ktime_get().to_ns()) / 1_000_000;
+        let left = self.0.saturating_sub(monotonic_ns()) / 1_000_000;
         u32::try_from(left.max(0)).unwrap_or(u32::MAX)
     }
 }

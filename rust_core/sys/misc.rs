@@ -14,6 +14,7 @@
 
 use super::__this_module;
 use super::bindings;
+use super::compat;
 pub(crate) use super::misc_types::FileOps;
 use super::misc_types::NameBuf;
 use super::pci::PciDevice;
@@ -217,7 +218,7 @@ unsafe extern "C" fn show<T: FileOps, const I: usize>(
     let n = unsafe {
         bindings::sysfs_emit(
             buf,
-            c"%pA".as_ptr().cast(),
+            compat::char_ptr(c"%pA"),
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
     };
