@@ -33,8 +33,9 @@ ifeq ($(KVER),6.12)
 BINDGEN ?= $(firstword $(wildcard $(RSNVME_CACHE)/bindgen-0.73.2/bin/bindgen) \
 	$(shell command -v bindgen) bindgen)
 else
-# The same bindgen with the libclang 7.3 needs (qemu-ci/fetch-7.3.sh).
-BINDGEN ?= $(shell KVER=$(KVER) RSNVME_CACHE=$(RSNVME_CACHE) . ./qemu-ci/env.sh && echo "$$BINDGEN")
+# The same bindgen with the libclang 7.3 needs (qemu-ci/fetch-7.3.sh,
+# qemu-ci/env.sh).
+BINDGEN ?= $(RSNVME_CACHE)/libclang-19/bindgen
 endif
 export RSNVME_CACHE KVER
 
