@@ -82,7 +82,9 @@ if [ ! -x "$clang/bindgen" ]; then
 	debs=(libllvm19 libclang1-19 libclang-common-19-dev)
 	(cd "$clang.tmp/debs" && apt-get -qq download "${debs[@]}") 2>/dev/null || {
 		# A fresh machine may not have read its package lists yet.
-		apt-get update -qq
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo=sudo
+		$sudo apt-get update -qq
 		(cd "$clang.tmp/debs" && apt-get -qq download "${debs[@]}")
 	}
 	for deb in "$clang.tmp/debs/"*.deb; do
