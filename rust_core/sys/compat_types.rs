@@ -23,7 +23,7 @@
 //! | no irq-disabling spinlock in the kernel crate | `kernel::sync::SpinLockIrq` | [`IrqSpinLock`] (6.12: `compat::IrqSpinLockBackend`) |
 //! | `UserSlice::new(usize, len)` | `UserSlice::new(UserPtr, len)` | [`user_slice`] |
 //! | `CStr::as_ptr`/`from_ptr` allowed | forbidden by the kernel's clippy.toml (`c_char` is `u8`); `CStrExt::from_char_ptr` instead | [`char_ptr`], `compat::cstr_from_ptr` |
-//! | `kernel::time::Ktime` | `kernel::time::Instant<Monotonic>` | avoided: `sys::time::monotonic_ns` calls `ktime_get()` on both |
+//! | `kernel::time::Ktime` | `kernel::time::Instant<Monotonic>`, `Delta` | [`Instant`], [`now`], [`ns_since`] |
 //! | `struct module` FFI-safe | has an empty `struct its_array` (rustc: not FFI-safe) | `#[allow(improper_ctypes)]` on `__this_module` (`sys/mod.rs`) |
 //! | pedantic clippy lints off | `cast_lossless`, `ptr_as_ptr`, `ref_as_ptr`, ... on | allowed in the generated bindings (`sys/bindings.rs`); rsnvme's own code is clean under both |
 //! | external module builds run in the kernel's build directory | in the module's directory (6.13) | `gen_bindings.sh` changes to `$(objtree)` itself |
@@ -148,3 +148,28 @@ macro_rules! new_irq_spinlock {
     };
 }
 pub(crate) use new_irq_spinlock;
+
+/// A point in monotonic time: 6.12's `Ktime`, 7.3's `Instant<Monotonic>`.
+#[cfg(not(rsnvme_linux_7_3))]
+pub(crate) type Instant = kernel::time::Ktime;
+/// A point in monotonic time: 6.12's `Ktime`, 7.3's `Instant<Monotonic>`.
+#[cfg(rsnvme_linux_7_3)]
+pub(crate) type Instant = kernel::time::Instant<kernel::time::Monotonic>;
+
+/// The monotonic clock's time now (`ktime_get`).
+pub(crate) fn now() -> Instant {
+    #[cfg(not(rsnvme_linux_7_3))]
+    let t = kernel::time::Ktime::ktime_get();
+    #[cfg(rsnvme_linux_7_3)]
+    let t = Instant::now();
+    t
+}
+
+/// Nanoseconds from `earlier` to now.
+pub(crate) fn ns_since(earlier: Instant) -> i64 {
+    #[cfg(not(rsnvme_linux_7_3))]
+    let ns = (now() - earlier).to_ns();
+    #[cfg(rsnvme_linux_7_3)]
+    let ns = earlier.elapsed().as_nanos();
+    ns
+}

@@ -5,7 +5,7 @@
 
 #![deny(unsafe_code)]
 
-use super::time::monotonic_ns;
+use super::compat::{now, ns_since, Instant};
 use kernel::bindings;
 use kernel::error::Error;
 
@@ -14,24 +14,31 @@ pub(crate) fn etimedout() -> Error {
     Error::from_errno(-(bindings::ETIMEDOUT as i32))
 }
 
-/// A point in monotonic time (nanoseconds) after which a wait gives up.
+/// A point in monotonic time after which a wait gives up: `ns`
+/// nanoseconds after `start`.
 #[derive(Clone, Copy)]
-pub(crate) struct Deadline(i64);
+pub(crate) struct Deadline {
+    start: Instant,
+    ns: i64,
+}
 
 impl Deadline {
     /// The deadline `ms` milliseconds from now.
     pub(crate) fn after_ms(ms: u32) -> Self {
-        Self(monotonic_ns().saturating_add(i64::from(ms).saturating_mul(1_000_000)))
+        Self {
+            start: now(),
+            ns: i64::from(ms).saturating_mul(1_000_000),
+        }
     }
 
     /// Whether the deadline has passed.
     pub(crate) fn expired(self) -> bool {
-        monotonic_ns() >= self.0
+        ns_since(self.start) >= self.ns
     }
 
     /// Milliseconds left, 0 once expired.
     pub(crate) fn remaining_ms(self) -> u32 {
-        let left = self.0.saturating_sub(monotonic_ns()) / 1_000_000;
+        let left = self.ns.saturating_sub(ns_since(self.start)) / 1_000_000;
         u32::try_from(left.max(0)).unwrap_or(u32::MAX)
     }
 }
