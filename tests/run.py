@@ -304,7 +304,7 @@ FAULTS = {
     7: (r"failing probe with the I/O queues created: ENOMEM \(injected\)", -12, None),
 }
 # fault=5 (insmod ... io_timeout=3): probe succeeds; the partition scan's
-# read on I/O queue 1 goes unannounced, times out, is aborted, times out
+# read on an I/O queue goes unannounced, times out, is aborted, times out
 # again, the controller is reset and the read is retried.
 FAULT5_TIMEOUT = 3.0
 
@@ -378,8 +378,12 @@ def check_fault5(tag, b, slack):
     record(f"{tag}: fault=5 steps logged in that order",
            all(x >= 0 for x in t) and t == sorted(t), f"time stamps {t}")
     queues = [m[1] for m in found[:2] if m]
-    record(f"{tag}: fault=5 the stalled command is on I/O queue 1 (timeout and abort)",
-           queues == ["1", "1"], f"queues {queues}")
+    # Which I/O queue depends on the CPU the read is issued on (Linux 7.3's
+    # scheduler has put it on the second).
+    record(f"{tag}: fault=5 the stalled command is on an I/O queue, the same for its "
+           "timeout and abort",
+           len(queues) == 2 and queues[0] == queues[1] and queues[0] != "0",
+           f"queues {queues}")
     most = FAULT5_TIMEOUT + 10.0 * slack
     first = t[0] - stamp(probe[0]) if probe and found[0] else -1
     record(f"{tag}: fault=5 I/O times out {first:.1f} s after probe began (io_timeout "

@@ -158,7 +158,6 @@ void rust_helper_init_work_with_key(struct work_struct *work, work_func_t func,
 RSNVME_FN(rust_helper_init_work_with_key)
 RSNVME_FN(queue_work_on)
 RSNVME_FN(cancel_work_sync)
-RSNVME_VAR(system_unbound_wq)
 const int RSNVME_WORK_CPU_UNBOUND = WORK_CPU_UNBOUND;
 RSNVME_VAR(RSNVME_WORK_CPU_UNBOUND)
 /* CPUs. */
@@ -186,3 +185,6 @@ RSNVME_FN(blk_mq_map_hw_queues)
 /* 6.12: a function; 7.3: a static inline around dma_pool_create_node(). */
 RSNVME_FN(dma_pool_create)
 RSNVME_FN(dma_pool_create_node)
+/* 6.12: system_unbound_wq; 7.3 deprecates it (and warns) for system_dfl_wq. */
+RSNVME_VAR(system_unbound_wq)
+RSNVME_VAR(system_dfl_wq)

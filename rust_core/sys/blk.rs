@@ -657,7 +657,7 @@ impl<T: Operations> TagSetRef<'_, T> {
             let both = RawSet::of(self.set);
             bindings::queue_work_on(
                 bindings::RSNVME_WORK_CPU_UNBOUND,
-                bindings::system_unbound_wq,
+                compat::unbound_wq(),
                 addr_of_mut!((*both).work),
             )
         }

@@ -97,6 +97,18 @@ pub(super) unsafe fn dma_pool_create(
     pool
 }
 
+/// The unbound system workqueue.
+pub(super) fn unbound_wq() -> *mut bindings::workqueue_struct {
+    #[cfg(not(rsnvme_linux_7_3))]
+    // SAFETY: The pointer is set once at boot, before any module loads, and
+    // never changed.
+    let wq = unsafe { bindings::system_unbound_wq };
+    #[cfg(rsnvme_linux_7_3)]
+    // SAFETY: As above.
+    let wq = unsafe { bindings::system_dfl_wq };
+    wq
+}
+
 /// The lock backend of 6.12's [`IrqSpinLock`]: a `spinlock_t` whose guard
 /// keeps the saved interrupt flags.
 #[cfg(not(rsnvme_linux_7_3))]
