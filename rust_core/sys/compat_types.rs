@@ -20,7 +20,7 @@
 //! | `BLK_MQ_F_SHOULD_MERGE` | gone, merging is the default | [`TAG_SET_FLAGS`] |
 //! | `init_request(.., unsigned int numa_node)` | `int numa_node` | [`InitRequestNode`] |
 //! | `device_attribute.show`/`.store`, `attribute_group.attrs` | each in a union with a const variant | [`set_show`], [`set_store`], [`set_attrs`] |
-//! | no irq-disabling spinlock in the kernel crate | `kernel::sync::SpinLockIrq` | [`IrqSpinLock`] (6.12: `compat::IrqSpinLockBackend`) |
+//! | no irq-disabling spinlock in the kernel crate | `kernel::sync::SpinLockIrq`; the lock `Backend` trait also wants `try_lock` and `assert_is_held` (no irqsave trylock is callable from Rust) | [`IrqSpinLock`] (6.12: `compat::IrqSpinLockBackend`) |
 //! | `UserSlice::new(usize, len)` | `UserSlice::new(UserPtr, len)` | [`user_slice`] |
 //! | `CStr::as_ptr`/`from_ptr` allowed | forbidden by the kernel's clippy.toml (`c_char` is `u8`); `CStrExt::from_char_ptr` instead | [`char_ptr`], `compat::cstr_from_ptr` |
 //! | `kernel::time::Ktime` | `kernel::time::Instant<Monotonic>`, `Delta` | [`Instant`], [`now`], [`ns_since`] |
@@ -28,7 +28,9 @@
 //! | `struct module` FFI-safe | has an empty `struct its_array` (rustc: not FFI-safe) | `#[allow(improper_ctypes)]` on `__this_module` (`sys/mod.rs`) |
 //! | pedantic clippy lints off | `cast_lossless`, `ptr_as_ptr`, `ref_as_ptr`, ... on | allowed in the generated bindings (`sys/bindings.rs`); rsnvme's own code is clean under both |
 //! | external module builds run in the kernel's build directory | in the module's directory (6.13) | `gen_bindings.sh` changes to `$(objtree)` itself |
-//! | `CONFIG_BLK_MQ_PCI` | gone (6.14) | `qemu-ci/kernel.7.3.config` |
+//! | `CONFIG_BLK_MQ_PCI` | gone (6.14); the rnull sample needs `CONFIG_CONFIGFS_FS` | `qemu-ci/kernel.7.3.config` |
+//! | bindgen with libclang 14 | libclang 17 or later | `qemu-ci/fetch-7.3.sh` (Debian's libclang 19, unpacked privately) |
+//! | clippy's `unnecessary_map_or` held back by 6.12's MSRV | on | `queue.rs` uses a `match` (the same on both) |
 
 #![deny(unsafe_code)]
 
