@@ -6,7 +6,10 @@
 #   make KDIR=/lib/modules/$(uname -r)/build
 #                        build against your own Rust-enabled kernel
 #   make qemu            build everything, boot QEMU, bind the driver, show it
-#   make test            every test: host, lints, header, QEMU boots
+#   make test            every test: host, lints, header, QEMU boots on 6.12,
+#                        then the 7.3 build, lints and a smoke subset on 7.3
+#   make test KVER=7.3   every test on Linux 7.3 (KVER=7.3 also works for
+#                        make, make qemu, make install and make kernel)
 #   make bench           rsnvme next to the C nvme driver: fio in one guest with
 #                        both bound at once, on a kernel without debugging
 #                        (table and chart in build/bench.{md,png})
@@ -22,10 +25,19 @@
 RUSTC ?= /usr/bin/rustc
 CLIPPY_DRIVER ?= /usr/bin/clippy-driver
 RSNVME_CACHE ?= $(HOME)/.cache/rsnvme
+# The QEMU guest kernel without KDIR, and the kernel the tests run on:
+# 6.12 (default) or 7.3 (qemu-ci/env.sh).
+KVER ?= 6.12
+ifeq ($(KVER),6.12)
 # The bindgen qemu-ci/setup.sh installs, else the one on PATH.
 BINDGEN ?= $(firstword $(wildcard $(RSNVME_CACHE)/bindgen-0.73.2/bin/bindgen) \
 	$(shell command -v bindgen) bindgen)
-export RSNVME_CACHE
+else
+# The same bindgen with the libclang 7.3 needs (qemu-ci/fetch-7.3.sh,
+# qemu-ci/env.sh).
+BINDGEN ?= $(RSNVME_CACHE)/libclang-19/bindgen
+endif
+export RSNVME_CACHE KVER
 
 # Without KDIR, build (once, cached) and use the QEMU guest kernel.
 ifeq ($(KDIR),)

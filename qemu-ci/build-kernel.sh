@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Builds the Rust-enabled 6.12 guest kernel out of tree, into a cache
-# directory keyed by variant, kernel version, config fragments, rustc and
-# bindgen, so that a second run (or a fresh clone) reuses it. Prints the
-# build directory.
+# Builds the Rust-enabled guest kernel (Linux 6.12, or 7.3 with KVER=7.3)
+# out of tree, into a cache directory keyed by variant, kernel version,
+# config fragments, rustc and bindgen (and for 7.3 bindgen's libclang), so
+# that a second run (or a fresh clone) reuses it. Prints the build directory.
 #
-# Usage: qemu-ci/build-kernel.sh [test|bench]
+# Usage: [KVER=6.12|7.3] qemu-ci/build-kernel.sh [test|bench]
 #   test  (default) the test kernel: tinyconfig + kernel.config, with lock,
 #         memory and DMA debugging and fault injection
 #   bench the `make bench` kernel: the same + kernel.bench.config, which
@@ -28,6 +28,8 @@ for arg in "$@"; do
 	esac
 done
 fragments=("$here/kernel.config")
+# 7.3's own settings come before the variant's, so bench overrides both.
+[ "$KVER" = 6.12 ] || fragments+=("$here/kernel.$KVER.config")
 [ "$variant" = test ] || fragments+=("$here/kernel.$variant.config")
 
 key=$( {
@@ -38,8 +40,12 @@ key=$( {
 	cat "${fragments[@]}"
 	"$RUSTC" --version
 	"$BINDGEN" --version
+	# bindgen --version does not name its libclang; 6.12 uses the system's.
+	[ "$KVER" = 6.12 ] || cat "$RSNVME_CACHE/libclang-19/version"
 } | sha256sum | cut -c1-16)
-[ "$variant" = test ] && name=kbuild || name=kbuild-$variant
+name=kbuild
+[ "$KVER" = 6.12 ] || name=$name-$KVER
+[ "$variant" = test ] || name=$name-$variant
 kdir="$RSNVME_CACHE/$name-$key"
 
 if [ -f "$kdir/.built" ]; then

@@ -5,7 +5,8 @@
 # Rust-enabled kernel toolchain and the QEMU guest, and bindgen-cli from
 # crates.io at a pinned version. Idempotent and quick when all is present.
 #
-# Usage: qemu-ci/setup.sh           (prints nothing but problems when up to date)
+# Usage: qemu-ci/setup.sh           (prints nothing but problems when up to date;
+#                                   KVER=7.3 also fetches Linux 7.3, fetch-7.3.sh)
 #        qemu-ci/setup.sh --bench   only what `make bench` adds: matplotlib for
 #                                   its chart (not needed by anything else)
 set -euo pipefail
@@ -48,12 +49,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 	. "$(dirname "$0")/env.sh"
 fi
 
-if [ ! -x "$BINDGEN" ]; then
+bindgen=$RSNVME_CACHE/bindgen-$BINDGEN_VERSION/bin/bindgen
+if [ ! -x "$bindgen" ]; then
 	echo "setup: installing bindgen-cli $BINDGEN_VERSION into $RSNVME_CACHE"
 	mkdir -p "$RSNVME_CACHE"
 	# bindgen is a host tool: any recent cargo builds it.
 	cargo install --quiet --locked "bindgen-cli@$BINDGEN_VERSION" \
 		--root "$RSNVME_CACHE/bindgen-$BINDGEN_VERSION"
+fi
+
+# Linux 7.3's source and the libclang its bindgen needs, fetched privately.
+if [ "$KVER" = 7.3 ]; then
+	exec "$(dirname "$0")/fetch-7.3.sh"
 fi
 
 # The kernel source, unpacked once per Debian package version.

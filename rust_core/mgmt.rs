@@ -20,6 +20,7 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
 use crate::sys::blk::TagSet;
+use crate::sys::compat::user_slice;
 use crate::sys::dma::CoherentArray;
 use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
 use crate::sys::pci::PciDevice;
@@ -34,7 +35,6 @@ use kernel::error::{
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::uaccess::UserSlice;
 
 /// Controller numbers in use, one bit each: `rsnvme<N>` and its disks
 /// `rsnvme<N>n<nsid>`. The lowest free number is taken, so a controller
@@ -159,7 +159,9 @@ impl CharDevice {
     /// Lets the ioctls reach the namespaces (I/O commands may name only
     /// those with a disk; `NVME_IOCTL_RESCAN`).
     pub(crate) fn attach(&self, namespaces: Arc<Namespaces>) {
-        if let Some(live) = self.handle.live.lock().as_mut() {
+        // `Option::as_mut` through the guard (7.3's guard has a pinning
+        // `as_mut` of its own).
+        if let Some(live) = Option::as_mut(&mut self.handle.live.lock()) {
             live.namespaces = Some(namespaces);
         }
     }
@@ -261,7 +263,7 @@ impl Handle {
         };
         let mut raw = [0u8; passthru::PASSTHRU64_SIZE];
         let raw = raw.get_mut(..size).ok_or(EINVAL)?;
-        UserSlice::new(arg, size).reader().read_slice(raw)?;
+        user_slice(arg, size).reader().read_slice(raw)?;
         let cmd = passthru::parse(raw, self.facts.max_transfer).map_err(|_| EINVAL)?;
         if matches!(target, Target::Namespace(nsid) if nsid != cmd.command.nsid()) {
             return Err(EINVAL);
@@ -270,12 +272,12 @@ impl Handle {
         if wide {
             let result = u64::from(cqe.result()) | (u64::from(cqe.dw1()) << 32);
             let at = arg.checked_add(passthru::RESULT64_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 8)
+            user_slice(at, 8)
                 .writer()
                 .write_slice(&result.to_le_bytes())?;
         } else {
             let at = arg.checked_add(passthru::RESULT_OFFSET).ok_or(EINVAL)?;
-            UserSlice::new(at, 4)
+            user_slice(at, 4)
                 .writer()
                 .write_slice(&cqe.result().to_le_bytes())?;
         }
@@ -288,9 +290,7 @@ impl Handle {
     /// status as [`Handle::passthru`] does.
     pub(crate) fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize> {
         let mut raw = [0u8; passthru::USER_IO_SIZE];
-        UserSlice::new(arg, raw.len())
-            .reader()
-            .read_slice(&mut raw)?;
+        user_slice(arg, raw.len()).reader().read_slice(&mut raw)?;
         let cmd = passthru::parse_user_io(&raw, nsid, lba_shift, self.facts.max_transfer)
             .map_err(|_| EINVAL)?;
         let cqe = self.execute(cmd, true)?;
@@ -330,7 +330,7 @@ impl Handle {
         };
         if let (Some(bounce), Direction::ToDevice) = (&bounce, direction) {
             let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-            UserSlice::new(addr, len).reader().read_slice(&mut buf)?;
+            user_slice(addr, len).reader().read_slice(&mut buf)?;
             bounce.data.write_from(&buf)?;
         }
         if let Some(bounce) = &bounce {
@@ -363,7 +363,7 @@ impl Handle {
         if let (Some(bounce), Direction::FromDevice) = (&bounce, direction) {
             let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
             bounce.data.read_into(&mut buf)?;
-            UserSlice::new(addr, len).writer().write_slice(&buf)?;
+            user_slice(addr, len).writer().write_slice(&buf)?;
         }
         Ok(cqe)
     }

@@ -284,11 +284,11 @@ impl QueuePair {
         if !self.silent.is_on() {
             // The doorbell write is ordered after the entry writes before
             // it (as `writel` is), so the controller fetches whole entries.
-            if self
-                .shadow
-                .as_ref()
-                .map_or(true, |s| s.buffers.update(s.sq, tail))
-            {
+            let ring = match &self.shadow {
+                Some(s) => s.buffers.update(s.sq, tail),
+                None => true,
+            };
+            if ring {
                 self.sq_doorbell.ring(tail.into());
             }
         }
@@ -375,11 +375,11 @@ impl QueuePair {
             // these commands' owners can submit more.
             self.sq_head.store(newest.sq_head(), Ordering::Release);
             let head = cq.ring.head();
-            if self
-                .shadow
-                .as_ref()
-                .map_or(true, |s| s.buffers.update(s.cq, head))
-            {
+            let ring = match &self.shadow {
+                Some(s) => s.buffers.update(s.cq, head),
+                None => true,
+            };
+            if ring {
                 self.cq_doorbell.ring(head.into());
             }
             for cqe in batch.iter().take(n) {

@@ -210,7 +210,7 @@ impl Namespaces {
         )?;
         {
             let mut guard = this.disks.lock();
-            if let Some(disks) = guard.as_mut() {
+            if let Some(disks) = Option::as_mut(&mut guard) {
                 for ns in namespaces {
                     if let Some(disk) = this.add_disk(ns) {
                         disks.push(disk, GFP_KERNEL)?;
@@ -289,7 +289,9 @@ impl Namespaces {
     /// a reset (`EBUSY`), and a timeout resets the controller.
     pub(crate) fn rescan(&self) -> Result {
         let mut guard = self.disks.lock();
-        let disks = guard.as_mut().ok_or(ENODEV)?;
+        // `Option::as_mut` through the guard (7.3's guard has a pinning
+        // `as_mut` of its own).
+        let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
         let pdev = &self.params.pdev;
         let shared = self.set.data();
         let set = self.set.borrowed();

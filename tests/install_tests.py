@@ -164,7 +164,7 @@ def inst_dkms(ctx, tag="inst-dkms"):
                 "--installtree", str(r / "lib/modules"), "--kernelsourcedir", str(build),
                 "-k", kver]
         # Never sign with (or make) a key of the host's: no sign-file.
-        bindgen = os.environ.get("BINDGEN", str(qemu.CACHE / "bindgen-0.73.2/bin/bindgen"))
+        bindgen = os.environ.get("BINDGEN") or env_sh("BINDGEN")
         env = dict(os.environ, sign_file="/nonexistent/sign-file", RUSTC="/usr/bin/rustc",
                    BINDGEN=bindgen)
 
@@ -214,10 +214,15 @@ def inst_dkms(ctx, tag="inst-dkms"):
         boot_modprobe(ctx, tag, root, moddir)
 
 
+def env_sh(var):
+    """`var` as qemu-ci/env.sh sets it for KVER's kernel."""
+    return subprocess.run(["bash", "-c", f". {ROOT}/qemu-ci/env.sh && echo ${var}"],
+                          stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+
+
 def ksrc():
     """The kernel source tree the QEMU kernel was built from (qemu-ci/env.sh)."""
-    return Path(subprocess.run(["bash", "-c", f". {ROOT}/qemu-ci/env.sh && echo $KSRC"],
-                               stdout=subprocess.PIPE, text=True, check=True).stdout.strip())
+    return Path(env_sh("KSRC"))
 
 
 # What a headers tree needs beside what the kernel's packaging puts in it.

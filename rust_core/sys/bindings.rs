@@ -13,7 +13,13 @@
     dead_code,
     improper_ctypes,
     clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::undocumented_unsafe_blocks,
+    // Lints 7.3's kernel build adds, as it allows them in its own bindings.
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ptr_cast_constness,
+    clippy::ref_as_ptr
 )]
 
 include!("bindings_generated.rs");

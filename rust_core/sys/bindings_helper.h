@@ -11,7 +11,6 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
-#include <linux/blk-mq-pci.h>
 #include <linux/blkdev.h>
 #include <linux/device.h>
 #include <linux/dmapool.h>
@@ -23,6 +22,7 @@
 #include <linux/pci.h>
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
+#include <linux/version.h>
 
 #define RSNVME_FN(name)
 #define RSNVME_TYPE(name)
@@ -50,7 +50,6 @@ RSNVME_FN(pci_iomap)
 RSNVME_FN(pci_iounmap)
 RSNVME_FN(ioread32)
 RSNVME_FN(iowrite32)
-RSNVME_FN(ioread64_lo_hi)
 /* DMA. */
 RSNVME_FN(dma_set_mask)
 RSNVME_FN(dma_set_coherent_mask)
@@ -90,7 +89,6 @@ const req_flags_t RSNVME_RQF_SPECIAL_PAYLOAD = RQF_SPECIAL_PAYLOAD;
 RSNVME_VAR(RSNVME_RQF_SPECIAL_PAYLOAD)
 RSNVME_FN(dma_unmap_sg_attrs)
 RSNVME_FN(sg_init_table)
-RSNVME_FN(dma_pool_create)
 RSNVME_FN(dma_pool_destroy)
 RSNVME_FN(dma_pool_alloc)
 RSNVME_FN(dma_pool_free)
@@ -100,7 +98,6 @@ RSNVME_VAR(RSNVME_GFP_ATOMIC)
 /* blk-mq and gendisk. */
 RSNVME_FN(blk_mq_alloc_tag_set)
 RSNVME_FN(blk_mq_free_tag_set)
-RSNVME_FN(blk_mq_pci_map_queues)
 RSNVME_FN(blk_mq_map_queues)
 RSNVME_FN(blk_mq_start_request)
 RSNVME_FN(blk_mq_end_request)
@@ -169,7 +166,6 @@ void rust_helper_init_work_with_key(struct work_struct *work, work_func_t func,
 RSNVME_FN(rust_helper_init_work_with_key)
 RSNVME_FN(queue_work_on)
 RSNVME_FN(cancel_work_sync)
-RSNVME_VAR(system_unbound_wq)
 const int RSNVME_WORK_CPU_UNBOUND = WORK_CPU_UNBOUND;
 RSNVME_VAR(RSNVME_WORK_CPU_UNBOUND)
 /* CPUs. */
@@ -182,3 +178,21 @@ RSNVME_TYPE(file_operations)
 RSNVME_VAR(MISC_DYNAMIC_MINOR)
 RSNVME_FN(capable)
 RSNVME_VAR(CAP_SYS_ADMIN)
+
+/*
+ * What differs between the kernels rsnvme builds against, 6.12 and 7.3
+ * (rust_core/sys/compat.rs uses these; Kbuild sets the matching Rust cfg
+ * rsnvme_linux_7_3 for 7.3 and later).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0)
+#include <linux/blk-mq-pci.h>
+#endif
+/* 6.12: the PCI queue map; 7.3: the generic one (6.14 removed the former). */
+RSNVME_FN(blk_mq_pci_map_queues)
+RSNVME_FN(blk_mq_map_hw_queues)
+/* 6.12: a function; 7.3: a static inline around dma_pool_create_node(). */
+RSNVME_FN(dma_pool_create)
+RSNVME_FN(dma_pool_create_node)
+/* 6.12: system_unbound_wq; 7.3 deprecates it (and warns) for system_dfl_wq. */
+RSNVME_VAR(system_unbound_wq)
+RSNVME_VAR(system_dfl_wq)

@@ -12,6 +12,7 @@
 
 use super::__this_module;
 use super::bindings;
+use super::compat;
 use super::pci::{DmaStopped, PciDevice};
 use super::Static;
 use core::cell::UnsafeCell;
@@ -126,8 +127,7 @@ impl<T: Operations> Request<T> {
         // fills at most `nr_phys_segments` entries.
         let nents = unsafe {
             bindings::sg_init_table(sg, segments);
-            let mut last = core::ptr::null_mut();
-            bindings::__blk_rq_map_sg((*rq).q, rq, sg, &mut last)
+            compat::blk_rq_map_sg(rq, sg)
         };
         let nents = c_uint::try_from(nents).map_err(|_| EINVAL)?;
         if nents == 0 || nents as usize > MAX_SEGMENTS {
@@ -169,8 +169,8 @@ impl<T: Operations> Request<T> {
             let bv = &*(*bio).bi_io_vec.add(iter.bi_idx as usize);
             let len = iter
                 .bi_size
-                .min(bv.bv_len.saturating_sub(iter.bi_bvec_done));
-            let offset = bv.bv_offset.saturating_add(iter.bi_bvec_done);
+                .min(bv.bv_len.saturating_sub(compat::bvec_done(&iter)));
+            let offset = bv.bv_offset.saturating_add(compat::bvec_done(&iter));
             (bv.bv_page, offset, len, (*rq).__data_len)
         };
         if len == 0 || len != total {
@@ -506,14 +506,14 @@ impl<T: Operations> TagSet<T> {
                 addr_of_mut!((*both).work),
                 Some(run_work::<T>),
                 false,
-                c"rsnvme_work".as_ptr().cast(),
+                compat::char_ptr(c"rsnvme_work"),
                 WORK_KEY.0.get(),
             );
             bindings::rust_helper_init_work_with_key(
                 addr_of_mut!((*both).event_work),
                 Some(run_event_work::<T>),
                 false,
-                c"rsnvme_event_work".as_ptr().cast(),
+                compat::char_ptr(c"rsnvme_event_work"),
                 EVENT_WORK_KEY.0.get(),
             )
         };
@@ -534,7 +534,7 @@ impl<T: Operations> TagSet<T> {
             (*raw).cmd_size = size_of::<PduBox<T>>() as c_uint;
             (*raw).numa_node = bindings::NUMA_NO_NODE;
             (*raw).timeout = kernel::time::msecs_to_jiffies(timeout_ms) as c_uint;
-            (*raw).flags = bindings::BLK_MQ_F_SHOULD_MERGE as c_uint;
+            (*raw).flags = compat::TAG_SET_FLAGS;
             (*raw).driver_data = core::ptr::from_ref::<T>(&data).cast_mut().cast();
         }
         // SAFETY: The set is filled in; `data` outlives it (held below).
@@ -794,7 +794,7 @@ impl<T: Operations> TagSetRef<'_, T> {
             let both = RawSet::of(self.set);
             bindings::queue_work_on(
                 bindings::RSNVME_WORK_CPU_UNBOUND,
-                bindings::system_unbound_wq,
+                compat::unbound_wq(),
                 addr_of_mut!((*both).work),
             )
         }
@@ -811,7 +811,7 @@ impl<T: Operations> TagSetRef<'_, T> {
             let both = RawSet::of(self.set);
             bindings::queue_work_on(
                 bindings::RSNVME_WORK_CPU_UNBOUND,
-                bindings::system_unbound_wq,
+                compat::unbound_wq(),
                 addr_of_mut!((*both).event_work),
             )
         }
@@ -1000,7 +1000,7 @@ impl<T: Operations> Ops<T> {
         _set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
         _hctx: c_uint,
-        _node: c_uint,
+        _node: compat::InitRequestNode,
     ) -> c_int {
         // SAFETY: blk-mq allocated `cmd_size` bytes of pdu after `rq`, for
         // a `PduBox<T>`; they are uninitialised, so written, not assigned.
@@ -1049,9 +1049,7 @@ impl<T: Operations> Ops<T> {
             (*default).nr_queues = total.saturating_sub(poll);
             (*default).queue_offset = 0;
             match Self::data(set).irq_affinity() {
-                Some((pdev, offset)) => {
-                    bindings::blk_mq_pci_map_queues(default, pdev.as_raw(), offset as c_int)
-                }
+                Some((pdev, offset)) => compat::map_hw_queues(default, pdev.as_raw(), offset),
                 None => bindings::blk_mq_map_queues(default),
             }
             if (*set).nr_maps <= bindings::hctx_type_HCTX_TYPE_POLL {
@@ -1241,7 +1239,7 @@ pub(crate) const fn disk_group<T: Operations>(
     attrs: *const *const bindings::attribute,
 ) -> bindings::attribute_group {
     let mut group = super::sysfs::group(attrs);
-    group.is_visible = Some(DiskOps::<T>::is_visible);
+    compat::set_is_visible(&mut group, DiskOps::<T>::is_visible);
     group
 }
 

@@ -150,7 +150,7 @@ impl Limits {
             physical_block_size: self.logical_block_size,
             max_hw_sectors: self.max_hw_sectors,
             max_segments: self.max_segments,
-            virt_boundary_mask: self.virt_boundary_mask as _,
+            virt_boundary_mask: self.virt_boundary_mask,
             dma_alignment: self.dma_alignment,
             max_hw_discard_sectors: self.max_discard_sectors,
             max_discard_segments: 1,

@@ -5,36 +5,40 @@
 
 #![deny(unsafe_code)]
 
+use super::compat::{now, ns_since, Instant};
 use kernel::bindings;
 use kernel::error::Error;
-use kernel::time::Ktime;
 
 /// The `ETIMEDOUT` error, which 6.12's `kernel::error::code` lacks.
 pub(crate) fn etimedout() -> Error {
     Error::from_errno(-(bindings::ETIMEDOUT as i32))
 }
 
-/// A point in monotonic time after which a wait gives up.
+/// A point in monotonic time after which a wait gives up: `ns`
+/// nanoseconds after `start`.
 #[derive(Clone, Copy)]
-pub(crate) struct Deadline(Ktime);
+pub(crate) struct Deadline {
+    start: Instant,
+    ns: i64,
+}
 
 impl Deadline {
     /// The deadline `ms` milliseconds from now.
     pub(crate) fn after_ms(ms: u32) -> Self {
-        let now = Ktime::ktime_get().to_ns();
-        Self(Ktime::from_raw(
-            now.saturating_add(i64::from(ms).saturating_mul(1_000_000)),
-        ))
+        Self {
+            start: now(),
+            ns: i64::from(ms).saturating_mul(1_000_000),
+        }
     }
 
     /// Whether the deadline has passed.
     pub(crate) fn expired(self) -> bool {
-        Ktime::ktime_get().to_ns() >= self.0.to_ns()
+        ns_since(self.start) >= self.ns
     }
 
     /// Milliseconds left, 0 once expired.
     pub(crate) fn remaining_ms(self) -> u32 {
-        let left = self.0.to_ns().saturating_sub(Ktime::ktime_get().to_ns()) / 1_000_000;
+        let left = self.ns.saturating_sub(ns_since(self.start)) / 1_000_000;
         u32::try_from(left.max(0)).unwrap_or(u32::MAX)
     }
 }

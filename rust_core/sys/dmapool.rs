@@ -4,6 +4,7 @@
 //! include/linux/dmapool.h), used for PRP lists and DSM ranges.
 
 use super::bindings;
+use super::compat;
 use super::pci::PciDevice;
 use core::ptr::NonNull;
 use kernel::alloc::flags::GFP_KERNEL;
@@ -39,8 +40,8 @@ impl DmaPool {
         // SAFETY: The device is valid; `name` is static; alignment equal to
         // the size keeps every block within one page for page-sized blocks.
         let pool = unsafe {
-            bindings::dma_pool_create(
-                name.as_ptr().cast(),
+            compat::dma_pool_create(
+                compat::char_ptr(name),
                 pdev.as_device(),
                 block_size,
                 block_size,

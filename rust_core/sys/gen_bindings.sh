@@ -8,10 +8,16 @@
 # `struct pci_dev` only as an opaque declaration), so every C call the driver
 # makes goes through one consistent set of generated types.
 #
-# Run from the kernel build directory, as Kbuild does:
-#   gen_bindings.sh BINDGEN HEADER OUTPUT
+# Kbuild runs it with the kernel build directory (objtree), which the flags
+# are relative to:
+#   gen_bindings.sh BINDGEN HEADER OUTPUT OBJTREE
+# (6.12 runs external module builds in objtree, 6.13 and later in the
+# module's directory: the script changes to OBJTREE itself.)
 set -eu
-bindgen=$1 header=$2 out=$3
+bindgen=$1
+header=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+out=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+cd "$4"
 
 cmd=rust/bindings/.bindings_generated.rs.cmd
 [ -f "$cmd" ] || { echo "gen_bindings: $cmd missing: is this a Rust-enabled kernel build?" >&2; exit 1; }

@@ -8,6 +8,7 @@
 //! a running handler to finish) before that reference goes away.
 
 use super::bindings;
+use super::compat;
 use super::pci::PciDevice;
 use core::ffi::{c_int, c_void, CStr};
 use kernel::error::{to_result, Error, Result};
@@ -126,7 +127,7 @@ impl<T: IrqHandler> IrqRegistration<T> {
                 Some(trampoline::<T>),
                 None,
                 flags,
-                name.as_ptr().cast(),
+                compat::char_ptr(name),
                 cookie,
             )
         })?;

@@ -116,10 +116,13 @@ impl Bar {
 
     /// Reads the 64-bit register at `offset` as two 32-bit reads, low half
     /// first, as NVMe allows for CAP.
+    /// (What `ioread64_lo_hi` does; 6.12 and 7.3 export it under
+    /// different names.)
     pub(crate) fn read64(&self, offset: usize) -> Result<u64> {
-        let reg = self.reg(offset, 8)?;
-        // SAFETY: `reg` is an aligned 64-bit location inside the mapping.
-        Ok(unsafe { bindings::ioread64_lo_hi(reg) })
+        self.reg(offset, 8)?;
+        let lo = self.read32(offset)?;
+        let hi = self.read32(offset.checked_add(4).ok_or(EINVAL)?)?;
+        Ok(u64::from(hi) << 32 | u64::from(lo))
     }
 }
 

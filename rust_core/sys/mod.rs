@@ -11,6 +11,8 @@ pub(crate) mod bindings;
 pub(crate) mod blk;
 pub(crate) mod blk_request;
 pub(crate) mod blk_types;
+pub(crate) mod compat;
+pub(crate) mod compat_types;
 pub(crate) mod cpu;
 pub(crate) mod deadline;
 pub(crate) mod dma;
@@ -28,6 +30,11 @@ pub(crate) mod sysfs;
 pub(crate) mod sysfs_types;
 pub(crate) mod time;
 
+// Only the module's address is ever taken, never its contents read, so
+// what `struct module` holds does not matter (in 7.3 with the ITS
+// mitigation it has an empty `struct its_array`, which rustc flags as not
+// FFI-safe).
+#[allow(improper_ctypes)]
 extern "C" {
     /// This module, defined by modpost in the generated `rsnvme.mod.c`.
     static __this_module: bindings::module;

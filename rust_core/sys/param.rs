@@ -39,7 +39,7 @@ macro_rules! uint_param {
                     Ok(name) => name,
                     Err(_) => panic!("parameter name"),
                 };
-                NAME.as_ptr().cast()
+                $crate::sys::compat::char_ptr(NAME)
             },
             mod_: (&raw const __this_module).cast_mut(),
             ops: &raw const bindings::param_ops_uint,

@@ -8,6 +8,7 @@
 //! when dropped.
 
 use super::bindings;
+use super::compat;
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::{addr_of_mut, NonNull};
 use kernel::error::{code::EINVAL, to_result, Result};
@@ -64,7 +65,7 @@ impl PciDevice {
         }
         // SAFETY: A non-null kobject name is a NUL-terminated string that
         // lives as long as the device, which `self` keeps alive.
-        unsafe { CStr::from_ptr(name.cast()) }
+        unsafe { compat::cstr_from_ptr(name) }
     }
 
     /// PCI vendor id.
@@ -132,7 +133,7 @@ impl PciDevice {
         // SAFETY: `ptr` is valid by the type invariant; `name` is a static
         // NUL-terminated string, as the resource tree keeps the pointer.
         to_result(unsafe {
-            bindings::pci_request_region(self.as_raw(), c_int::from(bar), name.as_ptr().cast())
+            bindings::pci_request_region(self.as_raw(), c_int::from(bar), compat::char_ptr(name))
         })?;
         Ok(Region {
             pdev: self.clone(),

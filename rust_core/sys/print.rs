@@ -4,6 +4,7 @@
 //! include/linux/dev_printk.h), taking Rust format arguments.
 
 use super::bindings;
+use super::compat;
 use super::pci::PciDevice;
 use core::ffi::c_void;
 use core::fmt;
@@ -33,7 +34,7 @@ pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>)
     unsafe {
         print(
             dev.as_device(),
-            c"%pA".as_ptr().cast(),
+            compat::char_ptr(c"%pA"),
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
     };

@@ -10,6 +10,7 @@
 //! device's drvdata is what the successful probe stored there.
 
 use super::bindings;
+use super::compat;
 use core::ffi::{c_void, CStr};
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -17,6 +18,7 @@ use kernel::error::code::ENODEV;
 
 pub(crate) use super::sysfs_types::Attributes;
 use super::sysfs_types::Value;
+pub(super) use super::sysfs_types::{ShowFn, StoreFn};
 
 /// Builds the read-only (0444) device attribute `name`, number `I` of
 /// `T`'s attributes.
@@ -33,13 +35,6 @@ pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
     read_only(name, show::<T, I>)
 }
 
-/// A `show` callback of a device attribute.
-pub(super) type ShowFn = unsafe extern "C" fn(
-    *mut bindings::device,
-    *mut bindings::device_attribute,
-    *mut kernel::ffi::c_char,
-) -> isize;
-
 /// The read-only (0444) device attribute `name`, shown by `show`; what
 /// `show` requires of the device is for the caller to uphold where the
 /// attribute is registered.
@@ -47,9 +42,9 @@ pub(super) const fn read_only(name: &'static CStr, show: ShowFn) -> bindings::de
     // SAFETY: `device_attribute` is plain C data for which all zeroes is
     // the valid "unset" value of every field.
     let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
-    attr.attr.name = name.as_ptr().cast();
+    attr.attr.name = compat::char_ptr(name);
     attr.attr.mode = 0o444;
-    attr.show = Some(show);
+    compat::set_show(&mut attr, show);
     attr
 }
 
@@ -64,9 +59,9 @@ pub(crate) const unsafe fn write_attribute<T: Attributes, const I: usize>(
 ) -> bindings::device_attribute {
     // SAFETY: As in `attribute`.
     let mut attr: bindings::device_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
-    attr.attr.name = name.as_ptr().cast();
+    attr.attr.name = compat::char_ptr(name);
     attr.attr.mode = 0o200;
-    attr.store = Some(store::<T, I>);
+    compat::set_store(&mut attr, store::<T, I>);
     attr
 }
 
@@ -74,7 +69,7 @@ pub(crate) const unsafe fn write_attribute<T: Attributes, const I: usize>(
 pub(crate) const fn group(attrs: *const *const bindings::attribute) -> bindings::attribute_group {
     // SAFETY: As in `attribute`: all zeroes is a valid, empty group.
     let mut group: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
-    group.attrs = attrs.cast_mut().cast();
+    compat::set_attrs(&mut group, attrs.cast_mut().cast());
     group
 }
 
@@ -116,7 +111,7 @@ pub(super) unsafe fn emit<T: Attributes, const I: usize>(
     let n = unsafe {
         bindings::sysfs_emit(
             buf,
-            c"%pA".as_ptr().cast(),
+            compat::char_ptr(c"%pA"),
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
     };

@@ -30,3 +30,18 @@ impl<T: Attributes, const I: usize> fmt::Display for Value<'_, T, I> {
         f.write_str("\n")
     }
 }
+
+/// A `show` callback of a device attribute.
+pub(super) type ShowFn = unsafe extern "C" fn(
+    *mut super::bindings::device,
+    *mut super::bindings::device_attribute,
+    *mut kernel::ffi::c_char,
+) -> isize;
+
+/// A `store` callback of a device attribute.
+pub(super) type StoreFn = unsafe extern "C" fn(
+    *mut super::bindings::device,
+    *mut super::bindings::device_attribute,
+    *const kernel::ffi::c_char,
+    usize,
+) -> isize;
