@@ -19,7 +19,8 @@ use crate::scan::{DiskParams, Found, Identifier, Namespaces, MAX_NAMESPACES};
 use crate::spec::command::{Cns, Command};
 use crate::spec::completion::Completion;
 use crate::spec::event::event_config;
-use crate::spec::identify::{IdentifyController, IDENTIFY_DATA_SIZE};
+use crate::spec::identify::{IdentifyController, IdentifyControllerNvm, IDENTIFY_DATA_SIZE};
+use crate::spec::limits;
 use crate::spec::prp;
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cap, Cc, Version, DOORBELLS};
@@ -105,6 +106,8 @@ impl Drop for Enabled {
 /// What Identify told about the controller and its usable namespaces.
 struct Identity {
     id: KBox<IdentifyController>,
+    /// The NVM Command Set limits (all zero: none reported).
+    nvm: IdentifyControllerNvm,
     namespaces: KVec<Namespace>,
 }
 
@@ -350,6 +353,29 @@ impl<'a> Bringup<'a> {
         Ok(id)
     }
 
+    /// Step "NVM limits": the NVM Command Set specific Identify Controller
+    /// structure (discard and Write Zeroes limits). CNS 06h needs NVMe
+    /// 1.2 (where CNS became a byte); a controller before it, or one that
+    /// fails the command, is taken to report no limits.
+    fn nvm_limits(&mut self) -> Result<IdentifyControllerNvm> {
+        let vs: Version = self.regs.read()?;
+        if !vs.is_at_least(1, 2) {
+            return Ok(IdentifyControllerNvm::default());
+        }
+        match self.identify(Cns::NvmController, 0, "Identify Controller (NVM)") {
+            Ok(()) => Ok(IdentifyControllerNvm::parse(&self.page)),
+            // The controller was disabled: nothing more will work.
+            Err(e) if e == etimedout() => Err(e),
+            Err(_) => {
+                dev_info!(
+                    self.regs.pdev(),
+                    "no NVM command set limits: discard and Write Zeroes unlimited\n"
+                );
+                Ok(IdentifyControllerNvm::default())
+            }
+        }
+    }
+
     /// Step "namespaces": identifies every active namespace and keeps the
     /// usable ones.
     fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
@@ -583,6 +609,7 @@ fn add_disks(
     let params = DiskParams {
         pdev: pdev.clone(),
         id: *identity.id,
+        nvm: identity.nvm,
         cap: mapped.regs.cap(),
         page_shift: mapped.page_shift,
         dma_limit,
@@ -619,8 +646,13 @@ impl Controller {
         let mut bringup = Bringup::new(regs, &admin)?;
         let id = bringup.controller(faults)?;
         enabled.shutdown_ms = shutdown_timeout_ms(id.shutdown_latency_us());
+        let nvm = bringup.nvm_limits()?;
         let namespaces = bringup.namespaces(&id)?;
-        let identity = Identity { id, namespaces };
+        let identity = Identity {
+            id,
+            nvm,
+            namespaces,
+        };
         let io_granted = bringup.queue_count();
         // Polled queues only next to at least one with interrupts.
         let polled = poll_queues_wanted().min(io_granted.saturating_sub(1));
@@ -882,16 +914,18 @@ impl Attributes for Controller {
     }
 }
 
-/// Queue limits for a namespace of `1 << lba_shift`-byte blocks.
-/// `dma_limit` is the largest mapping the DMA layer handles well (bounce
-/// buffers make it small).
+/// Queue limits for namespace `ns` of a controller that reported `id`
+/// and `nvm`. `dma_limit` is the largest mapping the DMA layer handles
+/// well (bounce buffers make it small).
 pub(crate) fn limits(
     id: &IdentifyController,
+    nvm: &IdentifyControllerNvm,
     cap: Cap,
     page_shift: u32,
-    lba_shift: u32,
+    ns: &Namespace,
     dma_limit: usize,
 ) -> Limits {
+    let lba_shift = ns.lba_shift;
     let page_size = 1u32 << page_shift;
     // One PRP list page; longer transfers are split by the block layer.
     let mut max_bytes = prp::max_transfer_bytes(page_size, (page_size / 8) as usize);
@@ -904,20 +938,28 @@ pub(crate) fn limits(
     // Read and Write count blocks in 16 bits.
     max_bytes = max_bytes.min(65536u64 << lba_shift);
     let max_hw_sectors = u32::try_from(max_bytes >> 9).unwrap_or(u32::MAX);
+    let sizes = limits::block_sizes(ns.write_sizes, id.atomic_write_blocks(), lba_shift);
+    // The range list is one DMA pool block of a page.
+    let discard = limits::discard(id.supports_dsm(), nvm, lba_shift, page_size);
     Limits {
         logical_block_size: 1 << lba_shift,
+        physical_block_size: sizes.physical,
+        io_min: sizes.io_min,
+        io_opt: sizes.io_opt,
         max_hw_sectors,
         max_segments: MAX_SEGMENTS as u16,
         virt_boundary_mask: page_size as usize - 1,
         // PRP entries must be dword aligned.
         dma_alignment: 3,
         write_cache: id.volatile_write_cache(),
-        max_discard_sectors: if id.supports_dsm() { u32::MAX } else { 0 },
-        max_write_zeroes_sectors: if id.supports_write_zeroes() {
-            65536 << (lba_shift - 9)
-        } else {
-            0
-        },
+        max_discard_sectors: discard.max_sectors,
+        max_discard_segments: discard.max_ranges,
+        max_write_zeroes_sectors: limits::write_zeroes_sectors(
+            id.supports_write_zeroes(),
+            nvm,
+            cap.mps_min_shift(),
+            lba_shift,
+        ),
     }
 }
 

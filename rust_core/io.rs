@@ -14,9 +14,11 @@ use crate::ns::NsDisk;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::scan::Namespaces;
-use crate::spec::command::{command_id, split_command_id, Command, DsmRange, TAG_BITS};
+use crate::spec::command::{command_id, split_command_id, Command, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::event::{CriticalWarning, Event, EventKind};
+use crate::spec::identify::WriteSizes;
+use crate::spec::limits;
 use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
@@ -141,6 +143,8 @@ pub(crate) struct Namespace {
     pub(crate) blocks: u64,
     /// Logical block size as a shift (9 for 512 bytes).
     pub(crate) lba_shift: u32,
+    /// Preferred, optimal and atomic write sizes.
+    pub(crate) write_sizes: WriteSizes,
     /// EUI64, NGUID, UUID.
     pub(crate) ids: NamespaceIds,
 }
@@ -768,16 +772,27 @@ impl IoShared {
             }
             Op::Discard => {
                 let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
-                let r = DsmRange::new(slba, blocks).to_bytes();
-                // The range is 16 little-endian bytes; store them as such.
-                let words = [
-                    u64::from_ne_bytes([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]),
-                    u64::from_ne_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]),
-                ];
-                for (i, word) in words.into_iter().enumerate() {
-                    *page.words_mut().get_mut(i).ok_or(BlkStatus::IoError)? = word;
-                }
-                let cmd = Command::dsm_deallocate(ns.nsid, 1, page.dma_handle())
+                let max = rq.max_discard_segments();
+                let count = if max <= 1 {
+                    // One range for the whole request, which blk-mq may
+                    // have merged from adjacent bios.
+                    limits::fill_dsm_ranges(page.words_mut(), [(slba, blocks)], 1)
+                } else {
+                    // One range per bio, as blk-mq merged them.
+                    let ranges = rq
+                        .bio_ranges()
+                        .map(|(sector, bytes)| (sector >> (shift - 9), bytes >> shift));
+                    limits::fill_dsm_ranges(page.words_mut(), ranges, max)
+                };
+                let count = count.ok_or_else(|| {
+                    dev_err!(
+                        &self.pdev,
+                        "discard of {} bios does not fit {max} ranges\n",
+                        rq.bio_ranges().count()
+                    );
+                    BlkStatus::IoError
+                })?;
+                let cmd = Command::dsm_deallocate(ns.nsid, count, page.dma_handle())
                     .ok_or(BlkStatus::IoError)?;
                 rq.pdu().page = Some(page);
                 Ok(cmd)

@@ -16,7 +16,8 @@ use crate::ns::NsDisk;
 use crate::registers::Registers;
 use crate::spec::command::{Cns, Command};
 use crate::spec::identify::{
-    active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE,
+    active_namespaces, IdentifyController, IdentifyControllerNvm, IdentifyNamespace,
+    IDENTIFY_DATA_SIZE,
 };
 use crate::spec::nsid::NamespaceIds;
 use crate::spec::regs::{Cap, Version};
@@ -109,6 +110,7 @@ impl Identifier {
             nsid,
             blocks: ns.size_blocks(),
             lba_shift,
+            write_sizes: ns.write_sizes(),
             ids,
         }))
     }
@@ -160,6 +162,8 @@ pub(crate) enum Found {
 pub(crate) struct DiskParams {
     pub(crate) pdev: PciDevice,
     pub(crate) id: IdentifyController,
+    /// The NVM Command Set limits (all zero if the controller has none).
+    pub(crate) nvm: IdentifyControllerNvm,
     pub(crate) cap: Cap,
     /// The memory page size used with the controller, as a shift.
     pub(crate) page_shift: u32,
@@ -225,7 +229,7 @@ impl Namespaces {
     fn add_disk(&self, ns: &Namespace) -> Option<Disk<IoShared>> {
         let p = &self.params;
         let limits: Limits =
-            crate::controller::limits(&p.id, p.cap, p.page_shift, ns.lba_shift, p.dma_limit);
+            crate::controller::limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
         let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
         let data = match Arc::new(NsDisk::new(*ns, &p.id, self.mgmt.clone()), GFP_KERNEL) {
             Ok(data) => data,

@@ -329,8 +329,32 @@ def discard_layout(size, lbs, seed):
             (z + 5 * lbs, 8 * MIB - z - 5 * lbs, seed), (8 * MIB, size - 8 * MIB, None)]
 
 
+# QEMU 7.2's Dataset Management limits (hw/nvme/ctrl.c): Identify
+# Controller for the NVM command set reports only DMRSL, the blocks of
+# its largest request (BDRV_REQUEST_MAX_BYTES, 2 GiB - 512) in the largest
+# LBA size of the controller's namespaces; DMRL, DMSL and WZSL are 0.
+QEMU_MAX_REQUEST = (1 << 31) - 512
+
+
+def expected_queue_limits(driver, lbs, lbas):
+    """/sys/block/<disk>/queue values for a namespace of `lbs`-byte blocks
+    on a QEMU 7.2 controller whose namespaces have the LBA sizes `lbas`:
+    DMRSL as the discard limit (in bytes of this namespace), 256 ranges (no
+    DMRL: the command's own limit, one page of ranges), physical block and
+    I/O sizes of one block (QEMU reports neither NPWG, NOWS nor AWUPF).
+    Write Zeroes: rsnvme allows what one command names (65536 blocks, as
+    WZSL sets no limit), the C driver the controller's MDTS (QEMU's 512 KiB,
+    "cautious" in nvme_init_non_mdts_limits), so it is checked per driver."""
+    dmrsl = QEMU_MAX_REQUEST // max(lbas)
+    return {"logical_block_size": lbs, "physical_block_size": lbs, "minimum_io_size": lbs,
+            "optimal_io_size": 0, "discard_granularity": lbs,
+            "discard_max_hw_bytes": dmrsl * lbs, "max_discard_segments": 256,
+            "write_zeroes_max_bytes": 65536 * lbs if driver == "rust" else 512 * 1024}
+
+
 def io_discard(ctx, tag="io-discard"):
-    """blkdiscard and blkdiscard -z, seen through the driver and in the images."""
+    """blkdiscard and blkdiscard -z, seen through the driver, in QEMU's
+    trace and in the images; queue limits from the controller."""
     devices = [Q(serial="RSNVMEDSM", namespaces=[NS(16), NS(16, 4096)],
                  drive_opts={"discard": "unmap"})]
     nss = devices[0].expected_namespaces()
@@ -341,12 +365,38 @@ def io_discard(ctx, tag="io-discard"):
     want = [image_check.md5(datas[nsid]) for nsid, _, _ in nss]
     work = tempfile.mkdtemp(prefix="rsnvme-io-")
     env = {"disks": len(nss), "seed": ctx.seed, "want": ",".join(want)}
-    b = ctx.boot(tag, "io-discard", devices, env, workdir=work)
+    b = ctx.boot(tag, "io-discard", devices, env, workdir=work,
+                 trace=("pci_nvme_dsm", "pci_nvme_dsm_deallocate",
+                        "pci_nvme_dsm_single_range_limit_exceeded"))
     check_disks(ctx, tag, b, devices)
     for name, d in disks(b).items():
         ctx.record(f"{tag}: {name} offers write zeroes (write_zeroes_max_bytes > 0), so "
                    f"BLKZEROOUT reaches the driver as REQ_OP_WRITE_ZEROES",
                    int(d.get("write_zeroes_max", 0)) > 0, str(d))
+    lims = {(int(m[1]), m[2]): int(m[3]) for m in b.lines(r"^@@QLIM (\d+) (\w+)=(\d+)$")}
+    lbas = [lbs for _, _, lbs in nss]
+    for nsid, _, lbs in nss:
+        exp = expected_queue_limits(ctx.driver, lbs, lbas)
+        bad = [f"{a}: got {lims.get((nsid, a))}, want {v}" for a, v in exp.items()
+               if lims.get((nsid, a)) != v]
+        ctx.record(f"{tag}: ns{nsid} queue limits as QEMU 7.2 reports them (discard "
+                   f"{exp['discard_max_hw_bytes']} bytes from DMRSL, 256 ranges, physical "
+                   f"block {lbs}, write zeroes {exp['write_zeroes_max_bytes']})", not bad,
+                   "; ".join(bad))
+    # What reached QEMU: each namespace's blkdiscard of [1, 3) MiB as one
+    # Dataset Management range (QEMU traces the number of ranges, not NR),
+    # and no range beyond DMRSL.
+    dsm = [int(m[1]) for m in b.events(r"pci_nvme_dsm nr (\d+) attr")]
+    dealloc = [(int(m[1]), int(m[2])) for m in
+               b.events(r"pci_nvme_dsm_deallocate slba (\d+) nlb (\d+)")]
+    want_ranges = [(MIB // lbs, 2 * MIB // lbs) for _, _, lbs in nss]
+    ctx.record(f"{tag}: host: QEMU got one Dataset Management command of one range per "
+               f"blkdiscard, deallocating [1, 3) MiB of each namespace {want_ranges}",
+               dsm == [1] * len(nss) and sorted(dealloc) == sorted(want_ranges),
+               f"ranges per command {dsm}, deallocated (slba, nlb) {dealloc}")
+    over = b.events(r"pci_nvme_dsm_single_range_limit_exceeded.*")
+    ctx.record(f"{tag}: host: no range exceeded QEMU's DMRSL", not over,
+               "; ".join(m[0] for m in over[:3]))
     ok = True
     for (nsid, _, _), w in zip(nss, want):
         check_sum(ctx, tag, b, f"ns{nsid} whole disk as expected", w)

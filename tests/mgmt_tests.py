@@ -156,6 +156,10 @@ def check_cli(record, tag, b):
            (rs.get("sn", "").strip(), rs.get("mn", "").strip(), rs.get("fr", "").strip())
            == (RS_SERIAL, "QEMU NVMe Ctrl", version),
            f"sn {rs.get('sn')!r} mn {rs.get('mn')!r} fr {rs.get('fr')!r}")
+    human = {m[1]: m[2].strip() for m in b.lines(r"^@@HUMAN id-ctrl: (sn|mn|fr)\s*:\s*(.*)$")}
+    record(f"{tag}: nvme id-ctrl /dev/rsnvme0 as a person reads it (README): sn {RS_SERIAL}, "
+           f"mn QEMU NVMe Ctrl, fr {version}",
+           human == {"sn": RS_SERIAL, "mn": "QEMU NVMe Ctrl", "fr": version}, str(human))
     record(f"{tag}: id-ctrl on the C driver: sn {C_SERIAL}", c.get("sn", "").strip() == C_SERIAL,
            f"sn {c.get('sn')!r}")
     d = diff(c, rs, ID_CTRL_DIFFER)

@@ -92,6 +92,10 @@ pub(crate) enum Cns {
     ActiveNsList = 0x02,
     /// Namespace Identification Descriptor list for the given NSID.
     NsDescriptors = 0x03,
+    /// I/O Command Set specific Identify Controller data structure, for
+    /// the command set CDW11.CSI names; [`Command::identify`] leaves CSI
+    /// 0, the NVM Command Set.
+    NvmController = 0x06,
 }
 
 /// One Submission Queue Entry.

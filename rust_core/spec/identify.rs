@@ -204,6 +204,8 @@ pub(crate) struct IdentifyController {
     oncs: u16,
     /// Volatile Write Cache (VWC).
     vwc: u8,
+    /// Atomic Write Unit Power Fail (AWUPF), in logical blocks, zero-based.
+    awupf: u16,
     /// NVM Subsystem NVMe Qualified Name (SUBNQN), empty before NVMe 1.2.1.
     subnqn: AsciiField<256>,
 }
@@ -230,6 +232,7 @@ impl IdentifyController {
             nn: read_u32(page, 516),
             oncs: read_u16(page, 520),
             vwc: read_u8(page, 525),
+            awupf: read_u16(page, 528),
             subnqn: AsciiField::parse(read_array(page, 768)),
         }
     }
@@ -370,6 +373,97 @@ impl IdentifyController {
     pub(crate) fn volatile_write_cache(&self) -> bool {
         self.vwc & 1 != 0
     }
+
+    /// Blocks that every namespace writes atomically across a power
+    /// failure (AWUPF + 1), unless its own NAWUPF says otherwise.
+    pub(crate) fn atomic_write_blocks(&self) -> u32 {
+        u32::from(self.awupf) + 1
+    }
+}
+
+/// The I/O Command Set specific Identify Controller data structure for the
+/// NVM Command Set (CNS 06h, CSI 00h; NVM Command Set Specification 1.0,
+/// "I/O Command Set Specific Identify Controller Data Structure"): the
+/// controller's limits for Verify, Write Zeroes, Write Uncorrectable and
+/// Dataset Management. A field of 0 sets no limit; a controller that does
+/// not know the structure is treated as all zeroes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IdentifyControllerNvm {
+    /// Verify Size Limit (VSL), as a power of two in CAP.MPSMIN units.
+    vsl: u8,
+    /// Write Zeroes Size Limit (WZSL), as a power of two in CAP.MPSMIN units.
+    wzsl: u8,
+    /// Write Uncorrectable Size Limit (WUSL), as VSL.
+    wusl: u8,
+    /// Dataset Management Ranges Limit (DMRL): ranges per command.
+    dmrl: u8,
+    /// Dataset Management Range Size Limit (DMRSL): blocks per range.
+    dmrsl: u32,
+    /// Dataset Management Size Limit (DMSL): blocks per command.
+    dmsl: u64,
+}
+
+impl IdentifyControllerNvm {
+    /// Parses the structure from the page Identify returned.
+    pub(crate) fn parse(page: &[u8; IDENTIFY_DATA_SIZE]) -> Self {
+        Self {
+            vsl: read_u8(page, 0),
+            wzsl: read_u8(page, 1),
+            wusl: read_u8(page, 2),
+            dmrl: read_u8(page, 3),
+            dmrsl: read_u32(page, 4),
+            dmsl: read_u64(page, 8),
+        }
+    }
+
+    /// Largest Write Zeroes as a power of two of its size in bytes, given
+    /// CAP.MPSMIN as `mps_min_shift`; `None` if there is no limit (or it
+    /// is beyond any size a shift can hold).
+    pub(crate) fn write_zeroes_shift(&self, mps_min_shift: u32) -> Option<u32> {
+        if self.wzsl == 0 {
+            return None;
+        }
+        u32::from(self.wzsl).checked_add(mps_min_shift)
+    }
+
+    /// Most ranges in one Dataset Management command; `None`: no limit
+    /// beyond the command's 256.
+    pub(crate) fn dsm_ranges(&self) -> Option<u8> {
+        (self.dmrl != 0).then_some(self.dmrl)
+    }
+
+    /// Most logical blocks in one Dataset Management range; `None`: no
+    /// limit beyond the field's 32 bits.
+    pub(crate) fn dsm_range_blocks(&self) -> Option<u32> {
+        (self.dmrsl != 0).then_some(self.dmrsl)
+    }
+
+    /// Most logical blocks in all ranges of one Dataset Management
+    /// command together; `None`: no limit.
+    pub(crate) fn dsm_blocks(&self) -> Option<u64> {
+        (self.dmsl != 0).then_some(self.dmsl)
+    }
+
+    /// Verify and Write Uncorrectable size limits (raw VSL and WUSL).
+    pub(crate) fn verify_and_uncorrectable_limits(&self) -> (u8, u8) {
+        (self.vsl, self.wusl)
+    }
+}
+
+/// The write sizes a namespace reports, in logical blocks: what the block
+/// layer's physical block size, minimum and optimal I/O size come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriteSizes {
+    /// Namespace Preferred Write Granularity (NPWG + 1); 1 unless NSFEAT
+    /// bit 4 says the field is valid.
+    pub(crate) preferred: u32,
+    /// Namespace Optimal Write Size (NOWS + 1); 0 if not reported.
+    pub(crate) optimal: u32,
+    /// Blocks written atomically across a power failure: NAWUPF + 1 if
+    /// NSFEAT bit 1 says the namespace reports it (and it is not 0), 1
+    /// if the atomic boundaries have an offset (NABO, which the block
+    /// layer cannot describe), else `None`: the controller's AWUPF holds.
+    pub(crate) atomic: Option<u32>,
 }
 
 /// One LBA Format entry (LBAF) of Identify Namespace.
@@ -481,6 +575,14 @@ pub(crate) struct IdentifyNamespace {
     mc: u8,
     /// Deallocate Logical Block Features (DLFEAT).
     dlfeat: u8,
+    /// Namespace Atomic Write Unit Power Fail (NAWUPF), zero-based.
+    nawupf: u16,
+    /// Namespace Atomic Boundary Offset (NABO).
+    nabo: u16,
+    /// Namespace Preferred Write Granularity (NPWG), zero-based.
+    npwg: u16,
+    /// Namespace Optimal Write Size (NOWS), zero-based.
+    nows: u16,
     /// Namespace Globally Unique Identifier (NGUID), NVMe 1.2 and later.
     nguid: [u8; 16],
     /// IEEE Extended Unique Identifier (EUI64), NVMe 1.1 and later.
@@ -505,6 +607,10 @@ impl IdentifyNamespace {
             flbas: read_u8(page, 26),
             mc: read_u8(page, 27),
             dlfeat: read_u8(page, 33),
+            nawupf: read_u16(page, 36),
+            nabo: read_u16(page, 42),
+            npwg: read_u16(page, 64),
+            nows: read_u16(page, 72),
             nguid: read_array(page, 104),
             eui64: read_array(page, 120),
             lbaf,
@@ -539,6 +645,35 @@ impl IdentifyNamespace {
     /// Deallocate Logical Block Features bit field.
     pub(crate) fn deallocate_features(&self) -> u8 {
         self.dlfeat
+    }
+
+    /// The write sizes the namespace reports (NSFEAT bits 1 and 4, NAWUPF,
+    /// NABO, NPWG, NOWS).
+    pub(crate) fn write_sizes(&self) -> WriteSizes {
+        // NSFEAT bit 1: NAWUN, NAWUPF and NACWU are valid; bit 4: NPWG,
+        // NPWA, NPDG, NPDA and NOWS are.
+        let atomics = self.nsfeat & (1 << 1) != 0;
+        let optimal_io = self.nsfeat & (1 << 4) != 0;
+        let atomic = if self.nabo != 0 {
+            Some(1)
+        } else if atomics && self.nawupf != 0 {
+            Some(u32::from(self.nawupf) + 1)
+        } else {
+            None
+        };
+        WriteSizes {
+            preferred: if optimal_io {
+                u32::from(self.npwg) + 1
+            } else {
+                1
+            },
+            optimal: if optimal_io && self.nows != 0 {
+                u32::from(self.nows) + 1
+            } else {
+                0
+            },
+            atomic,
+        }
     }
 
     /// NGUID, as the controller sent it (all zeroes: none).

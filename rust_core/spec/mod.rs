@@ -14,6 +14,7 @@ pub(crate) mod command;
 pub(crate) mod completion;
 pub(crate) mod event;
 pub(crate) mod identify;
+pub(crate) mod limits;
 pub(crate) mod nsid;
 pub(crate) mod passthru;
 pub(crate) mod prp;

@@ -320,6 +320,11 @@ impl Version {
     pub(crate) const fn tertiary(self) -> u8 {
         self.ter() as u8
     }
+
+    /// Whether this is NVMe `major`.`minor` or later.
+    pub(crate) const fn is_at_least(self, major: u16, minor: u8) -> bool {
+        self.major() > major || (self.major() == major && self.minor() >= minor)
+    }
 }
 
 impl fmt::Display for Version {
@@ -516,6 +521,11 @@ mod tests {
         assert_eq!(format!("{vs}"), "VS 0x00010400: NVMe 1.4.0");
         let vs = Version(0x0002_0001);
         assert_eq!((vs.major(), vs.minor(), vs.tertiary()), (2, 0, 1));
+        assert!(vs.is_at_least(1, 2));
+        assert!(vs.is_at_least(2, 0));
+        assert!(!vs.is_at_least(2, 1));
+        assert!(Version(0x0001_0200).is_at_least(1, 2));
+        assert!(!Version(0x0001_0100).is_at_least(1, 2));
     }
 
     #[test]

@@ -33,6 +33,31 @@ use super::blk_types::{Cancel, NameWriter, RawSet};
 use super::misc_types::FileOps;
 use super::sysfs_types::Attributes;
 
+/// The bios of a request the driver owns, as (start sector, bytes); see
+/// [`Request::bio_ranges`].
+///
+/// # Invariants
+///
+/// `bio` is null or a bio of the request borrowed for `'a`, whose list
+/// does not change during that borrow.
+pub(crate) struct BioRanges<'a> {
+    bio: *const bindings::bio,
+    _rq: PhantomData<&'a bindings::request>,
+}
+
+impl Iterator for BioRanges<'_> {
+    type Item = (u64, u32);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // SAFETY: By the type invariant the bio, if not null, is live and
+        // unchanged for the borrow of its request.
+        let bio = unsafe { self.bio.as_ref() }?;
+        // INVARIANT: The next bio of the same list, or null at its end.
+        self.bio = bio.bi_next;
+        Some((bio.bi_iter.bi_sector, bio.bi_iter.bi_size))
+    }
+}
+
 /// A request owned by the driver: between `queue_rq` and its end.
 ///
 /// # Invariants
@@ -203,6 +228,28 @@ impl<T: Operations> Request<T> {
         pdu.single_len = len;
         pdu.dir = dir;
         Ok(Some(1))
+    }
+
+    /// Start sector (512 bytes) and length in bytes of each bio of the
+    /// request, in order: a discard request that blk-mq merged from
+    /// several bios covers one range per bio.
+    pub(crate) fn bio_ranges(&self) -> BioRanges<'_> {
+        // INVARIANT: `bio` heads the request's bio list, which does not
+        // change while the driver owns the request (only ending it, which
+        // takes the request, walks and frees the bios).
+        BioRanges {
+            bio: self.raw().bio,
+            _rq: PhantomData,
+        }
+    }
+
+    /// The largest number of ranges the request's queue lets one discard
+    /// request have (`queue_max_discard_segments`).
+    pub(crate) fn max_discard_segments(&self) -> u16 {
+        // SAFETY: The request's queue is live while it has requests, and
+        // its limits are only changed with the queue frozen (no request
+        // owned by a driver).
+        unsafe { (*self.raw().q).limits.max_discard_segments }
     }
 
     /// Undoes [`Request::dma_map`], if it was done.

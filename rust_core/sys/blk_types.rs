@@ -132,12 +132,16 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
 /// Limits and features of a disk's queue.
 pub(crate) struct Limits {
     pub(crate) logical_block_size: u32,
+    pub(crate) physical_block_size: u32,
+    pub(crate) io_min: u32,
+    pub(crate) io_opt: u32,
     pub(crate) max_hw_sectors: u32,
     pub(crate) max_segments: u16,
     pub(crate) virt_boundary_mask: usize,
     pub(crate) dma_alignment: u32,
     pub(crate) write_cache: bool,
     pub(crate) max_discard_sectors: u32,
+    pub(crate) max_discard_segments: u16,
     pub(crate) max_write_zeroes_sectors: u32,
 }
 
@@ -147,13 +151,15 @@ impl Limits {
     pub(super) fn to_raw(&self) -> bindings::queue_limits {
         let mut lim = bindings::queue_limits {
             logical_block_size: self.logical_block_size,
-            physical_block_size: self.logical_block_size,
+            physical_block_size: self.physical_block_size,
+            io_min: self.io_min,
+            io_opt: self.io_opt,
             max_hw_sectors: self.max_hw_sectors,
             max_segments: self.max_segments,
             virt_boundary_mask: self.virt_boundary_mask,
             dma_alignment: self.dma_alignment,
             max_hw_discard_sectors: self.max_discard_sectors,
-            max_discard_segments: 1,
+            max_discard_segments: self.max_discard_segments,
             discard_granularity: self.logical_block_size,
             max_write_zeroes_sectors: self.max_write_zeroes_sectors,
             ..Default::default()

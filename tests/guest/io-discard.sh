@@ -21,10 +21,21 @@ for d in $(drv_disks); do
 		echo "@@WROTE ns$n rc=$? $(tr '\n' ' ' </tmp/dd.err)") &
 done
 wait
+# The queue limits the host compares with QEMU's configuration.
+queue_limits() {
+	local a
+	for a in logical_block_size physical_block_size minimum_io_size optimal_io_size \
+		discard_granularity discard_max_hw_bytes max_discard_segments \
+		write_zeroes_max_bytes; do
+		echo "@@QLIM $2 $a=$(cat /sys/block/$1/queue/$a)"
+	done
+}
+
 i=1
 for d in $(drv_disks); do
 	n=$(disk_nsid "$d")
 	lbs=$(disk_lbs "$d")
+	queue_limits "$d" "$n"
 	check "ns$n offers discard" [ "$(cat /sys/block/$d/queue/discard_max_bytes)" -gt 0 ]
 	out=$($BLKDISCARD -v -o $MiB -l $((2 * MiB)) /dev/$d 2>&1)
 	echo "@@BLKDISCARD ns$n: $out"

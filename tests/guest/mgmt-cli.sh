@@ -90,6 +90,7 @@ done
 
 # As a person sees them (for the README; the host checks the JSON above).
 $NVME smart-log /dev/rsnvme0 2>&1 | sed 's/^/@@HUMAN smart-log: /'
+$NVME id-ctrl /dev/rsnvme0 2>&1 | sed 's/^/@@HUMAN id-ctrl: /'
 $NVME list 2>&1 | sed 's/^/@@HUMAN list: /'
 
 for a in model serial firmware_rev transport address state cntlid subsysnqn queue_count sqsize; do
