@@ -125,14 +125,25 @@ impl AdminQueue {
     /// Sends Abort for command `cid` of I/O queue `qid` without waiting
     /// for it; its outcome is logged when it completes.
     pub(crate) fn abort(&self, qid: u16, cid: u16) -> Result {
+        self.submit_unwaited(Command::abort(qid, cid), Slot::Abort { qid, cid }, |_| {
+            false
+        })
+    }
+
+    /// Submits `cmd` from a free slot marked `kind`, without waiting for it
+    /// (`record` handles its completion); does nothing if a slot already
+    /// matches `unless`. `EBUSY` when no slot is free.
+    fn submit_unwaited(&self, mut cmd: Command, kind: Slot, unless: fn(&Slot) -> bool) -> Result {
         let mut slots = self.slots.lock();
+        if slots.iter().any(unless) {
+            return Ok(());
+        }
         let slot = slots
             .iter()
             .position(|s| matches!(s, Slot::Free))
             .ok_or(EBUSY)?;
-        let mut cmd = Command::abort(qid, cid);
         cmd.set_cid(u16::try_from(slot)?);
-        *slots.get_mut(slot).ok_or(EINVAL)? = Slot::Abort { qid, cid };
+        *slots.get_mut(slot).ok_or(EINVAL)? = kind;
         drop(slots);
         let submitted = self.pair.submit(cmd, true);
         if submitted.is_err() {
@@ -227,25 +238,9 @@ impl AdminQueue {
     /// nobody waits for it. Its completion is kept for
     /// [`AdminQueue::take_event`] and the sink's work scheduled.
     pub(crate) fn request_event(&self) -> Result {
-        let mut slots = self.slots.lock();
-        if slots.iter().any(|s| matches!(s, Slot::Event)) {
-            return Ok(());
-        }
-        let slot = slots
-            .iter()
-            .position(|s| matches!(s, Slot::Free))
-            .ok_or(EBUSY)?;
-        let mut cmd = Command::async_event_request();
-        cmd.set_cid(u16::try_from(slot)?);
-        *slots.get_mut(slot).ok_or(EINVAL)? = Slot::Event;
-        drop(slots);
-        let submitted = self.pair.submit(cmd, true);
-        if submitted.is_err() {
-            if let Some(s) = self.slots.lock().get_mut(slot) {
-                *s = Slot::Free;
-            }
-        }
-        submitted
+        self.submit_unwaited(Command::async_event_request(), Slot::Event, |s| {
+            matches!(s, Slot::Event)
+        })
     }
 
     /// The oldest event reported and not yet taken.

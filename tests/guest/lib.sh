@@ -396,6 +396,18 @@ fio_phase() {
 	fio_check "$1" "$f"
 }
 
+# run_cli DRIVER WHAT ARGS...: runs nvme-cli ($NVME) with ARGS and prints
+# one @@NVME line (its output, JSON or text, on one line, and its exit
+# status) and, if it failed, an @@NVMEERR line with its error output.
+run_cli() {
+	local drv=$1 what=$2 out rc
+	shift 2
+	out=$($NVME "$@" 2>/tmp/cli.err)
+	rc=$?
+	echo "@@NVME $drv $what rc=$rc $(echo "$out" | tr -d '\n\t')"
+	[ $rc -eq 0 ] || echo "@@NVMEERR $drv $what $(tr '\n' ' ' </tmp/cli.err)"
+}
+
 # wait_pid PID SECONDS: waits for a background process to end; 1 if it
 # is still running after SECONDS.
 wait_pid() {

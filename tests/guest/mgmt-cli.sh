@@ -32,15 +32,6 @@ drv_wait_disks 1
 echo "@@NODE rs $(ls -l /dev/rsnvme0)"
 echo "@@NODE rs-class $(readlink -f /sys/class/misc/rsnvme0/device)"
 
-# One line of JSON per command and driver.
-run_cli() {
-	local drv=$1 what=$2 out rc
-	shift 2
-	out=$($NVME "$@" 2>/tmp/cli.err)
-	rc=$?
-	echo "@@NVME $drv $what rc=$rc $(echo "$out" | tr -d '\n\t')"
-	[ $rc -eq 0 ] || echo "@@NVMEERR $drv $what $(tr '\n' ' ' </tmp/cli.err)"
-}
 # run_pt DRIVER CASE DEV OPTIONS...: nvme admin-passthru, exit status only.
 run_pt() {
 	local drv=$1 what=$2

@@ -30,15 +30,6 @@ for d in $(IO_DISK_RE='^nvme[0-9]+n[0-9]+$' drv_disks); do ns_attrs c "$d"; done
 
 NVME=/usr/sbin/nvme
 seed=${rsnvme_seed:-7654321}
-# One line per nvme-cli command and driver (JSON or text on one line).
-run_cli() {
-	local drv=$1 what=$2 out rc
-	shift 2
-	out=$($NVME "$@" 2>/tmp/cli.err)
-	rc=$?
-	echo "@@NVME $drv $what rc=$rc $(echo "$out" | tr -d '\n\t')"
-	[ $rc -eq 0 ] || echo "@@NVMEERR $drv $what $(tr '\n' ' ' </tmp/cli.err)"
-}
 for drv in c rs; do
 	if [ $drv = c ]; then re='^nvme[0-9]+n[0-9]+$'; else re='^rsnvme[0-9]+n[0-9]+$'; fi
 	d1=/dev/$(IO_DISK_RE=$re disk_by_nsid 1)
