@@ -13,6 +13,8 @@
 #   make bench           rsnvme next to the C nvme driver: fio in one guest with
 #                        both bound at once, on a kernel without debugging
 #                        (table and chart in build/bench.{md,png})
+#   make profile         the same guest with perf: where each driver's CPU
+#                        time per I/O goes (build/profile.md)
 #   make install         build, then install into /lib/modules/<kernel>/extra and
 #                        run depmod (INSTALL_MOD_PATH=<dir> installs under <dir>;
 #                        required for the QEMU kernel, i.e. without KDIR)
@@ -51,7 +53,7 @@ kcheck = $(CURDIR)/tools/check-toolchain.sh "$$k" $(RUSTC) $(BINDGEN)
 kmake = $(kcheck) && $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
 	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
 
-.PHONY: all modules clippy install header qemu test bench clean kernel
+.PHONY: all modules clippy install header qemu test bench profile clean kernel
 
 all: modules
 
@@ -92,6 +94,9 @@ test:
 
 bench:
 	python3 qemu-ci/bench.py
+
+profile:
+	python3 qemu-ci/bench.py --profile
 
 clean:
 	@if [ -n "$(KDIR)" ] || k=$$(qemu-ci/build-kernel.sh --print 2>/dev/null); then \

@@ -19,6 +19,13 @@ console log (build/logs/bench.log) without running anything.
 BENCH_DOCS=1 also copies them to docs/bench.{md,png} and the table into
 README.md (between its "bench table" markers), for a commit.
 
+`bench.py --profile` (`make profile`) runs the same guest with perf sampling
+every vCPU through each job's measuring window and prints, per row, where
+each driver's CPU time per I/O goes (qemu-ci/proflib.py), into
+<build>/profile.md (and docs/profile.md with BENCH_DOCS=1). Its defaults:
+2 rounds of 6 s, the null-co pair, the four rows with the largest CPU/IO
+gap; perf samples each vCPU once per kernel tick (CONFIG_HZ).
+
 Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per job (default 3),
 BENCH_CPUS vCPUs (default 2), BENCH_ROWS (comma-separated row names, default
 all), BENCH_BACKINGS (default "null,file"), RSNVME_ACCEL=kvm where KVM
@@ -34,6 +41,7 @@ import time
 from pathlib import Path
 
 import benchlib
+import proflib
 import qemu
 
 # PCI slots of the controllers: per backing, the C driver's and rsnvme's.
@@ -158,19 +166,67 @@ def from_log(path):
     return 0
 
 
+# `make profile`'s rows: where the CPU per I/O differs most.
+PROFILE_ROWS = "randread-4k-qd32,randread-512-qd32,randwrite-4k-qd32,seqread-128k-qd8"
+
+
+def tick_hz(kdir):
+    """The kernel's CONFIG_HZ: without high-resolution timers perf's
+    cpu-clock fires once per tick at most, so that is the rate to ask for
+    (each sample then stands for the time it claims)."""
+    m = re.search(r"^CONFIG_HZ=(\d+)$", (Path(kdir) / ".config").read_text(), re.M)
+    return int(m.group(1)) if m else 250
+
+
+def profile_report(console, rounds, seconds, hz):
+    """The per-category and per-function table of a profile console."""
+    lines = console.splitlines()
+    results, _ = benchlib.parse_console(lines)
+    window_ios = {k: sum(s.window_ios for s in v) for k, v in results.items()}
+    labels = {r.name: benchlib.label(r, int(os.environ.get("BENCH_CPUS", "2")))
+              for r in benchlib.ROWS}
+    note = (f"Measured by `make profile` ({time.strftime('%Y-%m-%d')}): the `make bench` "
+            f"guest, perf sampling every vCPU at each {hz} Hz tick (cpu-clock) through each "
+            f"job's measuring window, {rounds} rounds of {seconds} s per job, samples summed over "
+            "the rounds. µs/IO: the CPU time a category's samples stand for, over the "
+            "I/Os the disk completed in the windows. Under TCG this is emulated time: "
+            "compare the drivers, not the absolute figures. The guest has no PMU, so perf "
+            "samples from a timer interrupt: time with interrupts off (the drivers' "
+            "interrupt handlers, completions, `spin_lock_irqsave` sections) is charged to "
+            "the instruction where interrupts came back on, mostly right after the "
+            "doorbell write in the submission function.\n\n")
+    text = note + proflib.table(proflib.parse(lines), window_ios, labels)
+    notes = [l for l in lines if l.startswith("@@PROFNOTE ")]
+    if notes:
+        text += "\nperf said: " + "; ".join(notes[:5]) + "\n"
+    return text
+
+
 def main():
     if sys.argv[1:2] == ["--from-log"] and len(sys.argv) == 3:
         return from_log(sys.argv[2])
-    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
-    seconds = int(os.environ.get("BENCH_SECONDS", "3"))
+    if sys.argv[1:3] == ["--profile", "--from-log"] and len(sys.argv) == 4:
+        console = Path(sys.argv[3]).read_text(errors="replace")
+        print(profile_report(console, int(os.environ.get("BENCH_ROUNDS", "2")),
+                             int(os.environ.get("BENCH_SECONDS", "6")),
+                             tick_hz(qemu.kernel("bench"))))
+        return 0
+    profile = sys.argv[1:] == ["--profile"]
+    if sys.argv[1:] and not profile:
+        print("usage: bench.py [--profile] [--from-log LOG]")
+        return 2
+    rounds = int(os.environ.get("BENCH_ROUNDS", "2" if profile else "5"))
+    seconds = int(os.environ.get("BENCH_SECONDS", "6" if profile else "3"))
     cpus = int(os.environ.get("BENCH_CPUS", "2"))
-    names = [n for n in os.environ.get("BENCH_ROWS", "").split(",") if n]
+    names = [n for n in os.environ.get("BENCH_ROWS", PROFILE_ROWS if profile else "").split(",")
+             if n]
     unknown = [n for n in names if n not in benchlib.ROW_BY_NAME]
     if unknown:
         print(f"bench: unknown rows {unknown}; known: {list(benchlib.ROW_BY_NAME)}")
         return 2
     rows = [r for r in benchlib.ROWS if not names or r.name in names]
-    backings = [b for b in os.environ.get("BENCH_BACKINGS", "null,file").split(",") if b]
+    backings = [b for b in os.environ.get("BENCH_BACKINGS", "null" if profile else "null,file")
+                .split(",") if b]
     if not backings or any(b not in benchlib.BACKINGS for b in backings):
         print(f"bench: BENCH_BACKINGS must name some of {benchlib.BACKINGS}")
         return 2
@@ -180,6 +236,7 @@ def main():
     qemu.setup()
     have_chart = ensure_matplotlib()
     kdir = qemu.kernel("bench")
+    hz = tick_hz(kdir)
     t_kernel = time.monotonic() - t0
     # Its own copy of the sources, so the tree's rsnvme.ko (the test
     # build, against the test kernel) stays as it is.
@@ -187,17 +244,23 @@ def main():
     qemu.build_module(kdir, faults=False, src=src)
     rows_file = qemu.BUILD / "bench-rows.txt"
     rows_file.write_text("".join(r.guest_line(cpus) + "\n" for r in rows))
+    tools = qemu.IO_TOOLS
+    if profile:
+        subprocess.run([str(qemu.ROOT / "qemu-ci" / "setup.sh"), "--profile"], check=True)
+        tools += ("/usr/bin/perf",)
     initrd = qemu.build_initramfs(
-        kdir, extra_files=qemu.io_tools() + [(rows_file, "tests/bench-rows.txt")],
+        kdir, extra_files=qemu.io_tools(tools) + [(rows_file, "tests/bench-rows.txt")],
         module=src / "rsnvme.ko", name="bench-initramfs")
     devices, env = controllers(backings)
     jobs = rounds * len(rows) * len(backings) * len(benchlib.DRIVERS)
     print(f"bench: {jobs} fio jobs of {seconds} s ({rounds} rounds, {len(rows)} rows, "
           f"backings {','.join(backings)}), {cpus} vCPUs, accel {accel}", flush=True)
     t1 = time.monotonic()
-    b = qemu.boot("bench", initrd, kdir, "bench", devices, smp=cpus, mem=1024,
-                  env={**env, "rounds": rounds, "seconds": seconds},
-                  timeout=180 + jobs * (seconds + 8))
+    extra_env = {"profile_period": 10**9 // hz} if profile else {}
+    # perf report reads the kernel's symbols per job: slow under TCG.
+    b = qemu.boot("profile" if profile else "bench", initrd, kdir, "bench", devices, smp=cpus,
+                  mem=1024, env={**env, "rounds": rounds, "seconds": seconds, **extra_env},
+                  timeout=180 + jobs * (seconds + (60 if profile else 8)))
     t_bench = time.monotonic() - t1
 
     text, summary, results, errors, skipped = report(b.console, rounds, cpus, accel, have_chart)
@@ -212,10 +275,20 @@ def main():
         problems.insert(0, b.failure)
     print(f"(bench kernel ready after {t_kernel:.0f} s; the guest ran {t_bench:.0f} s; "
           f"table in {qemu.BUILD / 'bench.md'}; console in {b.log})")
+    if profile:
+        ptext = profile_report(b.console, rounds, seconds, hz)
+        (qemu.BUILD / "profile.md").write_text(ptext)
+        print(ptext)
+        print(f"profile: {qemu.BUILD / 'profile.md'}")
     if problems:
         print("bench FAILED:", *problems[:20], sep="\n  ")
         return 1
-    if os.environ.get("BENCH_DOCS") == "1":
+    if os.environ.get("BENCH_DOCS") == "1" and profile:
+        docs = qemu.ROOT / "docs"
+        docs.mkdir(exist_ok=True)
+        (docs / "profile.md").write_text("# `make profile`: where the CPU per I/O goes\n\n"
+                                         + ptext)
+    elif os.environ.get("BENCH_DOCS") == "1":
         update_docs(text, qemu.BUILD / "bench.png")
     return 0
 

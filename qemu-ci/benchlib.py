@@ -5,14 +5,18 @@ table and the chart. No QEMU here: tests/run.py checks it on made-up input.
 
 The guest (tests/guest/bench.sh) prints one line per fio job:
 
-    @@BENCH <round> <backing> <driver> <row> <stat before> <stat after> <I/Os> <terse>
+    @@BENCH <md5> <round> <backing> <driver> <row> <stat before> <stat after> <I/Os> <terse>
 
-where the stats are the guest's /proc/stat "cpu" line (all CPUs) as
+and the same lines again at the end as @@BENCHAGAIN (a long line can lose
+bytes on the serial console of a loaded host; the first copy whose md5,
+that of the rest of the line and a newline, matches is used), where the
+stats are the guest's /proc/stat "cpu" line (all CPUs) as
 comma-separated jiffies at the start and end of a window inside fio's
 measured time, <I/Os> the I/Os the disk completed in that window (its
 /sys/block/<disk>/stat) and <terse> is fio's --terse-version=3 line.
 """
 
+import hashlib
 import re
 import statistics
 from dataclasses import dataclass
@@ -80,6 +84,7 @@ class Sample:
     p99_us: float
     cpu_us_per_io: float  # busy guest CPU time (all CPUs) per I/O done
     ios: int  # I/Os fio did
+    window_ios: int = 0  # I/Os the disk completed in the CPU measuring window
 
 
 class BenchError(Exception):
@@ -130,21 +135,34 @@ def parse_sample(row, stat0, stat1, window_ios, terse):
         raise BenchError("no I/O completed in the CPU measuring window")
     return Sample(iops=float(f[base + 2]), kib_s=float(f[base + 1]),
                   p50_us=_percentile(f, base, 50.0), p99_us=_percentile(f, base, 99.0),
-                  cpu_us_per_io=busy * (1e6 / USER_HZ) / int(window_ios), ios=ios)
+                  cpu_us_per_io=busy * (1e6 / USER_HZ) / int(window_ios), ios=ios,
+                  window_ios=int(window_ios))
 
 
-BENCH_LINE = re.compile(r"^@@BENCH (\d+) (\S+) (\S+) (\S+) (\S+) (\S+) (-?\d+) (.*)$")
+BENCH_LINE = re.compile(r"^@@BENCH(?:AGAIN)? ([0-9a-f]{32}) ((\d+) (\S+) (\S+) (\S+) (\S+) (\S+) "
+                        r"(-?\d+) (.*))$")
 
 
 def parse_console(lines):
     """{(backing, row name, driver): [Sample per round]} and a list of
     errors (one per job that failed or could not be read)."""
-    results, errors = {}, []
+    intact, damaged = {}, {}
     for line in lines:
         m = BENCH_LINE.match(line.strip())
         if not m:
             continue
-        rnd, backing, driver, name, stat0, stat1, window_ios, terse = m.groups()
+        job = (m.group(3), m.group(4), m.group(5), m.group(6))
+        if hashlib.md5((m.group(2) + "\n").encode()).hexdigest() == m.group(1):
+            intact.setdefault(job, m.groups()[2:])
+        else:
+            damaged.setdefault(job, m.group(2))
+    results, errors = {}, []
+    for job, text in damaged.items():
+        if job not in intact:
+            errors.append(f"round {job[0]} {job[1]} {job[2]} {job[3]}: every copy damaged in "
+                          f"transit: {text[:200]!r}")
+    for (rnd, backing, driver, name), fields in intact.items():
+        stat0, stat1, window_ios, terse = fields[4:]
         row = ROW_BY_NAME.get(name)
         try:
             if row is None or driver not in DRIVERS:

@@ -9,6 +9,7 @@
 #                                   KVER=7.3 also fetches Linux 7.3, fetch-7.3.sh)
 #        qemu-ci/setup.sh --bench   only what `make bench` adds: matplotlib for
 #                                   its chart (not needed by anything else)
+#        qemu-ci/setup.sh --profile only what `make profile` adds: perf
 set -euo pipefail
 
 . "$(dirname "$0")/env.sh"
@@ -16,15 +17,19 @@ set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 
-if [ "${1:-}" = --bench ]; then
-	dpkg-query -W -f='${Status}\n' python3-matplotlib 2>/dev/null |
+case "${1:-}" in
+--bench | --profile)
+	pkg=python3-matplotlib why="the bench chart"
+	[ "$1" = --bench ] || pkg=linux-perf why="perf in the profiling guest"
+	dpkg-query -W -f='${Status}\n' $pkg 2>/dev/null |
 		grep -q '^install ok installed$' && exit 0
-	echo "setup: installing python3-matplotlib (for the bench chart)"
+	echo "setup: installing $pkg (for $why)"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-		--no-install-recommends python3-matplotlib >/dev/null
+		--no-install-recommends $pkg >/dev/null
 	exit 0
-fi
+	;;
+esac
 
 packages=(
 	rustc-web rust-web-src rust-web-clippy rustfmt-web cbindgen-web

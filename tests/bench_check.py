@@ -3,6 +3,8 @@
 parsing of the guest's @@BENCH lines, medians, ratios and the table, on
 made-up input. No QEMU, well under a second."""
 
+import hashlib
+
 import benchlib
 
 
@@ -23,8 +25,15 @@ def line(rnd, backing, driver, row, busy, kib, iops, p50, p99, write=False, erro
     before = "100,0,100,1000,5,1,1,0,0,0"
     after = f"{100 + busy},0,100,{1000 + 300},{5 + 7},1,1,0,0,0"
     # 1000 I/Os in the window.
-    return (f"@@BENCH {rnd} {backing} {driver} {row} {before} {after} 1000 "
+    rest = (f"{rnd} {backing} {driver} {row} {before} {after} 1000 "
             f"{terse(kib, iops, p50, p99, write, error)}")
+    return f"@@BENCH {hashlib.md5((rest + chr(10)).encode()).hexdigest()} {rest}"
+
+
+def damage(bench_line, again=False):
+    """The line as a lossy console delivers it: bytes gone from its end
+    (or, with again, its intact resend at the end of the bench)."""
+    return bench_line.replace("@@BENCH ", "@@BENCHAGAIN ") if again else bench_line[:-40]
 
 
 def check(record):
@@ -37,9 +46,18 @@ def check(record):
             lines.append(line(rnd, "null", "nvme", row, 30, 4000, 1000, 100, 200, w))
             lines.append(line(rnd, "null", "rsnvme", row, 60, 4000, rs, 110, 300, w))
     lines.append(line(0, "file", "rsnvme", "randread-4k-qd1", 1, 4, 1, 1, 1, error=5))
+    # Round 1's C randread line lost bytes and came again intact at the
+    # end; a file-backed line lost bytes in both copies.
+    lines[6] = damage(lines[6])
+    lines.append(damage(line(1, "null", "nvme", rows[0], 30, 4000, 1000, 100, 200), True))
+    lost = line(2, "file", "nvme", rows[0], 1, 4, 1, 1, 1)
+    lines += [damage(lost), damage(damage(lost, True))]
     results, errors = benchlib.parse_console(lines)
-    record("bench: @@BENCH lines parsed, a failed fio job reported",
-           len(results) == 4 and len(errors) == 1 and "error 5" in errors[0],
+    record("bench: @@BENCH lines parsed, a damaged line taken from its resend, "
+           "a failed fio job and a line damaged twice reported",
+           len(results) == 4 and len(errors) == 2 and "every copy damaged" in errors[0]
+           and "error 5" in errors[1]
+           and len(results[("null", "randread-4k-qd1", "nvme")]) == 3,
            f"{len(results)} results, errors {errors}")
     s = results[("null", "randwrite-4k-qd32", "nvme")][0]
     # 4000 KiB of 4 KiB writes = 1000 I/Os; 30 busy jiffies = 300 ms for
@@ -60,3 +78,50 @@ def check(record):
             "| 4k randwrite QD32 x2 |", "**1.50** (1.50-1.50)", "null-co"]
     record("bench: markdown table", all(w in text for w in want) and "file backing" not in text,
            text)
+
+
+def check_profile(record):
+    """`make profile`'s attribution (qemu-ci/proflib.py) on made-up perf lines."""
+    import proflib
+
+    k, u = "[kernel.kallsyms]", "libc.so.6"
+    lines = [
+        # round backing driver row ns|comm|object|function
+        "@@PROF 0 null nvme randread-4k-qd32 100000|fio|[nvme]|[k] nvme_queue_rq",
+        "@@PROF 0 null nvme randread-4k-qd32 50000|fio|[nvme_core]|[k] nvme_setup_cmd",
+        f"@@PROF 0 null nvme randread-4k-qd32 200000|fio|{k}|[k] blk_mq_submit_bio",
+        f"@@PROF 0 null nvme randread-4k-qd32 5000000|swapper/0|{k}|[k] pv_native_safe_halt",
+        f"@@PROF 0 null nvme randread-4k-qd32 70000|perf|{k}|[k] memset",
+        f"@@PROF 1 null nvme randread-4k-qd32 100000|swapper/1|{k}|[k] __blk_rq_map_sg",
+        "@@PROF 0 null rsnvme randread-4k-qd32 300000|fio|[rsnvme]|[k] "
+        "_RNvMs0_NtCsbDqzXfLQacH_11rsnvme_core5queueNtB5_9QueuePair8complete",
+        f"@@PROF 0 null rsnvme randread-4k-qd32 40000|fio|{k}|[k] _raw_spin_lock_irqsave",
+        f"@@PROF 0 null rsnvme randread-4k-qd32 60000|fio|{u}|[.] io_submit",
+        f"@@PROF 0 null rsnvme randread-4k-qd32 25000|kworker/0:1H|{k}|[k] "
+        "__sysvec_apic_timer_interrupt",
+        "@@PROFIRQ 0 null nvme randread-4k-qd32 1",
+        "@@PROFIRQ 1 null nvme randread-4k-qd32 1",
+        "@@PROFIRQ 0 null rsnvme randread-4k-qd32 3",
+    ]
+    prof = proflib.parse(lines)
+    c = prof[("null", "randread-4k-qd32", "nvme")]
+    r = prof[("null", "randread-4k-qd32", "rsnvme")]
+    record("profile: samples charged to driver, block, DMA, idle, perf, user, lock, irq",
+           c[("driver", "nvme_queue_rq")] == 100000 and c[("driver", "nvme_setup_cmd")] == 50000
+           and c[("block", "blk_mq_submit_bio")] == 200000
+           and c[("idle", "pv_native_safe_halt")] == 5000000
+           and c[("perf", "memset")] == 70000 and c[("dma", "__blk_rq_map_sg")] == 100000
+           and r[("user", "io_submit")] == 60000 and r[("lock", "_raw_spin_lock_irqsave")] == 40000
+           and r[("irq", "__sysvec_apic_timer_interrupt")] == 25000,
+           repr(prof))
+    # One I/O per driver in the windows: 100000 ns is 100 µs per I/O.
+    ios = {("null", "randread-4k-qd32", d): 1 for d in ("nvme", "rsnvme")}
+    text = proflib.table(prof, ios, {"randread-4k-qd32": "4k randread QD32 x2"})
+    want = ["### 4k randread QD32 x2, null backing",
+            "| the driver's own code (nvme + nvme_core, or rsnvme) | 150 | 300 | +150.0 |",
+            "| DMA mapping and scatterlists | 100 | 0.0 | -100.0 |",
+            "| **busy CPU per I/O** (idle and perf left out) | **450** | **425** | **-25.0** |",
+            "`<rsnvme_core::queue::QueuePair>::complete` (driver) 300",
+            "| the controller's interrupts per I/O | 2.00 | 3.00 | +1.00 |"]
+    record("profile: µs per I/O by category, totals without idle and perf, Rust names demangled",
+           all(w in text for w in want), text)

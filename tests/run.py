@@ -538,6 +538,7 @@ def main():
     # part of `make test`).
     import bench_check
     bench_check.check(record)
+    bench_check.check_profile(record)
     checkpatch(ksrc())
 
     try:

@@ -5,11 +5,19 @@
 # Every fio row of /tests/bench-rows.txt runs against each driver in turn,
 # the order alternating every round (ABBA...), for $rsnvme_rounds rounds of
 # $rsnvme_seconds seconds per job. Per job it prints
-#   @@BENCH <round> <backing> <driver> <row> <cpu stat before> <after> <I/Os> <fio terse v3>
-# (qemu-ci/benchlib.py reads it) and @@FAIL lines for what went wrong.
+#   @@BENCH <md5> <round> <backing> <driver> <row> <cpu stat before> <after> <I/Os> <fio terse v3>
+# (qemu-ci/benchlib.py reads it; <md5> is that of the rest of the line) and
+# @@FAIL lines for what went wrong. The serial console has been seen to lose
+# bytes of a long line on a loaded host, so at the end every line is sent
+# once more, as @@BENCHAGAIN, and the host keeps the first intact copy.
 . /tests/lib.sh
 
 ROUNDS=${rsnvme_rounds:-5}
+# `make profile` (qemu-ci/bench.py --profile): perf's sampling period per
+# CPU, in ns of CPU time (a kernel tick).
+PROFILE_PERIOD=${rsnvme_profile_period:-}
+PERF=/usr/bin/perf
+[ -z "$PROFILE_PERIOD" ] || echo 0 >/proc/sys/kernel/kptr_restrict
 SECONDS_PER_JOB=${rsnvme_seconds:-3}
 [ "$SECONDS_PER_JOB" -ge 2 ] || SECONDS_PER_JOB=2
 
@@ -106,16 +114,60 @@ run_job() {
 	sleep 1
 	s0=$(cpu_stat)
 	n0=$(disk_ios "$dev")
-	sleep $((SECONDS_PER_JOB - 1))
+	[ -z "$PROFILE_PERIOD" ] || i0=$(bdf_irqs "$(pair_bdf "$2" "$3")")
+	if [ -n "$PROFILE_PERIOD" ]; then
+		# `make profile`: every CPU sampled through the window.
+		$PERF record -a -e cpu-clock -c "$PROFILE_PERIOD" -N -B -q -o /tmp/perf.data \
+			-- sleep $((SECONDS_PER_JOB - 1)) >/tmp/perf.out 2>&1 ||
+			fail "bench $2 $3 $4" "perf record: $(tail -2 /tmp/perf.out | tr '\n' ' ')"
+	else
+		sleep $((SECONDS_PER_JOB - 1))
+	fi
 	s1=$(cpu_stat)
 	n1=$(disk_ios "$dev")
+	[ -z "$PROFILE_PERIOD" ] || i1=$(bdf_irqs "$(pair_bdf "$2" "$3")")
 	wait $pid
+	[ -z "$PROFILE_PERIOD" ] || profile_report "$1 $2 $3 $4" $((i1 - i0))
 	case "$(tail -1 $out)" in
 	3\;*) ;;
 	*) fail "bench $2 $3 $4" "fio: $(tail -3 $out | tr '\n' ' ')" ;;
 	esac
-	echo "@@BENCH $1 $2 $3 $4 $s0 $s1 $((n1 - n0)) $(tail -1 $out)"
+	line="$1 $2 $3 $4 $s0 $s1 $((n1 - n0)) $(tail -1 $out)"
+	line="$(echo "$line" | md5sum | cut -d' ' -f1) $line"
+	echo "$line" >>/tmp/bench.lines
+	echo "@@BENCH $line"
 	[ $shadow = 1 ] || set_shadow "$2" 1
+}
+
+# pair_bdf BACKING DRIVER: the BDF of DRIVER's controller of BACKING.
+pair_bdf() {
+	local p rest
+	for p in $pairs; do
+		[ "${p%%/*}" = "$1" ] || continue
+		rest=${p#*/}
+		if [ "$2" = nvme ]; then echo "${rest%/*}"; else echo "${rest#*/}"; fi
+	done
+}
+
+# bdf_irqs BDF: the interrupts the controller at BDF raised, all vectors
+# and CPUs (/proc/interrupts names the device in each of its MSI-X lines).
+bdf_irqs() {
+	awk -v b="$1" 'index($0, b) { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i }
+		END { print s + 0 }' /proc/interrupts
+}
+
+# profile_report "ROUND BACKING DRIVER ROW" IRQS: the samples of the job's
+# window per command, object and function, and the interrupts in it, as
+#   @@PROF <round> <backing> <driver> <row> <ns of CPU time>|<comm>|<object>|<function>
+#   @@PROFIRQ <round> <backing> <driver> <row> <interrupts>
+profile_report() {
+	echo "@@PROFIRQ $1 $2"
+	$PERF report -i /tmp/perf.data --stdio --no-children --sort comm,dso,sym \
+		-F period,comm,dso,sym -t '|' -q 2>/tmp/perf.err | while read -r line; do
+		echo "@@PROF $1 $line"
+	done
+	grep -q . /tmp/perf.err && echo "@@PROFNOTE $1 $(head -3 /tmp/perf.err | tr '\n' ' ')"
+	rm -f /tmp/perf.data
 }
 
 # set_shadow BACKING 0|1: rebinds rsnvme's controller of BACKING with the
@@ -180,6 +232,7 @@ while [ $r -lt "$ROUNDS" ]; do
 	echo "@@BENCHROUND $r done"
 	r=$((r + 1))
 done
+[ -e /tmp/bench.lines ] && while read -r line; do echo "@@BENCHAGAIN $line"; done </tmp/bench.lines
 
 for p in $pairs; do
 	c=${p#*/}
