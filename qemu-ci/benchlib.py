@@ -19,6 +19,7 @@ measured time, <I/Os> the I/Os the disk completed in that window (its
 import hashlib
 import re
 import statistics
+import textwrap
 from dataclasses import dataclass
 
 # Drivers, in table order: the reference first. "nvme" is the C driver.
@@ -291,7 +292,7 @@ def chart(summary, cpus, path, title):
     import matplotlib.pyplot as plt
 
     backings = [b for b in BACKINGS if any(k[0] == b for k in summary)]
-    fig, axes = plt.subplots(len(backings), 1, figsize=(11, 4.2 * len(backings)),
+    fig, axes = plt.subplots(len(backings), 1, figsize=(12, 4.6 * len(backings)),
                              squeeze=False)
     metrics = (("iops", "IOPS (higher is better)"),
                ("cpu_us_per_io", "CPU per I/O (lower is better)"),
@@ -311,7 +312,8 @@ def chart(summary, cpus, path, title):
         top = max(summary[(backing, r.name)]["ratio"][m].median for r in rows for m, _ in metrics)
         ax.set_ylim(0, max(2.0, 1.3 * top))
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([label(r, cpus).replace(" QD", "\nQD") for r in rows], fontsize=8)
+        ax.set_xticklabels([textwrap.fill(label(r, cpus).replace(",", ""), 14) for r in rows],
+                           fontsize=8)
         ax.set_ylabel("rsnvme / C nvme (bars: per-round range)", fontsize=9)
         ax.set_title(BACKING_TITLES[backing], fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
