@@ -420,10 +420,10 @@ impl IoShared {
         if kind == ResetKind::Subsystem {
             // With the queues quiesced, nothing rings a doorbell while the
             // controller resets. Whether or not the write took effect (a
-            // failure was logged), the controller may have lost its
-            // queues: the restart takes every request back, disabling the
-            // controller first (within CAP.TO), and brings it up again, or
-            // finds it gone and marks it dead.
+            // device that did not answer again was logged), the controller
+            // may have lost its queues: the restart takes every request
+            // back, disabling the controller first (within CAP.TO), and
+            // brings it up again, or finds it gone and marks it dead.
             let _ = self.regs.reset_subsystem();
         }
         let result = self.restart(set, quiesced, "reset");
