@@ -158,7 +158,7 @@ pub(crate) struct Controller {
 
 /// Step "map": enables the PCI device and bus mastering, sets the DMA
 /// mask, claims and maps BAR0, and checks the controller's capabilities.
-fn map(pdev: &PciDevice) -> Result<Mapped> {
+fn map(pdev: &PciDevice, faults: Faults) -> Result<Mapped> {
     let enabled = pdev.enable_mem().inspect_err(|e| {
         dev_err!(pdev, "cannot enable PCI device: {e:?}\n");
     })?;
@@ -181,8 +181,15 @@ fn map(pdev: &PciDevice) -> Result<Mapped> {
             pdev.resource_len(0)
         );
     })?;
-    let regs = Registers::new(pdev, bar)?;
+    let mut regs = Registers::new(pdev, bar)?;
     let page_shift = check_capabilities(&regs)?;
+    if faults.inject(Fault::SubsystemReset) && !regs.subsystem_reset_supported() {
+        dev_warn!(
+            pdev,
+            "taking CAP.NSSRS as set: NVM subsystem reset (injected)\n"
+        );
+        regs.assume_subsystem_reset();
+    }
     Ok(Mapped {
         regs: Arc::new(regs, GFP_KERNEL)?,
         page_shift,
@@ -636,7 +643,7 @@ impl Controller {
         let number = ControllerNumber::take().inspect_err(|_| {
             dev_err!(&pdev, "no free controller number\n");
         })?;
-        let mapped = map(&pdev)?;
+        let mapped = map(&pdev, faults)?;
         let regs = &mapped.regs;
         reset(regs)?;
         let admin = admin_queue(regs, faults)?;

@@ -40,6 +40,10 @@ pub(crate) enum Fault {
     /// 7: probe fails once the I/O queues exist, before the disks are
     /// added, so everything it built is unwound.
     AfterIoQueues = 7,
+    /// 8: the controller is taken to support NVM Subsystem Reset whatever
+    /// CAP.NSSRS says, so `NVME_IOCTL_SUBSYS_RESET` writes NSSR (which a
+    /// controller without it ignores) and resets the controller.
+    SubsystemReset = 8,
 }
 
 #[cfg(rsnvme_fault_injection)]
@@ -54,6 +58,7 @@ impl Fault {
             Self::IoTimeout,
             Self::ResetFails,
             Self::AfterIoQueues,
+            Self::SubsystemReset,
         ]
         .into_iter()
         .find(|f| *f as u32 == n)

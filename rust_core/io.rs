@@ -36,7 +36,7 @@ use crate::sys::time::{etimedout, msleep, Deadline};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM},
+    code::{EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ENOTTY},
     Result,
 };
 use kernel::new_mutex;
@@ -101,6 +101,7 @@ enum Reason {
     None = 0,
     Timeout = 1,
     Fatal = 2,
+    SubsystemReset = 3,
 }
 
 impl Reason {
@@ -108,6 +109,7 @@ impl Reason {
         match v {
             1 => Self::Timeout,
             2 => Self::Fatal,
+            3 => Self::SubsystemReset,
             _ => Self::None,
         }
     }
@@ -117,8 +119,19 @@ impl Reason {
             Self::None => "requested",
             Self::Timeout => "I/O timeout",
             Self::Fatal => "controller fatal status",
+            Self::SubsystemReset => "NVM subsystem reset occurred (CSTS.NSSRO)",
         }
     }
+}
+
+/// What a reset starts with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResetKind {
+    /// A controller reset (CC.EN cleared).
+    Controller,
+    /// An NVM Subsystem Reset (NSSR), which resets this controller and
+    /// every other one in its subsystem.
+    Subsystem,
 }
 
 /// What bringing the controller back needs beyond the queues.
@@ -363,19 +376,57 @@ impl IoShared {
     /// concurrently with another reset, a suspend or resume, or teardown.
     pub(crate) fn reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
         let _guard = self.recovery.lock();
-        self.reset_locked(set, reason)
+        self.reset_locked(set, reason, ResetKind::Controller)
     }
 
-    /// [`IoShared::reset`], with `recovery` held.
-    fn reset_locked(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
+    /// Whether the controller can reset its NVM subsystem (CAP.NSSRS).
+    pub(crate) fn subsystem_reset_supported(&self) -> bool {
+        self.regs.subsystem_reset_supported()
+    }
+
+    /// Resets the NVM subsystem (NSSR), which resets this controller and
+    /// every other one in the subsystem, then brings this one back as
+    /// [`IoShared::reset`] does: the requests it had are requeued and
+    /// sent again, and it is marked dead if it cannot be brought back.
+    /// `ENOTTY`, with nothing written, if the controller cannot reset its
+    /// subsystem; refused in the states that refuse a reset.
+    pub(crate) fn subsystem_reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
+        if !self.subsystem_reset_supported() {
+            return Err(ENOTTY);
+        }
+        let _guard = self.recovery.lock();
+        self.reset_locked(set, reason, ResetKind::Subsystem)
+    }
+
+    /// [`IoShared::reset`] or [`IoShared::subsystem_reset`] (`kind`), with
+    /// `recovery` held.
+    fn reset_locked(&self, set: &TagSetRef<'_, IoShared>, reason: &str, kind: ResetKind) -> Result {
         match self.state() {
             State::Dead | State::Deleting => return Err(ENODEV),
             State::Suspended => return Err(EBUSY),
             State::Live | State::Resetting => {}
         }
         self.set_state(State::Resetting);
-        dev_warn!(&self.pdev, "resetting the controller: {reason}\n");
-        let result = self.restart(set, set.quiesce(), "reset");
+        if kind == ResetKind::Subsystem {
+            dev_info!(&self.pdev, "NVM subsystem reset {reason}\n");
+            dev_warn!(
+                &self.pdev,
+                "resetting the controller: NVM subsystem reset\n"
+            );
+        } else {
+            dev_warn!(&self.pdev, "resetting the controller: {reason}\n");
+        }
+        let quiesced = set.quiesce();
+        if kind == ResetKind::Subsystem {
+            // With the queues quiesced, nothing rings a doorbell while the
+            // controller resets. Whether or not the write took effect (a
+            // device that did not answer again was logged), the controller
+            // may have lost its queues: the restart takes every request
+            // back, disabling the controller first (within CAP.TO), and
+            // brings it up again, or finds it gone and marks it dead.
+            let _ = self.regs.reset_subsystem();
+        }
+        let result = self.restart(set, quiesced, "reset");
         if result.is_ok() {
             self.resets.fetch_add(1, Ordering::Relaxed);
         }
@@ -722,7 +773,11 @@ impl IoShared {
         let result = f(&Exclusive(()));
         if matches!(&result, Err(e) if *e == etimedout()) {
             // A failed reset leaves the controller dead, its DMA off.
-            let _ = self.reset_locked(set, "admin command from user space timed out");
+            let _ = self.reset_locked(
+                set,
+                "admin command from user space timed out",
+                ResetKind::Controller,
+            );
         }
         result
     }
@@ -999,8 +1054,19 @@ impl Operations for IoShared {
             self.kill(set, "controller is gone");
             return TimeoutAction::Done;
         }
-        if self.regs.csts().map_or(true, |csts| csts.fatal()) {
-            self.schedule_reset(set, Reason::Fatal);
+        let broken = match self.regs.csts() {
+            Ok(csts) if csts.fatal() => Some(Reason::Fatal),
+            // The subsystem was reset (through another of its controllers,
+            // say): this controller lost its queues, and aborting helps
+            // nothing. Linux's C driver resets it too.
+            Ok(csts) if self.subsystem_reset_supported() && csts.subsystem_reset_occurred() => {
+                Some(Reason::SubsystemReset)
+            }
+            Ok(_) => None,
+            Err(_) => Some(Reason::Fatal),
+        };
+        if let Some(reason) = broken {
+            self.schedule_reset(set, reason);
             return TimeoutAction::ResetTimer;
         }
         if rq.count() == 0 {
@@ -1037,7 +1103,7 @@ impl Operations for IoShared {
             let reason = Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed));
             if self.state() == State::Live && !matches!(reason, Reason::None) {
                 // A failure was logged and marked the controller dead.
-                let _ = self.reset_locked(set, reason.describe());
+                let _ = self.reset_locked(set, reason.describe(), ResetKind::Controller);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 //! The management interface of a controller, as nvme-cli uses it: the
 //! character device `/dev/rsnvme<N>` with the NVMe passthrough ioctls of
-//! `include/uapi/linux/nvme_ioctl.h` (admin commands, reset) and the sysfs
+//! `include/uapi/linux/nvme_ioctl.h` (admin commands, resets) and the sysfs
 //! attributes the C driver's controller device has
 //! (drivers/nvme/host/sysfs.c). Also the controller numbers, which the
 //! disks are named after too.
@@ -393,6 +393,22 @@ impl Handle {
             .reset(&live.set.borrowed(), "requested through ioctl")?;
         Ok(0)
     }
+
+    /// `NVME_IOCTL_SUBSYS_RESET`: resets the NVM subsystem, then brings
+    /// the controller back as [`Handle::reset`] does, returning when done.
+    /// `ENOTTY` if the controller cannot (CAP.NSSRS clear), as from the C
+    /// driver.
+    fn subsystem_reset(&self) -> Result<isize> {
+        if !capable_sys_admin() {
+            return Err(EACCES);
+        }
+        let live = self.live.lock();
+        let live = live.as_ref().ok_or(ENODEV)?;
+        live.set
+            .data()
+            .subsystem_reset(&live.set.borrowed(), "requested through ioctl")?;
+        Ok(0)
+    }
 }
 
 impl FileOps for Handle {
@@ -403,10 +419,10 @@ impl FileOps for Handle {
             passthru::IOCTL_IO_CMD => self.passthru(arg, false, Target::AnyNamespace),
             passthru::IOCTL_IO64_CMD => self.passthru(arg, true, Target::AnyNamespace),
             passthru::IOCTL_RESET => self.reset(),
+            passthru::IOCTL_SUBSYS_RESET => self.subsystem_reset(),
             passthru::IOCTL_RESCAN => self.rescan(),
-            // Not served: subsystem reset; NVME_IOCTL_ID and
-            // NVME_IOCTL_SUBMIT_IO are for namespace devices, as in the C
-            // driver.
+            // Not served: NVME_IOCTL_ID and NVME_IOCTL_SUBMIT_IO are for
+            // namespace devices, as in the C driver.
             _ => Err(ENOTTY),
         }
     }

@@ -7,13 +7,13 @@
 #![deny(unsafe_code)]
 
 use crate::spec::queue::doorbell_offset;
-use crate::spec::regs::{Cap, Cc, Crto, Csts, Register, ShutdownStatus, Version};
+use crate::spec::regs::{Cap, Cc, Crto, Csts, Nssr, Register, ShutdownStatus, Version};
 use crate::sys::mmio::{Bar, Doorbell};
 use crate::sys::pci::PciDevice;
-use crate::sys::print::dev_err;
+use crate::sys::print::{dev_err, dev_info};
 use crate::sys::time::{etimedout, msleep, Deadline};
 use kernel::error::{
-    code::{EINVAL, EIO, ENODEV},
+    code::{EINVAL, EIO, ENODEV, ENOTTY},
     Result,
 };
 use kernel::sync::Arc;
@@ -74,6 +74,8 @@ pub(crate) struct Registers {
     cap: Cap,
     /// The bound for CSTS.RDY transitions, from CAP.TO or CRTO.
     ready_timeout_ms: u32,
+    /// Whether NSSR resets the NVM subsystem (CAP.NSSRS, NVMe 1.1+).
+    subsystem_reset: bool,
 }
 
 impl Registers {
@@ -85,6 +87,7 @@ impl Registers {
             bar,
             cap: Cap(0),
             ready_timeout_ms: MIN_READY_TIMEOUT_MS,
+            subsystem_reset: false,
         };
         regs.csts()?;
         regs.cap = regs.read()?;
@@ -97,7 +100,72 @@ impl Registers {
             ready_ms = ready_ms.max(crto.ready_with_media_ms());
         }
         regs.ready_timeout_ms = ready_ms.max(MIN_READY_TIMEOUT_MS);
+        regs.subsystem_reset = regs.cap.subsystem_reset_supported(vs);
         Ok(regs)
+    }
+
+    /// Whether the controller can reset its NVM subsystem
+    /// ([`Registers::reset_subsystem`]).
+    pub(crate) fn subsystem_reset_supported(&self) -> bool {
+        self.subsystem_reset
+    }
+
+    /// Treats the controller as supporting NVM Subsystem Reset whatever
+    /// CAP.NSSRS says: only for fault injection, so a test can drive the
+    /// whole subsystem reset path on a controller without it (which
+    /// ignores the NSSR write; the reset that follows still happens).
+    pub(crate) fn assume_subsystem_reset(&mut self) {
+        self.subsystem_reset = true;
+    }
+
+    /// Starts an NVM Subsystem Reset (NVMe Base Specification 2.0,
+    /// section 3.7.1): writes "NVMe" to NSSR, which resets every
+    /// controller of the subsystem, this one included, so it stops all
+    /// DMA and loses its queues and configuration. Then waits, within
+    /// the ready timeout, for the device to answer again (CSTS not all
+    /// ones: on PCIe the reset may take the link down for a while); the
+    /// read also pushes the posted write out. The caller brings the
+    /// controller back as after any reset. `ENOTTY` without CAP.NSSRS,
+    /// with nothing written; `ENODEV` if the device does not come back.
+    pub(crate) fn reset_subsystem(&self) -> Result {
+        if !self.subsystem_reset {
+            return Err(ENOTTY);
+        }
+        self.write(Nssr::reset())?;
+        let timeout_ms = self.ready_timeout_ms();
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            let csts: Csts = self.read()?;
+            if !csts.is_all_ones() {
+                return Ok(());
+            }
+            if deadline.expired() {
+                dev_err!(
+                    &self.pdev,
+                    "controller did not answer within {timeout_ms} ms of the NVM subsystem reset\n"
+                );
+                return Err(ENODEV);
+            }
+            msleep(1);
+        }
+    }
+
+    /// Clears CSTS.NSSRO if it is set (write 1 to clear), so that a later
+    /// subsystem reset shows, and says so; nothing on a controller without
+    /// NVM Subsystem Reset, where the bit is reserved.
+    fn clear_subsystem_reset_occurred(&self) -> Result {
+        if !self.subsystem_reset {
+            return Ok(());
+        }
+        let csts = self.csts()?;
+        if csts.subsystem_reset_occurred() {
+            dev_info!(
+                &self.pdev,
+                "an NVM subsystem reset occurred (CSTS.NSSRO), clearing it\n"
+            );
+            self.write(Csts::clear_subsystem_reset_occurred())?;
+        }
+        Ok(())
     }
 
     /// Reads register `R`.
@@ -187,8 +255,10 @@ impl Registers {
     /// Enables the controller with `cc` and waits, within CAP.TO, for
     /// CSTS.RDY; a fatal status (CSTS.CFS) fails at once. The
     /// configuration is written first with EN clear, then EN is set in a
-    /// write of its own, as some controllers need.
+    /// write of its own, as some controllers need. CSTS.NSSRO is cleared
+    /// first, as Linux's C driver does before it enables a controller.
     pub(crate) fn enable(&self, cc: Cc) -> Result {
+        self.clear_subsystem_reset_occurred()?;
         self.write(cc.disabled())?;
         self.write(cc)?;
         self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY", |c| {

@@ -7,9 +7,11 @@ The host checks what nvme-cli printed against QEMU's configuration and
 the C driver's output against rsnvme's (the fields that legitimately
 differ are excluded by name, each with its reason), the controller sysfs
 attributes, what bad passthrough input returned
-(tests/guest/passthru-bad.c, built static here), the reset, fio's verify
-afterwards, an ioctl on a file open across an unbind and the controller
-number after a rebind.
+(tests/guest/passthru-bad.c, built static here), the NVM subsystem reset
+(refused by both drivers, as QEMU 7.2 leaves CAP.NSSRS clear; with
+fault=8 rsnvme's reset path under fio, QEMU's trace showing each NSSR
+write), the reset, fio's verify afterwards, an ioctl on a file open
+across an unbind and the controller number after a rebind.
 
 tests/run.py calls run_all(). Alone:
 
@@ -71,6 +73,7 @@ PT_EXPECT = {
     "short-length": ("0", "0"),
     "unknown-opcode": ("status", "0"),
     "unknown-ioctl": ("-1", "ENOTTY"),
+    "subsys-reset": ("-1", "ENOTTY"),
     "delete-io-queue": ("-1", "EINVAL"),
     "io-cmd-no-namespace": ("-1", "EINVAL"),
     "io-read": ("0", "0"),
@@ -82,6 +85,7 @@ PT_EXPECT = {
     "unprivileged-get-log": ("-1", "EACCES"),
     "unprivileged-get-features": ("-1", "EACCES"),
     "unprivileged-reset": ("-1", "EACCES"),
+    "unprivileged-subsys-reset": ("-1", "EACCES"),
     "held-identify": ("-1", "ENODEV"),
 }
 # Cases where the C driver must give the same answer (others it answers
@@ -94,7 +98,17 @@ PT_SAME_AS_C = ("good-identify", "good-identify64", "null-argument", "unmapped-a
                 "short-length", "unknown-opcode", "unknown-ioctl", "unprivileged-identify",
                 "io-cmd-no-namespace", "io-read", "io-read-bad-namespace",
                 "io-read-unmapped-buffer",
-                "unprivileged-get-log", "unprivileged-get-features", "unprivileged-reset")
+                "unprivileged-get-log", "unprivileged-get-features", "unprivileged-reset",
+                "subsys-reset", "unprivileged-subsys-reset")
+
+# QEMU's trace of what the controllers saw: an NVM Subsystem Reset written
+# to NSSR (traced as unsupported, since QEMU 7.2 has none, and only for
+# the value "NVMe"), a write to clear CSTS.NSSRO (which a driver must not
+# do on a controller without it) and each controller enable.
+NSSR_EVENT = "pci_nvme_ub_mmiowr_ssreset_unsupported"
+NSSRO_EVENT = "pci_nvme_ub_mmiowr_ssreset_w1c_unsupported"
+ENABLE_EVENT = "pci_nvme_mmio_start_success"
+TRACE = (NSSR_EVENT, NSSRO_EVENT, ENABLE_EVENT)
 
 
 def helper():
@@ -251,10 +265,77 @@ def check_sysfs(record, tag, b):
            f"got {nqn!r}")
 
 
+def check_subsystem_reset(record, tag, b):
+    """NVME_IOCTL_SUBSYS_RESET: refused on QEMU 7.2's controllers as the C
+    driver refuses it, nothing written; with fault=8 the reset path."""
+    raw = {m[1]: (int(m[3], 16) << 32 | int(m[2], 16), int(m[4], 16))
+           for m in b.lines(r"^@@RAW (\S+) CAP_LO=(0x[0-9A-Fa-f]+) CAP_HI=(0x[0-9A-Fa-f]+) "
+                            r"VS=(0x[0-9A-Fa-f]+)$")}
+    bdfs = [f"0000:00:{slot:02x}.0" for slot in (C_SLOT, RS_SLOT)]
+    record(f"{tag}: QEMU {qemu_version()} leaves CAP.NSSRS (bit 36) clear on both "
+           "controllers (NVMe 1.1 or later, so only CAP says no)",
+           all(b in raw and not (raw[b][0] >> 36) & 1 and raw[b][1] >= 0x10100
+               for b in bdfs),
+           "; ".join(f"{b}: CAP {raw[b][0]:#x} VS {raw[b][1]:#x}" if b in raw else f"{b}: no line"
+                     for b in bdfs))
+    got = cli(b)
+    errs = {m[1]: m[2].strip() for m in b.lines(r"^@@NVMEERR (c|rs) subsystem-reset (.*)$")}
+    (crc, _), (rrc, _) = (got.get(("c", "subsystem-reset"), (None, None)),
+                          got.get(("rs", "subsystem-reset"), (None, None)))
+    same = errs.get("c", "").replace("/dev/nvme0", "DEV") == \
+        errs.get("rs", "").replace("/dev/rsnvme0", "DEV")
+    record(f"{tag}: nvme subsystem-reset /dev/rsnvme0 fails as on the C driver's "
+           f"/dev/nvme0 (exit status {crc}, {errs.get('c')!r})",
+           rrc is not None and rrc != 0 and rrc == crc and same and "c" in errs,
+           f"rsnvme rc {rrc} {errs.get('rs')!r}; C rc {crc} {errs.get('c')!r}")
+    log = [l for l in b.console.splitlines() if f"rsnvme 0000:00:{RS_SLOT:02x}.0:" in l]
+    injected = next((i for i, l in enumerate(log) if "taking CAP.NSSRS as set" in l), None)
+    record(f"{tag}: fault=8 logged once: taking CAP.NSSRS as set",
+           injected is not None and sum("taking CAP.NSSRS as set" in l for l in log) == 1,
+           f"line {injected}")
+    before = log[:injected] if injected is not None else log
+    after = log[injected:] if injected is not None else []
+    record(f"{tag}: without CAP.NSSRS rsnvme logs no subsystem reset",
+           not any("subsystem reset" in l for l in before),
+           "\n".join(l for l in before if "subsystem reset" in l))
+    asked = [l for l in after if l.endswith("NVM subsystem reset requested through ioctl")]
+    resets = [l for l in after if l.endswith("resetting the controller: NVM subsystem reset")]
+    done = [l for l in after if re.search(r": reset done: \d+ I/O queues", l)]
+    record(f"{tag}: fault=8: nvme subsystem-reset and the raw ioctl each log the request, "
+           "the reset and 'reset done' (2 each)",
+           (len(asked), len(resets), len(done)) == (2, 2, 2),
+           f"{len(asked)} requests, {len(resets)} resets, {len(done)} done")
+    rc = got.get(("rs", "subsystem-reset-injected"), (None, None))[0]
+    record(f"{tag}: fault=8: nvme subsystem-reset /dev/rsnvme0 exits 0", rc == 0,
+           f"rc {rc}; {b.lines(r'^@@NVMEERR rs subsystem-reset-injected .*')}")
+    pt = b.lines(r"^@@PT rs subsys-reset-alone ret=(-?\d+) errno=(\S+)")
+    record(f"{tag}: fault=8: NVME_IOCTL_SUBSYS_RESET returns 0",
+           bool(pt) and pt[0].groups() == ("0", "0"), pt[0][0] if pt else "no line")
+    # The trace: NSSR written exactly by the two injected resets (so never
+    # while CAP.NSSRS counted), each followed by a controller enable;
+    # CSTS.NSSRO never written.
+    events = b.events(rf"({NSSR_EVENT}|{NSSRO_EVENT}|{ENABLE_EVENT})\b")
+    names = [m[1] for m in events]
+    nssr = [i for i, n in enumerate(names) if n == NSSR_EVENT]
+    enabled_after = all(ENABLE_EVENT in names[i + 1:(nssr + [len(names)])[k + 1]]
+                        for k, i in enumerate(nssr))
+    record(f"{tag}: QEMU's trace: NSSR written with \"NVMe\" twice (the fault=8 resets "
+           "alone), each followed by the controller enabled again",
+           len(nssr) == 2 and enabled_after,
+           f"{len(nssr)} NSSR writes; events: {' '.join(names[-12:])}")
+    record(f"{tag}: QEMU's trace: CSTS.NSSRO never written (neither controller has it)",
+           NSSRO_EVENT not in names and ENABLE_EVENT in names,
+           f"{names.count(NSSRO_EVENT)} writes; {names.count(ENABLE_EVENT)} enables traced")
+
+
 def check_rest(record, tag, b):
     resets = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: resetting the controller: "
                      r"requested through ioctl$")
-    done = b.lines(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: reset done: (\d+) I/O queues")
+    # Counted before fault=8, whose subsystem resets log their own.
+    lines = b.console.splitlines()
+    cut = next((i for i, l in enumerate(lines) if "taking CAP.NSSRS as set" in l), len(lines))
+    done = [l for l in lines[:cut]
+            if re.search(rf"rsnvme 0000:00:{RS_SLOT:02x}\.0: reset done: (\d+) I/O queues", l)]
     record(f"{tag}: nvme reset: rsnvme logs one ioctl reset and 'reset done'",
            len(resets) == 1 and len(done) == 1, f"{len(resets)} resets, {len(done)} done")
     rc = b.lines(r"^@@NVME rs reset rc=(\d+)")
@@ -539,11 +620,12 @@ def run_all(kdir, record, check_boot, only=""):
                qemu.Nvme(serial=RS_SERIAL, size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})]
     env = {"c_bdf": f"0000:00:{C_SLOT:02x}.0", "rs_bdf": f"0000:00:{RS_SLOT:02x}.0"}
     b = qemu.boot(tag, initrd, kdir, "mgmt-cli", devices, smp=2, mem=1024, env=env,
-                  timeout=240)
+                  timeout=300, trace=TRACE)
     check_boot(tag, b)
     record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
     check_cli(record, tag, b)
     check_sysfs(record, tag, b)
+    check_subsystem_reset(record, tag, b)
     check_rest(record, tag, b)
 
 

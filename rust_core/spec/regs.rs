@@ -116,6 +116,8 @@ register!(
         31:24 to;
         /// Doorbell Stride: registers are `4 << DSTRD` bytes apart.
         35:32 dstrd;
+        /// NVM Subsystem Reset Supported: the NSSR register works.
+        36:36 nssrs;
         /// Command Sets Supported.
         44:37 css;
         /// Memory Page Size Minimum: `2 ^ (12 + MPSMIN)` bytes.
@@ -170,6 +172,17 @@ register!(
         1:1 cfs;
         /// Shutdown Status.
         3:2 shst;
+        /// NVM Subsystem Reset Occurred; the host writes 1 to clear it.
+        4:4 nssro => with_nssro;
+    }
+);
+
+register!(
+    /// NVM Subsystem Reset (NSSR): writing [`Nssr::RESET_VALUE`] resets
+    /// the whole NVM subsystem, every controller in it included.
+    Nssr @ 0x20: u32 {
+        /// NVM Subsystem Reset Control.
+        31:0 nssrc => with_nssrc;
     }
 );
 
@@ -260,6 +273,13 @@ impl Cap {
     /// Largest memory page size the controller supports, as a shift.
     pub(crate) const fn mps_max_shift(self) -> u32 {
         12 + self.mpsmax() as u32
+    }
+
+    /// Whether the controller can reset its NVM subsystem through NSSR
+    /// (CAP.NSSRS). The register came with NVMe 1.1, so Linux's C driver
+    /// also asks for VS 1.1 or later.
+    pub(crate) const fn subsystem_reset_supported(self, vs: Version) -> bool {
+        self.nssrs() != 0 && vs.is_at_least(1, 1)
     }
 
     /// Whether a Controller Memory Buffer is supported (CMBS).
@@ -382,6 +402,17 @@ impl Cc {
     }
 }
 
+impl Nssr {
+    /// The value that starts an NVM Subsystem Reset: "NVMe" in ASCII.
+    /// Any other value written to NSSR does nothing.
+    pub(crate) const RESET_VALUE: u32 = 0x4e56_4d65;
+
+    /// The register value that resets the NVM subsystem.
+    pub(crate) const fn reset() -> Self {
+        Self(0).with_nssrc(Self::RESET_VALUE)
+    }
+}
+
 impl Aqa {
     /// Admin Queue Attributes for admin queues of the given sizes; `None`
     /// unless both are within 2..=4096 entries.
@@ -420,6 +451,18 @@ impl Csts {
     /// Controller Fatal Status (CFS).
     pub(crate) const fn fatal(self) -> bool {
         self.cfs() != 0
+    }
+
+    /// Whether an NVM Subsystem Reset occurred since the host last
+    /// cleared CSTS.NSSRO.
+    pub(crate) const fn subsystem_reset_occurred(self) -> bool {
+        self.nssro() != 0
+    }
+
+    /// The value that, written to CSTS, clears NSSRO and nothing else
+    /// (the register's other fields are read-only).
+    pub(crate) const fn clear_subsystem_reset_occurred() -> Self {
+        Self(0).with_nssro(1)
     }
 
     /// Shutdown Status (SHST).
@@ -470,6 +513,30 @@ mod tests {
         assert!(Cap(QEMU_CAP | 1 << 57).cmb_supported());
         assert!(!cap.has_ready_timeouts());
         assert!(Cap(QEMU_CAP | 1 << 59).has_ready_timeouts());
+    }
+
+    #[test]
+    fn subsystem_reset_support() {
+        let vs14 = Version(0x0001_0400);
+        // QEMU 7.2 leaves CAP.NSSRS clear.
+        assert!(!Cap(QEMU_CAP).subsystem_reset_supported(vs14));
+        assert_eq!(Cap(QEMU_CAP).nssrs(), 0);
+        let cap = Cap(QEMU_CAP | 1 << 36);
+        assert_eq!(cap.nssrs(), 1);
+        assert!(cap.subsystem_reset_supported(vs14));
+        assert!(cap.subsystem_reset_supported(Version(0x0001_0100)));
+        // NVMe 1.0 has no NSSR register, whatever CAP says.
+        assert!(!cap.subsystem_reset_supported(Version(0x0001_0000)));
+        // Neighbours (DSTRD, CSS) do not count.
+        assert!(!Cap(0xf << 32 | 0xff << 37).subsystem_reset_supported(vs14));
+    }
+
+    #[test]
+    fn nssr_encodes() {
+        assert_eq!(Nssr::OFFSET, 0x20);
+        assert_eq!(core::mem::size_of::<<Nssr as Register>::Raw>(), 4);
+        assert_eq!(Nssr::reset().raw(), 0x4e56_4d65);
+        assert_eq!(&Nssr::RESET_VALUE.to_be_bytes(), b"NVMe");
     }
 
     #[test]
@@ -606,6 +673,10 @@ mod tests {
         assert_eq!(Csts(8).shutdown_status(), ShutdownStatus::Complete);
         assert_eq!(Csts(12).shutdown_status(), ShutdownStatus::Reserved);
         assert!(Csts(u32::MAX).is_all_ones());
+        assert!(Csts(0x10).subsystem_reset_occurred());
+        assert!(!Csts(0x2f).subsystem_reset_occurred());
+        assert_eq!(Csts::clear_subsystem_reset_occurred().0, 0x10);
+        assert_eq!(Csts::clear_subsystem_reset_occurred().raw(), 1 << 4);
         assert_eq!(
             format!("{}", Csts(9)),
             "CSTS 0x00000009: RDY 1 CFS 0 SHST 2"

@@ -4,9 +4,11 @@
 # devices, their JSON output printed as @@NVME lines for the host to
 # compare with each other and with QEMU's configuration; the C driver's
 # and rsnvme's controller sysfs attributes (@@SYSFS); bad passthrough
-# input (tests/guest/passthru-bad.c, @@PT lines); `nvme reset`; fio verify
-# afterwards; an ioctl on a file held open across an unbind; the
-# controller number reused after a rebind.
+# input (tests/guest/passthru-bad.c, @@PT lines); `nvme subsystem-reset`
+# (refused on both: QEMU 7.2 leaves CAP.NSSRS clear, @@RAW); `nvme reset`;
+# fio verify afterwards; an ioctl on a file held open across an unbind;
+# the controller number reused after a rebind; with fault=8 (CAP.NSSRS
+# taken as set) two subsystem resets under fio.
 . /tests/lib.sh
 
 NVME=/usr/sbin/nvme
@@ -100,6 +102,14 @@ sleep 1
 sed 's/^@@PT /@@PT c /' /tmp/pt-c.out
 sed 's/^@@PT /@@PT rs /' /tmp/pt-rs.out
 
+# NVM Subsystem Reset: CAP and VS as the controllers report them (the
+# host reads CAP.NSSRS), then nvme-cli's subsystem-reset on both drivers
+# (passthru-bad sent the raw ioctl, with and without CAP_SYS_ADMIN).
+raw_regs "$c_bdf"
+raw_regs "$rs_bdf"
+run_cli rs subsystem-reset subsystem-reset /dev/rsnvme0
+run_cli c subsystem-reset subsystem-reset /dev/nvme0
+
 # Reset through the ioctl: the driver logs "reset done".
 run_cli rs reset reset /dev/rsnvme0
 run_cli c reset reset /dev/nvme0
@@ -140,6 +150,32 @@ check "bind rsnvme again" drv_bind "$rs_bdf"
 wait_node /dev/rsnvme0 && pass "rsnvme: /dev/rsnvme0 again after rebind"
 echo "@@REBIND disks=$(drv_disks | tr '\n' ' ')"
 run_cli rs id-ctrl-after-rebind id-ctrl /dev/rsnvme0 -o json
+
+# The subsystem reset path, which QEMU 7.2's controller cannot take: with
+# fault=8 rsnvme takes CAP.NSSRS as set, so nvme subsystem-reset and the
+# raw ioctl write NSSR (QEMU ignores the write but traces it; the host
+# counts them) and then reset the controller, each while fio writes and
+# verifies the disk. fio must end without an error or a verify complaint,
+# a pattern written before must read back.
+check "unload rsnvme before fault=8" rmmod rsnvme
+check "load rsnvme with fault=8" insmod $MOD fault=8
+wait_node /dev/rsnvme0 && pass "rsnvme fault=8: /dev/rsnvme0"
+drv_wait_disks 1
+d=$(drv_disks | head -n1)
+pattern_write "/dev/$d" "$seed" 0 1048576
+rec_jobfile 600 "" "$d" >/tmp/nssr.fio
+progress_mark "$d"
+fio_start nssr /tmp/nssr.fio
+wait_progress "fio doing I/O before the first subsystem reset" 50 "$(scaled 60)" "$d"
+run_cli rs subsystem-reset-injected subsystem-reset /dev/rsnvme0
+progress_mark "$d"
+wait_progress "fio doing I/O after the first subsystem reset" 50 "$(scaled 60)" "$d"
+/bin/passthru-bad /dev/rsnvme0 subsys-reset | sed 's/^@@PT /@@PT rs /'
+progress_mark "$d"
+wait_progress "fio doing I/O after the second subsystem reset" 50 "$(scaled 60)" "$d"
+fio_end nssr "$(scaled 60)" INT
+fio_check_stopped nssr "$(nproc)"
+check_pattern "pattern written before the subsystem resets" "/dev/$d" "$seed" 0 1048576
 
 kmemleak_clear
 check "unload rsnvme" rmmod rsnvme

@@ -12,6 +12,8 @@
  * the huge lengths and the deletion of an I/O queue are left out. "hold
  * DEV SECONDS" opens DEV, creates /tmp/hold.ready, sleeps, then sends
  * Identify: for an ioctl on a file that outlives its controller.
+ * "subsys-reset DEV" only sends NVME_IOCTL_SUBSYS_RESET (case
+ * subsys-reset-alone).
  *
  * "ns DEV NSID LBS" runs the namespace ioctls against a namespace's block
  * device of NSID with LBS-byte blocks: NVME_IOCTL_ID, NVME_IOCTL_SUBMIT_IO
@@ -160,6 +162,10 @@ int main(int argc, char **argv)
 	}
 	if (argc > 4 && !strcmp(argv[2], "ns"))
 		return ns_cases(strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	if (argc > 2 && !strcmp(argv[2], "subsys-reset")) {
+		report("subsys-reset-alone", NVME_IOCTL_SUBSYS_RESET, NULL);
+		return 0;
+	}
 	if (argc > 3 && !strcmp(argv[2], "hold")) {
 		/* Open: the caller may unbind now (it waits for this file). */
 		close(open("/tmp/hold.ready", O_WRONLY | O_CREAT, 0600));
@@ -220,6 +226,8 @@ int main(int argc, char **argv)
 	c.opcode = 0xc2; /* vendor specific, unknown to QEMU: an NVMe status */
 	report("unknown-opcode", NVME_IOCTL_ADMIN_CMD, &c);
 	report("unknown-ioctl", _IO('N', 0x7f), NULL);
+	/* NVM Subsystem Reset: refused where CAP.NSSRS is clear. */
+	report("subsys-reset", NVME_IOCTL_SUBSYS_RESET, NULL);
 	if (!getenv("PT_SKIP_HARMFUL")) {
 		memset(&c, 0, sizeof(c));
 		c.opcode = 0x04; /* Delete I/O Completion Queue 1: the driver's */
@@ -262,6 +270,7 @@ int main(int argc, char **argv)
 	c.cdw10 = 7;
 	report("unprivileged-get-features", NVME_IOCTL_ADMIN_CMD, &c);
 	report("unprivileged-reset", NVME_IOCTL_RESET, NULL);
+	report("unprivileged-subsys-reset", NVME_IOCTL_SUBSYS_RESET, NULL);
 	memset(&c, 0, sizeof(c));
 	c.opcode = 0x02;
 	c.nsid = 1;
