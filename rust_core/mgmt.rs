@@ -19,7 +19,7 @@ use crate::scan::Namespaces;
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
-use crate::sys::blk::TagSet;
+use crate::sys::blk::{TagSet, TagSetRef};
 use crate::sys::compat::user_slice;
 use crate::sys::dma::CoherentArray;
 use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
@@ -381,32 +381,21 @@ impl Handle {
         Ok(0)
     }
 
-    /// `NVME_IOCTL_RESET`: resets the controller, returning when done.
-    fn reset(&self) -> Result<isize> {
+    /// `NVME_IOCTL_RESET` ([`IoShared::reset`]) and
+    /// `NVME_IOCTL_SUBSYS_RESET` ([`IoShared::subsystem_reset`]: `ENOTTY`
+    /// if the controller cannot, CAP.NSSRS clear, as from the C driver):
+    /// for `CAP_SYS_ADMIN` only, returning when the controller is back.
+    fn reset(&self, how: fn(&IoShared, &TagSetRef<'_, IoShared>, &str) -> Result) -> Result<isize> {
         if !capable_sys_admin() {
             return Err(EACCES);
         }
         let live = self.live.lock();
         let live = live.as_ref().ok_or(ENODEV)?;
-        live.set
-            .data()
-            .reset(&live.set.borrowed(), "requested through ioctl")?;
-        Ok(0)
-    }
-
-    /// `NVME_IOCTL_SUBSYS_RESET`: resets the NVM subsystem, then brings
-    /// the controller back as [`Handle::reset`] does, returning when done.
-    /// `ENOTTY` if the controller cannot (CAP.NSSRS clear), as from the C
-    /// driver.
-    fn subsystem_reset(&self) -> Result<isize> {
-        if !capable_sys_admin() {
-            return Err(EACCES);
-        }
-        let live = self.live.lock();
-        let live = live.as_ref().ok_or(ENODEV)?;
-        live.set
-            .data()
-            .subsystem_reset(&live.set.borrowed(), "requested through ioctl")?;
+        how(
+            live.set.data(),
+            &live.set.borrowed(),
+            "requested through ioctl",
+        )?;
         Ok(0)
     }
 }
@@ -418,8 +407,8 @@ impl FileOps for Handle {
             passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, Target::Admin),
             passthru::IOCTL_IO_CMD => self.passthru(arg, false, Target::AnyNamespace),
             passthru::IOCTL_IO64_CMD => self.passthru(arg, true, Target::AnyNamespace),
-            passthru::IOCTL_RESET => self.reset(),
-            passthru::IOCTL_SUBSYS_RESET => self.subsystem_reset(),
+            passthru::IOCTL_RESET => self.reset(IoShared::reset),
+            passthru::IOCTL_SUBSYS_RESET => self.reset(IoShared::subsystem_reset),
             passthru::IOCTL_RESCAN => self.rescan(),
             // Not served: NVME_IOCTL_ID and NVME_IOCTL_SUBMIT_IO are for
             // namespace devices, as in the C driver.
