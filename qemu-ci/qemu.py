@@ -337,8 +337,13 @@ class Boot:
 
 def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
          env=None, interactive=False, append="", workdir=None, slow=None, trace=(),
-         single_thread=False, machine=None, extra_args=(), on_line=None):
+         single_thread=False, machine=None, extra_args=(), on_line=None, retried=False):
     """Boots the guest, runs /tests/<test>.sh, returns the parsed console.
+
+    If QEMU itself dies of a signal before the guest printed anything of
+    ours (QEMU 7.2's multi-threaded TCG has crashed while the guest kernel
+    was still enumerating PCI), that is no result of the test: the guest is
+    booted once more (`retried` marks the second boot) and says so.
 
     `timeout` is the bound for an idle host; it is multiplied by `slow`
     (default: slow_factor(smp) now), and further if the host load rises
@@ -359,6 +364,7 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
     to build/logs/<name>.trace (not the console, where they could split a
     guest line) and into Boot.trace.
     """
+    again = {**locals(), "retried": True}
     accel = os.environ.get("RSNVME_ACCEL", "tcg")
     # single_thread: every vCPU on one host thread. QEMU 7.2's multi-threaded
     # TCG crashed (SIGSEGV in memory_region_dispatch_write) when the guest
@@ -412,6 +418,12 @@ def boot(name, initrd, kdir, test, nvme=(), smp=2, mem=512, timeout=240,
         out, rc, timed_out, slow = _run_bounded(cmd, timeout, slow, on_line, qmp_path)
     console = out.decode(errors="replace").replace("\r", "")
     log.write_text(console)
+    if (not retried and rc is not None and rc < 0 and not timed_out and on_line is None
+            and not re.search(r"^@@", console, re.M)):
+        print(f"{name}: QEMU died of signal {-rc} before the guest ran anything of ours "
+              f"(log {log}); booting it once more", flush=True)
+        log.rename(log.with_suffix(".crashed.log"))
+        return boot(**again)
     traced = trace_log.read_text(errors="replace") if trace and trace_log.exists() else ""
     return Boot(name, console, time.monotonic() - start, timed_out, log,
                 timeout=timeout, slow=slow, returncode=rc, trace=traced)
