@@ -9,16 +9,14 @@
 
 use crate::controller::{Controller, ATTRIBUTE_NAMES};
 use crate::io::IoShared;
-use crate::mgmt::{self, Handle};
-use crate::ns;
-use crate::sys::bindings::{
-    attribute, attribute_group, device, device_attribute, file_operations, pci_dev,
-};
-use crate::sys::blk::{self, DiskGroups};
-use crate::sys::misc::{self, MiscDevice};
+use crate::mgmt::Handle;
+use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
+use crate::sys::blk::DiskGroups;
+use crate::sys::misc::MiscDevice;
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
 use crate::sys::Static;
+use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST};
 use core::ffi::c_int;
 use core::ptr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -32,6 +30,7 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 ///
 /// `pdev` must point to a valid PCI device that the PCI core is binding to
 /// this driver; `my_rust_remove` is called for it before it goes away.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
     // SAFETY: `pdev` is valid by this function's safety requirements.
@@ -59,6 +58,7 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
 ///
 /// `pdev` must point to a valid PCI device for which `my_rust_probe`
 /// returned 0 and that has not been removed since.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     // SAFETY: `pdev` is valid by this function's safety requirements.
@@ -84,6 +84,7 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
 ///
 /// `pdev` must point to a valid PCI device bound to this driver, whose
 /// device lock the caller holds (so remove cannot run meanwhile).
+#[allow(unsafe_code)]
 unsafe fn bound<'a>(pdev: *mut pci_dev) -> Option<&'a Controller> {
     // SAFETY: `pdev` is valid by this function's safety requirements.
     let ctrl = unsafe { pci::drvdata(pdev) }.cast::<Controller>();
@@ -100,6 +101,7 @@ unsafe fn bound<'a>(pdev: *mut pci_dev) -> Option<&'a Controller> {
 ///
 /// `pdev` must point to a valid PCI device bound to this driver; the PCI
 /// core calls this with its device lock held.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_shutdown(pdev: *mut pci_dev) {
     // SAFETY: By this function's safety requirements.
@@ -115,6 +117,7 @@ pub unsafe extern "C" fn my_rust_shutdown(pdev: *mut pci_dev) {
 ///
 /// `dev` must point to the `struct device` of a PCI device bound to this
 /// driver; the PM core calls this with its device lock held.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_suspend(dev: *mut device) -> c_int {
     // SAFETY: `dev` is a PCI device's by this function's requirements.
@@ -132,6 +135,7 @@ pub unsafe extern "C" fn my_rust_suspend(dev: *mut device) -> c_int {
 /// # Safety
 ///
 /// As for [`my_rust_suspend`].
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_resume(dev: *mut device) -> c_int {
     // SAFETY: `dev` is a PCI device's by this function's requirements.
@@ -144,6 +148,7 @@ pub unsafe extern "C" fn my_rust_resume(dev: *mut device) -> c_int {
 }
 
 /// The controller's attributes.
+#[allow(unsafe_code)]
 static ATTRIBUTES: Static<[device_attribute; 5]> = Static(
     // SAFETY: These attributes are only in `my_rust_dev_groups`, the
     // `dev_groups` of this driver, whose probe stores a `KBox<Controller>`
@@ -175,51 +180,13 @@ static GROUP: Static<attribute_group> = Static(sysfs::group(&raw const ATTRIBUTE
 /// The attribute groups of a bound controller, NULL-terminated: the
 /// shim's `pci_driver.dev_groups`. The driver core adds them after a
 /// successful probe and removes them before remove.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub static mut my_rust_dev_groups: [*const attribute_group; 2] = [&raw const GROUP.0, ptr::null()];
 
-/// The file operations of a controller's character device.
-static CHAR_FOPS: Static<file_operations> = Static(misc::file_operations::<Handle>());
-
-/// The character device's attributes.
-static CHAR_ATTRIBUTES: Static<[device_attribute; 10]> = Static([
-    misc::attribute::<Handle, 0>(mgmt::ATTRIBUTE_NAMES[0]),
-    misc::attribute::<Handle, 1>(mgmt::ATTRIBUTE_NAMES[1]),
-    misc::attribute::<Handle, 2>(mgmt::ATTRIBUTE_NAMES[2]),
-    misc::attribute::<Handle, 3>(mgmt::ATTRIBUTE_NAMES[3]),
-    misc::attribute::<Handle, 4>(mgmt::ATTRIBUTE_NAMES[4]),
-    misc::attribute::<Handle, 5>(mgmt::ATTRIBUTE_NAMES[5]),
-    misc::attribute::<Handle, 6>(mgmt::ATTRIBUTE_NAMES[6]),
-    misc::attribute::<Handle, 7>(mgmt::ATTRIBUTE_NAMES[7]),
-    misc::attribute::<Handle, 8>(mgmt::ATTRIBUTE_NAMES[8]),
-    misc::attribute::<Handle, 9>(mgmt::ATTRIBUTE_NAMES[9]),
-]);
-
-/// The NULL-terminated list of [`CHAR_ATTRIBUTES`].
-static CHAR_ATTRIBUTE_LIST: Static<[*const attribute; 11]> = Static([
-    &raw const CHAR_ATTRIBUTES.0[0].attr,
-    &raw const CHAR_ATTRIBUTES.0[1].attr,
-    &raw const CHAR_ATTRIBUTES.0[2].attr,
-    &raw const CHAR_ATTRIBUTES.0[3].attr,
-    &raw const CHAR_ATTRIBUTES.0[4].attr,
-    &raw const CHAR_ATTRIBUTES.0[5].attr,
-    &raw const CHAR_ATTRIBUTES.0[6].attr,
-    &raw const CHAR_ATTRIBUTES.0[7].attr,
-    &raw const CHAR_ATTRIBUTES.0[8].attr,
-    &raw const CHAR_ATTRIBUTES.0[9].attr,
-    ptr::null(),
-]);
-
-/// The group of the character device's attributes.
-static CHAR_GROUP: Static<attribute_group> =
-    Static(sysfs::group(&raw const CHAR_ATTRIBUTE_LIST.0[0]));
-
-/// The NULL-terminated groups of the character device.
-static CHAR_GROUPS: Static<[*const attribute_group; 2]> =
-    Static([&raw const CHAR_GROUP.0, ptr::null()]);
-
 /// Registers the character device `name` of a controller, serving
 /// `handle`.
+#[allow(unsafe_code)]
 pub(crate) fn register_char_device(
     pdev: &PciDevice,
     name: core::fmt::Arguments<'_>,
@@ -238,35 +205,8 @@ pub(crate) fn register_char_device(
     }
 }
 
-/// The attributes of a namespace's disk.
-static DISK_ATTRIBUTES: Static<[device_attribute; 5]> = Static([
-    blk::disk_attribute::<IoShared, 0>(ns::ATTRIBUTE_NAMES[0]),
-    blk::disk_attribute::<IoShared, 1>(ns::ATTRIBUTE_NAMES[1]),
-    blk::disk_attribute::<IoShared, 2>(ns::ATTRIBUTE_NAMES[2]),
-    blk::disk_attribute::<IoShared, 3>(ns::ATTRIBUTE_NAMES[3]),
-    blk::disk_attribute::<IoShared, 4>(ns::ATTRIBUTE_NAMES[4]),
-]);
-
-/// The NULL-terminated list of [`DISK_ATTRIBUTES`].
-static DISK_ATTRIBUTE_LIST: Static<[*const attribute; 6]> = Static([
-    &raw const DISK_ATTRIBUTES.0[0].attr,
-    &raw const DISK_ATTRIBUTES.0[1].attr,
-    &raw const DISK_ATTRIBUTES.0[2].attr,
-    &raw const DISK_ATTRIBUTES.0[3].attr,
-    &raw const DISK_ATTRIBUTES.0[4].attr,
-    ptr::null(),
-]);
-
-/// The group of a namespace disk's attributes.
-static DISK_GROUP: Static<attribute_group> = Static(blk::disk_group::<IoShared>(
-    &raw const DISK_ATTRIBUTE_LIST.0[0],
-));
-
-/// The NULL-terminated groups of a namespace's disk.
-static DISK_GROUP_LIST: Static<[*const attribute_group; 2]> =
-    Static([&raw const DISK_GROUP.0, ptr::null()]);
-
 /// The groups every namespace's disk gets.
+#[allow(unsafe_code)]
 pub(crate) static DISK_GROUPS: DiskGroups<IoShared> =
     // SAFETY: One group from `disk_group::<IoShared>`, whose attribute
     // number `I` is `disk_attribute::<IoShared, I>`, all in statics.

@@ -14,13 +14,18 @@
 //!   `controller` (bring-up in steps and teardown), `mgmt` (the
 //!   controller's character device, ioctls and sysfs for nvme-cli), `ns`
 //!   (a namespace disk's sysfs and ioctls), `scan` (namespaces at
-//!   bring-up and on a rescan) and `fault` (fault injection
-//!   for tests).
+//!   bring-up and on a rescan), `fault` (fault injection
+//!   for tests) and `tables` (the C tables of the character device and
+//!   the disks).
+//!
+//! The whole crate denies `unsafe_code`: only items marked
+//! `#[allow(unsafe_code)]`, all in `sys` and [`ffi`], may hold `unsafe`.
 //!
 //! Kbuild builds this crate with `--cfg MODULE`; `cargo test` builds only the
 //! pure parts on the host.
 
 #![cfg_attr(not(MODULE), allow(dead_code))]
+#![deny(unsafe_code)]
 
 pub mod spec;
 
@@ -46,3 +51,5 @@ mod registers;
 mod scan;
 #[cfg(MODULE)]
 mod sys;
+#[cfg(MODULE)]
+mod tables;

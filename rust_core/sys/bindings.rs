@@ -10,6 +10,7 @@
     non_upper_case_globals,
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
+    unsafe_code,
     dead_code,
     improper_ctypes,
     clippy::all,

@@ -48,6 +48,7 @@ pub(crate) struct BioRanges<'a> {
 impl Iterator for BioRanges<'_> {
     type Item = (u64, u32);
 
+    #[allow(unsafe_code)]
     fn next(&mut self) -> Option<Self::Item> {
         // SAFETY: By the type invariant the bio, if not null, is live and
         // unchanged for the borrow of its request.
@@ -73,6 +74,7 @@ impl<T: Operations> Request<T> {
     /// # Safety
     ///
     /// `rq` must be a live request of a `T` tag set that the caller owns.
+    #[allow(unsafe_code)]
     unsafe fn from_raw(rq: *mut bindings::request) -> Option<Self> {
         // INVARIANT: By the function's requirements.
         NonNull::new(rq).map(|rq| Self {
@@ -82,6 +84,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// The C request, for reading its fields.
+    #[allow(unsafe_code)]
     pub(super) fn raw(&self) -> &bindings::request {
         // SAFETY: Live by the type invariant; the driver owns it, so blk-mq
         // does not change the fields read through this.
@@ -89,6 +92,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// The request's pdu, owned by the driver with the request.
+    #[allow(unsafe_code)]
     pub(super) fn pdu_box(&mut self) -> &mut PduBox<T> {
         // SAFETY: The pdu directly follows the request (`blk_mq_rq_to_pdu`)
         // and holds a `PduBox<T>` by the type invariant; ownership of the
@@ -98,6 +102,7 @@ impl<T: Operations> Request<T> {
 
     /// Whether this is the first time the driver sees the request (not a
     /// requeued one); marks it seen (`RQF_DONTPREP`).
+    #[allow(unsafe_code)]
     pub(crate) fn first_dispatch(&mut self) -> bool {
         // SAFETY: The driver owns the request; blk-mq reads `rq_flags`
         // only once the request is handed back.
@@ -108,6 +113,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// The data of the disk the request is for.
+    #[allow(unsafe_code)]
     pub(crate) fn disk(&self) -> Option<&T::Disk> {
         // SAFETY: The request's queue is live while it has requests;
         // `queuedata` was set by `Disk::add` to the `T::Disk` that the
@@ -118,6 +124,7 @@ impl<T: Operations> Request<T> {
     /// Tells blk-mq the request is now with the device (starts its
     /// timer) and returns the number of this start (wrapping), which a
     /// completion must name (see [`InFlight::sequence`]).
+    #[allow(unsafe_code)]
     pub(crate) fn start(&mut self) -> u8 {
         // The device completes the request only after the doorbell write
         // that follows, which is ordered after these stores (as `writel`
@@ -130,6 +137,7 @@ impl<T: Operations> Request<T> {
 
     /// DMA-maps the request's data for `pdev`, in the direction its
     /// operation implies, and returns the number of mapped segments.
+    #[allow(unsafe_code)]
     pub(crate) fn dma_map(&mut self, pdev: &PciDevice) -> Result<u32> {
         let dir = self.op().dma_direction();
         let rq = self.rq.as_ptr();
@@ -175,6 +183,7 @@ impl<T: Operations> Request<T> {
     /// segment, as the C driver has: maps its only bio vector directly,
     /// without clearing and filling the scatterlist. `None` (nothing
     /// mapped) if the vector does not cover the whole request.
+    #[allow(unsafe_code)]
     fn dma_map_single(
         &mut self,
         pdev: &PciDevice,
@@ -245,6 +254,7 @@ impl<T: Operations> Request<T> {
 
     /// The largest number of ranges the request's queue lets one discard
     /// request have (`queue_max_discard_segments`).
+    #[allow(unsafe_code)]
     pub(crate) fn max_discard_segments(&self) -> u16 {
         // SAFETY: The request's queue is live while it has requests, and
         // its limits are only changed with the queue frozen (no request
@@ -253,6 +263,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
+    #[allow(unsafe_code)]
     pub(crate) fn dma_unmap(&mut self, pdev: &PciDevice) {
         let pdu = self.pdu_box();
         if pdu.single_len != 0 {
@@ -286,6 +297,7 @@ impl<T: Operations> Request<T> {
     }
 
     /// Ends the request with `status`, giving it back to blk-mq.
+    #[allow(unsafe_code)]
     pub(crate) fn end(self, status: BlkStatus) {
         // SAFETY: The driver owns the request and gives it up here.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
@@ -294,6 +306,7 @@ impl<T: Operations> Request<T> {
     /// Ends the request successfully as part of `batch` (when the batch is
     /// ended), or at once if blk-mq cannot end it in a batch (scheduler
     /// tags, an `end_io` callback, a poller's batch of another driver).
+    #[allow(unsafe_code)]
     pub(crate) fn end_ok_in(self, batch: &mut CompletionBatch<'_>) {
         let rq = self.rq.as_ptr();
         // SAFETY: The driver owns the request.
@@ -329,6 +342,7 @@ impl<T: Operations> Request<T> {
     /// Gives the request back to blk-mq to be sent again later (after a
     /// controller reset, or to retry it); the driver must have released
     /// what it held for it.
+    #[allow(unsafe_code)]
     pub(crate) fn requeue(self) {
         // SAFETY: The driver owns the request and gives it up here; the
         // requeue list is kicked so it is dispatched once the queue runs.
@@ -336,12 +350,14 @@ impl<T: Operations> Request<T> {
     }
 
     /// The request's bookkeeping shared with completions and timeouts.
+    #[allow(unsafe_code)]
     pub(super) fn shared(&self) -> &RequestState {
         // SAFETY: As in `pdu_box`; only the atomics are read through it.
         unsafe { &(*self.rq.as_ptr().add(1).cast::<PduBox<T>>()).state }
     }
 
     /// The index of the hardware queue a started request was sent on.
+    #[allow(unsafe_code)]
     pub(super) fn queue_index(&self) -> u32 {
         // SAFETY: A started request has its hardware context.
         unsafe { (*self.raw().mq_hctx).queue_num }
@@ -359,6 +375,7 @@ impl<T: Operations> InFlight<T> {
 
     /// Whether the block layer's `fail_io_timeout` fault injection wants
     /// this completion dropped, so that the request times out.
+    #[allow(unsafe_code)]
     pub(crate) fn fake_timeout(&self) -> bool {
         #[cfg(CONFIG_FAIL_IO_TIMEOUT)]
         {
@@ -382,6 +399,7 @@ impl<T: Operations> InFlight<T> {
     /// [`Operations::complete`]) and `Some(None)` returned; else it is
     /// returned to be completed here. `None`, doing nothing, if the
     /// request was already completed or cancelled.
+    #[allow(unsafe_code)]
     pub(crate) fn complete_here(
         mut self,
         f: impl FnOnce(&mut T::Pdu),
@@ -402,6 +420,7 @@ impl<T: Operations> InFlight<T> {
     /// pdu and hands the request to [`Operations::complete`], possibly on
     /// the CPU that submitted it. Returns false, doing nothing, if the
     /// request was already completed or cancelled.
+    #[allow(unsafe_code)]
     pub(crate) fn complete(mut self, f: impl FnOnce(&mut T::Pdu)) -> bool {
         if !self.0.claim() {
             return false;
@@ -435,6 +454,7 @@ pub(crate) struct CompletionBatch<'a> {
 
 impl CompletionBatch<'static> {
     /// An empty batch of the driver's own.
+    #[allow(unsafe_code)]
     pub(crate) fn new() -> Self {
         Self {
             // SAFETY: All zeroes is an empty batch (no requests, no
@@ -456,6 +476,7 @@ impl CompletionBatch<'_> {
 }
 
 impl Drop for CompletionBatch<'_> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         if !self.own.req_list.head.is_null() {
             // SAFETY: By the type invariant the requests on `own`'s list
@@ -470,6 +491,7 @@ impl Drop for CompletionBatch<'_> {
 /// # Safety
 ///
 /// `iob` is the `iob` of a live [`CompletionBatch`].
+#[allow(unsafe_code)]
 unsafe extern "C" fn end_batch(iob: *mut bindings::io_comp_batch) {
     // SAFETY: By the requirements the requests are the batch's to end.
     unsafe { bindings::blk_mq_end_request_batch(iob) };
@@ -481,6 +503,7 @@ impl RawSet {
     /// # Safety
     ///
     /// `set` must be the `set` field of a `RawSet`.
+    #[allow(unsafe_code)]
     unsafe fn of(set: *mut bindings::blk_mq_tag_set) -> *mut RawSet {
         // SAFETY: container_of, by the requirements.
         unsafe { set.byte_sub(core::mem::offset_of!(RawSet, set)).cast() }
@@ -488,6 +511,7 @@ impl RawSet {
 }
 
 /// Lockdep class of the tag sets' work items.
+#[allow(unsafe_code)]
 static WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
     // SAFETY: A lock class key is zero-initialised static data.
     Static(UnsafeCell::new(unsafe {
@@ -495,6 +519,7 @@ static WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
         }));
 
 /// Lockdep class of the tag sets' event work items.
+#[allow(unsafe_code)]
 static EVENT_WORK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
     // SAFETY: A lock class key is zero-initialised static data.
     Static(UnsafeCell::new(unsafe {
@@ -518,9 +543,11 @@ pub(crate) struct TagSet<T: Operations> {
     _pdev: PciDevice,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: blk-mq synchronises access to the tag set itself; `T` is
 // `Send + Sync`.
 unsafe impl<T: Operations> Send for TagSet<T> {}
+#[allow(unsafe_code)]
 // SAFETY: As above.
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
@@ -529,6 +556,7 @@ impl<T: Operations> TagSet<T> {
     /// for requests that `pdev` transfers. The last `poll_queues` of them
     /// (fewer than `queues`) have no interrupt: blk-mq sends polled I/O
     /// there and reaps it through [`Operations::poll`].
+    #[allow(unsafe_code)]
     pub(crate) fn new(
         data: Arc<T>,
         pdev: &PciDevice,
@@ -594,6 +622,7 @@ impl<T: Operations> TagSet<T> {
         })
     }
 
+    #[allow(unsafe_code)]
     fn as_ptr(&self) -> *mut bindings::blk_mq_tag_set {
         // SAFETY: Only the field's address is taken.
         unsafe { addr_of_mut!((*self.raw.get()).set) }
@@ -615,6 +644,7 @@ impl<T: Operations> TagSet<T> {
     /// Cancels the event work item ([`Operations::event_work`]): takes it
     /// off the queue, or waits until it has run. It may be queued again
     /// afterwards. Must not be called from the event work itself.
+    #[allow(unsafe_code)]
     pub(crate) fn cancel_event_work(&self) {
         // SAFETY: The work item was initialised by `new` and lives as long
         // as `self`; from any other context than itself it may be
@@ -624,6 +654,7 @@ impl<T: Operations> TagSet<T> {
 }
 
 impl<T: Operations> Drop for TagSet<T> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The work items were initialised by `new`; once
         // cancelled they neither run nor are queued, so nothing reaches
@@ -645,6 +676,7 @@ impl<T: Operations> Drop for TagSet<T> {
 ///
 /// Called by the workqueue with the `event_work` of a [`RawSet`] inside a
 /// live [`TagSet`] of `T` (its drop cancels the work before freeing it).
+#[allow(unsafe_code)]
 unsafe extern "C" fn run_event_work<T: Operations>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is the `event_work` field of a `RawSet`.
     let both = unsafe {
@@ -667,6 +699,7 @@ unsafe extern "C" fn run_event_work<T: Operations>(work: *mut bindings::work_str
 ///
 /// Called by the workqueue with the `work` of a [`RawSet`] inside a live
 /// [`TagSet`] of `T` (its drop cancels the work before freeing it).
+#[allow(unsafe_code)]
 unsafe extern "C" fn run_work<T: Operations>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is the `work` field of a `RawSet` (container_of).
     let both = unsafe {
@@ -691,6 +724,7 @@ pub(crate) struct Quiesced<'a> {
 }
 
 impl Drop for Quiesced<'_> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The set outlives `'a`; it was quiesced by `quiesce`.
         unsafe { bindings::blk_mq_unquiesce_tagset(self.set) };
@@ -730,6 +764,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     /// it at any time is sound: the request can only be completed through
     /// [`InFlight::complete`], which claims it first, so a late, stale or
     /// duplicate completion never ends a request twice.
+    #[allow(unsafe_code)]
     pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<InFlight<T>> {
         let set = self.set;
         // SAFETY: The set is allocated by the type invariant; `tags` has
@@ -759,6 +794,7 @@ impl<T: Operations> TagSetRef<'_, T> {
 
     /// Quiesces every queue of the set until the guard is dropped: when
     /// this returns, no `queue_rq` is running and none starts.
+    #[allow(unsafe_code)]
     pub(crate) fn quiesce(&self) -> Quiesced<'_> {
         // SAFETY: `set` is an allocated tag set while `self` lives.
         unsafe { bindings::blk_mq_quiesce_tagset(self.set) };
@@ -784,6 +820,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     }
 
     /// How many requests the driver has started and not yet completed.
+    #[allow(unsafe_code)]
     pub(crate) fn busy(&self) -> u32 {
         let mut count: u32 = 0;
         // SAFETY: `set` is an allocated tag set while `self` lives; the
@@ -806,6 +843,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     /// so that none is started meanwhile. Returns how many were
     /// cancelled; `None`, cancelling nothing, if the tokens are for
     /// another set or device.
+    #[allow(unsafe_code)]
     pub(crate) fn cancel_all(
         &self,
         quiesced: &Quiesced<'_>,
@@ -834,6 +872,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     /// Queues the set's work item ([`Operations::work`]) on the unbound
     /// system workqueue, unless it is queued already; returns whether it
     /// was queued now.
+    #[allow(unsafe_code)]
     pub(crate) fn schedule_work(&self) -> bool {
         // SAFETY: `set` is the `set` field of a `RawSet` (container_of);
         // its work item is initialised and cancelled before it is freed.
@@ -852,6 +891,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     /// Queues the set's event work item ([`Operations::event_work`]) on
     /// the unbound system workqueue, unless it is queued already; returns
     /// whether it was queued now. May be called from any context.
+    #[allow(unsafe_code)]
     pub(crate) fn schedule_event_work(&self) -> bool {
         // SAFETY: As in `schedule_work`.
         unsafe {
@@ -871,6 +911,7 @@ impl<T: Operations> TagSetRef<'_, T> {
 ///
 /// `rq` is a started request of a `T` tag set; `data` is the `Cancel<T>`
 /// that `cancel_all` passed.
+#[allow(unsafe_code)]
 unsafe extern "C" fn cancel_one<T: Operations>(
     rq: *mut bindings::request,
     data: *mut c_void,
@@ -895,6 +936,7 @@ unsafe extern "C" fn cancel_one<T: Operations>(
 /// # Safety
 ///
 /// `rq` is a started request; `data` is the `u32` that `busy` passed.
+#[allow(unsafe_code)]
 unsafe extern "C" fn count_one(rq: *mut bindings::request, data: *mut c_void) -> bool {
     // SAFETY: By the function's requirements; only the state is read.
     if unsafe { (*rq).state } == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
@@ -908,6 +950,8 @@ unsafe extern "C" fn count_one(rq: *mut bindings::request, data: *mut c_void) ->
 /// The `blk_mq_ops` table for `T`.
 struct Ops<T: Operations>(PhantomData<T>);
 
+// Every member is an `unsafe` callback of the C side or its helper.
+#[allow(unsafe_code)]
 impl<T: Operations> Ops<T> {
     const TABLE: bindings::blk_mq_ops = {
         // SAFETY: All zeroes is a valid ops table with no callbacks.
@@ -1152,6 +1196,8 @@ impl<T: Operations> Ops<T> {
 /// on a file opened before the disk was deleted still finds the data.
 struct DiskOps<T: Operations>(PhantomData<T>);
 
+// Every member is an `unsafe` callback of the C side or its helper.
+#[allow(unsafe_code)]
 impl<T: Operations> DiskOps<T> {
     const TABLE: bindings::block_device_operations = {
         // SAFETY: All zeroes is a valid table with no callbacks.
@@ -1303,6 +1349,7 @@ pub(crate) struct DiskGroups<T: Operations> {
     _p: PhantomData<T>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The groups are read-only data for the kernel.
 unsafe impl<T: Operations> Sync for DiskGroups<T> {}
 
@@ -1312,6 +1359,7 @@ impl<T: Operations> DiskGroups<T> {
     /// # Safety
     ///
     /// `groups` must satisfy the type invariant.
+    #[allow(unsafe_code)]
     pub(crate) const unsafe fn new(groups: *const *const bindings::attribute_group) -> Self {
         // INVARIANT: By the requirements.
         Self {
@@ -1322,6 +1370,7 @@ impl<T: Operations> DiskGroups<T> {
 }
 
 /// Lockdep class of the disks' queues.
+#[allow(unsafe_code)]
 static DISK_KEY: Static<UnsafeCell<bindings::lock_class_key>> =
     // SAFETY: A lock class key is zero-initialised static data.
     Static(UnsafeCell::new(unsafe {
@@ -1344,9 +1393,11 @@ pub(crate) struct Disk<T: Operations> {
     _set: Arc<TagSet<T>>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The gendisk is reference counted and its functions may be called
 // from any thread.
 unsafe impl<T: Operations> Send for Disk<T> {}
+#[allow(unsafe_code)]
 // SAFETY: `&Disk` gives the data (`Sync`), an atomic and
 // `set_capacity_and_notify`, which takes the block device's size lock.
 unsafe impl<T: Operations> Sync for Disk<T> {}
@@ -1355,6 +1406,7 @@ impl<T: Operations> Disk<T> {
     /// Creates and registers a disk named `name` of `sectors` 512-byte
     /// sectors on `set`, with `parent` as its parent device and `groups`
     /// as its sysfs attributes.
+    #[allow(unsafe_code)]
     pub(crate) fn add(
         set: &Arc<TagSet<T>>,
         data: Arc<T::Disk>,
@@ -1422,6 +1474,7 @@ impl<T: Operations> Disk<T> {
 
     /// Changes the capacity to `sectors` 512-byte sectors and tells user
     /// space (a `RESIZE=1` change uevent), as a revalidation does.
+    #[allow(unsafe_code)]
     pub(crate) fn set_capacity(&self, sectors: u64) {
         self.sectors.store(sectors, Ordering::Relaxed);
         // SAFETY: The disk is added, by the type invariant.
@@ -1430,6 +1483,7 @@ impl<T: Operations> Disk<T> {
 }
 
 impl<T: Operations> Drop for Disk<T> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: By the type invariant the disk was added; `del_gendisk`
         // waits for its in-flight requests, then it is put once.

@@ -16,6 +16,7 @@ pub(crate) use super::compat_types::*;
 ///
 /// `ptr` is a NUL-terminated string that stays valid and unchanged for
 /// `'a`.
+#[allow(unsafe_code)]
 pub(super) unsafe fn cstr_from_ptr<'a>(ptr: *const kernel::ffi::c_char) -> &'a CStr {
     #[cfg(not(rsnvme_linux_7_3))]
     // SAFETY: By the safety requirements of this function.
@@ -33,6 +34,7 @@ pub(super) unsafe fn cstr_from_ptr<'a>(ptr: *const kernel::ffi::c_char) -> &'a C
 ///
 /// `qmap` is a queue map of a tag set being (re)mapped by blk-mq, and
 /// `pdev` a valid PCI device whose interrupt vectors are allocated.
+#[allow(unsafe_code)]
 pub(super) unsafe fn map_hw_queues(
     qmap: *mut bindings::blk_mq_queue_map,
     pdev: *mut bindings::pci_dev,
@@ -58,6 +60,7 @@ pub(super) unsafe fn map_hw_queues(
 ///
 /// `rq` is a started request the caller owns, and `sg` an initialised
 /// table with at least `rq`'s `nr_phys_segments` entries.
+#[allow(unsafe_code)]
 pub(super) unsafe fn blk_rq_map_sg(
     rq: *mut bindings::request,
     sg: *mut bindings::scatterlist,
@@ -79,6 +82,7 @@ pub(super) unsafe fn blk_rq_map_sg(
 ///
 /// `name` is a NUL-terminated string that outlives the pool and `dev` a
 /// valid device.
+#[allow(unsafe_code)]
 pub(super) unsafe fn dma_pool_create(
     name: *const kernel::ffi::c_char,
     dev: *mut bindings::device,
@@ -98,6 +102,7 @@ pub(super) unsafe fn dma_pool_create(
 }
 
 /// The unbound system workqueue.
+#[allow(unsafe_code)]
 pub(super) fn unbound_wq() -> *mut bindings::workqueue_struct {
     #[cfg(not(rsnvme_linux_7_3))]
     // SAFETY: The pointer is set once at boot, before any module loads, and
@@ -114,6 +119,7 @@ pub(super) fn unbound_wq() -> *mut bindings::workqueue_struct {
 #[cfg(not(rsnvme_linux_7_3))]
 pub(crate) struct IrqSpinLockBackend;
 
+#[allow(unsafe_code)]
 // SAFETY: The kernel's `spinlock_t` provides mutual exclusion; `lock` and
 // `relock` (the default, which calls `lock`) both take it with
 // `_raw_spin_lock_irqsave`, and `unlock` restores the flags that call saved.
@@ -122,6 +128,7 @@ unsafe impl kernel::sync::lock::Backend for IrqSpinLockBackend {
     type State = kernel::bindings::spinlock_t;
     type GuardState = kernel::ffi::c_ulong;
 
+    #[allow(unsafe_code)]
     unsafe fn init(
         ptr: *mut Self::State,
         name: *const kernel::ffi::c_char,
@@ -132,6 +139,7 @@ unsafe impl kernel::sync::lock::Backend for IrqSpinLockBackend {
         unsafe { kernel::bindings::__spin_lock_init(ptr, name, key) }
     }
 
+    #[allow(unsafe_code)]
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
         // SAFETY: `ptr` is an initialised `spinlock_t` by the safety
         // requirements of this function. Outside PREEMPT_RT (which Rust
@@ -140,6 +148,7 @@ unsafe impl kernel::sync::lock::Backend for IrqSpinLockBackend {
         unsafe { kernel::bindings::_raw_spin_lock_irqsave(ptr.cast()) }
     }
 
+    #[allow(unsafe_code)]
     unsafe fn unlock(ptr: *mut Self::State, flags: &Self::GuardState) {
         // SAFETY: The caller owns the lock, taken by `lock` above, which
         // returned `flags`.

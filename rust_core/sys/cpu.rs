@@ -5,6 +5,7 @@
 use super::bindings;
 
 /// The number of online CPUs (`num_online_cpus()`), at least 1.
+#[allow(unsafe_code)]
 pub(crate) fn num_online() -> u32 {
     // SAFETY: `__num_online_cpus` is a kernel global that is always valid
     // to read; like `num_online_cpus()` this is a single atomic load.

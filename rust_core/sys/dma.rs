@@ -25,10 +25,13 @@ use kernel::error::{
 ///
 /// Implementers must be `#[repr(C)]` or primitive, contain no padding,
 /// pointers or references, and accept any bit pattern.
+#[allow(unsafe_code)]
 pub(crate) unsafe trait DeviceData: Copy {}
 
+#[allow(unsafe_code)]
 // SAFETY: Integers accept every bit pattern and have no padding.
 unsafe impl DeviceData for u8 {}
+#[allow(unsafe_code)]
 // SAFETY: As above.
 unsafe impl DeviceData for u64 {}
 
@@ -47,9 +50,11 @@ pub(crate) struct CoherentArray<T: DeviceData> {
     _p: PhantomData<T>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The memory is owned by this value and accessed only through
 // volatile copies, which are sound from any thread.
 unsafe impl<T: DeviceData + Send> Send for CoherentArray<T> {}
+#[allow(unsafe_code)]
 // SAFETY: `&CoherentArray` only allows whole-element volatile reads and
 // writes, which do not create references into shared memory.
 unsafe impl<T: DeviceData + Sync> Sync for CoherentArray<T> {}
@@ -61,6 +66,7 @@ impl<T: DeviceData> CoherentArray<T> {
     }
 
     /// Allocates `len` zeroed elements of DMA-coherent memory for `pdev`.
+    #[allow(unsafe_code)]
     pub(crate) fn zeroed(pdev: &PciDevice, len: usize) -> Result<Self> {
         let size = len.checked_mul(size_of::<T>()).ok_or(EINVAL)?;
         if size == 0 {
@@ -97,6 +103,7 @@ impl<T: DeviceData> CoherentArray<T> {
     }
 
     /// Copies element `index` out of device memory.
+    #[allow(unsafe_code)]
     pub(crate) fn read(&self, index: usize) -> Option<T> {
         if index >= self.len {
             return None;
@@ -108,6 +115,7 @@ impl<T: DeviceData> CoherentArray<T> {
     }
 
     /// Copies `value` into element `index`; `EINVAL` if out of range.
+    #[allow(unsafe_code)]
     pub(crate) fn write(&self, index: usize, value: T) -> Result {
         if index >= self.len {
             return Err(EINVAL);
@@ -120,6 +128,7 @@ impl<T: DeviceData> CoherentArray<T> {
 
     /// Copies the first `out.len()` elements into `out`; `EINVAL` if the
     /// array is shorter.
+    #[allow(unsafe_code)]
     pub(crate) fn read_into(&self, out: &mut [T]) -> Result {
         if out.len() > self.len {
             return Err(EINVAL);
@@ -135,6 +144,7 @@ impl<T: DeviceData> CoherentArray<T> {
 impl<T: DeviceData> CoherentArray<T> {
     /// Copies `src` into the first `src.len()` elements; `EINVAL` if the
     /// array is shorter.
+    #[allow(unsafe_code)]
     pub(crate) fn write_from(&self, src: &[T]) -> Result {
         if src.len() > self.len {
             return Err(EINVAL);
@@ -148,6 +158,7 @@ impl<T: DeviceData> CoherentArray<T> {
 }
 
 impl<T: DeviceData> Drop for CoherentArray<T> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: By the type invariant the memory came from
         // `dma_alloc_attrs` with this size, device and handle, and it is
@@ -198,8 +209,10 @@ pub(crate) fn dma_mb() {
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
 
+#[allow(unsafe_code)]
 // SAFETY: `u32` accepts every bit pattern and has no padding.
 unsafe impl DeviceData for u32 {}
+#[allow(unsafe_code)]
 // SAFETY: `Command` is `#[repr(C)]`, 64 bytes of integer fields with no
 // padding (checked by its size assertion), so every bit pattern is valid.
 unsafe impl DeviceData for crate::spec::command::Command {}

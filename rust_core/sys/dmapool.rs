@@ -24,14 +24,17 @@ pub(crate) struct DmaPool {
     block_size: usize,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: `dma_pool_alloc` and `dma_pool_free` may be called from any
 // context and thread; the pool has its own lock.
 unsafe impl Send for DmaPool {}
+#[allow(unsafe_code)]
 // SAFETY: As above.
 unsafe impl Sync for DmaPool {}
 
 impl DmaPool {
     /// Creates a pool of `block_size`-byte blocks for `pdev`.
+    #[allow(unsafe_code)]
     pub(crate) fn new(
         pdev: &PciDevice,
         name: &'static core::ffi::CStr,
@@ -61,6 +64,7 @@ impl DmaPool {
     }
 
     /// Takes a block without sleeping; `None` if none can be had now.
+    #[allow(unsafe_code)]
     pub(crate) fn alloc_atomic(self: &Arc<Self>) -> Option<PoolBlock> {
         let mut dma: bindings::dma_addr_t = 0;
         // SAFETY: `pool` is live by the type invariant; `GFP_ATOMIC` never
@@ -79,6 +83,7 @@ impl DmaPool {
 }
 
 impl Drop for DmaPool {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         let _ = &self.pdev;
         // SAFETY: By the type invariant every block was freed (each held a
@@ -99,6 +104,7 @@ pub(crate) struct PoolBlock {
     dma: u64,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The block is owned by this value; see `DmaPool`.
 unsafe impl Send for PoolBlock {}
 
@@ -111,6 +117,7 @@ impl PoolBlock {
     /// The block as 64-bit words, for the CPU to fill in before the device
     /// is told about it. The device only reads PRP lists and DSM ranges,
     /// so while this borrow lasts nothing else writes the memory.
+    #[allow(unsafe_code)]
     pub(crate) fn words_mut(&mut self) -> &mut [u64] {
         let len = self.pool.block_size / core::mem::size_of::<u64>();
         // SAFETY: By the type invariant `cpu` points to `block_size` bytes
@@ -122,6 +129,7 @@ impl PoolBlock {
 }
 
 impl Drop for PoolBlock {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The block came from this pool and is freed once, here.
         unsafe {

@@ -31,6 +31,7 @@ impl IrqVectors {
     /// then INTx. With `spread = Some(pre)`, all vectors but the first
     /// `pre` are spread over the CPUs (managed affinity), so that each I/O
     /// queue's vector fires on the CPUs that use it.
+    #[allow(unsafe_code)]
     pub(crate) fn alloc(pdev: &PciDevice, min: u32, max: u32, spread: Option<u32>) -> Result<Self> {
         let mut affd = bindings::irq_affinity::default();
         let (flags, affd) = match spread {
@@ -74,6 +75,7 @@ impl IrqVectors {
     }
 
     /// The Linux IRQ number of vector `index`.
+    #[allow(unsafe_code)]
     fn irq(&self, index: u32) -> Result<c_int> {
         // SAFETY: The device is valid; `pci_irq_vector` checks `index`.
         let irq = unsafe { bindings::pci_irq_vector(self.pdev.as_raw(), index) };
@@ -82,6 +84,7 @@ impl IrqVectors {
 }
 
 impl Drop for IrqVectors {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The vectors were allocated for this device, and every
         // handler on them was freed first: an `IrqRegistration` borrows
@@ -106,6 +109,7 @@ impl<T: IrqHandler> IrqRegistration<T> {
     /// Registers `handler` for vector `index` of `vectors`. Handlers are
     /// registered as shared: an INTx line may be shared with other devices,
     /// and with a single vector the admin and I/O queues share it.
+    #[allow(unsafe_code)]
     pub(crate) fn request(
         vectors: &IrqVectors,
         index: u32,
@@ -137,6 +141,7 @@ impl<T: IrqHandler> IrqRegistration<T> {
 }
 
 impl<T: IrqHandler> Drop for IrqRegistration<T> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         let cookie = core::ptr::from_ref::<T>(&self.handler)
             .cast_mut()
@@ -153,6 +158,7 @@ impl<T: IrqHandler> Drop for IrqRegistration<T> {
 /// # Safety
 ///
 /// `data` must be the cookie of a live [`IrqRegistration<T>`].
+#[allow(unsafe_code)]
 unsafe extern "C" fn trampoline<T: IrqHandler>(
     _irq: c_int,
     data: *mut c_void,

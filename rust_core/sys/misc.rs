@@ -48,9 +48,11 @@ pub(crate) struct MiscDevice<T: FileOps> {
     inner: KBox<Inner<T>>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The `miscdevice` is only written by the kernel, under its misc
 // lock; Rust only reads the name and the data, which is `Send + Sync`.
 unsafe impl<T: FileOps> Send for MiscDevice<T> {}
+#[allow(unsafe_code)]
 // SAFETY: As above: `&MiscDevice` gives only shared reads.
 unsafe impl<T: FileOps> Sync for MiscDevice<T> {}
 
@@ -63,6 +65,7 @@ impl<T: FileOps> MiscDevice<T> {
     /// `fops` must come from [`file_operations::<T>`] and `groups` must be
     /// a NULL-terminated array of groups whose attributes come from
     /// [`attribute::<T, _>`]; both must live as long as the module.
+    #[allow(unsafe_code)]
     pub(crate) unsafe fn register(
         parent: &PciDevice,
         name: fmt::Arguments<'_>,
@@ -105,6 +108,7 @@ impl<T: FileOps> MiscDevice<T> {
 }
 
 impl<T: FileOps> Drop for MiscDevice<T> {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: Registered, by the type invariant; after this no `open`
         // can find it and its attributes are gone, so `inner` may be freed.
@@ -118,6 +122,7 @@ impl<T: FileOps> Drop for MiscDevice<T> {
 ///
 /// Called by `misc_open` under the misc lock with `file->private_data`
 /// pointing to the `miscdevice` of a registered [`MiscDevice<T>`].
+#[allow(unsafe_code)]
 unsafe extern "C" fn open<T: FileOps>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
@@ -138,6 +143,7 @@ unsafe extern "C" fn open<T: FileOps>(
 /// # Safety
 ///
 /// Called once per file that [`open`] succeeded for.
+#[allow(unsafe_code)]
 unsafe extern "C" fn release<T: FileOps>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
@@ -153,6 +159,7 @@ unsafe extern "C" fn release<T: FileOps>(
 ///
 /// Called by the VFS for a file that [`open`] succeeded for, before its
 /// release.
+#[allow(unsafe_code)]
 unsafe extern "C" fn ioctl<T: FileOps>(
     file: *mut bindings::file,
     cmd: c_uint,
@@ -168,6 +175,7 @@ unsafe extern "C" fn ioctl<T: FileOps>(
 }
 
 /// The file operations of a [`MiscDevice<T>`].
+#[allow(unsafe_code)]
 pub(crate) const fn file_operations<T: FileOps>() -> bindings::file_operations {
     // SAFETY: All zeroes is a valid `file_operations` with no operations.
     let mut fops: bindings::file_operations = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -192,6 +200,7 @@ pub(crate) const fn attribute<T: FileOps, const I: usize>(
 ///
 /// Called by sysfs for the device `misc_register` created, whose drvdata
 /// is the `miscdevice` of a live [`MiscDevice<T>`], with a page buffer.
+#[allow(unsafe_code)]
 unsafe extern "C" fn show<T: FileOps, const I: usize>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
@@ -209,6 +218,7 @@ unsafe extern "C" fn show<T: FileOps, const I: usize>(
 }
 
 /// Whether the calling task has `CAP_SYS_ADMIN`.
+#[allow(unsafe_code)]
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable` only inspects the current task's credentials.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }

@@ -30,9 +30,11 @@ pub(crate) struct Bar {
     len: usize,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: MMIO through `ioread32`/`iowrite32` may happen from any thread; the
 // mapping itself is not tied to the thread that created it.
 unsafe impl Send for Bar {}
+#[allow(unsafe_code)]
 // SAFETY: `&Bar` only allows single register accesses, which the hardware
 // takes one at a time; ordering between them is the caller's protocol.
 unsafe impl Sync for Bar {}
@@ -40,6 +42,7 @@ unsafe impl Sync for Bar {}
 impl Bar {
     /// Maps all of BAR `bar` of `pdev`. Fails with `ENODEV` when the BAR is
     /// shorter than `min_len` bytes.
+    #[allow(unsafe_code)]
     pub(crate) fn map(pdev: &PciDevice, bar: u8, min_len: usize) -> Result<Arc<Self>> {
         let len = usize::try_from(pdev.resource_len(bar.into())).map_err(|_| EINVAL)?;
         if len < min_len {
@@ -77,6 +80,7 @@ impl Bar {
     }
 
     /// Reads the 32-bit register at `offset`.
+    #[allow(unsafe_code)]
     pub(crate) fn read32(&self, offset: usize) -> Result<u32> {
         let reg = self.reg(offset, 4)?;
         // SAFETY: `reg` is an aligned 32-bit location inside the mapping,
@@ -86,6 +90,7 @@ impl Bar {
 
     /// Writes the 32-bit register at `offset`. Like `writel`, this is
     /// ordered after the CPU's earlier writes to DMA-coherent memory.
+    #[allow(unsafe_code)]
     pub(crate) fn write32(&self, offset: usize, value: u32) -> Result {
         let reg = self.reg(offset, 4)?;
         // SAFETY: As in `read32`.
@@ -137,8 +142,10 @@ pub(crate) struct Doorbell {
     reg: *mut c_void,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: The register may be written from any thread (see `Bar`).
 unsafe impl Send for Doorbell {}
+#[allow(unsafe_code)]
 // SAFETY: Writing the register through `&Doorbell` is a single MMIO store.
 unsafe impl Sync for Doorbell {}
 
@@ -146,6 +153,7 @@ impl Doorbell {
     /// Writes `value` to the doorbell. The write is ordered after the CPU's
     /// earlier writes to DMA-coherent memory (as `writel` is), so entries
     /// written to a queue before ringing are visible to the device.
+    #[allow(unsafe_code)]
     pub(crate) fn ring(&self, value: u32) {
         // SAFETY: By the type invariant `reg` is a valid register, mapped
         // while `self._bar` is alive.
@@ -154,6 +162,7 @@ impl Doorbell {
 }
 
 impl Drop for Bar {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: `addr` came from `pci_iomap` on this device and is
         // unmapped exactly once, here.

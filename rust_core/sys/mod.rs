@@ -45,6 +45,7 @@ extern "C" {
 #[repr(transparent)]
 pub(crate) struct Static<T>(pub(crate) T);
 
+#[allow(unsafe_code)]
 // SAFETY: Rust code never reads or writes the contents of a `Static`, it
 // only takes their addresses for the kernel. The kernel only reads them
 // (lockdep may write a lock class key, under its own lock), so sharing a

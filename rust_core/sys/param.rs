@@ -19,6 +19,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 #[repr(transparent)]
 struct KernelParam(bindings::kernel_param);
 
+#[allow(unsafe_code)]
 // SAFETY: The entry is immutable; the kernel only reads it, and writes the
 // value it points to (an atomic) with the parameter lock held.
 unsafe impl Sync for KernelParam {}
@@ -29,6 +30,7 @@ macro_rules! uint_param {
     ($(#[$doc:meta])* $name:ident, $value:ident, $entry:ident, $perm:expr, $default:expr) => {
         static $value: AtomicU32 = AtomicU32::new($default);
 
+        #[allow(unsafe_code)]
         #[link_section = "__param"]
         #[used]
         static $entry: KernelParam = KernelParam(bindings::kernel_param {

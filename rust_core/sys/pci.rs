@@ -23,9 +23,11 @@ pub(crate) struct PciDevice {
     ptr: NonNull<bindings::pci_dev>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: A `struct pci_dev` is reference counted and the PCI functions this
 // type calls may be called from any thread.
 unsafe impl Send for PciDevice {}
+#[allow(unsafe_code)]
 // SAFETY: `&PciDevice` only allows calls that the PCI core serialises
 // itself, so sharing it between threads is sound.
 unsafe impl Sync for PciDevice {}
@@ -36,6 +38,7 @@ impl PciDevice {
     /// # Safety
     ///
     /// `ptr` must point to a valid `struct pci_dev`.
+    #[allow(unsafe_code)]
     pub(crate) unsafe fn get(ptr: *mut bindings::pci_dev) -> Result<Self> {
         // SAFETY: `ptr` is valid by this function's safety requirements.
         let ptr = unsafe { bindings::pci_dev_get(ptr) };
@@ -49,6 +52,7 @@ impl PciDevice {
     }
 
     /// The embedded `struct device`, for logging and DMA.
+    #[allow(unsafe_code)]
     pub(super) fn as_device(&self) -> *mut bindings::device {
         // SAFETY: `ptr` is valid by the type invariant; this only computes
         // the address of a field.
@@ -56,6 +60,7 @@ impl PciDevice {
     }
 
     /// The device's name, its PCI address as `pci_name()` gives it.
+    #[allow(unsafe_code)]
     pub(crate) fn name(&self) -> &CStr {
         // SAFETY: `ptr` is valid by the type invariant; a PCI device's
         // name is set when it is added and not changed while it lives.
@@ -69,6 +74,7 @@ impl PciDevice {
     }
 
     /// PCI vendor id.
+    #[allow(unsafe_code)]
     pub(crate) fn vendor_id(&self) -> u16 {
         // SAFETY: `ptr` is valid by the type invariant and `vendor` is
         // fixed once the device is enumerated.
@@ -76,12 +82,14 @@ impl PciDevice {
     }
 
     /// PCI device id.
+    #[allow(unsafe_code)]
     pub(crate) fn device_id(&self) -> u16 {
         // SAFETY: As for `vendor_id`.
         unsafe { (*self.ptr.as_ptr()).device }
     }
 
     /// Whether MSI-X is enabled on the device.
+    #[allow(unsafe_code)]
     pub(crate) fn msix_enabled(&self) -> bool {
         // SAFETY: `ptr` is valid by the type invariant; the PCI core only
         // changes this bit while allocating or freeing vectors, which the
@@ -90,12 +98,14 @@ impl PciDevice {
     }
 
     /// Whether MSI is enabled on the device.
+    #[allow(unsafe_code)]
     pub(crate) fn msi_enabled(&self) -> bool {
         // SAFETY: As for `msix_enabled`.
         unsafe { (*self.ptr.as_ptr()).msi_enabled() != 0 }
     }
 
     /// Length in bytes of BAR `bar`, 0 if it is absent or out of range.
+    #[allow(unsafe_code)]
     pub(crate) fn resource_len(&self, bar: usize) -> u64 {
         // SAFETY: `ptr` is valid by the type invariant; BAR resources are
         // fixed while a driver is bound.
@@ -108,6 +118,7 @@ impl PciDevice {
 
     /// Enables memory decoding (`pci_enable_device_mem`) until the guard
     /// is dropped.
+    #[allow(unsafe_code)]
     pub(crate) fn enable_mem(&self) -> Result<EnabledDevice> {
         // SAFETY: `ptr` is valid by the type invariant.
         to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
@@ -115,6 +126,7 @@ impl PciDevice {
     }
 
     /// Sets the streaming and coherent DMA masks to `bits` bits.
+    #[allow(unsafe_code)]
     pub(crate) fn set_dma_mask(&self, bits: u32) -> Result {
         let mask = match bits {
             64 => u64::MAX,
@@ -129,6 +141,7 @@ impl PciDevice {
 
     /// Claims BAR `bar` for this driver (`pci_request_region`) until the
     /// guard is dropped.
+    #[allow(unsafe_code)]
     pub(crate) fn request_region(&self, bar: u8, name: &'static CStr) -> Result<Region> {
         // SAFETY: `ptr` is valid by the type invariant; `name` is a static
         // NUL-terminated string, as the resource tree keeps the pointer.
@@ -148,6 +161,7 @@ impl PciDevice {
     /// Whatever reads the drvdata (the driver's sysfs attributes and its
     /// remove) takes it for the driver's own type: `data` must point to
     /// that type, alive until it is taken back, or be null.
+    #[allow(unsafe_code)]
     pub(crate) unsafe fn set_drvdata(&self, data: *mut c_void) {
         // SAFETY: The device is valid while `self` holds its reference.
         unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
@@ -156,6 +170,7 @@ impl PciDevice {
     /// Makes bounce buffering (swiotlb) keep the offset of each mapping
     /// within a `mask + 1` boundary, as PRPs need
     /// (`dma_set_min_align_mask`); `EINVAL` without DMA parameters.
+    #[allow(unsafe_code)]
     pub(crate) fn set_dma_min_align_mask(&self, mask: u32) -> Result {
         // SAFETY: The device is valid; `dma_parms` is set up by the PCI
         // core for the device's lifetime, or null.
@@ -171,6 +186,7 @@ impl PciDevice {
     /// The largest DMA mapping the device can have, and the largest that
     /// maps without a slow path (`dma_max_mapping_size`,
     /// `dma_opt_mapping_size`), in bytes.
+    #[allow(unsafe_code)]
     pub(crate) fn dma_mapping_sizes(&self) -> (usize, usize) {
         // SAFETY: The device is valid while `self` holds its reference.
         unsafe {
@@ -183,6 +199,7 @@ impl PciDevice {
 
     /// Whether the device still answers on the bus (`pci_device_is_present`):
     /// false once it was surprise-removed.
+    #[allow(unsafe_code)]
     pub(crate) fn is_present(&self) -> bool {
         // SAFETY: The device is valid while `self` holds its reference.
         unsafe { bindings::pci_device_is_present(self.as_raw()) }
@@ -191,6 +208,7 @@ impl PciDevice {
     /// Stops the device's DMA by clearing bus mastering
     /// (`pci_clear_master`): from now on it can neither read nor write
     /// memory, whatever state it is in.
+    #[allow(unsafe_code)]
     pub(crate) fn stop_dma(&self) -> DmaStopped {
         // SAFETY: The device is valid while `self` holds its reference.
         unsafe { bindings::pci_clear_master(self.as_raw()) };
@@ -200,6 +218,7 @@ impl PciDevice {
     /// Turns memory decoding back on if something cleared it behind the
     /// driver's back (e.g. `setpci`), so that the registers answer again;
     /// returns whether it had to.
+    #[allow(unsafe_code)]
     pub(crate) fn restore_memory_decoding(&self) -> bool {
         let want = bindings::PCI_COMMAND_MEMORY as u16;
         let mut cmd: u16 = 0;
@@ -236,6 +255,7 @@ impl DmaStopped {
 
     /// Lets the device do DMA again, once it is known to be reset (it no
     /// longer remembers any memory it was given).
+    #[allow(unsafe_code)]
     pub(crate) fn resume(self) {
         // SAFETY: The device is valid while `self` holds its reference.
         unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
@@ -247,6 +267,7 @@ impl DmaStopped {
 /// # Safety
 ///
 /// `ptr` must point to a valid `struct pci_dev`.
+#[allow(unsafe_code)]
 pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
     // SAFETY: `ptr` is valid by this function's safety requirements.
     unsafe { (*ptr).dev.driver_data }
@@ -257,6 +278,7 @@ pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
 /// # Safety
 ///
 /// `dev` must point to the `dev` field of a valid `struct pci_dev`.
+#[allow(unsafe_code)]
 pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci_dev {
     // SAFETY: container_of, by this function's safety requirements.
     unsafe {
@@ -266,6 +288,7 @@ pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci
 }
 
 impl Clone for PciDevice {
+    #[allow(unsafe_code)]
     fn clone(&self) -> Self {
         // SAFETY: `ptr` is valid by the type invariant.
         unsafe { bindings::pci_dev_get(self.as_raw()) };
@@ -275,6 +298,7 @@ impl Clone for PciDevice {
 }
 
 impl Drop for PciDevice {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: By the type invariant this handle owns one reference.
         unsafe { bindings::pci_dev_put(self.as_raw()) };
@@ -289,6 +313,7 @@ pub(crate) struct EnabledDevice {
 impl EnabledDevice {
     /// Lets the device master the bus, i.e. do DMA (`pci_set_master`).
     /// `pci_disable_device` on drop clears it again.
+    #[allow(unsafe_code)]
     pub(crate) fn set_master(&self) {
         // SAFETY: The device is valid by `PciDevice`'s invariant.
         unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
@@ -296,6 +321,7 @@ impl EnabledDevice {
 }
 
 impl Drop for EnabledDevice {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The device is valid and was enabled by `enable_mem`.
         unsafe { bindings::pci_disable_device(self.pdev.as_raw()) };
@@ -309,6 +335,7 @@ pub(crate) struct Region {
 }
 
 impl Drop for Region {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: The device is valid and `bar` was claimed by
         // `request_region`.

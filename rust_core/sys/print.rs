@@ -21,6 +21,7 @@ pub(crate) enum Level {
 }
 
 /// Prints `args` to the kernel log, prefixed with the driver and device name.
+#[allow(unsafe_code)]
 pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>) {
     let print = match level {
         Level::Err => bindings::_dev_err,

@@ -29,6 +29,7 @@ pub(super) use super::sysfs_types::{ShowFn, StoreFn};
 /// live `T`: it must only be part of the `dev_groups` of a driver whose
 /// probe stores a `T` as drvdata before it succeeds and whose remove
 /// takes it back (see the module documentation).
+#[allow(unsafe_code)]
 pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
     name: &'static CStr,
 ) -> bindings::device_attribute {
@@ -38,6 +39,7 @@ pub(crate) const unsafe fn attribute<T: Attributes, const I: usize>(
 /// The read-only (0444) device attribute `name`, shown by `show`; what
 /// `show` requires of the device is for the caller to uphold where the
 /// attribute is registered.
+#[allow(unsafe_code)]
 pub(super) const fn read_only(name: &'static CStr, show: ShowFn) -> bindings::device_attribute {
     // SAFETY: `device_attribute` is plain C data for which all zeroes is
     // the valid "unset" value of every field.
@@ -54,6 +56,7 @@ pub(super) const fn read_only(name: &'static CStr, show: ShowFn) -> bindings::de
 /// # Safety
 ///
 /// As for [`attribute`].
+#[allow(unsafe_code)]
 pub(crate) const unsafe fn write_attribute<T: Attributes, const I: usize>(
     name: &'static CStr,
 ) -> bindings::device_attribute {
@@ -66,6 +69,7 @@ pub(crate) const unsafe fn write_attribute<T: Attributes, const I: usize>(
 }
 
 /// An attribute group of `attrs`, a NULL-terminated array of attributes.
+#[allow(unsafe_code)]
 pub(crate) const fn group(attrs: *const *const bindings::attribute) -> bindings::attribute_group {
     // SAFETY: As in `attribute`: all zeroes is a valid, empty group.
     let mut group: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -79,6 +83,7 @@ pub(crate) const fn group(attrs: *const *const bindings::attribute) -> bindings:
 ///
 /// Called by sysfs with a device whose drvdata points to a live `T` (the
 /// requirement of [`attribute`]) and a `PAGE_SIZE` buffer.
+#[allow(unsafe_code)]
 unsafe extern "C" fn show<T: Attributes, const I: usize>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
@@ -100,6 +105,7 @@ unsafe extern "C" fn show<T: Attributes, const I: usize>(
 /// # Safety
 ///
 /// `buf` must be the `PAGE_SIZE` buffer sysfs passed to a `show`.
+#[allow(unsafe_code)]
 pub(super) unsafe fn emit<T: Attributes, const I: usize>(
     data: &T,
     buf: *mut kernel::ffi::c_char,
@@ -124,6 +130,7 @@ pub(super) unsafe fn emit<T: Attributes, const I: usize>(
 ///
 /// Called by sysfs with a device whose drvdata points to a live `T` (the
 /// requirement of [`write_attribute`]) and `count` bytes at `buf`.
+#[allow(unsafe_code)]
 unsafe extern "C" fn store<T: Attributes, const I: usize>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,

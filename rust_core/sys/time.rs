@@ -7,6 +7,7 @@ use kernel::bindings;
 pub(crate) use super::deadline::{etimedout, Deadline};
 
 /// Sleeps for at least `ms` milliseconds (`msleep`); process context only.
+#[allow(unsafe_code)]
 pub(crate) fn msleep(ms: u32) {
     // SAFETY: `msleep` may be called with any value from process context,
     // which is where the driver's waits run (probe, remove, admin commands).
