@@ -112,9 +112,10 @@ def update_docs(text, png):
     print(f"bench: updated {docs / 'bench.md'}, {docs / 'bench.png'} and README.md")
 
 
-def report(console, rounds, cpus, accel, have_chart, when=None):
-    """Table and chart from a bench console; returns (text, summary,
-    results, errors, skipped)."""
+def report(console, rounds, cpus, accel, have_chart, when=None, name="bench"):
+    """Table and chart from a bench console, written to <build>/<name>.md
+    and .png (a profile run's go to profile-bench.*, leaving the last
+    bench's alone); returns (text, summary, results, errors, skipped)."""
     lines = console.splitlines()
     results, errors = benchlib.parse_console(lines)
     summary = benchlib.summarize(results)
@@ -129,9 +130,9 @@ def report(console, rounds, cpus, accel, have_chart, when=None):
     if skipped:
         text += "\nSkipped: " + "; ".join(skipped) + "\n"
     qemu.BUILD.mkdir(parents=True, exist_ok=True)
-    (qemu.BUILD / "bench.md").write_text(text)
+    (qemu.BUILD / f"{name}.md").write_text(text)
     print(text)
-    png = qemu.BUILD / "bench.png"
+    png = qemu.BUILD / f"{name}.png"
     if not summary:
         pass
     elif have_chart:
@@ -263,7 +264,9 @@ def main():
                   timeout=180 + jobs * (seconds + (60 if profile else 8)))
     t_bench = time.monotonic() - t1
 
-    text, summary, results, errors, skipped = report(b.console, rounds, cpus, accel, have_chart)
+    out = "profile-bench" if profile else "bench"
+    text, summary, results, errors, skipped = report(b.console, rounds, cpus, accel, have_chart,
+                                                     name=out)
 
     missing = [f"{b_} {r.name}" for b_ in backings for r in rows
                if (b_, r.name) not in summary and not any(s.startswith(r.name) for s in skipped)]
@@ -274,7 +277,7 @@ def main():
     if b.failure:
         problems.insert(0, b.failure)
     print(f"(bench kernel ready after {t_kernel:.0f} s; the guest ran {t_bench:.0f} s; "
-          f"table in {qemu.BUILD / 'bench.md'}; console in {b.log})")
+          f"table in {qemu.BUILD / (out + '.md')}; console in {b.log})")
     if profile:
         ptext = profile_report(b.console, rounds, seconds, hz)
         (qemu.BUILD / "profile.md").write_text(ptext)
