@@ -441,7 +441,7 @@ def check_discard_commands(ctx, tag, b, nss):
     dealloc = [(int(m[1]), int(m[2])) for m in
                b.events(r"pci_nvme_dsm_deallocate slba (\d+) nlb (\d+)")]
     rounds = {}
-    for m in b.lines(r"^@@DISCARD_ROUND ns(\d+) (\d+) requests=(\d+) merged=(\d+)$"):
+    for m in b.lines(r"^@@DISCARD_ROUND ns(\d+) (\d+) requests=(\d+) merged=(\d+) secs="):
         rounds.setdefault(int(m[1]), []).append((int(m[3]), int(m[4])))
     single, batch, want = {}, {}, collections.Counter()
     for nsid, _, lbs in nss:

@@ -47,16 +47,17 @@ discard_stat() { awk '{ print $12, $13 }' /sys/block/$1/stat; }
 # the batch as merged into two requests (at most 3 rounds: an io_uring
 # command that could not be issued without blocking goes to a worker
 # thread, outside the plug, and is not merged); prints per round
-# "@@DISCARD_ROUND ns<N> <round> requests=<R> merged=<M>".
+# "@@DISCARD_ROUND ns<N> <round> requests=<R> merged=<M> secs=<S>".
 batch_discard() {
-	local round=1 before after reqs merged
+	local round=1 before after reqs merged t0
 	while [ $round -le 3 ]; do
+		t0=$(uptime_s)
 		before=$(discard_stat "$1")
 		/bin/discard-batch /dev/$1 $BATCH_BASE $BATCH || return 1
 		after=$(discard_stat "$1")
 		reqs=$((${after% *} - ${before% *}))
 		merged=$((${after#* } - ${before#* }))
-		echo "@@DISCARD_ROUND ns$2 $round requests=$reqs merged=$merged"
+		echo "@@DISCARD_ROUND ns$2 $round requests=$reqs merged=$merged secs=$(since "$t0")"
 		[ $reqs -eq 2 ] && [ $merged -eq $((BATCH - 2)) ] && return 0
 		round=$((round + 1))
 	done
