@@ -18,6 +18,7 @@ tests/run.py).
 Images of failed scenarios are kept under build/io-images/<scenario>/.
 """
 
+import collections
 import dataclasses
 import hashlib
 import math
@@ -321,12 +322,35 @@ def io_pattern(ctx, tag="io-pattern"):
     keep(work, tag, ok)
 
 
+# The discard batch of io-discard.sh (tests/guest/discard-batch.c): COUNT
+# small discards in [8, 12) MiB submitted at once; the k-th submitted
+# discards range j = 7 * k mod COUNT, bytes [BASE + j * 12 KiB, + 4 KiB
+# << (j % 2)). 300 is more than one request's 256 ranges (QEMU 7.2 sets no
+# DMRL), so blk-mq merges them into a request of 256 and one of 44.
+BATCH, BATCH_BASE, BATCH_STEP, BATCH_SMALL = 300, 8 * MIB, 12 << 10, 4 << 10
+BATCH_REQUESTS = [256, 44]
+
+
+def batch_ranges():
+    """The batch's byte ranges (start, length) in the order submitted."""
+    out = []
+    for k in range(BATCH):
+        j = 7 * k % BATCH
+        out.append((BATCH_BASE + j * BATCH_STEP, BATCH_SMALL << (j % 2)))
+    return out
+
+
 def discard_layout(size, lbs, seed):
     """What io-discard.sh leaves on a namespace."""
     z = 6 * MIB + 3 * lbs
-    return [(0, MIB, seed), (MIB, 2 * MIB, None), (3 * MIB, MIB, seed),
-            (4 * MIB, 2 * MIB, None), (6 * MIB, 3 * lbs, seed), (z, 5 * lbs, None),
-            (z + 5 * lbs, 8 * MIB - z - 5 * lbs, seed), (8 * MIB, size - 8 * MIB, None)]
+    out = [(0, MIB, seed), (MIB, 2 * MIB, None), (3 * MIB, MIB, seed),
+           (4 * MIB, 2 * MIB, None), (6 * MIB, 3 * lbs, seed), (z, 5 * lbs, None),
+           (z + 5 * lbs, 8 * MIB - z - 5 * lbs, seed)]
+    at = 8 * MIB
+    for start, length in sorted(batch_ranges()):
+        out += [(at, start - at, seed), (start, length, None)]
+        at = start + length
+    return out + [(at, 12 * MIB - at, seed), (12 * MIB, size - 12 * MIB, None)]
 
 
 # QEMU 7.2's Dataset Management limits (hw/nvme/ctrl.c): Identify
@@ -364,6 +388,12 @@ def io_discard(ctx, tag="io-discard"):
              for nsid, blocks, lbs in nss}
     want = [image_check.md5(datas[nsid]) for nsid, _, _ in nss]
     work = tempfile.mkdtemp(prefix="rsnvme-io-")
+    # The batch's [8, 12) MiB holds the pattern before the guest starts
+    # (writing it there would take the guest seconds under TCG).
+    for nsid, _, _ in nss:
+        with open(Path(work, f"nvme0n{nsid}.img"), "wb") as f:
+            f.seek(BATCH_BASE)
+            f.write(image_check.pattern(ctx.seed + nsid, BATCH_BASE, 4 * MIB))
     env = {"disks": len(nss), "seed": ctx.seed, "want": ",".join(want)}
     b = ctx.boot(tag, "io-discard", devices, env, workdir=work,
                  trace=("pci_nvme_dsm", "pci_nvme_dsm_deallocate",
@@ -383,20 +413,7 @@ def io_discard(ctx, tag="io-discard"):
                    f"{exp['discard_max_hw_bytes']} bytes from DMRSL, 256 ranges, physical "
                    f"block {lbs}, write zeroes {exp['write_zeroes_max_bytes']})", not bad,
                    "; ".join(bad))
-    # What reached QEMU: each namespace's blkdiscard of [1, 3) MiB as one
-    # Dataset Management range (QEMU traces the number of ranges, not NR),
-    # and no range beyond DMRSL.
-    dsm = [int(m[1]) for m in b.events(r"pci_nvme_dsm nr (\d+) attr")]
-    dealloc = [(int(m[1]), int(m[2])) for m in
-               b.events(r"pci_nvme_dsm_deallocate slba (\d+) nlb (\d+)")]
-    want_ranges = [(MIB // lbs, 2 * MIB // lbs) for _, _, lbs in nss]
-    ctx.record(f"{tag}: host: QEMU got one Dataset Management command of one range per "
-               f"blkdiscard, deallocating [1, 3) MiB of each namespace {want_ranges}",
-               dsm == [1] * len(nss) and sorted(dealloc) == sorted(want_ranges),
-               f"ranges per command {dsm}, deallocated (slba, nlb) {dealloc}")
-    over = b.events(r"pci_nvme_dsm_single_range_limit_exceeded.*")
-    ctx.record(f"{tag}: host: no range exceeded QEMU's DMRSL", not over,
-               "; ".join(m[0] for m in over[:3]))
+    check_discard_commands(ctx, tag, b, nss)
     ok = True
     for (nsid, _, _), w in zip(nss, want):
         check_sum(ctx, tag, b, f"ns{nsid} whole disk as expected", w)
@@ -407,7 +424,87 @@ def io_discard(ctx, tag="io-discard"):
         ctx.record(f"{tag}: host: ns{nsid} discarded range is a hole in the image "
                    f"(the discard reached QEMU)", hole)
         ok &= hole
+        full = [r for r in batch_ranges() if not image_check.is_hole(img, *r)]
+        ctx.record(f"{tag}: host: ns{nsid} each of the {BATCH} ranges of the discard batch "
+                   f"is a hole in the image (the blocks between them keep the pattern: "
+                   f"image checked byte for byte above)", not full,
+                   f"{len(full)} ranges hold data, first (byte offset, length) {full[:4]}")
+        ok &= not full
     keep(work, tag, ok)
+
+
+def check_discard_commands(ctx, tag, b, nss):
+    """What reached QEMU from io-discard.sh's discards (QEMU 7.2 traces
+    `pci_nvme_dsm` with the number of ranges, NR + 1, and
+    `pci_nvme_dsm_deallocate` per range, in the order of the command's
+    range list): per namespace one command of one range for the blkdiscard
+    of [1, 3) MiB and the batch as commands of 256 and 44 ranges; every
+    range deallocated is one the guest discarded, as often as it did (the
+    batch once per round the guest ran), none missing, none invented; and
+    the ranges of each merged command arrive in the order the discards
+    were submitted, as blk-mq chains a merged request's bios."""
+    dsm = [int(m[1]) for m in b.events(r"pci_nvme_dsm nr (\d+) attr")]
+    dealloc = [(int(m[1]), int(m[2])) for m in
+               b.events(r"pci_nvme_dsm_deallocate slba (\d+) nlb (\d+)")]
+    rounds = {}
+    for m in b.lines(r"^@@DISCARD_ROUND ns(\d+) (\d+) requests=(\d+) merged=(\d+) secs="):
+        rounds.setdefault(int(m[1]), []).append((int(m[3]), int(m[4])))
+    single, batch, want = {}, {}, collections.Counter()
+    for nsid, _, lbs in nss:
+        single[nsid] = (MIB // lbs, 2 * MIB // lbs)
+        batch[nsid] = [(start // lbs, length // lbs) for start, length in batch_ranges()]
+        want[single[nsid]] += 1
+        for _ in rounds.get(nsid, []):
+            want.update(batch[nsid])
+    merged = {nsid: bool(r) and r[-1] == (len(BATCH_REQUESTS), BATCH - len(BATCH_REQUESTS))
+              for nsid, r in ((n, rounds.get(n)) for n, _, _ in nss)}
+    ctx.record(f"{tag}: guest: each namespace's batch of {BATCH} discards was merged by "
+               f"blk-mq into {len(BATCH_REQUESTS)} requests (rounds run: "
+               f"{ {n: len(r) for n, r in rounds.items()} })",
+               all(merged.values()), f"(requests, bios merged) per round: {rounds}")
+    # The namespaces' ranges in LBAs must differ, or a deallocated range
+    # could not be told apart.
+    every = [r for nsid in single for r in [single[nsid]] + batch[nsid]]
+    distinct = len(set(every)) == len(every)
+    multi = sorted((n for n in dsm if n > 1), reverse=True)
+    ctx.record(f"{tag}: host: QEMU got multi-range Dataset Management commands: {len(multi)} "
+               f"of {multi[:8]} ranges", bool(multi), f"ranges per command {dsm[:16]}")
+    shape = collections.Counter([1] * len(nss) + BATCH_REQUESTS * len(nss))
+    ctx.record(f"{tag}: host: per namespace QEMU got one Dataset Management command of one "
+               f"range per blkdiscard ([1, 3) MiB) and the batch as commands of "
+               f"{' and '.join(map(str, BATCH_REQUESTS))} ranges",
+               not shape - collections.Counter(dsm),
+               f"missing {dict(shape - collections.Counter(dsm))}; ranges per command "
+               f"{sorted(dsm, reverse=True)[:16]}")
+    got = collections.Counter(dealloc)
+    ctx.record(f"{tag}: host: every range QEMU deallocated is one the guest discarded, as "
+               f"often as it did ({sum(want.values())} ranges, {len(dsm)} commands whose "
+               f"range counts add up to them)",
+               distinct and got == want and sum(dsm) == len(dealloc),
+               f"ranges distinct per namespace {distinct}; missing "
+               f"{list((want - got).items())[:6]}; not discarded "
+               f"{list((got - want).items())[:6]}; ranges per command add up to {sum(dsm)}, "
+               f"deallocated {len(dealloc)}")
+    # The order within each merged command: the batch's deallocations of
+    # one namespace, split into the requests blk-mq made, each in the
+    # order submitted (two commands may be in QEMU at once, interleaved).
+    if all(len(rounds.get(n, [])) == 1 for n, _, _ in nss):
+        bad = []
+        for nsid in single:
+            at = 0
+            for size in BATCH_REQUESTS:
+                part = batch[nsid][at:at + size]
+                seen = [r for r in dealloc if r in set(part)]
+                if seen != part:
+                    bad.append(f"ns{nsid} ranges {at}..{at + size - 1}")
+                at += size
+        ctx.record(f"{tag}: host: the ranges of each merged command reached QEMU in the "
+                   f"order the discards were submitted", not bad, f"out of order: {bad}")
+    else:
+        print(f"{tag}: range order not checked: a batch ran more than once", flush=True)
+    over = b.events(r"pci_nvme_dsm_single_range_limit_exceeded.*")
+    ctx.record(f"{tag}: host: no range exceeded QEMU's DMRSL", not over,
+               "; ".join(m[0] for m in over[:3]))
 
 
 def io_fs(ctx, tag="io-fs"):
@@ -509,11 +606,21 @@ def io_cpus():
     return [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]
 
 
+def discard_batch():
+    """Builds tests/guest/discard-batch.c into a static binary."""
+    out = qemu.BUILD / "discard-batch"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out),
+                    str(ROOT / "tests" / "guest" / "discard-batch.c")], check=True)
+    return out
+
+
 def io_initramfs(kdir):
     """The initramfs with fio: a copy of its own, as build_initramfs always
     writes build/initramfs.cpio."""
     initrd = qemu.BUILD / "io-initramfs.cpio"
-    shutil.copy2(qemu.build_initramfs(kdir, extra_files=qemu.io_tools()), initrd)
+    extra = qemu.io_tools() + [(discard_batch(), "bin/discard-batch")]
+    shutil.copy2(qemu.build_initramfs(kdir, extra_files=extra), initrd)
     return initrd
 
 
