@@ -961,6 +961,7 @@ pub(crate) fn limits(
         write_cache: id.volatile_write_cache(),
         max_discard_sectors: discard.max_sectors,
         max_discard_segments: discard.max_ranges,
+        discard_granularity: sizes.discard_granularity,
         max_write_zeroes_sectors: limits::write_zeroes_sectors(
             id.supports_write_zeroes(),
             nvm,

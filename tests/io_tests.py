@@ -368,10 +368,17 @@ def expected_queue_limits(driver, lbs, lbas):
     I/O sizes of one block (QEMU reports neither NPWG, NOWS nor AWUPF).
     Write Zeroes: rsnvme allows what one command names (65536 blocks, as
     WZSL sets no limit), the C driver the controller's MDTS (QEMU's 512 KiB,
-    "cautious" in nvme_init_non_mdts_limits), so it is checked per driver."""
+    "cautious" in nvme_init_non_mdts_limits), so it is checked per driver.
+    Discard granularity: QEMU reports NPDG = NPDA = its drive's
+    discard_granularity (default the larger of the block and 4 KiB) with
+    NSFEAT's OPTPERF bit; rsnvme takes it, as 7.3's C driver does
+    (nvme_config_discard), while 6.12's C driver uses the block."""
     dmrsl = QEMU_MAX_REQUEST // max(lbas)
+    npdg = max(lbs, 4096)
+    c_npdg = os.environ.get("KVER", "6.12") != "6.12"
     return {"logical_block_size": lbs, "physical_block_size": lbs, "minimum_io_size": lbs,
-            "optimal_io_size": 0, "discard_granularity": lbs,
+            "optimal_io_size": 0,
+            "discard_granularity": npdg if driver == "rust" or c_npdg else lbs,
             "discard_max_hw_bytes": dmrsl * lbs, "max_discard_segments": 256,
             "write_zeroes_max_bytes": 65536 * lbs if driver == "rust" else 512 * 1024}
 

@@ -464,6 +464,9 @@ pub(crate) struct WriteSizes {
     /// if the atomic boundaries have an offset (NABO, which the block
     /// layer cannot describe), else `None`: the controller's AWUPF holds.
     pub(crate) atomic: Option<u32>,
+    /// The preferred deallocate granularity and alignment: the larger of
+    /// NPDG + 1 and NPDA + 1 if NSFEAT bit 4 says they are valid, else 1.
+    pub(crate) deallocate: u32,
 }
 
 /// One LBA Format entry (LBAF) of Identify Namespace.
@@ -581,6 +584,10 @@ pub(crate) struct IdentifyNamespace {
     nabo: u16,
     /// Namespace Preferred Write Granularity (NPWG), zero-based.
     npwg: u16,
+    /// Namespace Preferred Deallocate Granularity (NPDG), zero-based.
+    npdg: u16,
+    /// Namespace Preferred Deallocate Alignment (NPDA), zero-based.
+    npda: u16,
     /// Namespace Optimal Write Size (NOWS), zero-based.
     nows: u16,
     /// Namespace Globally Unique Identifier (NGUID), NVMe 1.2 and later.
@@ -610,6 +617,8 @@ impl IdentifyNamespace {
             nawupf: read_u16(page, 36),
             nabo: read_u16(page, 42),
             npwg: read_u16(page, 64),
+            npdg: read_u16(page, 68),
+            npda: read_u16(page, 70),
             nows: read_u16(page, 72),
             nguid: read_array(page, 104),
             eui64: read_array(page, 120),
@@ -647,8 +656,8 @@ impl IdentifyNamespace {
         self.dlfeat
     }
 
-    /// The write sizes the namespace reports (NSFEAT bits 1 and 4, NAWUPF,
-    /// NABO, NPWG, NOWS).
+    /// The write and deallocate sizes the namespace reports (NSFEAT bits 1
+    /// and 4, NAWUPF, NABO, NPWG, NOWS, NPDG, NPDA).
     pub(crate) fn write_sizes(&self) -> WriteSizes {
         // NSFEAT bit 1: NAWUN, NAWUPF and NACWU are valid; bit 4: NPWG,
         // NPWA, NPDG, NPDA and NOWS are.
@@ -673,6 +682,13 @@ impl IdentifyNamespace {
                 0
             },
             atomic,
+            // One granularity for the block layer's discards, which must
+            // be both a multiple of NPDG and aligned to NPDA: the larger.
+            deallocate: if optimal_io {
+                (u32::from(self.npdg) + 1).max(u32::from(self.npda) + 1)
+            } else {
+                1
+            },
         }
     }
 

@@ -113,13 +113,18 @@ pub(crate) struct BlockSizes {
     pub(crate) io_min: u32,
     /// The optimal I/O size (0: not reported).
     pub(crate) io_opt: u32,
+    /// The unit discards are sized and aligned in: the preferred
+    /// deallocate granularity, or one block if it is not reported or does
+    /// not fit in 32 bits.
+    pub(crate) discard_granularity: u32,
 }
 
 /// The block sizes of a namespace of `1 << lba_shift`-byte blocks that
 /// reports `sizes`, on a controller whose AWUPF covers `ctrl_atomic`
 /// blocks: the preferred write granularity, but no larger than the atomic
 /// write unit, is the physical block (file systems take a physical block
-/// write to be atomic), as the C driver has it.
+/// write to be atomic), as the C driver has it; discards go in units of
+/// the preferred deallocate granularity, as Linux 6.13 and later have it.
 pub(crate) fn block_sizes(sizes: WriteSizes, ctrl_atomic: u32, lba_shift: u32) -> BlockSizes {
     let bs = 1u32.checked_shl(lba_shift).unwrap_or(0);
     let atomic = bs.saturating_mul(sizes.atomic.unwrap_or(ctrl_atomic));
@@ -128,6 +133,7 @@ pub(crate) fn block_sizes(sizes: WriteSizes, ctrl_atomic: u32, lba_shift: u32) -
         physical: preferred.min(atomic).max(bs),
         io_min: preferred.max(bs),
         io_opt: bs.saturating_mul(sizes.optimal),
+        discard_granularity: bs.checked_mul(sizes.deallocate).unwrap_or(bs).max(bs),
     }
 }
 
@@ -282,11 +288,13 @@ mod tests {
             preferred: 1,
             optimal: 0,
             atomic: None,
+            deallocate: 1,
         };
         let want = BlockSizes {
             physical: 512,
             io_min: 512,
             io_opt: 0,
+            discard_granularity: 512,
         };
         assert_eq!(block_sizes(plain, 1, 9), want);
     }
@@ -298,11 +306,13 @@ mod tests {
             preferred: 8,
             optimal: 64,
             atomic: None,
+            deallocate: 8,
         };
         let want = BlockSizes {
             physical: 4096,
             io_min: 4096,
             io_opt: 32768,
+            discard_granularity: 4096,
         };
         assert_eq!(block_sizes(sizes, 8, 9), want);
         // A smaller atomic unit limits the physical block, not io_min.
@@ -319,8 +329,11 @@ mod tests {
             preferred: 65536,
             optimal: 65536,
             atomic: Some(65536),
+            deallocate: 65536,
         };
         assert_eq!(block_sizes(huge, 65536, 16).physical, u32::MAX);
+        // A deallocate granularity beyond 32 bits falls back to one block.
+        assert_eq!(block_sizes(huge, 65536, 16).discard_granularity, 65536);
     }
 
     #[test]
@@ -333,12 +346,15 @@ mod tests {
         page[36] = 7; // NAWUPF: 8 blocks.
         page[64] = 3; // NPWG: 4 blocks.
         page[72] = 15; // NOWS: 16 blocks.
+        page[68] = 7; // NPDG: 8 blocks.
+        page[70] = 3; // NPDA: 4 blocks.
         assert_eq!(
             parse(&page),
             WriteSizes {
                 preferred: 1,
                 optimal: 0,
-                atomic: None
+                atomic: None,
+                deallocate: 1,
             }
         );
         page[24] = 0x12; // NSFEAT: atomics and optimal I/O fields.
@@ -347,9 +363,13 @@ mod tests {
             WriteSizes {
                 preferred: 4,
                 optimal: 16,
-                atomic: Some(8)
+                atomic: Some(8),
+                deallocate: 8,
             }
         );
+        page[70] = 15; // NPDA 16 blocks: the larger of the two wins.
+        assert_eq!(parse(&page).deallocate, 16);
+        page[70] = 3;
         page[42] = 1; // NABO: an offset the block layer cannot use.
         assert_eq!(parse(&page).atomic, Some(1));
         page[42] = 0;
@@ -360,7 +380,8 @@ mod tests {
             WriteSizes {
                 preferred: 4,
                 optimal: 0,
-                atomic: None
+                atomic: None,
+                deallocate: 8,
             }
         );
     }

@@ -142,6 +142,7 @@ pub(crate) struct Limits {
     pub(crate) write_cache: bool,
     pub(crate) max_discard_sectors: u32,
     pub(crate) max_discard_segments: u16,
+    pub(crate) discard_granularity: u32,
     pub(crate) max_write_zeroes_sectors: u32,
 }
 
@@ -160,7 +161,7 @@ impl Limits {
             dma_alignment: self.dma_alignment,
             max_hw_discard_sectors: self.max_discard_sectors,
             max_discard_segments: self.max_discard_segments,
-            discard_granularity: self.logical_block_size,
+            discard_granularity: self.discard_granularity,
             max_write_zeroes_sectors: self.max_write_zeroes_sectors,
             ..Default::default()
         };
