@@ -196,6 +196,18 @@ def io_tools(tools=IO_TOOLS):
     return [(os.path.realpath(src), dst.lstrip("/")) for src, dst in sorted(files.items())]
 
 
+
+def guest_program(name):
+    """(src, dst) for build_initramfs(extra_files=...): tests/guest/<name>.c
+    built static on the host (the guest has no C library of its own),
+    installed as /bin/<name>."""
+    out = BUILD / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out),
+         str(ROOT / "tests" / "guest" / f"{name}.c")])
+    return (out, f"bin/{name}")
+
+
 @dataclass
 class Ns:
     """One namespace of an emulated controller (QEMU's nvme-ns device)."""

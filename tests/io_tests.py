@@ -613,20 +613,11 @@ def io_cpus():
     return [int(c) for c in os.environ.get("RSNVME_IO_CPUS", "1 2 4").split()]
 
 
-def discard_batch():
-    """Builds tests/guest/discard-batch.c into a static binary."""
-    out = qemu.BUILD / "discard-batch"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out),
-                    str(ROOT / "tests" / "guest" / "discard-batch.c")], check=True)
-    return out
-
-
 def io_initramfs(kdir):
     """The initramfs with fio: a copy of its own, as build_initramfs always
     writes build/initramfs.cpio."""
     initrd = qemu.BUILD / "io-initramfs.cpio"
-    extra = qemu.io_tools() + [(discard_batch(), "bin/discard-batch")]
+    extra = qemu.io_tools() + [qemu.guest_program("discard-batch")]
     shutil.copy2(qemu.build_initramfs(kdir, extra_files=extra), initrd)
     return initrd
 

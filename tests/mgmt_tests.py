@@ -111,18 +111,10 @@ ENABLE_EVENT = "pci_nvme_mmio_start_success"
 TRACE = (NSSR_EVENT, NSSRO_EVENT, ENABLE_EVENT)
 
 
-def helper():
-    """Builds tests/guest/passthru-bad.c into a static binary."""
-    out = qemu.BUILD / "passthru-bad"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out),
-                    str(ROOT / "tests" / "guest" / "passthru-bad.c")], check=True)
-    return out
-
-
 def initramfs(kdir):
     """The initramfs with fio, nvme-cli (and their libraries) and the helper."""
-    extra = qemu.io_tools(qemu.IO_TOOLS + (NVME_CLI,)) + [(helper(), "bin/passthru-bad")]
+    extra = (qemu.io_tools(qemu.IO_TOOLS + (NVME_CLI,))
+             + [qemu.guest_program("passthru-bad")])
     initrd = qemu.BUILD / "mgmt-initramfs.cpio"
     shutil.copy2(qemu.build_initramfs(kdir, extra_files=extra), initrd)
     return initrd
