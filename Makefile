@@ -20,7 +20,9 @@
 #                        required for the QEMU kernel, i.e. without KDIR)
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
 #   make clippy          build with clippy as the Rust compiler driver
-#   make clean
+#   make clean           remove the build output of every kernel (it lives in
+#                        build/modules/<kernel>/; make clean-kernel: KDIR's or
+#                        KVER's only)
 
 # Debian's rustc-web has the library source a kernel build needs; a rustup
 # toolchain earlier on PATH may not.
@@ -50,18 +52,33 @@ endif
 # Refuse, with a clear message, a kernel without Rust or a rustc/bindgen
 # other than the ones the kernel was built with.
 kcheck = $(CURDIR)/tools/check-toolchain.sh "$$k" $(RUSTC) $(BINDGEN)
-kmake = $(kcheck) && $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
-	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+# Each kernel (and the fault-injection variant) builds in its own tree of
+# links to the sources, build/modules/<release>-<hash>[-faults]/
+# (tools/module-tree.sh), so no output of one kernel's build is taken for
+# another's; the module it built is copied to ./rsnvme.ko.
+otree = $(CURDIR)/tools/module-tree.sh "$$k" $(if $(filter y,$(RSNVME_FAULT_INJECTION)),faults)
+# A kernel built with clang (CONFIG_CC_IS_CLANG) builds its modules with
+# clang as well.
+kllvm = $$(grep -q '^CONFIG_CC_IS_CLANG=y' "$$k/include/config/auto.conf" && echo LLVM=1)
+kmake = $(kcheck) && o=$$($(otree)) && $(MAKE) -C "$$k" M="$$o" $(kllvm) RUSTC=$(RUSTC) \
+	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+kcopy = cp "$$o/rsnvme.ko" $(CURDIR)/rsnvme.ko
 
-.PHONY: all modules clippy install header qemu test bench profile clean kernel
+.PHONY: all modules clippy install header qemu test bench profile clean clean-kernel kernel
 
 all: modules
 
 modules:
-	k=$(kdir) && $(kmake) modules
+	k=$(kdir) && $(kmake) modules && $(kcopy)
 
 clippy:
-	k=$(kdir) && $(kmake) CLIPPY=1 modules
+	k=$(kdir) && $(kmake) CLIPPY=1 modules && $(kcopy)
+
+# Removes the build output for one kernel (KDIR's, else KVER's QEMU kernel)
+# and variant (RSNVME_FAULT_INJECTION), so that the next build compiles
+# everything again.
+clean-kernel:
+	k=$(kdir) && rm -rf "$$($(otree))"
 
 # The kernel's modules_install for an external module: the module goes to
 # $(INSTALL_MOD_PATH)/lib/modules/<kernel release>/extra/, then depmod runs
@@ -73,7 +90,7 @@ install:
 			"kernel, which is not this machine's: give INSTALL_MOD_PATH=<dir>," \
 			"or KDIR=/lib/modules/\$$(uname -r)/build to install for this machine" >&2; \
 		exit 1; fi
-	k=$(kdir) && $(kmake) modules && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
+	k=$(kdir) && $(kmake) modules && $(kcopy) && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
 	if [ ! -r "$$k/System.map" ]; then \
 		echo "make install: no System.map in $$k (the kernel's depmod skipped), running depmod"; \
 		depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") \
@@ -98,7 +115,11 @@ bench:
 profile:
 	python3 qemu-ci/bench.py --profile
 
+# Every kernel's build output, and what builds in the source tree left
+# before they had a directory of their own.
 clean:
-	@if [ -n "$(KDIR)" ] || k=$$(qemu-ci/build-kernel.sh --print 2>/dev/null); then \
-		$(MAKE) -C "$${k:-$(KDIR)}" M=$(CURDIR) clean; fi
-	rm -rf rust_core/target
+	rm -rf build/modules rsnvme.ko rust_core/target
+	find c_shim rust_core \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
+		-o -name '*.d' -o -name bindings_generated.rs \) -delete
+	rm -f rsnvme.mod rsnvme.mod.c rsnvme.mod.o rsnvme.o .rsnvme*.cmd Module.symvers \
+		modules.order .modules.order.cmd .Module.symvers.cmd

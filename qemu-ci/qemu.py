@@ -135,12 +135,14 @@ def stage_module_source(dest):
 def build_module(kdir, clippy=False, clean=False, faults=True, src=ROOT):
     """Builds rsnvme.ko against kdir in `src` (the tree, or a copy made by
     stage_module_source); returns the build output. With `faults`, the
-    module has the `fault` parameter the tests use."""
+    module has the `fault` parameter the tests use. The module is left in
+    `src`/rsnvme.ko (and in its kernel's build/modules/ directory)."""
     args = ["make", "-C", str(src), f"KDIR={kdir}"]
     if faults:
         args.append("RSNVME_FAULT_INJECTION=y")
     if clean:
-        run(args + ["clean"], stdout=subprocess.DEVNULL)
+        # This kernel's and variant's output only (build/modules/<kernel>/).
+        run(args + ["clean-kernel"], stdout=subprocess.DEVNULL)
     if clippy:
         args.append("CLIPPY=1")
     out = run(args + ["modules"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
