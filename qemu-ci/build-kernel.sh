@@ -53,11 +53,19 @@ if [ -f "$kdir/.built" ]; then
 	exit 0
 fi
 
+# KASAN with Rust needs a kernel built by clang (init/Kconfig: RUST depends
+# on !KASAN || CC_IS_CLANG): LLVM=1 when the last fragment to set
+# CONFIG_KASAN asks for it. Module builds follow the kernel's compiler
+# (the Makefile reads CONFIG_CC_IS_CLANG).
+llvm=()
+kasan=$(grep -hE '^(CONFIG_KASAN=|# CONFIG_KASAN is not set)' "${fragments[@]}" | tail -n1)
+[ "$kasan" != CONFIG_KASAN=y ] || llvm=(LLVM=1)
+
 log="$RSNVME_CACHE/$name-$key.log"
 echo "build-kernel: building the $variant variant of Linux $KSRC_VERSION into $kdir (log: $log)" >&2
 mkdir -p "$kdir"
 kmake() {
-	make -C "$KSRC" O="$kdir" ARCH=x86_64 RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
+	make -C "$KSRC" O="$kdir" ARCH=x86_64 "${llvm[@]}" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
 }
 {
 	kmake tinyconfig
