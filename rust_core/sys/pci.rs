@@ -167,19 +167,25 @@ impl PciDevice {
         unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
     }
 
-    /// Makes bounce buffering (swiotlb) keep the offset of each mapping
-    /// within a `mask + 1` boundary, as PRPs need
-    /// (`dma_set_min_align_mask`); `EINVAL` without DMA parameters.
+    /// Sets the device's DMA parameters: bounce buffering (swiotlb) keeps
+    /// the offset of each mapping within a `min_align_mask + 1` boundary,
+    /// as PRPs need (`dma_set_min_align_mask`), and a mapped scatterlist
+    /// segment may be up to `max_segment_size` bytes long
+    /// (`dma_set_max_seg_size`). `EINVAL` without DMA parameters.
     #[allow(unsafe_code)]
-    pub(crate) fn set_dma_min_align_mask(&self, mask: u32) -> Result {
+    pub(crate) fn set_dma_parms(&self, min_align_mask: u32, max_segment_size: u32) -> Result {
         // SAFETY: The device is valid; `dma_parms` is set up by the PCI
         // core for the device's lifetime, or null.
         let parms = unsafe { (*self.as_device()).dma_parms };
         if parms.is_null() {
             return Err(EINVAL);
         }
-        // SAFETY: Non-null, see above; the driver owns this setting.
-        unsafe { (*parms).min_align_mask = mask };
+        // SAFETY: Non-null, see above; the driver owns these settings
+        // while it is bound, and probe runs before anything maps for it.
+        unsafe {
+            (*parms).min_align_mask = min_align_mask;
+            (*parms).max_segment_size = max_segment_size;
+        }
         Ok(())
     }
 
