@@ -6,13 +6,11 @@
 
 #![deny(unsafe_code)]
 
-use crate::io::IoShared;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::Command;
 use crate::spec::completion::{Completion, Status, StatusKind};
 use crate::spec::regs::{Acq, Aqa, Asq};
-use crate::sys::blk::TagSet;
 use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
@@ -62,13 +60,19 @@ enum Slot {
 /// not report another of a kind before its log page is read, so a few do.
 const MAX_EVENTS: usize = 8;
 
-/// Events reported and not yet handled, and whose work to schedule.
+/// What is told of each asynchronous event the admin queue takes (the
+/// layer above, which handles them).
+pub(crate) trait EventListener: Send + Sync {
+    /// An event was kept for [`AdminQueue::take_event`].
+    fn event(&self);
+}
+
+/// Events reported and not yet handled, and whom to tell.
 struct Events {
     results: [u32; MAX_EVENTS],
     count: usize,
-    /// The tag set whose work item handles events; `None` outside
-    /// [`EventSink`]'s lifetime.
-    sink: Option<Arc<TagSet<IoShared>>>,
+    /// Who handles events; `None` outside [`EventSink`]'s lifetime.
+    sink: Option<Arc<dyn EventListener>>,
 }
 
 /// The admin queue pair of one controller and its waiters.
@@ -229,8 +233,8 @@ impl AdminQueue {
                 "asynchronous event {result:#010x} dropped: too many pending\n"
             ),
         }
-        if let Some(set) = &events.sink {
-            set.borrowed().schedule_event_work();
+        if let Some(listener) = &events.sink {
+            listener.event();
         }
     }
 
@@ -257,17 +261,17 @@ impl AdminQueue {
     }
 }
 
-/// While it lives, the asynchronous events of an admin queue schedule the
-/// work item of a tag set (whose data holds the admin queue: dropping
-/// this breaks that cycle).
+/// While it lives, the asynchronous events of an admin queue are told to
+/// a listener (which may hold the admin queue: dropping this breaks that
+/// cycle).
 pub(crate) struct EventSink {
     admin: Arc<AdminQueue>,
 }
 
 impl EventSink {
-    /// Makes `admin`'s events schedule `set`'s work.
-    pub(crate) fn new(admin: &Arc<AdminQueue>, set: Arc<TagSet<IoShared>>) -> Self {
-        admin.events.lock().sink = Some(set);
+    /// Makes `admin`'s events be told to `listener`.
+    pub(crate) fn new(admin: &Arc<AdminQueue>, listener: Arc<dyn EventListener>) -> Self {
+        admin.events.lock().sink = Some(listener);
         Self {
             admin: admin.clone(),
         }
@@ -277,8 +281,8 @@ impl EventSink {
 impl Drop for EventSink {
     fn drop(&mut self) {
         // Taken out under the lock, dropped after it.
-        let set = self.admin.events.lock().sink.take();
-        drop(set);
+        let listener = self.admin.events.lock().sink.take();
+        drop(listener);
     }
 }
 

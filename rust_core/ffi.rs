@@ -7,7 +7,7 @@
 //! The raw `struct pci_dev` pointer is wrapped at once. While a device is
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
-use crate::controller::{Controller, ATTRIBUTE_NAMES};
+use crate::controller::{Controller, Tables, ATTRIBUTE_NAMES};
 use crate::io::IoShared;
 use crate::mgmt::Handle;
 use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
@@ -38,7 +38,11 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
         Ok(dev) => dev,
         Err(e) => return e.to_errno(),
     };
-    let ctrl = match Controller::probe(dev.clone()) {
+    let tables = Tables {
+        register_char_device,
+        disk_groups: &DISK_GROUPS,
+    };
+    let ctrl = match Controller::probe(dev.clone(), &tables) {
         Ok(ctrl) => ctrl,
         Err(e) => return e.to_errno(),
     };
@@ -187,7 +191,7 @@ pub static mut my_rust_dev_groups: [*const attribute_group; 2] = [&raw const GRO
 /// Registers the character device `name` of a controller, serving
 /// `handle`.
 #[allow(unsafe_code)]
-pub(crate) fn register_char_device(
+fn register_char_device(
     pdev: &PciDevice,
     name: core::fmt::Arguments<'_>,
     handle: kernel::sync::Arc<Handle>,
@@ -207,7 +211,7 @@ pub(crate) fn register_char_device(
 
 /// The groups every namespace's disk gets.
 #[allow(unsafe_code)]
-pub(crate) static DISK_GROUPS: DiskGroups<IoShared> =
+static DISK_GROUPS: DiskGroups<IoShared> =
     // SAFETY: One group from `disk_group::<IoShared>`, whose attribute
     // number `I` is `disk_attribute::<IoShared, I>`, all in statics.
     unsafe { DiskGroups::new(&raw const DISK_GROUP_LIST.0[0]) };

@@ -15,7 +15,7 @@
 
 use crate::admin::{admin_timeout_ms, AdminQueue};
 use crate::io::IoShared;
-use crate::scan::Namespaces;
+use crate::ns::{NamespaceSet, Target, UserCommands};
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
@@ -91,7 +91,7 @@ pub(crate) struct Live {
     pub(crate) admin: Arc<AdminQueue>,
     pub(crate) set: Arc<TagSet<IoShared>>,
     /// The namespaces with disks, once they exist.
-    pub(crate) namespaces: Option<Arc<Namespaces>>,
+    pub(crate) namespaces: Option<Arc<dyn NamespaceSet>>,
 }
 
 /// Fixed facts about the controller, for sysfs and the ioctls.
@@ -106,6 +106,11 @@ pub(crate) struct Facts {
     /// Most bytes one passthrough command may move.
     pub(crate) max_transfer: u32,
 }
+
+/// Registers a controller's character device named `name`, whose files
+/// reach the handle given.
+pub(crate) type RegisterFn =
+    fn(&PciDevice, fmt::Arguments<'_>, Arc<Handle>) -> Result<MiscDevice<Handle>>;
 
 /// The data behind a controller's character device and open files.
 #[pin_data]
@@ -158,7 +163,7 @@ impl CharDevice {
 
     /// Lets the ioctls reach the namespaces (I/O commands may name only
     /// those with a disk; `NVME_IOCTL_RESCAN`).
-    pub(crate) fn attach(&self, namespaces: Arc<Namespaces>) {
+    pub(crate) fn attach(&self, namespaces: Arc<dyn NamespaceSet>) {
         // `Option::as_mut` through the guard (7.3's guard has a pinning
         // `as_mut` of its own).
         if let Some(live) = Option::as_mut(&mut self.handle.live.lock()) {
@@ -171,14 +176,11 @@ impl CharDevice {
         &self.handle
     }
 
-    /// Registers `/dev/rsnvme<number>`.
-    pub(crate) fn register(&mut self, number: u32) -> Result {
+    /// Registers `/dev/rsnvme<number>` with `register` (the entry points
+    /// own the device's C tables).
+    pub(crate) fn register(&mut self, number: u32, register: RegisterFn) -> Result {
         let pdev = &self.handle.pdev;
-        let dev = crate::ffi::register_char_device(
-            pdev,
-            format_args!("rsnvme{number}"),
-            self.handle.clone(),
-        )?;
+        let dev = register(pdev, format_args!("rsnvme{number}"), self.handle.clone())?;
         self.dev = Some(dev);
         Ok(())
     }
@@ -234,18 +236,6 @@ impl Bounce {
             prp2,
         })
     }
-}
-
-/// Where a passthrough command from user space goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// The admin queue.
-    Admin,
-    /// I/O queue 1, for any namespace the driver serves (the controller
-    /// device).
-    AnyNamespace,
-    /// I/O queue 1, for this namespace only (its block device).
-    Namespace(u32),
 }
 
 impl Handle {
@@ -397,6 +387,16 @@ impl Handle {
             "requested through ioctl",
         )?;
         Ok(0)
+    }
+}
+
+impl UserCommands for Handle {
+    fn passthru(&self, arg: usize, wide: bool, target: Target) -> Result<isize> {
+        Handle::passthru(self, arg, wide, target)
+    }
+
+    fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize> {
+        Handle::submit_io(self, arg, nsid, lba_shift)
     }
 }
 

@@ -5,15 +5,14 @@
 //! `/sys/block/<disk>/` (`nsid`, `wwid`, `eui`, `nguid`, `uuid`;
 //! drivers/nvme/host/sysfs.c) and the NVMe ioctls of its block device
 //! (`include/uapi/linux/nvme_ioctl.h`), which go through the controller's
-//! management handle (`mgmt.rs`) with the same checks as on
-//! `/dev/rsnvme<N>`.
+//! management handle (`mgmt.rs`, behind [`UserCommands`]) with the same
+//! checks as on `/dev/rsnvme<N>`; and what the layers below the scan know
+//! of the namespaces: [`Namespace`] and [`NamespaceSet`].
 
 #![deny(unsafe_code)]
 
-use crate::io::Namespace;
-use crate::mgmt::{Handle, Target};
-use crate::spec::identify::IdentifyController;
-use crate::spec::nsid::{SpacedHex, Uuid, Wwid};
+use crate::spec::identify::{IdentifyController, WriteSizes};
+use crate::spec::nsid::{NamespaceIds, SpacedHex, Uuid, Wwid};
 use crate::spec::passthru;
 use crate::sys::misc::FileOps;
 use crate::sys::sysfs::Attributes;
@@ -26,6 +25,65 @@ use kernel::sync::Arc;
 
 /// The sysfs attributes of a namespace's disk, in the order
 /// [`NsDisk::show`] takes their index.
+/// A namespace the driver serves: what its disk's requests need, and its
+/// identifiers.
+#[derive(Clone, Copy)]
+pub(crate) struct Namespace {
+    /// Namespace identifier.
+    pub(crate) nsid: u32,
+    /// Capacity in logical blocks.
+    pub(crate) blocks: u64,
+    /// Logical block size as a shift (9 for 512 bytes).
+    pub(crate) lba_shift: u32,
+    /// Preferred, optimal and atomic write sizes.
+    pub(crate) write_sizes: WriteSizes,
+    /// EUI64, NGUID, UUID.
+    pub(crate) ids: NamespaceIds,
+}
+
+impl Namespace {
+    /// Capacity in 512-byte sectors (saturating).
+    pub(crate) fn sectors(&self) -> u64 {
+        let shift = self.lba_shift.saturating_sub(9);
+        self.blocks.checked_shl(shift).unwrap_or(u64::MAX)
+    }
+}
+
+/// Where a passthrough command from user space goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The admin queue.
+    Admin,
+    /// I/O queue 1, for any namespace the driver serves (the controller
+    /// device).
+    AnyNamespace,
+    /// I/O queue 1, for this namespace only (its block device).
+    Namespace(u32),
+}
+
+/// The commands from user space a namespace's block device passes on
+/// (to the controller's management handle, `mgmt.rs`).
+pub(crate) trait UserCommands: Send + Sync {
+    /// `NVME_IOCTL_ADMIN_CMD`, `NVME_IOCTL_IO_CMD` and their 64-bit forms
+    /// (`wide`) for `target`, with the command at user address `arg`.
+    fn passthru(&self, arg: usize, wide: bool, target: Target) -> Result<isize>;
+
+    /// `NVME_IOCTL_SUBMIT_IO` for namespace `nsid` of `1 << lba_shift`
+    /// byte blocks.
+    fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize>;
+}
+
+/// The namespaces a controller serves as disks, as the layers below the
+/// scan (`scan.rs`) use them.
+pub(crate) trait NamespaceSet: Send + Sync {
+    /// Whether namespace `nsid` has a disk.
+    fn serves(&self, nsid: u32) -> bool;
+
+    /// Identifies the namespaces again and adds, resizes or removes
+    /// their disks.
+    fn rescan(&self) -> Result;
+}
+
 pub(crate) const ATTRIBUTE_NAMES: [&core::ffi::CStr; 5] =
     [c"nsid", c"wwid", c"eui", c"nguid", c"uuid"];
 
@@ -39,13 +97,13 @@ pub(crate) struct NsDisk {
     serial: [u8; 20],
     model: [u8; 40],
     /// The controller's management handle, which runs the ioctls.
-    mgmt: Arc<Handle>,
+    mgmt: Arc<dyn UserCommands>,
 }
 
 impl NsDisk {
     /// The disk data of namespace `ns` of the controller `id` describes,
     /// whose commands from user space go through `mgmt`.
-    pub(crate) fn new(ns: Namespace, id: &IdentifyController, mgmt: Arc<Handle>) -> Self {
+    pub(crate) fn new(ns: Namespace, id: &IdentifyController, mgmt: Arc<dyn UserCommands>) -> Self {
         let (serial, model) = id.raw_serial_model();
         Self {
             ns,

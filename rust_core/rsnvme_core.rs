@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod spec;
+mod state;
 
 #[cfg(MODULE)]
 mod admin;

@@ -10,18 +10,20 @@
 #![deny(unsafe_code)]
 
 use crate::admin::AdminQueue;
-use crate::io::{IoShared, Namespace};
+use crate::io::IoShared;
 use crate::mgmt::Handle;
-use crate::ns::NsDisk;
+use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::registers::Registers;
 use crate::spec::command::{Cns, Command};
 use crate::spec::identify::{
     active_namespaces, IdentifyController, IdentifyControllerNvm, IdentifyNamespace,
     IDENTIFY_DATA_SIZE,
 };
+use crate::spec::limits;
 use crate::spec::nsid::NamespaceIds;
+use crate::spec::prp;
 use crate::spec::regs::{Cap, Version};
-use crate::sys::blk::{Disk, Limits, TagSet};
+use crate::sys::blk::{Disk, DiskGroups, Limits, TagSet, MAX_SEGMENTS};
 use crate::sys::dma::CoherentArray;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_info, dev_warn};
@@ -171,6 +173,8 @@ pub(crate) struct DiskParams {
     pub(crate) dma_limit: usize,
     /// The controller number the disks are named after.
     pub(crate) number: u32,
+    /// The sysfs attribute groups of every disk.
+    pub(crate) groups: &'static DiskGroups<IoShared>,
 }
 
 /// The disks of a controller's namespaces, or `None` once the controller
@@ -228,8 +232,7 @@ impl Namespaces {
     /// The disk of namespace `ns`; `None` (reported) if it cannot be added.
     fn add_disk(&self, ns: &Namespace) -> Option<Disk<IoShared>> {
         let p = &self.params;
-        let limits: Limits =
-            crate::controller::limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
+        let limits = queue_limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
         let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
         let data = match Arc::new(NsDisk::new(*ns, &p.id, self.mgmt.clone()), GFP_KERNEL) {
             Ok(data) => data,
@@ -238,7 +241,7 @@ impl Namespaces {
                 return None;
             }
         };
-        let groups = &crate::ffi::DISK_GROUPS;
+        let groups = p.groups;
         match Disk::add(
             &self.set,
             data,
@@ -385,5 +388,65 @@ impl Namespaces {
         }
         *disks = new;
         Ok(())
+    }
+}
+
+impl NamespaceSet for Namespaces {
+    fn serves(&self, nsid: u32) -> bool {
+        Namespaces::serves(self, nsid)
+    }
+
+    fn rescan(&self) -> Result {
+        Namespaces::rescan(self)
+    }
+}
+
+/// Queue limits for namespace `ns` of a controller that reported `id`
+/// and `nvm`. `dma_limit` is the largest mapping the DMA layer handles
+/// well (bounce buffers make it small).
+fn queue_limits(
+    id: &IdentifyController,
+    nvm: &IdentifyControllerNvm,
+    cap: Cap,
+    page_shift: u32,
+    ns: &Namespace,
+    dma_limit: usize,
+) -> Limits {
+    let lba_shift = ns.lba_shift;
+    let page_size = 1u32 << page_shift;
+    // One PRP list page; longer transfers are split by the block layer.
+    let mut max_bytes = prp::max_transfer_bytes(page_size, (page_size / 8) as usize);
+    if let Some(shift) = id.max_transfer_shift(cap.mps_min_shift()) {
+        if shift < 64 {
+            max_bytes = max_bytes.min(1u64 << shift);
+        }
+    }
+    max_bytes = max_bytes.min(u64::try_from(dma_limit).unwrap_or(u64::MAX));
+    // Read and Write count blocks in 16 bits.
+    max_bytes = max_bytes.min(65536u64 << lba_shift);
+    let max_hw_sectors = u32::try_from(max_bytes >> 9).unwrap_or(u32::MAX);
+    let sizes = limits::block_sizes(ns.write_sizes, id.atomic_write_blocks(), lba_shift);
+    // The range list is one DMA pool block of a page.
+    let discard = limits::discard(id.supports_dsm(), nvm, lba_shift, page_size);
+    Limits {
+        logical_block_size: 1 << lba_shift,
+        physical_block_size: sizes.physical,
+        io_min: sizes.io_min,
+        io_opt: sizes.io_opt,
+        max_hw_sectors,
+        max_segments: MAX_SEGMENTS as u16,
+        virt_boundary_mask: page_size as usize - 1,
+        // PRP entries must be dword aligned.
+        dma_alignment: 3,
+        write_cache: id.volatile_write_cache(),
+        max_discard_sectors: discard.max_sectors,
+        max_discard_segments: discard.max_ranges,
+        discard_granularity: sizes.discard_granularity,
+        max_write_zeroes_sectors: limits::write_zeroes_sectors(
+            id.supports_write_zeroes(),
+            nvm,
+            cap.mps_min_shift(),
+            lba_shift,
+        ),
     }
 }

@@ -159,7 +159,13 @@ const blk_status_t RSNVME_BLK_STS_PROTECTION = BLK_STS_PROTECTION;
 const blk_status_t RSNVME_BLK_STS_RESOURCE = BLK_STS_RESOURCE;
 const blk_status_t RSNVME_BLK_STS_IOERR = BLK_STS_IOERR;
 RSNVME_VAR(RSNVME_BLK_STS_.*)
-/* Deferred work (error recovery) on the unbound system workqueue. */
+/*
+ * Deferred work (error recovery, events) on a workqueue of the driver's
+ * own, unbound and with a rescuer for the memory reclaim path.
+ */
+RSNVME_FN(destroy_workqueue)
+const unsigned int RSNVME_WQ_FLAGS = WQ_UNBOUND | WQ_MEM_RECLAIM;
+RSNVME_VAR(RSNVME_WQ_FLAGS)
 void rust_helper_init_work_with_key(struct work_struct *work, work_func_t func,
 				    bool onstack, const char *name,
 				    struct lock_class_key *key);
@@ -193,6 +199,6 @@ RSNVME_FN(blk_mq_map_hw_queues)
 /* 6.12: a function; 7.3: a static inline around dma_pool_create_node(). */
 RSNVME_FN(dma_pool_create)
 RSNVME_FN(dma_pool_create_node)
-/* 6.12: system_unbound_wq; 7.3 deprecates it (and warns) for system_dfl_wq. */
-RSNVME_VAR(system_unbound_wq)
-RSNVME_VAR(system_dfl_wq)
+/* 6.12: a function; 7.3: a macro around alloc_workqueue_noprof(). */
+RSNVME_FN(alloc_workqueue)
+RSNVME_FN(alloc_workqueue_noprof)

@@ -101,16 +101,25 @@ pub(super) unsafe fn dma_pool_create(
     pool
 }
 
-/// The unbound system workqueue.
+/// Allocates a workqueue named `name` with `flags` and the default
+/// concurrency (`alloc_workqueue`: a function in 6.12, a macro around
+/// `alloc_workqueue_noprof` in 7.3).
+///
+/// # Safety
+///
+/// `name` is a NUL-terminated string without conversion specifiers.
 #[allow(unsafe_code)]
-pub(super) fn unbound_wq() -> *mut bindings::workqueue_struct {
+pub(super) unsafe fn alloc_workqueue(
+    name: *const kernel::ffi::c_char,
+    flags: core::ffi::c_uint,
+) -> *mut bindings::workqueue_struct {
     #[cfg(not(rsnvme_linux_7_3))]
-    // SAFETY: The pointer is set once at boot, before any module loads, and
-    // never changed.
-    let wq = unsafe { bindings::system_unbound_wq };
+    // SAFETY: By the safety requirements of this function, `name` is a
+    // format that takes no arguments.
+    let wq = unsafe { bindings::alloc_workqueue(name, flags, 0) };
     #[cfg(rsnvme_linux_7_3)]
     // SAFETY: As above.
-    let wq = unsafe { bindings::system_dfl_wq };
+    let wq = unsafe { bindings::alloc_workqueue_noprof(name, flags, 0) };
     wq
 }
 

@@ -26,11 +26,12 @@
 //! | `UserSlice::new(usize, len)` | `UserSlice::new(UserPtr, len)` | [`user_slice`] |
 //! | `CStr::as_ptr`/`from_ptr` allowed | forbidden by the kernel's clippy.toml (`c_char` is `u8`); `CStrExt::from_char_ptr` instead | [`char_ptr`], `compat::cstr_from_ptr` |
 //! | `kernel::time::Ktime` | `kernel::time::Instant<Monotonic>`, `Delta` | [`Instant`], [`now`], [`ns_since`] |
-//! | `system_unbound_wq` | deprecated for `system_dfl_wq` (warns once when used; 6.12.y got `system_dfl_wq` only in a stable update) | `compat::unbound_wq` |
+//! | `system_unbound_wq` | deprecated for `system_dfl_wq` (warns once when used) | avoided: the work runs on the driver's own workqueue (`sys/workqueue.rs`) |
 //! | `struct module` FFI-safe | has an empty `struct its_array` (rustc: not FFI-safe) | `#[allow(improper_ctypes)]` on `__this_module` (`sys/mod.rs`) |
 //! | pedantic clippy lints off | `cast_lossless`, `ptr_as_ptr`, `ref_as_ptr`, ... on | allowed in the generated bindings (`sys/bindings.rs`); rsnvme's own code is clean under both |
 //! | external module builds run in the kernel's build directory | in the module's directory (6.13) | `gen_bindings.sh` changes to `$(objtree)` itself |
 //! | `CONFIG_BLK_MQ_PCI` | gone (6.14); the rnull sample needs `CONFIG_CONFIGFS_FS` | `qemu-ci/kernel.7.3.config` |
+//! | clang 13 or later for a clang build (KASAN with Rust needs one) | clang 15 or later (Debian 12 has 14): 7.3's test kernel is built with gcc, without KASAN | `qemu-ci/kernel.7.3.config` |
 //! | bindgen with libclang 14 | libclang 17 or later | `qemu-ci/fetch-7.3.sh` (Debian's libclang 19, unpacked privately) |
 //! | clippy's `unnecessary_map_or` held back by 6.12's MSRV | on | `queue.rs` uses a `match` (the same on both) |
 

@@ -9,8 +9,6 @@
 
 pub(crate) mod bindings;
 pub(crate) mod blk;
-pub(crate) mod blk_request;
-pub(crate) mod blk_types;
 pub(crate) mod compat;
 pub(crate) mod compat_types;
 pub(crate) mod cpu;
@@ -29,6 +27,7 @@ pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod sysfs_types;
 pub(crate) mod time;
+pub(crate) mod workqueue;
 
 // Only the module's address is ever taken, never its contents read, so
 // what `struct module` holds does not matter (in 7.3 with the ITS

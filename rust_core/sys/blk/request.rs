@@ -6,9 +6,9 @@
 
 #![deny(unsafe_code)]
 
-use super::bindings;
-use super::blk::Request;
-use super::blk_types::{Op, Operations, MAX_SEGMENTS};
+use super::types::{Op, Operations, MAX_SEGMENTS};
+use super::Request;
+use crate::sys::bindings;
 use core::ffi::c_uint;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 

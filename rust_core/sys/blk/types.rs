@@ -5,10 +5,10 @@
 
 #![deny(unsafe_code)]
 
-use super::bindings;
-use super::blk::{CompletionBatch, Request, TagSetRef, TimedOut};
-use super::misc_types::FileOps;
-use super::pci::PciDevice;
+use super::{CompletionBatch, Request, TagSetRef, TimedOut};
+use crate::sys::bindings;
+use crate::sys::misc_types::FileOps;
+use crate::sys::pci::PciDevice;
 use core::ffi::c_uint;
 use core::fmt;
 
@@ -205,6 +205,8 @@ pub(super) struct RawSet {
     pub(super) pdev: *mut bindings::pci_dev,
     /// How many of the hardware queues, the last ones, are polled.
     pub(super) poll_queues: c_uint,
+    /// The queue the work items run on: the `TagSet`'s own.
+    pub(super) wq: *mut bindings::workqueue_struct,
 }
 
 /// What [`TagSetRef::cancel_all`] passes to `cancel_one`.

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! System sleep and power-off for the I/O path: quieting the controller
+//! (waiting for its requests, flushing the volatile write cache, deleting
+//! the I/O queues, CC.SHN) and bringing it back with the steps of a reset;
+//! and the driver's own commands on I/O queue 1 outside blk-mq that they
+//! and user I/O commands use.
+
+#![deny(unsafe_code)]
+
+use super::{io_timeout_ms, Exclusive, IoShared, INTERNAL_DONE, INTERNAL_TAG};
+use crate::spec::command::{command_id, Command};
+use crate::spec::completion::Status as NvmeStatus;
+use crate::state::State;
+use crate::sys::blk::TagSetRef;
+use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::time::{etimedout, msleep, Deadline};
+use core::sync::atomic::Ordering;
+use kernel::error::{
+    code::{EINVAL, EIO, ENODEV},
+    Result,
+};
+
+impl IoShared {
+    /// Quiets the controller for system sleep or power-off (`what`): waits,
+    /// up to the I/O timeout, for the requests it has; flushes the volatile
+    /// write cache of each namespace in `flush`; deletes the I/O queues and
+    /// shuts it down (CC.SHN normal, within `shutdown_ms`). The set stays
+    /// quiesced until [`IoShared::resume`]: new requests wait. Requests the
+    /// controller does not finish are taken back (it is disabled) and wait
+    /// too. Logs one line with the outcome.
+    pub(crate) fn suspend(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        flush: &[u32],
+        shutdown_ms: u32,
+        what: &str,
+    ) {
+        let mut held = self.recovery.lock();
+        if let Err(refused) = self.state.change(State::Suspended) {
+            if refused.from == State::Dead {
+                dev_info!(&self.pdev, "{what}: controller is dead, nothing to do\n");
+            }
+            return;
+        }
+        let quiesced = set.quiesce();
+        let busy = self.drain(set);
+        if busy > 0 {
+            dev_warn!(
+                &self.pdev,
+                "{what}: {busy} requests still in flight after {} ms: disabling the controller\n",
+                io_timeout_ms()
+            );
+            // The DMA stays off until the resume restarts the controller.
+            let (_, requeued) = self.take_back(set, &quiesced);
+            dev_info!(
+                &self.pdev,
+                "{what}: controller disabled, {requeued} requests requeued\n"
+            );
+        } else {
+            let flushed = match flush {
+                [] => "no volatile write cache",
+                nsids => match nsids
+                    .iter()
+                    .try_for_each(|&nsid| self.internal_command(set, Command::flush(nsid)))
+                {
+                    Ok(()) => "write cache flushed",
+                    Err(_) => "write cache flush FAILED",
+                },
+            };
+            let deleted = self.delete_queues();
+            let shut = self.regs.shutdown(shutdown_ms);
+            if shut.is_err() {
+                // It logged; a reset stops the controller anyway.
+                let _ = self.regs.disable();
+            }
+            let done = if shut.is_ok() {
+                "shut down"
+            } else {
+                "disabled"
+            };
+            match self.regs.csts() {
+                Ok(csts) => dev_info!(
+                    &self.pdev,
+                    "{what}: {flushed}, {deleted} I/O queues deleted, controller {done} ({csts})\n"
+                ),
+                Err(_) => dev_info!(
+                    &self.pdev,
+                    "{what}: {flushed}, {deleted} I/O queues deleted, controller gone\n"
+                ),
+            }
+        }
+        *held = Some(quiesced.hold());
+    }
+
+    /// Brings a suspended controller back with the steps of a reset and
+    /// lets the requests that waited go out. One that cannot be brought
+    /// back is marked dead: its I/O fails. Nothing to do if it was not
+    /// suspended.
+    pub(crate) fn resume(&self, set: &TagSetRef<'_, IoShared>) -> Result {
+        let mut held = self.recovery.lock();
+        let Some(quiesce) = held.take() else {
+            return Ok(());
+        };
+        let quiesced = match set.unhold(quiesce) {
+            Ok(quiesced) => quiesced,
+            Err(quiesce) => {
+                *held = Some(quiesce);
+                return Err(EINVAL);
+            }
+        };
+        dev_info!(&self.pdev, "resuming the controller\n");
+        self.restart(set, quiesced, "resume")
+    }
+
+    /// Waits, up to the I/O timeout, for the requests the controller has;
+    /// returns how many are left.
+    fn drain(&self, set: &TagSetRef<'_, IoShared>) -> u32 {
+        let deadline = Deadline::after_ms(io_timeout_ms());
+        loop {
+            let busy = set.busy();
+            if busy == 0 || deadline.expired() {
+                return busy;
+            }
+            msleep(1);
+        }
+    }
+
+    /// Runs `cmd` on I/O queue 1 outside blk-mq and polls, up to the I/O
+    /// timeout, for its completion. Only while the set is quiesced and
+    /// the queue idle (suspend), so one such command runs at a time.
+    fn internal_command(&self, set: &TagSetRef<'_, IoShared>, cmd: Command) -> Result {
+        let timeout_ms = io_timeout_ms();
+        match self.run_internal(set, cmd, timeout_ms) {
+            Ok(status) if status.is_success() => Ok(()),
+            Ok(status) => {
+                dev_err!(
+                    &self.pdev,
+                    "command {:#04x} (nsid {}) failed: {status}\n",
+                    cmd.opcode(),
+                    cmd.nsid()
+                );
+                Err(EIO)
+            }
+            Err(e) => {
+                if e == etimedout() {
+                    dev_err!(
+                        &self.pdev,
+                        "command {:#04x} (nsid {}) timed out after {timeout_ms} ms\n",
+                        cmd.opcode(),
+                        cmd.nsid()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs an I/O command from user space on I/O queue 1, outside
+    /// blk-mq, and returns its status; `EBUSY` if the queue is full. Only
+    /// inside [`IoShared::exclusive`] (its token proves it), which keeps a
+    /// second such command, a reset and a suspend out, and resets the
+    /// controller if this times out (after `timeout_ms`).
+    pub(crate) fn user_io_command(
+        &self,
+        _exclusive: &Exclusive,
+        set: &TagSetRef<'_, IoShared>,
+        cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<NvmeStatus> {
+        self.run_internal(set, cmd, timeout_ms)
+    }
+
+    /// Submits `cmd` with the internal command identifier on I/O queue 1
+    /// and polls for its status for up to `timeout_ms`. One at a time:
+    /// the callers hold `recovery`.
+    fn run_internal(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        mut cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<NvmeStatus> {
+        let queue = self.queues.first().ok_or(ENODEV)?;
+        self.internal.store(0, Ordering::Relaxed);
+        cmd.set_cid(command_id(INTERNAL_TAG, 0));
+        queue.submit(cmd, true)?;
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
+            let done = self.internal.load(Ordering::Acquire);
+            if done & INTERNAL_DONE != 0 {
+                return Ok(NvmeStatus(done as u16));
+            }
+            if deadline.expired() {
+                return Err(etimedout());
+            }
+            msleep(1);
+        }
+    }
+}

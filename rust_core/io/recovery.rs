@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Error recovery of the I/O path: a controller reset (NVMe Base
+//! Specification 2.0, section 3.7.2) or an NVM subsystem reset that takes
+//! every request back and brings the controller up again on the same
+//! queues, the end of a controller that is gone or being removed, and the
+//! commands that must not overlap them ([`IoShared::exclusive`]). Every
+//! step asks the state machine ([`crate::state`]) first.
+
+#![deny(unsafe_code)]
+
+use super::{mark_host_aborted, Exclusive, IoShared, Reason, ResetKind};
+use crate::fault::Fault;
+use crate::state::State;
+use crate::sys::blk::{self, TagSetRef};
+use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::time::etimedout;
+use core::sync::atomic::Ordering;
+use kernel::error::{
+    code::{EBUSY, EIO, ENODEV, ENOTTY},
+    Result,
+};
+
+impl IoShared {
+    /// Stops the device and the queues and takes back every request the
+    /// controller had: disables the controller (CC.EN=0, within CAP.TO),
+    /// stops bus mastering, reaps what was posted and cancels the rest as
+    /// aborted by the host; `complete` requeues or fails them. The caller
+    /// holds `recovery` and keeps the set quiesced. Returns whether the
+    /// controller was reset (it is safe to let it do DMA again), and how
+    /// many requests were cancelled.
+    pub(super) fn take_back(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        quiesced: &blk::Quiesced<'_>,
+    ) -> (Option<crate::sys::pci::DmaStopped>, u32) {
+        let present = self.pdev.is_present();
+        if present && self.pdev.restore_memory_decoding() {
+            dev_warn!(&self.pdev, "memory decoding was off; turned it back on\n");
+        }
+        // A device that is gone is not waited for.
+        let disabled = present && self.regs.disable().is_ok();
+        let dma = self.pdev.stop_dma();
+        for (i, q) in self.queues.iter().enumerate() {
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
+        }
+        self.restart.admin.stop();
+        let cancelled = set
+            .cancel_all(quiesced, &dma, mark_host_aborted)
+            .unwrap_or(0);
+        (disabled.then_some(dma), cancelled)
+    }
+
+    /// Resets the controller and brings it back with the same queues
+    /// (NVMe Base Specification 2.0, section 3.7.2): in-flight requests
+    /// are requeued and sent again once it is back. If it cannot be
+    /// brought back it is marked dead and its I/O fails. Never runs
+    /// concurrently with another reset, a suspend or resume, or teardown.
+    pub(crate) fn reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
+        let _guard = self.recovery.lock();
+        self.reset_locked(set, reason, ResetKind::Controller)
+    }
+
+    /// Whether the controller can reset its NVM subsystem (CAP.NSSRS).
+    pub(crate) fn subsystem_reset_supported(&self) -> bool {
+        self.regs.subsystem_reset_supported()
+    }
+
+    /// Resets the NVM subsystem (NSSR), which resets this controller and
+    /// every other one in the subsystem, then brings this one back as
+    /// [`IoShared::reset`] does: the requests it had are requeued and
+    /// sent again, and it is marked dead if it cannot be brought back.
+    /// `ENOTTY`, with nothing written, if the controller cannot reset its
+    /// subsystem; refused in the states that refuse a reset.
+    pub(crate) fn subsystem_reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
+        if !self.subsystem_reset_supported() {
+            return Err(ENOTTY);
+        }
+        let _guard = self.recovery.lock();
+        self.reset_locked(set, reason, ResetKind::Subsystem)
+    }
+
+    /// [`IoShared::reset`] or [`IoShared::subsystem_reset`] (`kind`), with
+    /// `recovery` held.
+    pub(super) fn reset_locked(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        reason: &str,
+        kind: ResetKind,
+    ) -> Result {
+        if let Err(refused) = self.state.change(State::Resetting) {
+            return Err(match refused.from {
+                State::Dead | State::Deleting => ENODEV,
+                _ => EBUSY,
+            });
+        }
+        if kind == ResetKind::Subsystem {
+            dev_info!(&self.pdev, "NVM subsystem reset {reason}\n");
+            dev_warn!(
+                &self.pdev,
+                "resetting the controller: NVM subsystem reset\n"
+            );
+        } else {
+            dev_warn!(&self.pdev, "resetting the controller: {reason}\n");
+        }
+        let quiesced = set.quiesce();
+        if kind == ResetKind::Subsystem {
+            // With the queues quiesced, nothing rings a doorbell while the
+            // controller resets. Whether or not the write took effect (a
+            // device that did not answer again was logged), the controller
+            // may have lost its queues: the restart takes every request
+            // back, disabling the controller first (within CAP.TO), and
+            // brings it up again, or finds it gone and marks it dead.
+            let _ = self.regs.reset_subsystem();
+        }
+        let result = self.restart(set, quiesced, "reset");
+        if result.is_ok() {
+            self.resets.fetch_add(1, Ordering::Relaxed);
+        }
+        // Timeouts that saw the controller live before this reset began
+        // asked for one: this was it.
+        self.reason.store(Reason::None as u8, Ordering::Relaxed);
+        result
+    }
+
+    /// Takes every request back from the controller and brings it up
+    /// again on the same queues, then unquiesces the set: the requeued
+    /// requests go out again, or fail if the controller could not be
+    /// brought back and is now dead. `what` names the step in the log.
+    /// The caller holds `recovery`.
+    pub(super) fn restart(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        quiesced: blk::Quiesced<'_>,
+        what: &str,
+    ) -> Result {
+        let (dma, requeued) = self.take_back(set, &quiesced);
+        let connecting = self.state.change(State::Connecting).inspect_err(|refused| {
+            dev_err!(&self.pdev, "{what}: {refused}\n");
+        });
+        let result = match (dma, connecting) {
+            (Some(dma), Ok(_)) => {
+                dma.resume();
+                self.bring_back()
+            }
+            _ => Err(EIO),
+        };
+        // Only this path leaves Connecting, with `recovery` held.
+        let result =
+            result.and_then(|()| self.state.change(State::Live).map(|_| ()).map_err(|_| EIO));
+        match result {
+            Ok(()) => {
+                dev_info!(
+                    &self.pdev,
+                    "{what} done: {} I/O queues, {requeued} requests requeued\n",
+                    self.queues.len()
+                );
+            }
+            Err(_) => {
+                // Whatever the controller does now, the queues are
+                // stopped and the DMA off for good.
+                let _ = self.regs.disable();
+                let _ = self.pdev.stop_dma();
+                // Every state may become Dead but Dead itself.
+                let _ = self.state.change(State::Dead);
+                dev_err!(
+                    &self.pdev,
+                    "{what} failed: controller is dead, failing its I/O\n"
+                );
+            }
+        }
+        drop(quiesced);
+        result.map_err(|_| EIO)
+    }
+
+    /// The bring-up steps a reset repeats: the admin queue, enable, the
+    /// number of queues and each I/O queue pair, on the same memory.
+    fn bring_back(&self) -> Result {
+        let admin = &self.restart.admin;
+        admin.revive(&self.regs)?;
+        // Injected: configure without EN, so RDY never comes.
+        let cc = if self.restart.faults.inject(Fault::ResetFails) {
+            self.restart.cc.disabled()
+        } else {
+            self.restart.cc
+        };
+        self.regs.enable(cc).inspect_err(|_| {
+            dev_err!(
+                &self.pdev,
+                "controller did not become ready after the reset\n"
+            );
+        })?;
+        let count = u16::try_from(self.queues.len())?;
+        let granted = admin.set_queue_count(&self.regs, count)?;
+        if granted < u32::from(count) {
+            dev_err!(
+                &self.pdev,
+                "controller grants {granted} I/O queue pairs after the reset, {count} in use\n"
+            );
+            return Err(EIO);
+        }
+        // The reset cleared the controller's copy; without the buffers
+        // the queues ring every doorbell.
+        if let Some(shadow) = &self.restart.shadow {
+            if admin.set_shadow_doorbells(&self.regs, shadow).is_err() {
+                dev_warn!(
+                    &self.pdev,
+                    "continuing without shadow doorbells after the reset\n"
+                );
+            }
+        }
+        for queue in self.queues.iter() {
+            queue.revive()?;
+            admin.create_io_queue(&self.regs, queue)?;
+        }
+        // The reset dropped the outstanding event request.
+        if self.events_on.load(Ordering::Acquire) && admin.request_event().is_err() {
+            dev_warn!(
+                &self.pdev,
+                "no asynchronous event request after the reset\n"
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the I/O queues on the controller, stopping at the first
+    /// failure (which was logged); returns how many were deleted. The
+    /// controller must have no command outstanding on them.
+    pub(crate) fn delete_queues(&self) -> usize {
+        let admin = &self.restart.admin;
+        self.queues
+            .iter()
+            .take_while(|queue| admin.delete_io_queue(&self.regs, queue).is_ok())
+            .count()
+    }
+
+    /// Stops the controller for good (it is gone, or a timeout came during
+    /// teardown): I/O outstanding and to come fails.
+    pub(crate) fn kill(&self, set: &TagSetRef<'_, IoShared>, why: &str) {
+        let _guard = self.recovery.lock();
+        if self.state.change(State::Dead).is_err() {
+            // Dead already.
+            return;
+        }
+        dev_err!(
+            &self.pdev,
+            "{why}: disabling the controller, failing its I/O\n"
+        );
+        let quiesced = set.quiesce();
+        // The DMA stays off: the token is dropped without resuming.
+        let _ = self.take_back(set, &quiesced);
+    }
+
+    /// Starts teardown: waits for a reset in progress, then allows no
+    /// more. The disks can then be removed; their I/O still completes. A
+    /// controller still suspended (shut down) will not come back: it is
+    /// marked dead and the requests that waited fail.
+    pub(crate) fn begin_teardown(&self, set: &TagSetRef<'_, IoShared>) {
+        let mut held = self.recovery.lock();
+        if let Some(quiesce) = held.take() {
+            // Suspended may become Dead.
+            let _ = self.state.change(State::Dead);
+            // Dropping the guard unquiesces: the waiting requests fail.
+            drop(set.unhold(quiesce));
+            return;
+        }
+        // Refused only when the controller is dead already.
+        let _ = self.state.change(State::Deleting);
+    }
+
+    /// Runs `f` (an admin command from user space) while the controller
+    /// is live and no reset, suspend, resume or teardown runs. If `f`
+    /// times out, the controller is reset before this returns, so the
+    /// command can no longer touch memory the caller frees. `ENODEV` if
+    /// the controller is dead or being removed, `EBUSY` while suspended.
+    pub(crate) fn exclusive<R>(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        f: impl FnOnce(&Exclusive) -> Result<R>,
+    ) -> Result<R> {
+        let _guard = self.recovery.lock();
+        match self.state() {
+            State::Live => {}
+            State::Dead | State::Deleting => return Err(ENODEV),
+            State::New | State::Resetting | State::Connecting | State::Suspended => {
+                return Err(EBUSY)
+            }
+        }
+        let result = f(&Exclusive(()));
+        if matches!(&result, Err(e) if *e == etimedout()) {
+            // A failed reset leaves the controller dead, its DMA off.
+            let _ = self.reset_locked(
+                set,
+                "admin command from user space timed out",
+                ResetKind::Controller,
+            );
+        }
+        result
+    }
+
+    /// Asks the work item to reset the controller for `reason`.
+    pub(super) fn schedule_reset(&self, set: &TagSetRef<'_, IoShared>, reason: Reason) {
+        self.reason.store(reason as u8, Ordering::Relaxed);
+        set.schedule_work();
+    }
+}
