@@ -1,0 +1,68 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# rsnvme on a stock distribution kernel (tests/stock_tests.py): two
+# controllers, the first for rsnvme and the second for the kernel's own
+# nvme driver (driver_override), the modules the distribution ships
+# (already decompressed by the host) loaded by hand. Each disk gets the
+# host's pattern (/data/pattern) written at $rsnvme_offset MiB and read
+# back after dropping the page cache; the host also compares the images.
+
+. /tests/lib.sh
+
+echo "@@UNAME $(uname -r)"
+echo "@@TAINT_BEFORE $(cat /proc/sys/kernel/tainted)"
+set -- $(nvme_devices)
+rs=$1 cdrv=$2
+echo "@@CTRLS rsnvme=$rs nvme=$cdrv"
+[ -n "$rs" ] && [ -n "$cdrv" ] || { fail "stock: two controllers" "found '$*'"; exit 1; }
+echo rsnvme >"/sys/bus/pci/devices/$rs/driver_override"
+echo nvme >"/sys/bus/pci/devices/$cdrv/driver_override"
+
+for m in nvme-auth nvme-core nvme; do
+	insmod "/lib/modules/$m.ko" || fail "stock: insmod $m.ko" "rc $?"
+done
+insmod "$MOD"
+echo "@@INSMOD rsnvme rc=$?"
+echo "@@TAINT_AFTER $(cat /proc/sys/kernel/tainted)"
+echo "@@MODTAINT $(cat /sys/module/rsnvme/taint 2>/dev/null)"
+
+# wait_disk NAME: waits (bounded) until /dev/NAME is a block device.
+wait_disk() {
+	n=0
+	while [ ! -b "/dev/$1" ] && [ $n -lt "$(scaled 20)" ]; do
+		sleep 1
+		n=$((n + 1))
+	done
+	[ -b "/dev/$1" ]
+}
+
+# verify DRIVER DISK: pattern out and back in through DISK.
+verify() {
+	drv=$1 disk=$2
+	if ! wait_disk "$disk"; then
+		fail "stock: $drv disk" "/dev/$disk did not appear"
+		return
+	fi
+	echo "@@BOUND $drv $(ls "/sys/bus/pci/drivers/$drv" | grep '^0000:' | tr '\n' ' ')"
+	dd if=/data/pattern of="/dev/$disk" bs=1M seek="$rsnvme_offset" conv=fsync 2>/dev/null
+	echo "@@WRITE $drv $disk rc=$?"
+	echo 3 >/proc/sys/vm/drop_caches
+	size=$(wc -c </data/pattern)
+	dd if="/dev/$disk" of=/tmp/back bs=1M skip="$rsnvme_offset" count=$((size / MiB)) 2>/dev/null
+	echo "@@READ $drv $disk rc=$? md5=$(md5sum </tmp/back | cut -d' ' -f1)"
+	if cmp -s /data/pattern /tmp/back; then
+		pass "stock: $drv read back what it wrote"
+	else
+		fail "stock: $drv read back what it wrote" "differs"
+	fi
+	rm -f /tmp/back
+}
+
+verify rsnvme rsnvme0n1
+verify nvme nvme0n1
+echo "@@PATTERN md5=$(md5sum </data/pattern | cut -d' ' -f1)"
+sync
+rmmod rsnvme
+echo "@@RMMOD rsnvme rc=$?"
+echo "@@TAINT_END $(cat /proc/sys/kernel/tainted)"

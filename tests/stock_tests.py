@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""rsnvme on a stock Debian 12 kernel without CONFIG_RUST (issue 22).
+
+  stock-build   Debian's newest linux-image-6.12.*+deb12-amd64-unsigned,
+                its linux-headers and linux-kbuild packages fetched with
+                `apt-get download` (never installed) and unpacked under
+                $RSNVME_CACHE/stock/; `make KDIR=<the unpacked headers>`
+                as a user would run it (tools/stock/build.sh does the
+                Rust part); then the symbol audit: every undefined symbol
+                of rsnvme.ko is exported by that kernel (its Module.symvers),
+                no Rust (_R*) or rust_* symbol is global, every import has a
+                __versions CRC, vermagic is the kernel's.
+  stock-boot    the stock vmlinuz in QEMU with two controllers, the stock C
+                driver's modules and rsnvme.ko (tests/guest/stock.sh):
+                rsnvme loads with taint O and E only, binds the first
+                controller, the C driver the second, a pattern written
+                through each disk is read back byte for byte in the guest
+                and found in the host's image files; no WARN/BUG/Oops.
+
+tests/run.py may call run_all(). Alone:
+
+    tests/stock_tests.py [-k NAME]
+"""
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "qemu-ci"))
+sys.path.insert(0, str(ROOT / "tests"))
+import qemu  # noqa: E402
+
+STOCK = qemu.CACHE / "stock"
+IMAGE_RE = re.compile(r"^linux-image-(6\.12\.\d+\+deb12-amd64)-unsigned$")
+# Where each controller's pattern goes on its disk (MiB) and how long it is.
+OFFSET_MB = 8
+PATTERN_MB = 4
+# Taint flags a stock kernel sets for an out-of-tree (O, 4096), unsigned
+# (E, 8192) module: nothing else may appear.
+TAINT_OK = 4096 | 8192
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def newest_release():
+    """The newest stock 6.12 kernel release apt knows, e.g. 6.12.118+deb12-amd64."""
+    out = sh(["apt-cache", "search", "--names-only", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$"])
+    rels = [m.group(1) for m in (IMAGE_RE.match(l.split(" ")[0]) for l in out.stdout.splitlines()) if m]
+    if not rels:
+        raise RuntimeError("apt-cache knows no linux-image-6.12.*+deb12-amd64-unsigned "
+                           "(run apt-get update)\n" + out.stdout)
+    return max(rels, key=lambda r: [int(x) for x in r.split("+")[0].split(".")])
+
+
+def fetch(rel):
+    """Downloads (once) and unpacks the image, headers and kbuild packages of
+    `rel` into STOCK/root-<rel>; returns (root, headers dir)."""
+    base = rel.replace("-amd64", "")
+    pkgs = [f"linux-image-{rel}-unsigned", f"linux-headers-{rel}", f"linux-headers-{base}-common",
+            f"linux-kbuild-{base}"]
+    debs = STOCK / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    root = STOCK / f"root-{rel}"
+    headers = root / "usr" / "src" / f"linux-headers-{rel}"
+    if (root / ".unpacked").exists():
+        return root, headers
+    for p in pkgs:
+        if not list(debs.glob(f"{p}_*.deb")):
+            out = sh(["apt-get", "download", p], cwd=debs)
+            if out.returncode != 0:
+                raise RuntimeError(f"apt-get download {p} failed:\n{out.stdout}")
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for p in pkgs:
+        deb = sorted(debs.glob(f"{p}_*.deb"))[-1]
+        qemu.run(["dpkg-deb", "-x", str(deb), str(root)])
+    # The headers' Makefile includes the -common one by its installed
+    # (absolute) path: point it at the unpacked copy.
+    mk = headers / "Makefile"
+    mk.write_text(mk.read_text().replace("include /usr/src/", f"include {root}/usr/src/"))
+    (root / ".unpacked").touch()
+    return root, headers
+
+
+def symvers(headers):
+    return {l.split("\t")[1] for l in (headers / "Module.symvers").read_text().splitlines() if "\t" in l}
+
+
+def audit(record, tag, ko, headers, rel):
+    """The checks of the issue on the built module; prints what it found."""
+    undef = sh(["nm", "-u", str(ko)]).stdout.split()
+    undef = sorted(s for s in undef if s != "U")
+    exported = symvers(headers)
+    missing = [s for s in undef if s not in exported]
+    print(f"{tag}: audit: {len(undef)} undefined symbols, {len(missing)} not exported by {rel}"
+          + (f": {' '.join(missing)}" if missing else ""), flush=True)
+    record(f"{tag}: every undefined symbol of rsnvme.ko is in the kernel's Module.symvers "
+           f"({len(undef)})", bool(undef) and not missing, " ".join(missing))
+    glob = [l.split()[-1] for l in sh(["nm", "-g", "--defined-only", str(ko)]).stdout.splitlines()]
+    rusty = [s for s in glob if s.startswith("_R") or s.startswith("rust_") or "rust_helper" in s]
+    print(f"{tag}: audit: global symbols: {' '.join(glob)}", flush=True)
+    record(f"{tag}: no _R* or rust_* symbol is global", not rusty, " ".join(rusty[:20]))
+    vers = sh(["modprobe", "--dump-modversions", str(ko)]).stdout.split()[1::2]
+    nover = [s for s in undef if s not in vers]
+    record(f"{tag}: every import has a modversions CRC ({len(vers)})", not nover, " ".join(nover[:20]))
+    magic = sh(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
+    want = (headers / "include" / "generated" / "utsrelease.h").read_text().split('"')[1]
+    print(f"{tag}: audit: vermagic {magic!r}", flush=True)
+    record(f"{tag}: vermagic names {want} with modversions",
+           magic.split()[:1] == [want] and "modversions" in magic.split(), magic)
+
+
+def stock_build(ctx, tag="stock-build"):
+    record = ctx["record"]
+    try:
+        rel = newest_release()
+        root, headers = fetch(rel)
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        record(f"{tag}: fetch the stock kernel packages", False, str(e)[-2000:])
+        return
+    ctx["rel"], ctx["root"], ctx["headers"] = rel, root, headers
+    out_ko = qemu.BUILD / f"stock-{rel}" / "rsnvme.ko"
+    out_ko.unlink(missing_ok=True)
+    start = time.monotonic()
+    out = sh(["make", "-C", str(ROOT), f"KDIR={headers}", "modules"])
+    secs = time.monotonic() - start
+    (qemu.BUILD / "logs").mkdir(parents=True, exist_ok=True)
+    (qemu.BUILD / "logs" / f"{tag}.log").write_text(out.stdout)
+    if not record(f"{tag}: make KDIR=<stock {rel} headers> builds rsnvme.ko ({secs:.0f} s)",
+                  out.returncode == 0 and out_ko.is_file(), out.stdout[-3000:]):
+        return
+    print(f"{tag}: {out_ko}: {out_ko.stat().st_size} bytes", flush=True)
+    ctx["ko"] = out_ko
+    audit(record, tag, out_ko, headers, rel)
+
+
+def xz_module(root, rel, path):
+    """A stock module decompressed into STOCK/mods-<rel>/."""
+    src = root / "lib" / "modules" / rel / "kernel" / path
+    dst = STOCK / f"mods-{rel}" / Path(path).name.removesuffix(".xz")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "wb") as f:
+        subprocess.run(["xz", "-dc", str(src)], stdout=f, check=True)
+    return dst
+
+
+def stock_boot(ctx, tag="stock-boot"):
+    record = ctx["record"]
+    if "ko" not in ctx:
+        record(f"{tag}: a module built for the stock kernel (stock-build)", False)
+        return
+    rel, root = ctx["rel"], ctx["root"]
+    # qemu.boot() takes the kernel from <kdir>/arch/x86/boot/bzImage.
+    kdir = STOCK / f"boot-{rel}"
+    (kdir / "arch" / "x86" / "boot").mkdir(parents=True, exist_ok=True)
+    bz = kdir / "arch" / "x86" / "boot" / "bzImage"
+    bz.unlink(missing_ok=True)
+    bz.symlink_to(root / "boot" / f"vmlinuz-{rel}")
+    mods = [xz_module(root, rel, p) for p in ("drivers/nvme/common/nvme-auth.ko.xz",
+                                               "drivers/nvme/host/nvme-core.ko.xz",
+                                               "drivers/nvme/host/nvme.ko.xz")]
+    pattern = qemu.BUILD / "stock-pattern.bin"
+    pattern.parent.mkdir(parents=True, exist_ok=True)
+    pattern.write_bytes(random.Random(22).randbytes(PATTERN_MB << 20))
+    extra = [(m, f"lib/modules/{m.name}") for m in mods] + [(pattern, "data/pattern")]
+    initrd = qemu.build_initramfs(kdir, extra_files=extra, module=ctx["ko"], name=f"{tag}-initramfs")
+    work = qemu.BUILD / f"{tag}-images"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    b = qemu.boot(tag, initrd, kdir, "stock", [qemu.Nvme(serial="RSNVMESTOCK"),
+                                               qemu.Nvme(serial="CDRIVER")],
+                  smp=2, mem=1024, timeout=240, append="loglevel=7",
+                  env={"offset": OFFSET_MB}, workdir=work)
+    ctx["check_boot"](tag, b)
+    uname = b.lines(r"^@@UNAME (\S+)")
+    record(f"{tag}: guest runs the stock kernel {rel}", bool(uname) and uname[0][1] == rel,
+           uname[0][0] if uname else "no @@UNAME line")
+    ins = b.lines(r"^@@INSMOD rsnvme rc=(\d+)")
+    record(f"{tag}: insmod rsnvme.ko succeeds", bool(ins) and ins[0][1] == "0",
+           ins[0][0] if ins else "no @@INSMOD line")
+    taint = b.lines(r"^@@TAINT_AFTER (\d+)")
+    before = b.lines(r"^@@TAINT_BEFORE (\d+)")
+    t = int(taint[0][1]) if taint else -1
+    t0 = int(before[0][1]) if before else -1
+    record(f"{tag}: the kernel is tainted O and E only after the load (tainted={t}, before {t0})",
+           t0 == 0 and t >= 0 and t & ~TAINT_OK == 0 and t & TAINT_OK == TAINT_OK,
+           f"before {t0}, after {t}")
+    modt = b.lines(r"^@@MODTAINT (\S*)")
+    record(f"{tag}: /sys/module/rsnvme/taint is OE", bool(modt) and modt[0][1] == "OE",
+           modt[0][0] if modt else "no @@MODTAINT line")
+    summary = b.lines(r"rsnvme \S+: model \"QEMU NVMe Ctrl\" serial \"RSNVMESTOCK\"")
+    record(f"{tag}: rsnvme brought the controller up (its summary line)", bool(summary),
+           f"see {b.log}")
+    for drv in ("rsnvme", "nvme"):
+        bound = b.lines(rf"^@@BOUND {drv} (0000:\S+)")
+        record(f"{tag}: {drv} bound a controller", bool(bound), f"see {b.log}")
+        rd = b.lines(rf"^@@READ {drv} \S+ rc=0 md5=([0-9a-f]+)")
+        want = hashlib.md5(pattern.read_bytes()).hexdigest()
+        record(f"{tag}: {drv}: the guest read back the pattern (md5 {want})",
+               bool(rd) and rd[0][1] == want, rd[0][0] if rd else "no @@READ line")
+    for i, drv in enumerate(("rsnvme", "nvme")):
+        img = work / f"nvme{i}.img"
+        with open(img, "rb") as f:
+            f.seek(OFFSET_MB << 20)
+            got = f.read(PATTERN_MB << 20)
+        record(f"{tag}: the host finds the pattern {drv} wrote in controller {i}'s image",
+               got == pattern.read_bytes(), f"{img}")
+    rm = b.lines(r"^@@RMMOD rsnvme rc=(\d+)")
+    record(f"{tag}: rmmod rsnvme succeeds", bool(rm) and rm[0][1] == "0",
+           rm[0][0] if rm else "no @@RMMOD line")
+    for l in b.console.splitlines():
+        if re.search(r"rsnvme|taint|@@", l):
+            print(f"{tag}: console: {l}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot)]
+
+
+def run_all(kdir, record, check_boot, k=""):
+    """Runs the stock-kernel scenarios whose name contains `k`. `kdir` (the
+    QEMU test kernel) is not used: these tests bring their own kernel.
+    stock-boot needs stock-build's module, so it builds when asked to boot."""
+    todo = [(n, f) for n, f in SCENARIOS if k in n]
+    if not todo:
+        return
+    ctx = {"record": record, "check_boot": check_boot}
+    if not any(n == "stock-build" for n, _ in todo):
+        todo.insert(0, SCENARIOS[0])
+    for name, fn in todo:
+        fn(ctx, tag=name)
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-k", default="", help="only scenarios containing this")
+    args = ap.parse_args()
+    import run as harness
+    run_all(None, harness.record, harness.check_boot, args.k)
+    harness.finish()
+
+
+if __name__ == "__main__":
+    main()
