@@ -57,8 +57,13 @@ kmake = $(kcheck) && $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDG
 
 all: modules
 
+# A kernel without CONFIG_RUST (a stock distribution kernel's headers):
+# tools/stock/build.sh, which puts rsnvme.ko under build/stock-<release>/.
+stock = tools/stock/build.sh
+
 modules:
-	k=$(kdir) && $(kmake) modules
+	k=$(kdir) && if $(stock) --is-stock "$$k"; then $(stock) "$$k" $(RUSTC) $(BINDGEN); \
+	else $(kmake) modules; fi
 
 clippy:
 	k=$(kdir) && $(kmake) CLIPPY=1 modules
