@@ -15,12 +15,12 @@ echo "@@TAINT_BEFORE $(cat /proc/sys/kernel/tainted)"
 set -- $(nvme_devices)
 rs=$1 cdrv=$2
 echo "@@CTRLS rsnvme=$rs nvme=$cdrv"
-[ -n "$rs" ] && [ -n "$cdrv" ] || { fail "stock: two controllers" "found '$*'"; exit 1; }
+[ -n "$rs" ] && [ -n "$cdrv" ] || { fail "stock-two controllers" "found '$*'"; exit 1; }
 echo rsnvme >"/sys/bus/pci/devices/$rs/driver_override"
 echo nvme >"/sys/bus/pci/devices/$cdrv/driver_override"
 
 for m in nvme-auth nvme-core nvme; do
-	insmod "/lib/modules/$m.ko" || fail "stock: insmod $m.ko" "rc $?"
+	insmod "/lib/modules/$m.ko" || fail "stock-insmod $m.ko" "rc $?"
 done
 insmod "$MOD"
 echo "@@INSMOD rsnvme rc=$?"
@@ -41,7 +41,7 @@ wait_disk() {
 verify() {
 	drv=$1 disk=$2
 	if ! wait_disk "$disk"; then
-		fail "stock: $drv disk" "/dev/$disk did not appear"
+		fail "stock-$drv disk" "/dev/$disk did not appear"
 		return
 	fi
 	echo "@@BOUND $drv $(ls "/sys/bus/pci/drivers/$drv" | grep '^0000:' | tr '\n' ' ')"
@@ -52,9 +52,9 @@ verify() {
 	dd if="/dev/$disk" of=/tmp/back bs=1M skip="$rsnvme_offset" count=$((size / MiB)) 2>/dev/null
 	echo "@@READ $drv $disk rc=$? md5=$(md5sum </tmp/back | cut -d' ' -f1)"
 	if cmp -s /data/pattern /tmp/back; then
-		pass "stock: $drv read back what it wrote"
+		pass "stock-$drv read back what it wrote"
 	else
-		fail "stock: $drv read back what it wrote" "differs"
+		fail "stock-$drv read back what it wrote" "differs"
 	fi
 	rm -f /tmp/back
 }

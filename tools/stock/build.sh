@@ -56,7 +56,7 @@ conf=$kdir/include/config/auto.conf
 [ -f "$conf" ] || die "$kdir is not a kernel build tree (no include/config/auto.conf)"
 [ "$(conf_value "$conf" RUST)" != y ] || die "$kdir has CONFIG_RUST=y: use the normal build"
 rel=$(cat "$kdir/include/config/kernel.release")
-kver=$(make -s -C "$kdir" kernelversion 2>/dev/null) || die "cannot get the kernel version of $kdir"
+kver=$(MAKEFLAGS= make -s --no-print-directory -C "$kdir" kernelversion 2>/dev/null) || die "cannot get the kernel version of $kdir"
 vp=$(echo "$kver" | cut -d. -f1-2)
 # Debian records its package version (e.g. 6.12.118-1~deb12u1) here.
 debver=$(sed -n 's/^#define LINUX_PACKAGE_ID " *Debian \(.*\)"$/\1/p' \
@@ -65,7 +65,7 @@ out=${RSNVME_BUILD:-$top/build}/stock-$rel
 rm -f "$out/rsnvme.ko"
 
 # --- What the build needs ----------------------------------------------------
-for tool in ld objcopy nm readelf make gcc; do
+for tool in ld objcopy objdump nm readelf make gcc; do
 	command -v "$tool" >/dev/null || die "$tool is missing (apt-get install binutils gcc make)"
 done
 "$rustc" --version >/dev/null 2>&1 || die "cannot run rustc '$rustc' (pass RUSTC=<path>;" \
@@ -110,13 +110,15 @@ if [ ! -f "$src/.extracted" ]; then
 	touch "$src.tmp/.extracted"
 	mv "$src.tmp" "$src"
 fi
-src_kver=$(make -s -C "$src" kernelversion)
+src_kver=$(MAKEFLAGS= make -s --no-print-directory -C "$src" kernelversion)
 [ "$src_kver" = "$kver" ] || die "the source $src_in is Linux $src_kver, the kernel in $kdir is $kver"
 
 # --- 1. The private Rust-enabled build tree ---------------------------------
+# Bump when the way the tree is configured or prepared changes.
+recipe=2
 key=$( {
-	echo "$src_id"
-	cat "$kdir/.config" "$here/build.sh"
+	echo "$src_id recipe $recipe"
+	cat "$kdir/.config"
 	"$rustc" --version
 	"$bindgen" --version
 	gcc --version | head -n 1
@@ -142,9 +144,11 @@ if [ ! -f "$tree/.prepared" ]; then
 			"$(tail -n 5 "$log")"
 	fi
 	cp "$kdir/Module.symvers" "$tree/Module.symvers"
-	# Function sections for the C helpers, so that those rsnvme does not
-	# use (some call functions this kernel does not export) can be dropped.
-	kmake -j2 KCFLAGS="-ffunction-sections -fdata-sections" prepare >>"$log" 2>&1 ||
+	# Function sections for the C helpers and the Rust crates, so that what
+	# rsnvme does not use can be dropped (some helpers call functions this
+	# kernel does not export; most of core is unused).
+	kmake -j2 KCFLAGS="-ffunction-sections -fdata-sections" \
+		KRUSTFLAGS="-Zfunction-sections=y" prepare >>"$log" 2>&1 ||
 		die "building the kernel's Rust crates failed, see $log"
 	touch "$tree/.prepared"
 fi
@@ -178,10 +182,27 @@ core=$mod/rust_core/rsnvme_core.o
 nm -g --defined-only "$core" | awk '$3 !~ /^_R/ {print $3}' >"$stage/roots"
 [ -s "$stage/roots" ] || die "rsnvme_core.o defines no C entry points"
 objs=("$core")
-for o in kernel.o core.o compiler_builtins.o build_error.o ffi.o bindings.o uapi.o helpers/helpers.o; do
+for o in kernel.o core.o compiler_builtins.o build_error.o ffi.o bindings.o uapi.o; do
 	[ -f "$tree/rust/$o" ] && objs+=("$tree/rust/$o")
 done
-ld -r --gc-sections $(sed 's/^/-u /' "$stage/roots") -o "$stage/linked.o" "${objs[@]}"
+# The helpers' tables that the kernel and objtool read but no code refers
+# to (BUG/WARN entries, objtool's reachability notes, lock prefixes,
+# exception fixups, alternatives) would be dropped by --gc-sections: each
+# gets a symbol to keep it, and with it the helpers it names. __mcount_loc
+# names every helper and is left to go: the kept helpers' `call
+# __fentry__` stays unpatched (a call to a return) and ftrace does not
+# list them.
+cp "$tree/rust/helpers/helpers.o" "$stage/helpers.o"
+keep=()
+for sec in __bug_table .discard.reachable .smp_locks __ex_table .altinstructions; do
+	objdump -h "$stage/helpers.o" | awk -v s="$sec" '$2 == s {found = 1} END {exit !found}' ||
+		continue
+	sym=rsnvme_keep_${#keep[@]}
+	objcopy --add-symbol "$sym=$sec:0,global" "$stage/helpers.o"
+	keep+=(-u "$sym")
+done
+objs+=("$stage/helpers.o")
+ld -r --gc-sections $(sed 's/^/-u /' "$stage/roots") "${keep[@]}" -o "$stage/linked.o" "${objs[@]}"
 objcopy --strip-debug --keep-global-symbols="$stage/roots" "$stage/linked.o" "$stage/blob.o"
 # Undefined symbols left from dropped sections (no relocation uses them).
 readelf -rW "$stage/blob.o" | awk 'NF >= 5 && $1 ~ /^[0-9a-f]+$/ {print $5}' |
@@ -211,8 +232,11 @@ make -C "$kdir" M="$final" modules >"$stage/make.log" 2>&1 || {
 	cat "$stage/make.log" >&2
 	die "the module build against $kdir failed"
 }
-grep -v 'objtool:' "$stage/make.log" | grep -E '^ +(CC|LD|MODPOST|BTF|COPY)' >&2 || true
 mkdir -p "$out"
+# objtool's warnings on the Rust code (e.g. compiler_builtins' panicking
+# stubs it does not know as noreturn) are in there.
+cp "$stage/make.log" "$out/make.log"
+grep -E '^ +(CC|LD|MODPOST|BTF|COPY)' "$stage/make.log" >&2 || true
 cp "$final/rsnvme.ko" "$out/rsnvme.ko.tmp"
 mv "$out/rsnvme.ko.tmp" "$out/rsnvme.ko"
 echo "rsnvme (stock): $out/rsnvme.ko for $rel ($(stat -c %s "$out/rsnvme.ko") bytes)" >&2
