@@ -141,7 +141,7 @@ if [ ! -f "$tree/.prepared" ]; then
 		die "CONFIG_RUST=y does not hold on top of $kdir/.config with rustc" \
 			"'$("$rustc" --version)' and '$("$bindgen" --version)' (rustc too old, or" \
 			"libclang/bindgen missing?); 'make rustavailable' said:" \
-			"$(tail -n 5 "$log")"
+			"$(grep '^\*\*\* ' "$log" | sed 's/^\*\*\* //' | tr '\n' ' ')"
 	fi
 	cp "$kdir/Module.symvers" "$tree/Module.symvers"
 	# Function sections for the C helpers and the Rust crates, so that what
