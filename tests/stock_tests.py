@@ -52,13 +52,19 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def newest_release():
-    """The newest stock 6.12 kernel release apt knows, e.g. 6.12.118+deb12-amd64."""
+def stock_release():
+    """The stock 6.12 kernel release to test, e.g. 6.12.118+deb12-amd64: the
+    one of the installed linux-source-6.12 (the source a user's build
+    needs), else the newest apt knows (the build then says what is missing)."""
     out = sh(["apt-cache", "search", "--names-only", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$"])
     rels = [m.group(1) for m in (IMAGE_RE.match(l.split(" ")[0]) for l in out.stdout.splitlines()) if m]
     if not rels:
         raise RuntimeError("apt-cache knows no linux-image-6.12.*+deb12-amd64-unsigned "
                            "(run apt-get update)\n" + out.stdout)
+    src = sh(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"]).stdout.strip()
+    m = re.match(r"^(6\.12\.\d+)-", src)
+    if m and f"{m.group(1)}+deb12-amd64" in rels:
+        return f"{m.group(1)}+deb12-amd64"
     return max(rels, key=lambda r: [int(x) for x in r.split("+")[0].split(".")])
 
 
@@ -123,7 +129,7 @@ def audit(record, tag, ko, headers, rel):
 def stock_build(ctx, tag="stock-build"):
     record = ctx["record"]
     try:
-        rel = newest_release()
+        rel = stock_release()
         root, headers = fetch(rel)
     except (RuntimeError, subprocess.CalledProcessError) as e:
         record(f"{tag}: fetch the stock kernel packages", False, str(e)[-2000:])
@@ -234,6 +240,7 @@ def run_all(kdir, record, check_boot, k=""):
     todo = [(n, f) for n, f in SCENARIOS if k in n]
     if not todo:
         return
+    qemu.setup()
     ctx = {"record": record, "check_boot": check_boot}
     if not any(n == "stock-build" for n, _ in todo):
         todo.insert(0, SCENARIOS[0])
