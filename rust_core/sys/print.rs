@@ -118,6 +118,46 @@ pub(crate) fn format_into(buf: &mut [u8], args: fmt::Arguments<'_>) -> usize {
     len
 }
 
+/// `_printk` for the `kernel` crate's own messages (`pr_*!`, its panic
+/// handler) in builds without `%pA`: `tools/stock/build.sh` points the
+/// crate's calls of `_printk` here. They pass one of the crate's format
+/// strings (`kernel::print::format_strings`): a level and `"%s: %pA"`
+/// with the module name and a `fmt::Arguments`, or `KERN_CONT` and
+/// `"%pA"` with the arguments alone. The message is formatted here and
+/// handed to the real `_printk` as `%s`.
+///
+/// # Safety
+///
+/// `fmt` must be one of those format strings and `a`, `b` what it names.
+#[cfg(rsnvme_no_pa)]
+#[allow(unsafe_code)]
+#[no_mangle]
+unsafe extern "C" fn rsnvme_kernel_printk(
+    fmt: *const kernel::ffi::c_char,
+    a: *const c_void,
+    b: *const c_void,
+) -> kernel::ffi::c_int {
+    // SAFETY: By the requirements, `fmt` holds at least the two bytes of a
+    // level (SOH and the level or 'c').
+    let level = unsafe { *fmt.cast::<u8>().add(1) };
+    let cont = level == b'c';
+    let args = if cont { a } else { b };
+    let mut line = [0u8; LINE_MAX];
+    // SAFETY: By the requirements, `args` points to a live `fmt::Arguments`.
+    format_into(&mut line, unsafe { *args.cast::<fmt::Arguments<'_>>() });
+    if cont {
+        let f = [1u8, level, b'%', b's', 0];
+        // SAFETY: `f` is a NUL-terminated format whose one `%s` consumes the
+        // NUL-terminated `line`.
+        unsafe { kernel::bindings::_printk(f.as_ptr().cast(), line.as_ptr()) }
+    } else {
+        let f = [1u8, level, b'%', b's', b':', b' ', b'%', b's', 0];
+        // SAFETY: As above; the first `%s` consumes the module name `a`,
+        // a NUL-terminated string by the requirements.
+        unsafe { kernel::bindings::_printk(f.as_ptr().cast(), a, line.as_ptr()) }
+    }
+}
+
 /// Logs an error for a PCI device: `dev_err!(dev, "fmt\n", args...)`.
 macro_rules! dev_err {
     ($dev:expr, $($arg:tt)*) => {

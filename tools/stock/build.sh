@@ -179,10 +179,17 @@ stage=$(mktemp -d "$cache/stage-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 core=$mod/rust_core/rsnvme_core.o
 # The shim's entry points: what rsnvme_core defines with a C name.
-nm -g --defined-only "$core" | awk '$3 !~ /^_R/ {print $3}' >"$stage/roots"
+# rsnvme_kernel_printk (rust_core/sys/print.rs) is for the kernel crate,
+# whose calls of _printk with %pA go to it instead.
+nm -g --defined-only "$core" | awk '$3 !~ /^_R/ && $3 != "rsnvme_kernel_printk" {print $3}' \
+	>"$stage/roots"
 [ -s "$stage/roots" ] || die "rsnvme_core.o defines no C entry points"
-objs=("$core")
-for o in kernel.o core.o compiler_builtins.o build_error.o ffi.o bindings.o uapi.o; do
+nm -g --defined-only "$core" | awk '{print $3}' | grep -qx rsnvme_kernel_printk ||
+	die "rsnvme_core.o lacks rsnvme_kernel_printk (not built with --cfg rsnvme_no_pa?)"
+cp "$tree/rust/kernel.o" "$stage/kernel.o"
+objcopy --redefine-sym _printk=rsnvme_kernel_printk "$stage/kernel.o"
+objs=("$core" "$stage/kernel.o")
+for o in core.o compiler_builtins.o build_error.o ffi.o bindings.o uapi.o; do
 	[ -f "$tree/rust/$o" ] && objs+=("$tree/rust/$o")
 done
 # The helpers' tables that the kernel and objtool read but no code refers
