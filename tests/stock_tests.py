@@ -207,6 +207,11 @@ def stock_boot(ctx, tag="stock-boot"):
     summary = b.lines(r"rsnvme \S+: model \"QEMU NVMe Ctrl\" serial \"RSNVMESTOCK\"")
     record(f"{tag}: rsnvme brought the controller up (its summary line)", bool(summary),
            f"see {b.log}")
+    sysfs = {m[1]: m[2] for m in b.lines(r"^@@SYSFS (\w+)=(.*)$")}
+    record(f"{tag}: rsnvme's sysfs attributes read model, serial and queue count",
+           sysfs.get("model", "").strip() == "QEMU NVMe Ctrl" and
+           sysfs.get("serial", "").strip() == "RSNVMESTOCK" and
+           sysfs.get("queue_count", "").strip().isdigit(), str(sysfs))
     for drv in ("rsnvme", "nvme"):
         bound = b.lines(rf"^@@BOUND {drv} (0000:\S+)")
         record(f"{tag}: {drv} bound a controller", bool(bound), f"see {b.log}")

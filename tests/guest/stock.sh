@@ -60,6 +60,10 @@ verify() {
 }
 
 verify rsnvme rsnvme0n1
+# sysfs values are formatted without %pA on such a kernel.
+for a in model serial queue_count; do
+	echo "@@SYSFS $a=$(cat "/sys/bus/pci/devices/$rs/$a" 2>&1)"
+done
 verify nvme nvme0n1
 echo "@@PATTERN md5=$(md5sum </data/pattern | cut -d' ' -f1)"
 sync
