@@ -78,7 +78,9 @@ install:
 			"kernel, which is not this machine's: give INSTALL_MOD_PATH=<dir>," \
 			"or KDIR=/lib/modules/\$$(uname -r)/build to install for this machine" >&2; \
 		exit 1; fi
-	k=$(kdir) && $(kmake) modules && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
+	k=$(kdir) && if $(stock) --is-stock "$$k"; then tools/stock/install.sh "$$k" $(RUSTC) \
+		$(BINDGEN) "$(INSTALL_MOD_PATH)"; exit; fi && \
+	$(kmake) modules && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
 	if [ ! -r "$$k/System.map" ]; then \
 		echo "make install: no System.map in $$k (the kernel's depmod skipped), running depmod"; \
 		depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") \

@@ -11,9 +11,11 @@
                 of rsnvme.ko is exported by that kernel (its Module.symvers),
                 no Rust (_R*) or rust_* symbol is global, every import has a
                 __versions CRC, vermagic is the kernel's.
-  stock-boot    the stock vmlinuz in QEMU with two controllers, the stock C
-                driver's modules and rsnvme.ko (tests/guest/stock.sh):
-                rsnvme loads with taint O and E only, binds the first
+  stock-boot    `make install INSTALL_MOD_PATH=<tree>` into a modules tree
+                holding the stock kernel's NVMe modules (depmod over all);
+                the stock vmlinuz in QEMU with that tree, Debian's kmod and
+                two controllers (tests/guest/stock.sh): `modprobe nvme` and
+                `modprobe rsnvme`; rsnvme loads with taint O and E only, binds the first
                 controller, the C driver the second, a pattern written
                 through each disk is read back byte for byte in the guest
                 and found in the host's image files; no WARN/BUG/Oops.
@@ -150,14 +152,33 @@ def stock_build(ctx, tag="stock-build"):
     audit(record, tag, out_ko, headers, rel)
 
 
-def xz_module(root, rel, path):
-    """A stock module decompressed into STOCK/mods-<rel>/."""
-    src = root / "lib" / "modules" / rel / "kernel" / path
-    dst = STOCK / f"mods-{rel}" / Path(path).name.removesuffix(".xz")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(dst, "wb") as f:
-        subprocess.run(["xz", "-dc", str(src)], stdout=f, check=True)
-    return dst
+def modules_tree(ctx, tag, tree):
+    """A modules tree under `tree` as on a machine with the stock kernel:
+    the image's module lists and its NVMe modules (xz-compressed, as
+    shipped), then rsnvme put in by `make install INSTALL_MOD_PATH=tree`
+    (which runs depmod over all of it). Returns the installed module."""
+    rel, root, record = ctx["rel"], ctx["root"], ctx["record"]
+    src = root / "lib" / "modules" / rel
+    dst = tree / "lib" / "modules" / rel
+    shutil.rmtree(tree, ignore_errors=True)
+    for f in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / f, dst / f)
+    for p in src.glob("kernel/drivers/nvme/*/*.ko.xz"):
+        (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst / p.relative_to(src))
+    out = sh(["make", "-C", str(ROOT), f"KDIR={ctx['headers']}", f"INSTALL_MOD_PATH={tree}",
+              "install"])
+    ko = dst / "extra" / "rsnvme.ko"
+    if not record(f"{tag}: make install KDIR=<stock headers> INSTALL_MOD_PATH=<tree>",
+                  out.returncode == 0 and ko.is_file(), out.stdout[-3000:]):
+        return None
+    dep = (dst / "modules.dep").read_text()
+    record(f"{tag}: depmod lists extra/rsnvme.ko and the C driver's dependencies",
+           re.search(r"^extra/rsnvme\.ko:", dep, re.M) is not None and
+           re.search(r"^kernel/drivers/nvme/host/nvme\.ko\.xz: .*nvme-core", dep, re.M) is not None,
+           dep)
+    return ko
 
 
 def stock_boot(ctx, tag="stock-boot"):
@@ -172,14 +193,18 @@ def stock_boot(ctx, tag="stock-boot"):
     bz = kdir / "arch" / "x86" / "boot" / "bzImage"
     bz.unlink(missing_ok=True)
     bz.symlink_to(root / "boot" / f"vmlinuz-{rel}")
-    mods = [xz_module(root, rel, p) for p in ("drivers/nvme/common/nvme-auth.ko.xz",
-                                               "drivers/nvme/host/nvme-core.ko.xz",
-                                               "drivers/nvme/host/nvme.ko.xz")]
+    tree = qemu.BUILD / f"{tag}-tree"
+    ko = modules_tree(ctx, tag, tree)
+    if ko is None:
+        return
     pattern = qemu.BUILD / "stock-pattern.bin"
     pattern.parent.mkdir(parents=True, exist_ok=True)
     pattern.write_bytes(random.Random(22).randbytes(PATTERN_MB << 20))
-    extra = [(m, f"lib/modules/{m.name}") for m in mods] + [(pattern, "data/pattern")]
-    initrd = qemu.build_initramfs(kdir, extra_files=extra, module=ctx["ko"], name=f"{tag}-initramfs")
+    tree_files = [(str(p), str(p.relative_to(tree))) for p in sorted((tree / "lib").rglob("*"))
+                  if p.is_file()]
+    extra = tree_files + qemu.io_tools(("/usr/bin/kmod",)) + [(pattern, "data/pattern")]
+    initrd = qemu.build_initramfs(kdir, extra_files=extra, module=ko,
+                                  name=f"{tag}-initramfs")
     work = qemu.BUILD / f"{tag}-images"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -191,9 +216,13 @@ def stock_boot(ctx, tag="stock-boot"):
     uname = b.lines(r"^@@UNAME (\S+)")
     record(f"{tag}: guest runs the stock kernel {rel}", bool(uname) and uname[0][1] == rel,
            uname[0][0] if uname else "no @@UNAME line")
-    ins = b.lines(r"^@@INSMOD rsnvme rc=(\d+)")
-    record(f"{tag}: insmod rsnvme.ko succeeds", bool(ins) and ins[0][1] == "0",
-           ins[0][0] if ins else "no @@INSMOD line")
+    ins = b.lines(r"^@@MODPROBE rsnvme rc=(\d+)")
+    record(f"{tag}: modprobe rsnvme succeeds", bool(ins) and ins[0][1] == "0",
+           ins[0][0] if ins else "no @@MODPROBE line")
+    fn = b.lines(r"^@@MODINFO filename=(.*)$")
+    want = f"/lib/modules/{rel}/extra/rsnvme.ko"
+    record(f"{tag}: modprobe found {want}", bool(fn) and fn[0][1] == want,
+           fn[0][0] if fn else "no @@MODINFO line")
     taint = b.lines(r"^@@TAINT_AFTER (\d+)")
     before = b.lines(r"^@@TAINT_BEFORE (\d+)")
     t = int(taint[0][1]) if taint else -1

@@ -3,8 +3,7 @@
 #
 # rsnvme on a stock distribution kernel (tests/stock_tests.py): two
 # controllers, the first for rsnvme and the second for the kernel's own
-# nvme driver (driver_override), the modules the distribution ships
-# (already decompressed by the host) loaded by hand. Each disk gets the
+# nvme driver (driver_override), both loaded with modprobe. Each disk gets the
 # host's pattern (/data/pattern) written at $rsnvme_offset MiB and read
 # back after dropping the page cache; the host also compares the images.
 
@@ -19,11 +18,15 @@ echo "@@CTRLS rsnvme=$rs nvme=$cdrv"
 echo rsnvme >"/sys/bus/pci/devices/$rs/driver_override"
 echo nvme >"/sys/bus/pci/devices/$cdrv/driver_override"
 
-for m in nvme-auth nvme-core nvme; do
-	insmod "/lib/modules/$m.ko" || fail "stock-insmod $m.ko" "rc $?"
-done
-insmod "$MOD"
-echo "@@INSMOD rsnvme rc=$?"
+# Debian's kmod, with the modules tree `make install` made (depmod ran
+# there): modprobe resolves the C driver's dependencies and finds rsnvme
+# in extra/.
+mkdir -p /sbin
+for t in modprobe modinfo; do ln -sf /usr/bin/kmod /sbin/$t; done
+/sbin/modprobe nvme || fail "stock-modprobe nvme" "rc $?"
+/sbin/modprobe rsnvme
+echo "@@MODPROBE rsnvme rc=$?"
+echo "@@MODINFO filename=$(/sbin/modinfo -F filename rsnvme)"
 echo "@@TAINT_AFTER $(cat /proc/sys/kernel/tainted)"
 echo "@@MODTAINT $(cat /sys/module/rsnvme/taint 2>/dev/null)"
 
