@@ -19,6 +19,8 @@
                 controller, the C driver the second, a pattern written
                 through each disk is read back byte for byte in the guest
                 and found in the host's image files; no WARN/BUG/Oops.
+  stock-dkms    dkms add/build/install against the stock headers in a test
+                root; the installed module passes the same audit.
 
 tests/run.py may call run_all(). Alone:
 
@@ -32,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -264,7 +267,48 @@ def stock_boot(ctx, tag="stock-boot"):
     shutil.rmtree(work, ignore_errors=True)
 
 
-SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot)]
+def stock_dkms(ctx, tag="stock-dkms"):
+    """dkms add/build/install against the stock headers in a test root (never
+    the host's /var/lib/dkms or /lib/modules); the installed module passes
+    the audit and is the one `make` builds."""
+    record = ctx["record"]
+    if "headers" not in ctx:
+        record(f"{tag}: the stock headers (stock-build)", False)
+        return
+    rel, headers = ctx["rel"], ctx["headers"]
+    version = re.search(r'^PACKAGE_VERSION="([^"]+)"', (ROOT / "dkms.conf").read_text(), re.M)[1]
+    with tempfile.TemporaryDirectory(prefix="rsnvme-stock-dkms-") as root:
+        r = Path(root)
+        build = r / "lib" / "modules" / rel / "build"
+        build.parent.mkdir(parents=True)
+        build.symlink_to(headers)
+        (r / "var" / "lib" / "dkms").mkdir(parents=True)
+        qemu.stage_module_source(r / "usr" / "src" / f"rsnvme-{version}")
+        dkms = ["dkms", "--dkmstree", str(r / "var/lib/dkms"), "--sourcetree", str(r / "usr/src"),
+                "--installtree", str(r / "lib/modules"), "--kernelsourcedir", str(build),
+                "-k", rel]
+        env = dict(os.environ, sign_file="/nonexistent/sign-file", RUSTC="/usr/bin/rustc",
+                   BINDGEN=str(qemu.CACHE / "bindgen-0.73.2" / "bin" / "bindgen"))
+        for step in (["add"], ["build"], ["install", "--no-depmod"]):
+            res = sh(dkms + step + [f"rsnvme/{version}"], env=env)
+            logs = list((r / "var/lib/dkms").rglob("make.log"))
+            detail = res.stdout[-1500:] + (logs[0].read_text()[-1500:] if logs else "")
+            if not record(f"{tag}: dkms {step[0]} rsnvme/{version} -k {rel}", res.returncode == 0,
+                          detail):
+                return
+        kos = list((r / "lib" / "modules" / rel).rglob("rsnvme.ko"))
+        if not record(f"{tag}: dkms installed rsnvme.ko under lib/modules/{rel}", len(kos) == 1,
+                      str(kos)):
+            return
+        print(f"{tag}: installed {kos[0].relative_to(r)}", flush=True)
+        audit(record, tag, kos[0], headers, rel)
+        res = sh(dkms + ["status", f"rsnvme/{version}"], env=env)
+        record(f"{tag}: dkms status says installed",
+               re.search(rf"rsnvme/{re.escape(version)}, {re.escape(rel)}, \S+: installed",
+                         res.stdout) is not None, res.stdout)
+
+
+SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot), ("stock-dkms", stock_dkms)]
 
 
 def run_all(kdir, record, check_boot, k=""):

@@ -48,6 +48,9 @@ if [ "${1:-}" = --is-stock ]; then
 	exit
 fi
 [ $# -eq 3 ] || die "usage: $0 KDIR RUSTC BINDGEN"
+# Nothing of a calling make (dkms passes KERNELRELEASE=...) reaches the
+# kernel builds below.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES KERNELRELEASE
 kdir=$(cd "$1" && pwd) rustc=$2 bindgen=$3
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
