@@ -124,6 +124,19 @@ def audit(record, tag, ko, headers, rel):
     vers = sh(["modprobe", "--dump-modversions", str(ko)]).stdout.split()[1::2]
     nover = [s for s in undef if s not in vers]
     record(f"{tag}: every import has a modversions CRC ({len(vers)})", not nover, " ".join(nover[:20]))
+    # The kernel's code-generation flags reached the Rust code: returns
+    # through the return thunk, indirect branches through retpolines, no
+    # SSE registers, ENDBR at the entry points the kernel calls (IBT).
+    dis = sh(["objdump", "-d", "--no-show-raw-insn", str(ko)]).stdout
+    plain_ret = len(re.findall(r"\tret\s*$", dis, re.M))
+    indirect = len(re.findall(r"\t(?:call|jmp)\s+\*", dis))
+    sse = len(re.findall(r"%[xy]mm\d", dis))
+    record(f"{tag}: no plain ret, no indirect call/jmp, no SSE register in the module",
+           plain_ret == 0 and indirect == 0 and sse == 0,
+           f"{plain_ret} ret, {indirect} indirect, {sse} SSE")
+    no_endbr = [e for e in ("my_rust_probe", "my_rust_remove", "my_rust_shutdown")
+                if not re.search(rf"<{e}>:\n\s*[0-9a-f]+:\s*endbr64", dis)]
+    record(f"{tag}: the Rust entry points start with endbr64", not no_endbr, " ".join(no_endbr))
     magic = sh(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
     want = (headers / "include" / "generated" / "utsrelease.h").read_text().split('"')[1]
     print(f"{tag}: audit: vermagic {magic!r}", flush=True)
