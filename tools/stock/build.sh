@@ -99,19 +99,20 @@ else
 	fi
 	src_id=linux-source-$vp-$have
 fi
-src=$cache/src-$src_id
 mkdir -p "$cache"
-if [ ! -f "$src/.extracted" ]; then
-	rm -rf "$src" "$src.tmp"
-	mkdir -p "$src.tmp"
-	if [ -d "$src_in" ]; then
-		cp -a "$src_in/." "$src.tmp/"
-	else
+if [ -d "$src_in" ]; then
+	# A source tree is only read (the build below is O=<private tree>).
+	src=$(cd "$src_in" && pwd)
+else
+	src=$cache/src-$src_id
+	if [ ! -f "$src/.extracted" ]; then
+		rm -rf "$src" "$src.tmp"
+		mkdir -p "$src.tmp"
 		echo "rsnvme (stock): extracting $src_in" >&2
 		nice -n 19 tar -xf "$src_in" -C "$src.tmp" --strip-components=1
+		touch "$src.tmp/.extracted"
+		mv "$src.tmp" "$src"
 	fi
-	touch "$src.tmp/.extracted"
-	mv "$src.tmp" "$src"
 fi
 src_kver=$(MAKEFLAGS= make -s --no-print-directory -C "$src" kernelversion)
 [ "$src_kver" = "$kver" ] || die "the source $src_in is Linux $src_kver, the kernel in $kdir is $kver"
@@ -154,6 +155,14 @@ if [ ! -f "$tree/.prepared" ]; then
 		KRUSTFLAGS="-Zfunction-sections=y" prepare >>"$log" 2>&1 ||
 		die "building the kernel's Rust crates failed, see $log"
 	touch "$tree/.prepared"
+	# Trees of this release made with another config, source or toolchain
+	# are stale now (about 130 MB each).
+	for old in "$cache/kbuild-$rel-"*; do
+		case "$old" in
+		"$tree" | "$tree".log | "$tree"-rsnvme) ;;
+		*) rm -rf "$old" ;;
+		esac
+	done
 fi
 
 # --- 2. rsnvme_core.o --------------------------------------------------------
