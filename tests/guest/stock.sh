@@ -63,6 +63,17 @@ verify() {
 }
 
 verify rsnvme rsnvme0n1
+# Concurrent I/O on both queues: two fio jobs (one per vCPU) write random
+# sizes at random places of their own 16 MiB past the pattern, then read
+# everything back against crc32c checksums.
+if [ -b /dev/rsnvme0n1 ]; then
+	$FIO --name=stock --filename=/dev/rsnvme0n1 --ioengine=libaio --direct=1 \
+		--rw=randwrite --bsrange=4k-128k --iodepth=16 --numjobs=2 --size=16M \
+		--offset=16M --offset_increment=16M --verify=crc32c --verify_fatal=1 \
+		--do_verify=1 --group_reporting >/tmp/fio.out 2>&1
+	echo "@@FIO rc=$? errors=$(grep -c 'verify:\|err=[^0 ]\|bad magic\|crc32c: verify failed' /tmp/fio.out)"
+	grep -E 'err=|WRITE:|READ:' /tmp/fio.out | sed 's/^/@@FIOOUT /'
+fi
 # sysfs values are formatted without %pA on such a kernel.
 for a in model serial queue_count; do
 	echo "@@SYSFS $a=$(cat "/sys/bus/pci/devices/$rs/$a" 2>&1)"
