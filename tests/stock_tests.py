@@ -145,6 +145,35 @@ def audit(record, tag, ko, headers, rel):
            magic.split()[:1] == [want] and "modversions" in magic.split(), magic)
 
 
+def source_env(headers):
+    """The environment for building against `headers`: as it is when the
+    installed linux-source-6.12 is the kernel's Debian revision (what a user
+    has), else with RSNVME_STOCK_SRC naming that revision's tarball, fetched
+    with `apt-get download` (the kernel and the source the test machine has
+    can be updated at different times)."""
+    pkg = (headers / "include" / "generated" / "package.h").read_text()
+    debver = re.search(r'LINUX_PACKAGE_ID " *Debian ([^"]+)"', pkg)[1]
+    have = sh(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"]).stdout.strip()
+    env = dict(os.environ)
+    env.pop("RSNVME_STOCK_SRC", None)
+    if have == debver:
+        return env
+    name = f"linux-source-6.12_{debver.replace(':', '%3a')}_all.deb"
+    deb = STOCK / "debs" / name
+    if not deb.exists():
+        out = sh(["apt-get", "download", f"linux-source-6.12={debver}"], cwd=STOCK / "debs")
+        if out.returncode != 0:
+            raise RuntimeError(f"apt-get download linux-source-6.12={debver}:\n{out.stdout}")
+    tree = STOCK / f"linux-source-{debver}"
+    tarball = tree / "usr" / "src" / "linux-source-6.12.tar.xz"
+    if not tarball.exists():
+        qemu.run(["dpkg-deb", "-x", str(deb), str(tree)])
+    print(f"linux-source-6.12 here is {have or 'not installed'}, the kernel is {debver}: "
+          f"building with RSNVME_STOCK_SRC={tarball}", flush=True)
+    env["RSNVME_STOCK_SRC"] = str(tarball)
+    return env
+
+
 def stock_build(ctx, tag="stock-build"):
     record = ctx["record"]
     try:
@@ -157,7 +186,12 @@ def stock_build(ctx, tag="stock-build"):
     out_ko = qemu.BUILD / f"stock-{rel}" / "rsnvme.ko"
     out_ko.unlink(missing_ok=True)
     start = time.monotonic()
-    out = sh(["make", "-C", str(ROOT), f"KDIR={headers}", "modules"])
+    try:
+        env = source_env(headers)
+    except RuntimeError as e:
+        record(f"{tag}: the kernel's source package", False, str(e)[-2000:])
+        return
+    out = sh(["make", "-C", str(ROOT), f"KDIR={headers}", "modules"], env=env)
     secs = time.monotonic() - start
     (qemu.BUILD / "logs").mkdir(parents=True, exist_ok=True)
     (qemu.BUILD / "logs" / f"{tag}.log").write_text(out.stdout)
