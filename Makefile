@@ -19,6 +19,7 @@
 #                        run depmod (INSTALL_MOD_PATH=<dir> installs under <dir>;
 #                        required for the QEMU kernel, i.e. without KDIR)
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
+#   make dkms-deb        build/rsnvme-dkms_<version>_all.deb (the DKMS source)
 #   make clippy          build with clippy as the Rust compiler driver
 #   make clean
 
@@ -53,7 +54,7 @@ kcheck = $(CURDIR)/tools/check-toolchain.sh "$$k" $(RUSTC) $(BINDGEN)
 kmake = $(kcheck) && $(MAKE) -C "$$k" M=$(CURDIR) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
 	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
 
-.PHONY: all modules clippy install header qemu test bench profile clean kernel
+.PHONY: all modules clippy install header qemu test bench profile clean kernel dkms-deb
 
 all: modules
 
@@ -85,6 +86,9 @@ install:
 		echo "make install: no System.map in $$k (the kernel's depmod skipped), running depmod"; \
 		depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") \
 			"$$(cat "$$k/include/config/kernel.release")"; fi
+
+dkms-deb:
+	tools/dkms-deb.sh
 
 kernel:
 	@qemu-ci/setup.sh && qemu-ci/build-kernel.sh

@@ -22,6 +22,8 @@
                 random writes from two jobs; no WARN/BUG/Oops.
   stock-dkms    dkms add/build/install against the stock headers in a test
                 root; the installed module passes the same audit.
+  stock-deb     tools/dkms-deb.sh's rsnvme-dkms package: fields, maintainer
+                scripts, files; dkms builds its payload as in stock-dkms.
 
 tests/run.py may call run_all(). Alone:
 
@@ -320,23 +322,74 @@ def stock_boot(ctx, tag="stock-boot"):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def dkms_version():
+    return re.search(r'^PACKAGE_VERSION="([^"]+)"', (ROOT / "dkms.conf").read_text(), re.M)[1]
+
+
 def stock_dkms(ctx, tag="stock-dkms"):
     """dkms add/build/install against the stock headers in a test root (never
     the host's /var/lib/dkms or /lib/modules); the installed module passes
-    the audit and is the one `make` builds."""
+    the audit."""
+    version = dkms_version()
+    dkms_in_root(ctx, tag, lambda r: qemu.stage_module_source(r / "usr" / "src" /
+                                                              f"rsnvme-{version}"))
+
+
+def stock_deb(ctx, tag="stock-deb"):
+    """tools/dkms-deb.sh: the package's fields, maintainer scripts and
+    files; its payload unpacked into a test root is what dkms builds there
+    against the stock headers (as stock-dkms)."""
+    record = ctx["record"]
+    version = dkms_version()
+    out = sh([str(ROOT / "tools" / "dkms-deb.sh"), str(qemu.BUILD)])
+    deb = Path(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+    if not record(f"{tag}: tools/dkms-deb.sh builds rsnvme-dkms_{version}_all.deb",
+                  deb is not None and deb.is_file(), out.stdout[-2000:]):
+        return
+    info = sh(["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Depends"]).stdout
+    record(f"{tag}: control: rsnvme-dkms {version}, all, depends on dkms",
+           f"Package: rsnvme-dkms\nVersion: {version}\nArchitecture: all\n" in info and
+           re.search(r"^Depends: .*\bdkms\b", info, re.M) is not None, info)
+    files = sh(["dpkg-deb", "-c", str(deb)]).stdout
+    base = f"./usr/src/rsnvme-{version}/"
+    want = ["dkms.conf", "Makefile", "Kbuild", "c_shim/rsnvme_shim.c", "rust_core/rsnvme_core.rs",
+            "tools/stock/build.sh", "tools/stock/Kbuild", "tools/check-toolchain.sh"]
+    lacking = [w for w in want if base + w not in files]
+    junk = [l.split()[-1] for l in files.splitlines() if re.search(r"\.(o|ko|cmd|rmeta)$", l)]
+    record(f"{tag}: the package holds the module source and no build outputs",
+           not lacking and not junk, f"lacking {lacking}, outputs {junk[:10]}")
+    ctl = Path(tempfile.mkdtemp(prefix="rsnvme-deb-ctl-"))
+    try:
+        qemu.run(["dpkg-deb", "-e", str(deb), str(ctl)])
+        post = (ctl / "postinst").read_text()
+        record(f"{tag}: postinst adds rsnvme/{version} to dkms and installs it for the running kernel",
+               f"dkms add -m rsnvme -v {version}" in post and
+               f"dkms install -m rsnvme -v {version}" in post, post)
+        pre = (ctl / "prerm").read_text()
+        record(f"{tag}: prerm removes it from dkms", f"dkms remove -m rsnvme -v {version} --all" in pre,
+               pre)
+    finally:
+        shutil.rmtree(ctl, ignore_errors=True)
+    dkms_in_root(ctx, tag, lambda r: qemu.run(["dpkg-deb", "-x", str(deb), str(r)]))
+
+
+def dkms_in_root(ctx, tag, stage_source):
+    """dkms add/build/install of rsnvme in a test root whose
+    /usr/src/rsnvme-<version> stage_source(root) fills, against the stock
+    headers; then the audit of the installed module."""
     record = ctx["record"]
     if "headers" not in ctx:
         record(f"{tag}: the stock headers (stock-build)", False)
         return
     rel, headers = ctx["rel"], ctx["headers"]
-    version = re.search(r'^PACKAGE_VERSION="([^"]+)"', (ROOT / "dkms.conf").read_text(), re.M)[1]
+    version = dkms_version()
     with tempfile.TemporaryDirectory(prefix="rsnvme-stock-dkms-") as root:
         r = Path(root)
         build = r / "lib" / "modules" / rel / "build"
         build.parent.mkdir(parents=True)
         build.symlink_to(headers)
         (r / "var" / "lib" / "dkms").mkdir(parents=True)
-        qemu.stage_module_source(r / "usr" / "src" / f"rsnvme-{version}")
+        stage_source(r)
         dkms = ["dkms", "--dkmstree", str(r / "var/lib/dkms"), "--sourcetree", str(r / "usr/src"),
                 "--installtree", str(r / "lib/modules"), "--kernelsourcedir", str(build),
                 "-k", rel]
@@ -361,7 +414,8 @@ def stock_dkms(ctx, tag="stock-dkms"):
                          res.stdout) is not None, res.stdout)
 
 
-SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot), ("stock-dkms", stock_dkms)]
+SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot), ("stock-dkms", stock_dkms),
+             ("stock-deb", stock_deb)]
 
 
 def run_all(kdir, record, check_boot, k=""):
