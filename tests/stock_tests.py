@@ -140,6 +140,12 @@ def audit(record, tag, ko, headers, rel):
     no_endbr = [e for e in ("my_rust_probe", "my_rust_remove", "my_rust_shutdown")
                 if not re.search(rf"<{e}>:\n\s*[0-9a-f]+:\s*endbr64", dis)]
     record(f"{tag}: the Rust entry points start with endbr64", not no_endbr, " ".join(no_endbr))
+    # objtool ran over the whole module, Rust code included: its ORC unwind
+    # tables and return-thunk, retpoline and ENDBR-seal site lists.
+    secs = sh(["readelf", "-SW", str(ko)]).stdout
+    lacking = [n for n in (".orc_unwind_ip", ".return_sites", ".retpoline_sites", ".ibt_endbr_seal")
+               if not re.search(rf"\] {re.escape(n)}\s", secs)]
+    record(f"{tag}: objtool's sections are in the module", not lacking, " ".join(lacking))
     magic = sh(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
     want = (headers / "include" / "generated" / "utsrelease.h").read_text().split('"')[1]
     print(f"{tag}: audit: vermagic {magic!r}", flush=True)
