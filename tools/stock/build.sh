@@ -163,6 +163,16 @@ if [ ! -f "$tree/.prepared" ]; then
 		*) rm -rf "$old" ;;
 		esac
 	done
+	# So are extracted sources no tree is built from (1.7 GB each).
+	for old in "$cache"/src-*; do
+		[ -d "$old" ] || continue
+		[ "$old" = "$src" ] && continue
+		used=
+		for t in "$cache"/kbuild-*/source; do
+			[ "$(readlink "$t")" = "$old" ] && used=y
+		done
+		[ -n "$used" ] || rm -rf "$old"
+	done
 fi
 
 # --- 2. rsnvme_core.o --------------------------------------------------------
