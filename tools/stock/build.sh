@@ -116,6 +116,20 @@ else
 fi
 src_kver=$(MAKEFLAGS= make -s --no-print-directory -C "$src" kernelversion)
 [ "$src_kver" = "$kver" ] || die "the source $src_in is Linux $src_kver, the kernel in $kdir is $kver"
+# The same version may still be patched differently (Debian's -rt flavour
+# has patches of its own): the headers the kernel was built with must be
+# the source's. Debian's headers keep them in the -common tree that the
+# headers' Makefile includes; a kernel's own build tree links `source`.
+hsrc=$kdir
+[ -L "$kdir/source" ] && hsrc=$(readlink -f "$kdir/source")
+inc=$(sed -n 's|^include \(/.*\)/Makefile$|\1|p' "$kdir/Makefile" | head -n 1)
+[ -n "$inc" ] && [ -d "$inc/include" ] && hsrc=$inc
+differ=$(for d in include arch/x86/include; do
+	[ -d "$hsrc/$d" ] && diff -rq "$hsrc/$d" "$src/$d" 2>/dev/null
+done | sed -n "s|^Files $hsrc/\(.*\) and .* differ\$|\1|p" | head -n 10 || true)
+[ -z "$differ" ] || die "the source $src_in is not what $rel was built from: headers differ" \
+	"($(echo $differ)). A kernel with its own patches (e.g. Debian's -rt flavour) needs" \
+	"its own source: pass RSNVME_STOCK_SRC=<it>"
 
 # --- 1. The private Rust-enabled build tree ---------------------------------
 # Bump when the way the tree is configured or prepared changes.
