@@ -24,6 +24,7 @@
                 root; the installed module passes the same audit.
   stock-deb     tools/dkms-deb.sh's rsnvme-dkms package: fields, maintainer
                 scripts, files; dkms builds its payload as in stock-dkms.
+  stock-cloud   stock-build and stock-boot for the cloud-amd64 flavour.
 
 tests/run.py may call run_all(). Alone:
 
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import qemu  # noqa: E402
 
 STOCK = qemu.CACHE / "stock"
-IMAGE_RE = re.compile(r"^linux-image-(6\.12\.\d+\+deb12-amd64)-unsigned$")
+IMAGE_RE = re.compile(r"^linux-image-(6\.12\.\d+\+deb12-(?:[a-z]+-)?amd64)-unsigned$")
 # Where each controller's pattern goes on its disk (MiB) and how long it is.
 OFFSET_MB = 8
 PATTERN_MB = 4
@@ -60,26 +61,28 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def stock_release():
+def stock_release(flavour="amd64"):
     """The stock 6.12 kernel release to test, e.g. 6.12.118+deb12-amd64: the
     one of the installed linux-source-6.12 (the source a user's build
     needs), else the newest apt knows (the build then says what is missing)."""
-    out = sh(["apt-cache", "search", "--names-only", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$"])
+    out = sh(["apt-cache", "search", "--names-only",
+              rf"^linux-image-6\.12\.[0-9]+\+deb12-{flavour}-unsigned$"])
     rels = [m.group(1) for m in (IMAGE_RE.match(l.split(" ")[0]) for l in out.stdout.splitlines()) if m]
+    rels = [r for r in rels if r.endswith(f"+deb12-{flavour}")]
     if not rels:
-        raise RuntimeError("apt-cache knows no linux-image-6.12.*+deb12-amd64-unsigned "
+        raise RuntimeError(f"apt-cache knows no linux-image-6.12.*+deb12-{flavour}-unsigned "
                            "(run apt-get update)\n" + out.stdout)
     src = sh(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"]).stdout.strip()
     m = re.match(r"^(6\.12\.\d+)-", src)
-    if m and f"{m.group(1)}+deb12-amd64" in rels:
-        return f"{m.group(1)}+deb12-amd64"
+    if m and f"{m.group(1)}+deb12-{flavour}" in rels:
+        return f"{m.group(1)}+deb12-{flavour}"
     return max(rels, key=lambda r: [int(x) for x in r.split("+")[0].split(".")])
 
 
 def fetch(rel):
     """Downloads (once) and unpacks the image, headers and kbuild packages of
     `rel` into STOCK/root-<rel>; returns (root, headers dir)."""
-    base = rel.replace("-amd64", "")
+    base = rel.split("-")[0]
     pkgs = [f"linux-image-{rel}-unsigned", f"linux-headers-{rel}", f"linux-headers-{base}-common",
             f"linux-kbuild-{base}"]
     debs = STOCK / "debs"
@@ -182,10 +185,10 @@ def source_env(headers):
     return env
 
 
-def stock_build(ctx, tag="stock-build"):
+def stock_build(ctx, tag="stock-build", flavour="amd64"):
     record = ctx["record"]
     try:
-        rel = stock_release()
+        rel = stock_release(flavour)
         root, headers = fetch(rel)
     except (RuntimeError, subprocess.CalledProcessError) as e:
         record(f"{tag}: fetch the stock kernel packages", False, str(e)[-2000:])
@@ -233,10 +236,12 @@ def modules_tree(ctx, tag, tree):
                   out.returncode == 0 and ko.is_file(), out.stdout[-3000:]):
         return None
     dep = (dst / "modules.dep").read_text()
-    record(f"{tag}: depmod lists extra/rsnvme.ko and the C driver's dependencies",
+    builtin = "kernel/drivers/nvme/host/nvme.ko" in (dst / "modules.builtin").read_text().split()
+    record(f"{tag}: depmod lists extra/rsnvme.ko and the C driver's dependencies"
+           + (" (the C driver is built in)" if builtin else ""),
            re.search(r"^extra/rsnvme\.ko:", dep, re.M) is not None and
-           re.search(r"^kernel/drivers/nvme/host/nvme\.ko\.xz: .*nvme-core", dep, re.M) is not None,
-           dep)
+           (builtin or re.search(r"^kernel/drivers/nvme/host/nvme\.ko\.xz: .*nvme-core", dep,
+                                 re.M) is not None), dep)
     return ko
 
 
@@ -270,8 +275,8 @@ def stock_boot(ctx, tag="stock-boot"):
     work.mkdir(parents=True)
     b = qemu.boot(tag, initrd, kdir, "stock", [qemu.Nvme(serial="RSNVMESTOCK"),
                                                qemu.Nvme(serial="CDRIVER")],
-                  smp=2, mem=1024, timeout=240, append="loglevel=7",
-                  env={"offset": OFFSET_MB}, workdir=work)
+                  smp=2, mem=1024, timeout=240, append="loglevel=7 " + ctx.get("append", ""),
+                  env={"offset": OFFSET_MB, "modopts": ctx.get("modopts", "")}, workdir=work)
     ctx["check_boot"](tag, b)
     uname = b.lines(r"^@@UNAME (\S+)")
     record(f"{tag}: guest runs the stock kernel {rel}", bool(uname) and uname[0][1] == rel,
@@ -420,8 +425,25 @@ def dkms_in_root(ctx, tag, stage_source):
                          res.stdout) is not None, res.stdout)
 
 
+def stock_cloud(ctx, tag="stock-cloud"):
+    """stock-build and stock-boot for Debian's cloud-amd64 flavour (another
+    config of the same source)."""
+    # The cloud kernel has no MPS table support: with boot()'s acpi=noirq
+    # it runs without a local APIC (one CPU, legacy PIC, no MSI), so
+    # rsnvme's controller gets one INTx vector. There, with shadow
+    # doorbells, fio's load made the kernel disable the line ("irq 10:
+    # nobody cared", every handler returned IRQ_NONE; seen twice, gone
+    # with shadow_doorbells=0): a driver issue of INTx mode, not of the
+    # stock build, reported separately. RSNVME_STOCK_CLOUD_MODOPTS=""
+    # shows it.
+    sub = {"record": ctx["record"], "check_boot": ctx["check_boot"], "append": "lapic",
+           "modopts": os.environ.get("RSNVME_STOCK_CLOUD_MODOPTS", "shadow_doorbells=0")}
+    stock_build(sub, tag=f"{tag}-build", flavour="cloud-amd64")
+    stock_boot(sub, tag=f"{tag}-boot")
+
+
 SCENARIOS = [("stock-build", stock_build), ("stock-boot", stock_boot), ("stock-dkms", stock_dkms),
-             ("stock-deb", stock_deb)]
+             ("stock-deb", stock_deb), ("stock-cloud", stock_cloud)]
 
 
 def run_all(kdir, record, check_boot, k=""):

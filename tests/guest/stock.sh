@@ -15,8 +15,17 @@ set -- $(nvme_devices)
 rs=$1 cdrv=$2
 echo "@@CTRLS rsnvme=$rs nvme=$cdrv"
 [ -n "$rs" ] && [ -n "$cdrv" ] || { fail "stock-two controllers" "found '$*'"; exit 1; }
-echo rsnvme >"/sys/bus/pci/devices/$rs/driver_override"
-echo nvme >"/sys/bus/pci/devices/$cdrv/driver_override"
+# own BDF DRIVER: only DRIVER may bind the controller; one bound to another
+# driver already (a kernel with the C driver built in) is let go.
+own() {
+	echo "$2" >"/sys/bus/pci/devices/$1/driver_override"
+	if [ -e "/sys/bus/pci/devices/$1/driver" ] &&
+		[ "$(basename "$(readlink "/sys/bus/pci/devices/$1/driver")")" != "$2" ]; then
+		echo "$1" >"/sys/bus/pci/devices/$1/driver/unbind"
+	fi
+}
+own "$rs" rsnvme
+own "$cdrv" nvme
 
 # Debian's kmod, with the modules tree `make install` made (depmod ran
 # there): modprobe resolves the C driver's dependencies and finds rsnvme
@@ -24,8 +33,12 @@ echo nvme >"/sys/bus/pci/devices/$cdrv/driver_override"
 mkdir -p /sbin
 for t in modprobe modinfo; do ln -sf /usr/bin/kmod /sbin/$t; done
 /sbin/modprobe nvme || fail "stock-modprobe nvme" "rc $?"
-/sbin/modprobe rsnvme
+# shellcheck disable=SC2086 # $rsnvme_modopts: parameters, one word each
+/sbin/modprobe rsnvme $rsnvme_modopts
 echo "@@MODPROBE rsnvme rc=$?"
+# Controllers let go above are bound again, each to its driver.
+echo "$rs" >/sys/bus/pci/drivers_probe
+echo "$cdrv" >/sys/bus/pci/drivers_probe
 echo "@@MODINFO filename=$(/sbin/modinfo -F filename rsnvme)"
 echo "@@TAINT_AFTER $(cat /proc/sys/kernel/tainted)"
 echo "@@MODTAINT $(cat /sys/module/rsnvme/taint 2>/dev/null)"
@@ -78,7 +91,14 @@ fi
 for a in model serial queue_count; do
 	echo "@@SYSFS $a=$(cat "/sys/bus/pci/devices/$rs/$a" 2>&1)"
 done
-verify nvme nvme0n1
+# The C driver's disk: nvme0n1, or another number if the kernel has the
+# driver built in and it had the first controller before.
+n=0
+while ! ls /sys/block | grep -qE '^nvme[0-9]+n1$' && [ $n -lt "$(scaled 20)" ]; do
+	sleep 1
+	n=$((n + 1))
+done
+verify nvme "$(ls /sys/block | grep -E '^nvme[0-9]+n1$' | head -n 1)"
 echo "@@PATTERN md5=$(md5sum </data/pattern | cut -d' ' -f1)"
 sync
 rmmod rsnvme
