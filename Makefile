@@ -19,6 +19,7 @@
 #                        run depmod (INSTALL_MOD_PATH=<dir> installs under <dir>;
 #                        required for the QEMU kernel, i.e. without KDIR)
 #   make header          regenerate include/my_pci_rust_bindings.h (cbindgen)
+#   make dkms-deb        build/rsnvme-dkms_<version>_all.deb (the DKMS source)
 #   make clippy          build with clippy as the Rust compiler driver
 #   make clean           remove the build output of every kernel (it lives in
 #                        build/modules/<kernel>/; make clean-kernel: KDIR's or
@@ -64,12 +65,19 @@ kmake = $(kcheck) && o=$$($(otree)) && $(MAKE) -C "$$k" M="$$o" $(kllvm) RUSTC=$
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=$(CLIPPY_DRIVER)
 kcopy = cp "$$o/rsnvme.ko" $(CURDIR)/rsnvme.ko
 
-.PHONY: all modules clippy install header qemu test bench profile clean clean-kernel kernel
+.PHONY: all modules clippy install header qemu test bench profile clean clean-kernel kernel \
+	dkms-deb
 
 all: modules
 
+# A kernel without CONFIG_RUST (a stock distribution kernel's headers):
+# tools/stock/build.sh, which puts rsnvme.ko under build/stock-<release>/.
+stock = tools/stock/build.sh
+
 modules:
-	k=$(kdir) && $(kmake) modules && $(kcopy)
+	k=$(kdir) && if $(stock) --is-stock "$$k"; then \
+		ko=$$($(stock) "$$k" $(RUSTC) $(BINDGEN)) && cp "$$ko" $(CURDIR)/rsnvme.ko; \
+	else $(kmake) modules && $(kcopy); fi
 
 clippy:
 	k=$(kdir) && $(kmake) CLIPPY=1 modules && $(kcopy)
@@ -90,11 +98,16 @@ install:
 			"kernel, which is not this machine's: give INSTALL_MOD_PATH=<dir>," \
 			"or KDIR=/lib/modules/\$$(uname -r)/build to install for this machine" >&2; \
 		exit 1; fi
-	k=$(kdir) && $(kmake) modules && $(kcopy) && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
+	k=$(kdir) && if $(stock) --is-stock "$$k"; then tools/stock/install.sh "$$k" $(RUSTC) \
+		$(BINDGEN) "$(INSTALL_MOD_PATH)"; exit; fi && \
+	$(kmake) modules && $(kcopy) && $(kmake) INSTALL_MOD_DIR=extra modules_install && \
 	if [ ! -r "$$k/System.map" ]; then \
 		echo "make install: no System.map in $$k (the kernel's depmod skipped), running depmod"; \
 		depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") \
 			"$$(cat "$$k/include/config/kernel.release")"; fi
+
+dkms-deb:
+	tools/dkms-deb.sh
 
 kernel:
 	@qemu-ci/setup.sh && qemu-ci/build-kernel.sh
@@ -118,7 +131,7 @@ profile:
 # Every kernel's build output, and what builds in the source tree left
 # before they had a directory of their own.
 clean:
-	rm -rf build/modules rsnvme.ko rust_core/target
+	rm -rf build/modules build/stock-* rsnvme.ko rust_core/target
 	find c_shim rust_core \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
 		-o -name '*.d' -o -name bindings_generated.rs \) -delete
 	rm -f rsnvme.mod rsnvme.mod.c rsnvme.mod.o rsnvme.o .rsnvme*.cmd Module.symvers \

@@ -38,6 +38,8 @@ packages=(
 	make gcc flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
 	busybox-static qemu-system-x86 fio python3 util-linux e2fsprogs nvme-cli libc6-dev
 	dkms
+	# pahole: the module build of a stock Debian kernel (BTF) runs it
+	dwarves
 )
 
 missing=()

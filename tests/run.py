@@ -674,6 +674,12 @@ def main():
     # last, as its make install rebuilds the tree's rsnvme.ko without clippy.
     import install_tests
     install_tests.run_all(kdir, record, check_boot, args.k)
+    # Debian 12's stock 6.12 kernels without CONFIG_RUST: build from their
+    # headers, audit, DKMS, the .deb, and a boot of the stock kernel
+    # (tests/stock_tests.py); after install_tests, as its builds replace
+    # the tree's rsnvme.ko too.
+    import stock_tests
+    stock_tests.run_all(kdir, record, check_boot, args.k)
     # Linux 7.3's build, lints and smoke subset (after the rest, as its
     # module builds replace the tree's rsnvme.ko).
     if os.environ.get("KVER", "6.12") == "6.12" and not args.k \

@@ -11,7 +11,9 @@
 
 use super::bindings;
 use super::compat;
-use core::ffi::{c_void, CStr};
+#[cfg(not(rsnvme_no_pa))]
+use core::ffi::c_void;
+use core::ffi::CStr;
 use core::fmt;
 use core::mem::MaybeUninit;
 use kernel::error::code::ENODEV;
@@ -112,6 +114,7 @@ pub(super) unsafe fn emit<T: Attributes, const I: usize>(
 ) -> isize {
     let value = Value::<T, I>(data);
     let args: fmt::Arguments<'_> = format_args!("{value}");
+    #[cfg(not(rsnvme_no_pa))]
     // SAFETY: `buf` is a sysfs page buffer by the requirements; `%pA`
     // consumes the pointer to `args`, which outlives the call.
     let n = unsafe {
@@ -121,6 +124,15 @@ pub(super) unsafe fn emit<T: Attributes, const I: usize>(
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
     };
+    // Without `%pA` (a kernel without CONFIG_RUST, see `print::dev_print`)
+    // the value is formatted straight into the page.
+    #[cfg(rsnvme_no_pa)]
+    // SAFETY: `buf` is a sysfs page buffer by the requirements: `PAGE_SIZE`
+    // writable bytes that nothing else uses during the `show`.
+    let n = super::print::format_into(
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) },
+        args,
+    );
     n as isize
 }
 
