@@ -38,6 +38,11 @@ BAD_CONSOLE = re.compile(
 )
 
 
+# A kernel log record ("[   10.593356] ...") that starts in the middle of a
+# console line, and the rest of the line it cut (on the next line).
+SPLICED = re.compile(r"(?<=[^\n])(\[\s*\d+\.\d+\] [^\n]*)\n([^\n]*)")
+
+
 # --- How slow this host is --------------------------------------------------
 # Every bound a test waits for (the QEMU run on the host, the waits in the
 # guest scripts) is a base value measured on an idle 2-core host, multiplied
@@ -341,8 +346,12 @@ class Boot:
         return [l for l in self.console.splitlines() if BAD_CONSOLE.search(l)]
 
     def lines(self, pattern):
-        """All regex matches of pattern, one per console line."""
-        return [m for m in (re.search(pattern, l) for l in self.console.splitlines()) if m]
+        """All regex matches of pattern, one per console line. A kernel log
+        record the serial console spliced into the middle of a guest line
+        ("@@STEP attach rc[  10.5] rsnvme ...\n=0 ...") is moved after the
+        line it cut, so both read whole."""
+        console = SPLICED.sub(r"\2\n\1", self.console)
+        return [m for m in (re.search(pattern, l) for l in console.splitlines()) if m]
 
     def events(self, pattern):
         """All regex matches of pattern, one per line of QEMU's trace."""
