@@ -44,6 +44,10 @@ pub(crate) enum Fault {
     /// CAP.NSSRS says, so `NVME_IOCTL_SUBSYS_RESET` writes NSSR (which a
     /// controller without it ignores) and resets the controller.
     SubsystemReset = 8,
+    /// 9: commands from user space (passthrough, admin and I/O) are
+    /// started but never announced to the device, so each stalls until a
+    /// reset takes it back or its timeout does.
+    UserCommandLost = 9,
 }
 
 #[cfg(rsnvme_fault_injection)]
@@ -59,6 +63,7 @@ impl Fault {
             Self::ResetFails,
             Self::AfterIoQueues,
             Self::SubsystemReset,
+            Self::UserCommandLost,
         ]
         .into_iter()
         .find(|f| *f as u32 == n)

@@ -13,21 +13,22 @@
 
 #![deny(unsafe_code)]
 
-use crate::admin::{admin_timeout_ms, AdminQueue};
+use crate::admin::{AdminQueue, UserData};
 use crate::io::IoShared;
 use crate::ns::{NamespaceSet, Target, UserCommands};
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
 use crate::sys::blk::{TagSet, TagSetRef};
+
+use crate::sys::blk::DataDir;
 use crate::sys::compat::user_slice;
-use crate::sys::dma::CoherentArray;
 use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
 use crate::sys::pci::PciDevice;
 use crate::sys::sysfs::Attributes;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
     code::{EACCES, EBUSY, EINVAL, ENODEV, ENOTTY},
     Result,
@@ -41,9 +42,7 @@ use kernel::sync::{Arc, Mutex};
 /// bound again after an unbind gets its old name back.
 static NUMBERS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
-/// Most bytes one passthrough command may move (bounced through DMA
-/// memory), if the controller's MDTS allows as much.
-pub(crate) const MAX_PASSTHRU_BYTES: u32 = 1 << 20;
+pub(crate) use crate::admin::MAX_PASSTHRU_BYTES;
 
 /// Longest timeout a passthrough command may ask for: an hour.
 const MAX_PASSTHRU_TIMEOUT_MS: u32 = 3_600_000;
@@ -101,8 +100,6 @@ pub(crate) struct Facts {
     pub(crate) io_queues: u32,
     /// Entries per I/O queue.
     pub(crate) io_depth: u32,
-    /// The memory page size used with the controller, in bytes.
-    pub(crate) page_size: u32,
     /// Most bytes one passthrough command may move.
     pub(crate) max_transfer: u32,
 }
@@ -196,48 +193,6 @@ impl Drop for CharDevice {
     }
 }
 
-/// Data moved by a passthrough command, in DMA memory, with the PRP list
-/// that describes it when it spans more than two pages.
-struct Bounce {
-    data: CoherentArray<u8>,
-    _list: Option<CoherentArray<u64>>,
-    prp1: u64,
-    prp2: u64,
-}
-
-impl Bounce {
-    /// Allocates `len` bytes (not 0) of controller pages of `page_size`.
-    fn new(pdev: &PciDevice, len: u32, page_size: u32) -> Result<Self> {
-        let data = CoherentArray::<u8>::zeroed(pdev, len as usize)?;
-        let base = data.dma_handle();
-        let page = u64::from(page_size);
-        let pages = u64::from(len).div_ceil(page);
-        let (list, prp2) = match pages {
-            0 | 1 => (None, 0),
-            2 => (None, base + page),
-            n => {
-                // One list page, no chaining: MAX_PASSTHRU_BYTES keeps
-                // within it.
-                if (n - 1) * 8 > page {
-                    return Err(EINVAL);
-                }
-                let list = CoherentArray::<u64>::zeroed(pdev, (n - 1) as usize)?;
-                for i in 1..n {
-                    list.write((i - 1) as usize, (base + i * page).to_le())?;
-                }
-                let prp2 = list.dma_handle();
-                (Some(list), prp2)
-            }
-        };
-        Ok(Self {
-            data,
-            _list: list,
-            prp1: base,
-            prp2,
-        })
-    }
-}
-
 impl Handle {
     /// `NVME_IOCTL_ADMIN_CMD` (`wide` false) and `NVME_IOCTL_ADMIN64_CMD`,
     /// or for an I/O `target` `NVME_IOCTL_IO_CMD` and `NVME_IOCTL_IO64_CMD`:
@@ -287,14 +242,16 @@ impl Handle {
         isize::try_from(cqe.status().0).map_err(|_| EINVAL)
     }
 
-    /// Sends a checked command from user space, on I/O queue 1 if `io`
-    /// (it must name a namespace the driver serves) else on the admin
-    /// queue, with its data bounced through DMA memory, and returns its
-    /// completion. Refuses the admin commands the driver keeps to itself;
-    /// needs `CAP_SYS_ADMIN` but for the identify commands anyone may send.
+    /// Sends a checked command from user space, as a request on the
+    /// queue of the namespace it names if `io` (it must have a disk), else
+    /// on the admin queue, with its data mapped from user memory, and
+    /// returns its completion. Many run at once, and none holds a lock
+    /// while it runs: a reset takes them back (they end host-aborted).
+    /// Refuses the admin commands the driver keeps to itself; needs
+    /// `CAP_SYS_ADMIN` but for the identify commands anyone may send.
     fn execute(&self, cmd: Passthru, io: bool) -> Result<Completion> {
         let Passthru {
-            mut command,
+            command,
             addr,
             data_len,
             direction,
@@ -307,55 +264,32 @@ impl Handle {
         if !unprivileged && !capable_sys_admin() {
             return Err(EACCES);
         }
-        let timeout_ms = match timeout_ms {
-            0 => admin_timeout_ms(),
-            ms => ms.min(MAX_PASSTHRU_TIMEOUT_MS),
-        };
-        let addr = usize::try_from(addr).map_err(|_| EINVAL)?;
-        let len = data_len as usize;
-
-        let bounce = match direction {
+        let timeout_ms = timeout_ms.min(MAX_PASSTHRU_TIMEOUT_MS);
+        let data = match direction {
             Direction::None => None,
-            _ => Some(Bounce::new(&self.pdev, data_len, self.facts.page_size)?),
+            dir => Some(UserData {
+                addr: usize::try_from(addr).map_err(|_| EINVAL)?,
+                len: data_len,
+                dir: if dir == Direction::ToDevice {
+                    DataDir::Out
+                } else {
+                    DataDir::In
+                },
+            }),
         };
-        if let (Some(bounce), Direction::ToDevice) = (&bounce, direction) {
-            let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-            user_slice(addr, len).reader().read_slice(&mut buf)?;
-            bounce.data.write_from(&buf)?;
-        }
-        if let Some(bounce) = &bounce {
-            command.set_prps(bounce.prp1, bounce.prp2);
-        }
-
-        let cqe: Completion = {
+        // Only what the command needs is taken from under the lock: remove
+        // does not wait for a command, it takes it back.
+        let (admin, namespaces) = {
             let live = self.live.lock();
             let live = live.as_ref().ok_or(ENODEV)?;
-            let served = live.namespaces.as_ref();
-            if io && !served.is_some_and(|n| n.serves(command.nsid())) {
-                return Err(EINVAL);
-            }
-            let set = live.set.borrowed();
-            let shared = live.set.data();
-            if io {
-                // The internal command slot keeps only the status.
-                shared
-                    .exclusive(&set, |ex| {
-                        shared.user_io_command(ex, &set, command, timeout_ms)
-                    })
-                    .map(Completion::with_status)?
-            } else {
-                shared.exclusive(&set, |_| {
-                    live.admin.submit_and_wait_for(command, timeout_ms)
-                })?
-            }
+            (live.admin.clone(), live.namespaces.clone())
         };
-
-        if let (Some(bounce), Direction::FromDevice) = (&bounce, direction) {
-            let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-            bounce.data.read_into(&mut buf)?;
-            user_slice(addr, len).writer().write_slice(&buf)?;
+        if io {
+            let namespaces = namespaces.ok_or(EINVAL)?;
+            namespaces.user_io(command, data, timeout_ms)
+        } else {
+            admin.user_command(command, data, timeout_ms)
         }
-        Ok(cqe)
     }
 
     /// `NVME_IOCTL_RESCAN`: rescans the namespaces, returning when done.

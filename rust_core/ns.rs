@@ -11,6 +11,9 @@
 
 #![deny(unsafe_code)]
 
+use crate::admin::UserData;
+use crate::spec::command::Command;
+use crate::spec::completion::Completion;
 use crate::spec::identify::{IdentifyController, WriteSizes};
 use crate::spec::nsid::{NamespaceIds, SpacedHex, Uuid, Wwid};
 use crate::spec::passthru;
@@ -76,8 +79,11 @@ pub(crate) trait UserCommands: Send + Sync {
 /// The namespaces a controller serves as disks, as the layers below the
 /// scan (`scan.rs`) use them.
 pub(crate) trait NamespaceSet: Send + Sync {
-    /// Whether namespace `nsid` has a disk.
-    fn serves(&self, nsid: u32) -> bool;
+    /// Sends I/O command `cmd` from user space on the queue of the disk
+    /// of the namespace it names (`EINVAL` if none), with `data` mapped
+    /// from user memory, and waits for it (up to `timeout_ms`, 0 for the
+    /// I/O timeout, after which the controller is reset).
+    fn user_io(&self, cmd: Command, data: Option<UserData>, timeout_ms: u32) -> Result<Completion>;
 
     /// Identifies the namespaces again and adds, resizes or removes
     /// their disks.

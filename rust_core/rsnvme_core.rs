@@ -35,6 +35,8 @@ mod admin;
 #[cfg(MODULE)]
 mod controller;
 #[cfg(MODULE)]
+mod data;
+#[cfg(MODULE)]
 mod fault;
 #[cfg(MODULE)]
 pub mod ffi;

@@ -9,12 +9,13 @@
 
 #![deny(unsafe_code)]
 
-use crate::admin::AdminQueue;
+use crate::admin::{AdminQueue, UserData};
 use crate::io::IoShared;
 use crate::mgmt::Handle;
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::registers::Registers;
 use crate::spec::command::{Cns, Command};
+use crate::spec::completion::Completion;
 use crate::spec::identify::{
     active_namespaces, IdentifyController, IdentifyControllerNvm, IdentifyNamespace,
     IDENTIFY_DATA_SIZE,
@@ -179,7 +180,7 @@ pub(crate) struct DiskParams {
 
 /// The disks of a controller's namespaces, or `None` once the controller
 /// is being removed.
-type DiskList = Option<KVec<Disk<IoShared>>>;
+type DiskList = Option<KVec<Arc<Disk<IoShared>>>>;
 
 /// The namespaces a controller serves as disks, and their rescan.
 #[pin_data]
@@ -230,7 +231,7 @@ impl Namespaces {
     }
 
     /// The disk of namespace `ns`; `None` (reported) if it cannot be added.
-    fn add_disk(&self, ns: &Namespace) -> Option<Disk<IoShared>> {
+    fn add_disk(&self, ns: &Namespace) -> Option<Arc<Disk<IoShared>>> {
         let p = &self.params;
         let limits = queue_limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
         let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
@@ -251,21 +252,18 @@ impl Namespaces {
             &p.pdev,
             groups,
         ) {
-            Ok(disk) => Some(disk),
+            Ok(disk) => match Arc::new(disk, GFP_KERNEL) {
+                Ok(disk) => Some(disk),
+                Err(_) => {
+                    dev_warn!(&p.pdev, "namespace {}: no memory for its disk\n", ns.nsid);
+                    None
+                }
+            },
             Err(e) => {
                 dev_warn!(&p.pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid);
                 None
             }
         }
-    }
-
-    /// Whether namespace `nsid` has a disk (I/O commands from user space
-    /// may name only those).
-    pub(crate) fn serves(&self, nsid: u32) -> bool {
-        self.disks
-            .lock()
-            .as_ref()
-            .is_some_and(|disks| disks.iter().any(|d| d.data().namespace().nsid == nsid))
     }
 
     /// The namespaces that have a disk.
@@ -283,7 +281,7 @@ impl Namespaces {
 
     /// Takes the disks away for good (remove), waiting for a rescan in
     /// progress; dropping them removes them, waiting for their I/O.
-    pub(crate) fn take_all(&self) -> KVec<Disk<IoShared>> {
+    pub(crate) fn take_all(&self) -> KVec<Arc<Disk<IoShared>>> {
         self.disks.lock().take().unwrap_or_default()
     }
 
@@ -300,14 +298,13 @@ impl Namespaces {
         // `as_mut` of its own).
         let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
         let pdev = &self.params.pdev;
-        let shared = self.set.data();
-        let set = self.set.borrowed();
-        // Set when a command could not run at all (a reset, suspend or
-        // removal under way): then nothing is changed.
+        // Set when a command could not run at all (taken back by a reset,
+        // the controller dead or removed): then nothing is changed.
         let stopped = Cell::new(None);
         let run = |cmd: Command, what: &str| -> Result {
-            let cqe = shared
-                .exclusive(&set, |_| self.admin.submit_and_wait(cmd))
+            let cqe = self
+                .admin
+                .execute(cmd)
                 .inspect_err(|&e| stopped.set(Some(e)))?;
             if cqe.status().is_success() {
                 Ok(())
@@ -391,9 +388,26 @@ impl Namespaces {
     }
 }
 
+impl Namespaces {
+    /// The disk of namespace `nsid`, if it has one.
+    fn disk(&self, nsid: u32) -> Option<Arc<Disk<IoShared>>> {
+        self.disks
+            .lock()
+            .as_ref()?
+            .iter()
+            .find(|d| d.data().namespace().nsid == nsid)
+            .cloned()
+    }
+}
+
 impl NamespaceSet for Namespaces {
-    fn serves(&self, nsid: u32) -> bool {
-        Namespaces::serves(self, nsid)
+    fn user_io(&self, cmd: Command, data: Option<UserData>, timeout_ms: u32) -> Result<Completion> {
+        // The disk is held, not the list: a rescan or remove meanwhile
+        // removes it once the command is done.
+        let disk = self.disk(cmd.nsid()).ok_or(EINVAL)?;
+        self.set
+            .data()
+            .user_command(disk.requests(), cmd, data, timeout_ms)
     }
 
     fn rescan(&self) -> Result {

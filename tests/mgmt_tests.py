@@ -114,7 +114,7 @@ TRACE = (NSSR_EVENT, NSSRO_EVENT, ENABLE_EVENT)
 def initramfs(kdir):
     """The initramfs with fio, nvme-cli (and their libraries) and the helper."""
     extra = (qemu.io_tools(qemu.IO_TOOLS + (NVME_CLI,))
-             + [qemu.guest_program("passthru-bad")])
+             + [qemu.guest_program("passthru-bad"), qemu.guest_program("ptstall")])
     initrd = qemu.BUILD / "mgmt-initramfs.cpio"
     shutil.copy2(qemu.build_initramfs(kdir, extra_files=extra), initrd)
     return initrd
@@ -597,10 +597,63 @@ def run_rescan(kdir, record, check_boot, initrd):
            leak[0][0] if leak else "no kmemleak report")
 
 
+HOST_ABORTED = "0x371"
+
+
+def run_stall(kdir, record, check_boot, initrd):
+    """Passthrough commands that stall (fault=9, tests/guest/mgmt-stall.sh):
+    a reset is not held off by them, many are outstanding at once, and a
+    command's own timeout resets the controller, which takes it back."""
+    tag = "mgmt-stall"
+    dev = qemu.Nvme(serial="RSNVMESTALL", size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})
+    b = qemu.boot(tag, initrd, kdir, "mgmt-stall", [dev], smp=2, mem=512, timeout=300)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    lost = {m[2]: int(m[1]) for m in b.lines(r"^@@STALL lost (\d+) of (\d+)$")}
+    record(f"{tag}: the stalled Identify reached the driver before the reset",
+           lost.get("1", 0) >= 1, f"{lost}")
+    record(f"{tag}: 8 Identify and 8 Read commands all reached the driver at once (none waits "
+           "for another)", lost.get("17", 0) >= 17, f"{lost}")
+    resets = {m[1]: m[2] for m in b.lines(r"^@@STALL (reset-\S+) rc=(\d+)$")}
+    for what in ("reset-one", "reset-many"):
+        record(f"{tag}: the reset_controller write with stalled commands returns 0 ({what})",
+               resets.get(what) == "0", f"{resets}")
+    runs = {}
+    for m in b.lines(r"^@@STALL (\S+) thread=(\d+) ret=(\S+) errno=(\d+) ms=(\d+)$"):
+        runs.setdefault(m[1], []).append((m[3], m[4]))
+    for name, count, what in (("one", 1, "the Identify taken back by the reset"),
+                              ("admin8", 8, "8 Identify commands taken back by one reset"),
+                              ("io8", 8, "8 Read commands taken back by one reset"),
+                              ("tadmin", 1, "an Identify taken back after its 3 s timeout"),
+                              ("tio", 1, "a Read taken back after its 3 s timeout")):
+        got = runs.get(name, [])
+        record(f"{tag}: {what}: status {HOST_ABORTED} (host aborted)",
+               len(got) == count and all(r == (HOST_ABORTED, "0") for r in got), f"{got}")
+    bdf = f"0000:00:{RS_SLOT:02x}.0"
+    log = [m[1] for m in b.lines(rf"rsnvme {re.escape(bdf)}: (.*)$")]
+    asked = [l for l in log if l == "resetting the controller: requested through sysfs"]
+    record(f"{tag}: two sysfs resets logged", len(asked) == 2, f"{len(asked)}")
+    admin_timeout = [l for l in log
+                     if re.fullmatch(r"admin command id \S+ timed out: resetting the controller", l)]
+    record(f"{tag}: the Identify's own timeout resets the controller", len(admin_timeout) == 1,
+           f"{admin_timeout}")
+    io_timeout = [l for l in log if l == "I/O timeout after abort: resetting the controller"]
+    record(f"{tag}: the Read's timeout is aborted, then resets the controller",
+           len(io_timeout) == 1, f"{io_timeout}")
+    done = [l for l in log if re.match(r"reset done: ", l)]
+    record(f"{tag}: four resets done", len(done) == 4, "\n".join(done))
+    record(f"{tag}: no reset failed", not any("failed: controller is dead" in l for l in log))
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
 def run_all(kdir, record, check_boot, only=""):
-    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan")):
+    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall")):
         return
     initrd = initramfs(kdir)
+    if only in "mgmt-stall":
+        run_stall(kdir, record, check_boot, initrd)
     if only in "mgmt-ns":
         run_ns(kdir, record, check_boot, initrd)
     if only in "mgmt-rescan":

@@ -21,6 +21,7 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::{IdentifyController, IdentifyControllerNvm, IDENTIFY_DATA_SIZE};
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cc, Version, DOORBELLS};
+use crate::state::StateMachine;
 use crate::sys::blk::{DiskGroups, TagSet};
 use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
@@ -218,13 +219,19 @@ pub(super) fn reset(regs: &Registers) -> Result {
 
 /// Step "admin queue": allocates the admin queue pair and programs its
 /// addresses into the disabled controller.
-pub(super) fn admin_queue(regs: &Registers, faults: Faults) -> Result<Arc<AdminQueue>> {
+pub(super) fn admin_queue(
+    mapped: &Mapped,
+    state: &Arc<StateMachine>,
+    faults: Faults,
+) -> Result<Arc<AdminQueue>> {
+    let regs = &mapped.regs;
     let pdev = regs.pdev();
     if faults.inject(Fault::DmaAlloc) {
         dev_err!(pdev, "cannot allocate the admin queue: ENOMEM (injected)\n");
         return Err(ENOMEM);
     }
-    let admin = AdminQueue::new(regs).inspect_err(|e| {
+    let page_size = 1u32 << mapped.page_shift;
+    let admin = AdminQueue::new(regs, state.clone(), page_size, faults).inspect_err(|e| {
         dev_err!(pdev, "cannot allocate the admin queue: {e:?}\n");
     })?;
     admin.program(regs)?;
@@ -285,15 +292,22 @@ pub(super) fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
 pub(super) struct Bringup<'a> {
     pub(super) regs: &'a Registers,
     pub(super) admin: &'a Arc<AdminQueue>,
+    /// The controller's state machine, which the I/O path shares.
+    pub(super) state: &'a Arc<StateMachine>,
     pub(super) buf: CoherentArray<u8>,
     pub(super) page: KBox<[u8; IDENTIFY_DATA_SIZE]>,
 }
 
 impl<'a> Bringup<'a> {
-    pub(super) fn new(regs: &'a Registers, admin: &'a Arc<AdminQueue>) -> Result<Self> {
+    pub(super) fn new(
+        regs: &'a Registers,
+        admin: &'a Arc<AdminQueue>,
+        state: &'a Arc<StateMachine>,
+    ) -> Result<Self> {
         Ok(Self {
             regs,
             admin,
+            state,
             buf: CoherentArray::zeroed(regs.pdev(), IDENTIFY_DATA_SIZE)?,
             page: KBox::new([0; IDENTIFY_DATA_SIZE], GFP_KERNEL)?,
         })
@@ -301,7 +315,7 @@ impl<'a> Bringup<'a> {
 
     /// Runs one admin command, see [`AdminQueue::command`].
     fn command(&self, cmd: Command, what: &str) -> Result<Completion> {
-        self.admin.command(self.regs, cmd, what)
+        self.admin.command(cmd, what)
     }
 
     /// Runs Identify with `cns` and `nsid` and copies the result to `page`.
@@ -353,9 +367,8 @@ impl<'a> Bringup<'a> {
     pub(super) fn namespaces(&mut self, id: &IdentifyController) -> Result<KVec<Namespace>> {
         let pdev = self.regs.pdev();
         let mut identifier = Identifier::new(self.regs)?;
-        let run = |cmd: Command, what: &str| -> Result {
-            self.admin.command(self.regs, cmd, what).map(|_| ())
-        };
+        let run =
+            |cmd: Command, what: &str| -> Result { self.admin.command(cmd, what).map(|_| ()) };
         let nsids = match identifier.active_list(&run) {
             Ok(nsids) => nsids,
             Err(_) => {
@@ -390,7 +403,7 @@ impl<'a> Bringup<'a> {
     pub(super) fn queue_count(&self) -> u32 {
         let wanted = cpu::num_online().saturating_add(poll_queues_wanted());
         let wanted = u16::try_from(wanted).unwrap_or(u16::MAX);
-        match self.admin.set_queue_count(self.regs, wanted) {
+        match self.admin.set_queue_count(wanted) {
             Ok(granted) => granted.min(wanted.into()),
             Err(_) => {
                 dev_warn!(self.regs.pdev(), "continuing with the admin queue only\n");
@@ -412,7 +425,7 @@ impl<'a> Bringup<'a> {
             return Ok(None);
         }
         let shadow = ShadowDoorbells::new(self.regs, 1usize << mapped.page_shift)?;
-        match self.admin.set_shadow_doorbells(self.regs, &shadow) {
+        match self.admin.set_shadow_doorbells(&shadow) {
             Ok(()) => Ok(Some(shadow)),
             // It was disabled: nothing more will work.
             Err(e) if e == etimedout() => Err(e),
@@ -436,6 +449,27 @@ impl<'a> Bringup<'a> {
         faults: Faults,
     ) -> Result<IoQueues> {
         let regs = &mapped.regs;
+        self.try_io_queues(mapped, irqs, count, polled, shadow, faults)
+            .inspect_err(|_| {
+                // Queues created on the controller are freed on the way
+                // out: it must no longer write to them. Probe fails, so
+                // its DMA stays off.
+                let _ = regs.disable();
+                let _ = regs.pdev().stop_dma();
+            })
+    }
+
+    /// [`Bringup::io_queues`], which stops the controller if this fails.
+    fn try_io_queues(
+        &self,
+        mapped: &Mapped,
+        irqs: &Interrupts,
+        count: u32,
+        polled: u32,
+        shadow: Option<Arc<ShadowDoorbells>>,
+        faults: Faults,
+    ) -> Result<IoQueues> {
+        let regs = &mapped.regs;
         let depth = io_queue_depth(regs.cap().max_queue_entries(), MAX_IO_DEPTH);
         let spread = irqs.vectors.count() > 1;
         let mut queues = KVec::new();
@@ -448,7 +482,7 @@ impl<'a> Bringup<'a> {
                 _ => Some(0),
             };
             let queue = QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?;
-            self.admin.create_io_queue(regs, &queue)?;
+            self.admin.create_io_queue(&queue)?;
             if faults.inject(Fault::IoTimeout) {
                 queue.silence_doorbell();
             }
@@ -467,6 +501,7 @@ impl<'a> Bringup<'a> {
             page_size,
             spread.then_some(1),
             restart,
+            self.state.clone(),
         )?;
         let set = Arc::new(
             TagSet::new(
@@ -555,7 +590,6 @@ pub(super) fn management(
         id: *identity.id,
         io_queues: io.set.data().queues().len() as u32,
         io_depth: io_queue_depth(cap.max_queue_entries(), MAX_IO_DEPTH).into(),
-        page_size: 1 << mapped.page_shift,
         max_transfer: mdts.min(crate::mgmt::MAX_PASSTHRU_BYTES),
     };
     let live = MgmtLive {

@@ -23,6 +23,7 @@ use crate::registers::shutdown_timeout_ms;
 use crate::scan::Namespaces;
 use crate::spec::event::event_config;
 use crate::spec::regs::Cc;
+use crate::state::StateMachine;
 use crate::sys::irq::IrqKind;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_info, dev_warn};
@@ -82,12 +83,14 @@ impl Controller {
         let mapped = map(&pdev, faults)?;
         let regs = &mapped.regs;
         reset(regs)?;
-        let admin = admin_queue(regs, faults)?;
+        let state = Arc::new(StateMachine::new(), GFP_KERNEL)?;
+        let admin = admin_queue(&mapped, &state, faults)?;
         let irqs = admin_interrupt(&pdev, &admin, faults)?;
         let mut enabled = enable(&mapped, faults)?;
 
-        let mut bringup = Bringup::new(regs, &admin)?;
+        let mut bringup = Bringup::new(regs, &admin, &state)?;
         let id = bringup.controller(faults)?;
+        admin.set_abort_limit(id.abort_limit());
         enabled.shutdown_ms = shutdown_timeout_ms(id.shutdown_latency_us());
         let nvm = bringup.nvm_limits()?;
         let namespaces = bringup.namespaces(&id)?;
@@ -328,7 +331,9 @@ impl Controller {
         let regs = &self.mapped.regs;
         let cc = Cc::for_enable(self.mapped.page_shift).ok_or(EINVAL)?;
         regs.disable()?;
-        self.admin.stop();
+        let dma = self.pdev.stop_dma();
+        self.admin.stop(&dma);
+        dma.resume();
         self.admin.revive(regs)?;
         regs.enable(cc)?;
         dev_info!(&self.pdev, "resume done: no I/O queues\n");

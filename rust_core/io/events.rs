@@ -7,12 +7,12 @@
 
 #![deny(unsafe_code)]
 
-use super::IoShared;
+use super::{IoShared, Reason};
 use crate::admin::{EventListener, EventSink};
 use crate::ns::NamespaceSet;
 use crate::spec::command::Command;
 use crate::spec::event::{CriticalWarning, Event, EventKind};
-use crate::sys::blk::{TagSet, TagSetRef};
+use crate::sys::blk::TagSet;
 use crate::sys::dma::CoherentArray;
 use crate::sys::print::{dev_info, dev_warn};
 use core::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ impl IoShared {
     /// event. Runs in the event work item, apart from the reset work: a
     /// rescan adds and removes disks, which waits for I/O that may need a
     /// reset.
-    pub(super) fn handle_events(&self, set: &TagSetRef<'_, Self>) {
+    pub(super) fn handle_events(&self) {
         let admin = &self.restart.admin;
         while let Some(result) = admin.take_event() {
             let event = Event(result);
@@ -39,7 +39,7 @@ impl IoShared {
                 EventKind::NamespaceChanged => 4096,
                 _ => 512,
             };
-            let page = self.read_log(set, event.log_page(), len);
+            let page = self.read_log(event.log_page(), len);
             match event.kind() {
                 EventKind::Health => {
                     let warning = page.as_ref().ok().and_then(|p| p.first().copied());
@@ -69,32 +69,27 @@ impl IoShared {
         }
         if self.events_on.load(Ordering::Acquire) {
             // Not while resetting: the reset requests one when done.
-            let _ = self.exclusive(set, |_| admin.request_event());
+            let _ = self.exclusive(|_| admin.request_event());
         }
     }
 
     /// Tells the controller which events to report (Set Features,
-    /// Asynchronous Event Configuration) and requests the first. With
-    /// `recovery` held, or inside [`IoShared::exclusive`].
+    /// Asynchronous Event Configuration) and requests the first.
     fn arm_events(&self) -> Result {
         let admin = &self.restart.admin;
         let config = self.event_config.load(Ordering::Relaxed);
         let cmd = Command::set_features_async_events(config);
-        admin.command(
-            &self.regs,
-            cmd,
-            "Set Features (Asynchronous Event Configuration)",
-        )?;
-        admin.request_event()
+        admin.command(cmd, "Set Features (Asynchronous Event Configuration)")?;
+        self.exclusive(|_| admin.request_event())
     }
 
     /// Reads `len` bytes of log page `lid` (clearing the event it
     /// reports), as a passthrough command runs.
-    fn read_log(&self, set: &TagSetRef<'_, Self>, lid: u8, len: u32) -> Result<KVec<u8>> {
+    fn read_log(&self, lid: u8, len: u32) -> Result<KVec<u8>> {
         let buf = CoherentArray::<u8>::zeroed(&self.pdev, len as usize)?;
         let cmd = Command::get_log_page(lid, len, buf.dma_handle()).ok_or(EINVAL)?;
         let admin = &self.restart.admin;
-        let cqe = self.exclusive(set, |_| admin.submit_and_wait(cmd))?;
+        let cqe = admin.execute(cmd)?;
         if !cqe.status().is_success() {
             dev_warn!(
                 &self.pdev,
@@ -133,10 +128,7 @@ impl EventHandling {
         let sink = EventSink::new(admin, set.clone());
         shared.event_config.store(config, Ordering::Relaxed);
         shared.events_on.store(true, Ordering::Release);
-        if shared
-            .exclusive(&set.borrowed(), |_| shared.arm_events())
-            .is_err()
-        {
+        if shared.arm_events().is_err() {
             dev_warn!(&shared.pdev, "no asynchronous events\n");
         }
         Self {
@@ -166,5 +158,10 @@ impl Drop for EventHandling {
 impl EventListener for TagSet<IoShared> {
     fn event(&self) {
         self.borrowed().schedule_event_work();
+    }
+
+    fn timed_out(&self) {
+        self.data()
+            .schedule_reset(&self.borrowed(), Reason::AdminTimeout);
     }
 }

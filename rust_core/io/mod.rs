@@ -19,20 +19,20 @@ pub(crate) mod events;
 mod power;
 mod recovery;
 
-use crate::admin::AdminQueue;
-use crate::fault::Faults;
+use crate::admin::{run_request, AdminQueue, UserData};
+use crate::data::map_prps;
+use crate::fault::{Fault, Faults};
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::{command_id, split_command_id, Command, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::limits;
-use crate::spec::prp::{self, PrpError, Segment};
 use crate::spec::regs::Cc;
 use crate::state::{State, StateMachine};
 use crate::sys::blk::{
-    BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, TagSet, TagSetRef, TimedOut,
-    TimeoutAction,
+    BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, Requests, TagSet, TagSetRef,
+    TimedOut, TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
@@ -42,7 +42,7 @@ use crate::sys::print::{dev_err, dev_warn};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EINVAL, ENOMEM},
+    code::{EBUSY, EINVAL, ENODEV},
     Result,
 };
 use kernel::new_mutex;
@@ -79,6 +79,7 @@ enum Reason {
     Timeout = 1,
     Fatal = 2,
     SubsystemReset = 3,
+    AdminTimeout = 4,
 }
 
 impl Reason {
@@ -87,6 +88,7 @@ impl Reason {
             1 => Self::Timeout,
             2 => Self::Fatal,
             3 => Self::SubsystemReset,
+            4 => Self::AdminTimeout,
             _ => Self::None,
         }
     }
@@ -97,6 +99,7 @@ impl Reason {
             Self::Timeout => "I/O timeout",
             Self::Fatal => "controller fatal status",
             Self::SubsystemReset => "NVM subsystem reset occurred (CSTS.NSSRO)",
+            Self::AdminTimeout => "admin command timeout",
         }
     }
 }
@@ -136,6 +139,10 @@ pub(crate) struct IoPdu {
     status: u16,
     /// How often the request was sent again.
     retries: u32,
+    /// The command of a driver-private request (passthrough).
+    cmd: Command,
+    /// The completion's DW0 and DW1, for a driver-private request.
+    result: (u32, u32),
 }
 
 /// The state all I/O queues share: the tag set's driver data.
@@ -149,9 +156,9 @@ pub(crate) struct IoShared {
     /// The vector of I/O queue 1 when vectors are spread over CPUs.
     affinity_offset: Option<u32>,
     restart: Restart,
-    /// Where the controller stands ([`crate::state`]); changed only with
-    /// `recovery` held.
-    state: StateMachine,
+    /// Where the controller stands ([`crate::state`]), shared with the
+    /// admin queue; changed only with `recovery` held.
+    state: Arc<StateMachine>,
     /// The [`Reason`] for the reset the work item is to do.
     reason: AtomicU8,
     /// Held while the controller is reset, suspended, resumed or torn
@@ -185,6 +192,7 @@ impl IoShared {
         page_size: u32,
         affinity_offset: Option<u32>,
         restart: Restart,
+        state: Arc<StateMachine>,
     ) -> Result<Arc<Self>> {
         let pdev = regs.pdev().clone();
         let pool = DmaPool::new(&pdev, c"rsnvme prp", page_size as usize)?;
@@ -197,7 +205,7 @@ impl IoShared {
                 page_size,
                 affinity_offset,
                 restart,
-                state: StateMachine::new(),
+                state,
                 reason: AtomicU8::new(Reason::None as u8),
                 recovery <- new_mutex!(None, "rsnvme_recovery"),
                 internal: AtomicU32::new(0),
@@ -291,7 +299,11 @@ impl IoShared {
             return;
         }
         let status = cqe.status().0;
-        match rq.complete_here(|pdu| pdu.status = status) {
+        let result = (cqe.result(), cqe.dw1());
+        match rq.complete_here(|pdu| {
+            pdu.status = status;
+            pdu.result = result;
+        }) {
             // Completed on the submitting CPU.
             Some(None) => {}
             Some(Some(rq)) => self.finish(rq, batch),
@@ -302,6 +314,34 @@ impl IoShared {
                 cqe.cid()
             ),
         }
+    }
+
+    /// Sends I/O command `cmd` from user space as a driver-private request
+    /// of a disk's queue (`requests`), with `data` mapped from user
+    /// memory, and waits for it: completed by the controller, or taken
+    /// back by a reset (a host-aborted status). After `timeout_ms` (0:
+    /// the I/O timeout) it is aborted and the controller reset, as for
+    /// any I/O; no lock is held meanwhile.
+    pub(crate) fn user_command(
+        &self,
+        requests: Requests<'_, Self>,
+        cmd: Command,
+        data: Option<UserData>,
+        timeout_ms: u32,
+    ) -> Result<Completion> {
+        if self.dead() {
+            return Err(ENODEV);
+        }
+        run_request(
+            requests,
+            data,
+            timeout_ms,
+            |pdu: &mut IoPdu| {
+                pdu.cmd = cmd;
+                pdu.page = None;
+            },
+            |pdu| Completion::with_result(NvmeStatus(pdu.status), pdu.result.0, pdu.result.1),
+        )
     }
 
     /// The controller's state as the C driver's sysfs `state` names it.
@@ -362,44 +402,26 @@ impl IoShared {
                 rq.pdu().page = Some(page);
                 Ok(cmd)
             }
+            Op::DrvIn | Op::DrvOut => {
+                let mut cmd = rq.pdu().cmd;
+                if cmd.nsid() != ns.nsid {
+                    return Err(BlkStatus::IoError);
+                }
+                if rq.bytes() > 0 {
+                    let (prp1, prp2) = self.map_data(rq)?;
+                    cmd.set_prps(prp1, prp2);
+                }
+                Ok(cmd)
+            }
             Op::Other => Err(BlkStatus::NotSupported),
         }
     }
 
     /// DMA-maps `rq`'s data and returns PRP1 and PRP2.
     fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
-        // Out of mapping space (bounce buffers) for now: blk-mq retries
-        // later. A request the mapping rejects would fail every time.
-        rq.dma_map(&self.pdev).map_err(|e| {
-            if e == ENOMEM {
-                BlkStatus::Resource
-            } else {
-                dev_err!(&self.pdev, "cannot map a request for DMA: {e:?}\n");
-                BlkStatus::IoError
-            }
-        })?;
-        // Most requests fit in PRP1 and PRP2; only longer ones need a list.
-        match prp::build(rq.dma_segments().map(segment), self.page_size, &mut []) {
-            Ok(prps) => return Ok((prps.prp1, prps.prp2_value(0))),
-            Err(PrpError::TooLong) => {}
-            Err(e) => {
-                dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-                return Err(BlkStatus::IoError);
-            }
-        }
-        let mut page = self.pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
-        let prps = prp::build(
-            rq.dma_segments().map(segment),
-            self.page_size,
-            page.words_mut(),
-        )
-        .map_err(|e| {
-            dev_err!(&self.pdev, "cannot describe a request with PRPs: {e}\n");
-            BlkStatus::IoError
-        })?;
-        let prp2 = prps.prp2_value(page.dma_handle());
-        rq.pdu().page = Some(page);
-        Ok((prps.prp1, prp2))
+        let prps = map_prps(rq, &self.pdev, &self.pool, self.page_size)?;
+        rq.pdu().page = prps.list;
+        Ok((prps.prp1, prps.prp2))
     }
 
     /// Ends `rq`, whose completion was claimed: releases what it held, then
@@ -409,6 +431,12 @@ impl IoShared {
         self.release(&mut rq);
         let raw = rq.pdu().status;
         let status = NvmeStatus(raw);
+        if matches!(rq.op(), Op::DrvIn | Op::DrvOut) {
+            // A command from user space: the outcome is in the pdu, for
+            // the one who waits; it is not retried.
+            rq.end(BlkStatus::Ok);
+            return;
+        }
         if status.is_success() {
             match batch {
                 Some(batch) => rq.end_ok_in(batch),
@@ -441,11 +469,6 @@ impl IoShared {
     }
 }
 
-/// A mapped segment as [`prp::build`] takes it.
-fn segment((addr, len): (u64, u32)) -> Segment {
-    Segment { addr, len }
-}
-
 /// The block-layer status for an NVMe completion status.
 fn blk_status(raw: u16) -> BlkStatus {
     match NvmeStatus(raw).kind() {
@@ -471,6 +494,8 @@ impl Operations for IoShared {
             page: None,
             status: 0,
             retries: 0,
+            cmd: Command::default(),
+            result: (0, 0),
         }
     }
 
@@ -505,6 +530,16 @@ impl Operations for IoShared {
         rq.pdu().status = 0;
         let sequence = rq.start();
         cmd.set_cid(command_id(rq.tag(), sequence));
+        if self.restart.faults.inject(Fault::UserCommandLost)
+            && matches!(rq.op(), Op::DrvIn | Op::DrvOut)
+        {
+            dev_warn!(
+                &self.pdev,
+                "I/O command {:#04x} from user space not sent (injected)\n",
+                cmd.opcode()
+            );
+            return BlkStatus::Ok;
+        }
         match queue.submit(cmd, last) {
             Ok(()) => BlkStatus::Ok,
             // Whoever claimed it (a cancel) ends it; blk-mq must not.
@@ -620,8 +655,8 @@ impl Operations for IoShared {
         }
     }
 
-    fn event_work(&self, set: &TagSetRef<'_, Self>) {
-        self.handle_events(set);
+    fn event_work(&self, _set: &TagSetRef<'_, Self>) {
+        self.handle_events();
     }
 }
 

@@ -8,7 +8,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{io_timeout_ms, Exclusive, IoShared, INTERNAL_DONE, INTERNAL_TAG};
+use super::{io_timeout_ms, IoShared, INTERNAL_DONE, INTERNAL_TAG};
 use crate::spec::command::{command_id, Command};
 use crate::spec::completion::Status as NvmeStatus;
 use crate::state::State;
@@ -156,24 +156,9 @@ impl IoShared {
         }
     }
 
-    /// Runs an I/O command from user space on I/O queue 1, outside
-    /// blk-mq, and returns its status; `EBUSY` if the queue is full. Only
-    /// inside [`IoShared::exclusive`] (its token proves it), which keeps a
-    /// second such command, a reset and a suspend out, and resets the
-    /// controller if this times out (after `timeout_ms`).
-    pub(crate) fn user_io_command(
-        &self,
-        _exclusive: &Exclusive,
-        set: &TagSetRef<'_, IoShared>,
-        cmd: Command,
-        timeout_ms: u32,
-    ) -> Result<NvmeStatus> {
-        self.run_internal(set, cmd, timeout_ms)
-    }
-
     /// Submits `cmd` with the internal command identifier on I/O queue 1
     /// and polls for its status for up to `timeout_ms`. One at a time:
-    /// the callers hold `recovery`.
+    /// the caller holds `recovery` with the set quiesced.
     fn run_internal(
         &self,
         set: &TagSetRef<'_, IoShared>,

@@ -14,7 +14,6 @@ use crate::fault::Fault;
 use crate::state::State;
 use crate::sys::blk::{self, TagSetRef};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
-use crate::sys::time::etimedout;
 use core::sync::atomic::Ordering;
 use kernel::error::{
     code::{EBUSY, EIO, ENODEV, ENOTTY},
@@ -44,7 +43,9 @@ impl IoShared {
         for (i, q) in self.queues.iter().enumerate() {
             q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
         }
-        self.restart.admin.stop();
+        // Admin commands (the driver's own and from user space) end
+        // host-aborted; new ones wait until the admin queue is revived.
+        self.restart.admin.stop(&dma);
         let cancelled = set
             .cancel_all(quiesced, &dma, mark_host_aborted)
             .unwrap_or(0);
@@ -163,6 +164,8 @@ impl IoShared {
                 let _ = self.pdev.stop_dma();
                 // Every state may become Dead but Dead itself.
                 let _ = self.state.change(State::Dead);
+                // Admin commands that waited fail now, as new ones will.
+                self.restart.admin.release();
                 dev_err!(
                     &self.pdev,
                     "{what} failed: controller is dead, failing its I/O\n"
@@ -191,7 +194,7 @@ impl IoShared {
             );
         })?;
         let count = u16::try_from(self.queues.len())?;
-        let granted = admin.set_queue_count(&self.regs, count)?;
+        let granted = admin.set_queue_count(count)?;
         if granted < u32::from(count) {
             dev_err!(
                 &self.pdev,
@@ -202,7 +205,7 @@ impl IoShared {
         // The reset cleared the controller's copy; without the buffers
         // the queues ring every doorbell.
         if let Some(shadow) = &self.restart.shadow {
-            if admin.set_shadow_doorbells(&self.regs, shadow).is_err() {
+            if admin.set_shadow_doorbells(shadow).is_err() {
                 dev_warn!(
                     &self.pdev,
                     "continuing without shadow doorbells after the reset\n"
@@ -211,7 +214,7 @@ impl IoShared {
         }
         for queue in self.queues.iter() {
             queue.revive()?;
-            admin.create_io_queue(&self.regs, queue)?;
+            admin.create_io_queue(queue)?;
         }
         // The reset dropped the outstanding event request.
         if self.events_on.load(Ordering::Acquire) && admin.request_event().is_err() {
@@ -230,7 +233,7 @@ impl IoShared {
         let admin = &self.restart.admin;
         self.queues
             .iter()
-            .take_while(|queue| admin.delete_io_queue(&self.regs, queue).is_ok())
+            .take_while(|queue| admin.delete_io_queue(queue).is_ok())
             .count()
     }
 
@@ -249,6 +252,8 @@ impl IoShared {
         let quiesced = set.quiesce();
         // The DMA stays off: the token is dropped without resuming.
         let _ = self.take_back(set, &quiesced);
+        // Admin commands from now on fail at once.
+        self.restart.admin.release();
     }
 
     /// Starts teardown: waits for a reset in progress, then allows no
@@ -268,34 +273,17 @@ impl IoShared {
         let _ = self.state.change(State::Deleting);
     }
 
-    /// Runs `f` (an admin command from user space) while the controller
-    /// is live and no reset, suspend, resume or teardown runs. If `f`
-    /// times out, the controller is reset before this returns, so the
-    /// command can no longer touch memory the caller frees. `ENODEV` if
-    /// the controller is dead or being removed, `EBUSY` while suspended.
-    pub(crate) fn exclusive<R>(
-        &self,
-        set: &TagSetRef<'_, IoShared>,
-        f: impl FnOnce(&Exclusive) -> Result<R>,
-    ) -> Result<R> {
+    /// Runs `f` while the controller is live and no reset, suspend,
+    /// resume or teardown runs: for steps that must not interleave with
+    /// them and wait for nothing (submitting the event request). `ENODEV`
+    /// if the controller is dead or being removed, `EBUSY` otherwise.
+    pub(crate) fn exclusive<R>(&self, f: impl FnOnce(&Exclusive) -> Result<R>) -> Result<R> {
         let _guard = self.recovery.lock();
         match self.state() {
-            State::Live => {}
-            State::Dead | State::Deleting => return Err(ENODEV),
-            State::New | State::Resetting | State::Connecting | State::Suspended => {
-                return Err(EBUSY)
-            }
+            State::Live => f(&Exclusive(())),
+            State::Dead | State::Deleting => Err(ENODEV),
+            State::New | State::Resetting | State::Connecting | State::Suspended => Err(EBUSY),
         }
-        let result = f(&Exclusive(()));
-        if matches!(&result, Err(e) if *e == etimedout()) {
-            // A failed reset leaves the controller dead, its DMA off.
-            let _ = self.reset_locked(
-                set,
-                "admin command from user space timed out",
-                ResetKind::Controller,
-            );
-        }
-        result
     }
 
     /// Asks the work item to reset the controller for `reason`.

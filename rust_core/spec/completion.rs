@@ -113,6 +113,16 @@ impl Completion {
         }
     }
 
+    /// An entry with `status`, DW0 `result` and DW1 `dw1`, for a command
+    /// whose completion was kept in parts.
+    pub(crate) fn with_result(status: Status, result: u32, dw1: u32) -> Self {
+        Self {
+            result: result.to_le(),
+            dw1: dw1.to_le(),
+            ..Self::with_status(status)
+        }
+    }
+
     /// Command specific result (DW0).
     pub(crate) fn result(&self) -> u32 {
         u32::from_le(self.result)

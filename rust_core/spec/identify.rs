@@ -194,6 +194,8 @@ pub(crate) struct IdentifyController {
     oaes: u32,
     /// Optional Admin Command Support (OACS).
     oacs: u16,
+    /// Abort Command Limit (ACL), zero-based.
+    acl: u8,
     /// Submission Queue Entry Size (SQES).
     sqes: u8,
     /// Completion Queue Entry Size (CQES).
@@ -227,6 +229,7 @@ impl IdentifyController {
             rtd3e: read_u32(page, 88),
             oaes: read_u32(page, 92),
             oacs: read_u16(page, 256),
+            acl: read_u8(page, 258),
             sqes: read_u8(page, 512),
             cqes: read_u8(page, 513),
             nn: read_u32(page, 516),
@@ -245,6 +248,11 @@ impl IdentifyController {
             self.model.as_padded_str(),
             self.firmware.as_padded_str(),
         )
+    }
+
+    /// How many Abort commands may be outstanding at once (ACL + 1).
+    pub(crate) fn abort_limit(&self) -> u32 {
+        u32::from(self.acl) + 1
     }
 
     /// The NVM Subsystem NQN; empty if the controller does not report one.

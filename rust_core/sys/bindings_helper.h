@@ -125,6 +125,17 @@ const blk_opf_t RSNVME_REQ_FAILFAST_MASK = REQ_FAILFAST_MASK;
 RSNVME_VAR(RSNVME_REQ_FAILFAST_MASK)
 RSNVME_FN(__blk_rq_map_sg)
 RSNVME_FN(__blk_mq_alloc_disk)
+/* Requests of the driver's own: the admin queue, passthrough commands. */
+RSNVME_FN(blk_mq_alloc_queue)
+RSNVME_FN(blk_mq_destroy_queue)
+RSNVME_FN(blk_put_queue)
+RSNVME_FN(blk_mq_alloc_request)
+RSNVME_FN(blk_mq_free_request)
+RSNVME_FN(blk_execute_rq)
+RSNVME_FN(blk_rq_map_user)
+RSNVME_FN(blk_rq_unmap_user)
+const gfp_t RSNVME_GFP_KERNEL = GFP_KERNEL;
+RSNVME_VAR(RSNVME_GFP_KERNEL)
 RSNVME_FN(device_add_disk)
 RSNVME_FN(del_gendisk)
 RSNVME_FN(put_disk)

@@ -35,10 +35,4 @@ impl Deadline {
     pub(crate) fn expired(self) -> bool {
         ns_since(self.start) >= self.ns
     }
-
-    /// Milliseconds left, 0 once expired.
-    pub(crate) fn remaining_ms(self) -> u32 {
-        let left = self.ns.saturating_sub(ns_since(self.start)) / 1_000_000;
-        u32::try_from(left.max(0)).unwrap_or(u32::MAX)
-    }
 }

@@ -141,22 +141,6 @@ impl<T: DeviceData> CoherentArray<T> {
     }
 }
 
-impl<T: DeviceData> CoherentArray<T> {
-    /// Copies `src` into the first `src.len()` elements; `EINVAL` if the
-    /// array is shorter.
-    #[allow(unsafe_code)]
-    pub(crate) fn write_from(&self, src: &[T]) -> Result {
-        if src.len() > self.len {
-            return Err(EINVAL);
-        }
-        for (i, &value) in src.iter().enumerate() {
-            // SAFETY: `i < src.len() <= len`; see `write`.
-            unsafe { self.cpu.as_ptr().add(i).write_volatile(value) };
-        }
-        Ok(())
-    }
-}
-
 impl<T: DeviceData> Drop for CoherentArray<T> {
     #[allow(unsafe_code)]
     fn drop(&mut self) {

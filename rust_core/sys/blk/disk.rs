@@ -280,6 +280,14 @@ impl<T: Operations> Disk<T> {
 }
 
 impl<T: Operations> Disk<T> {
+    /// Where the driver allocates requests of its own on the disk's queue.
+    #[allow(unsafe_code)]
+    pub(crate) fn requests(&self) -> super::Requests<'_, T> {
+        // SAFETY: An added disk's queue is a queue of `T`'s tag set and
+        // lives as long as the disk.
+        unsafe { super::Requests::from_raw((*self.disk.as_ptr()).queue) }
+    }
+
     /// The disk's data.
     pub(crate) fn data(&self) -> &Arc<T::Disk> {
         &self.data

@@ -39,10 +39,12 @@ use types::{Cancel, NameWriter, RawSet};
 
 mod disk;
 mod ops;
+mod queue;
 mod tagset;
 
 pub(crate) use disk::{disk_attribute, disk_group, Disk, DiskGroups};
 use ops::Ops;
+pub(crate) use queue::{DataDir, OwnRequest, RequestQueue, Requests};
 pub(crate) use tagset::{HeldQuiesce, Quiesced, TagSet, TagSetRef};
 
 /// The bios of a request the driver owns, as (start sector, bytes); see

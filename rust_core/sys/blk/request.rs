@@ -84,6 +84,8 @@ impl<T: Operations> Request<T> {
             bindings::req_op_REQ_OP_FLUSH => Op::Flush,
             bindings::req_op_REQ_OP_DISCARD => Op::Discard,
             bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            bindings::req_op_REQ_OP_DRV_IN => Op::DrvIn,
+            bindings::req_op_REQ_OP_DRV_OUT => Op::DrvOut,
             _ => Op::Other,
         }
     }

@@ -43,6 +43,22 @@ impl BlkStatus {
             Self::IoError => bindings::RSNVME_BLK_STS_IOERR,
         }
     }
+
+    /// The status for a C value (anything unlisted is an I/O error).
+    pub(super) fn from_raw(raw: bindings::blk_status_t) -> Self {
+        [
+            Self::Ok,
+            Self::NotSupported,
+            Self::NoSpace,
+            Self::Target,
+            Self::Medium,
+            Self::Protection,
+            Self::Resource,
+        ]
+        .into_iter()
+        .find(|s| s.raw() == raw)
+        .unwrap_or(Self::IoError)
+    }
 }
 
 /// What a request asks for.
@@ -53,6 +69,10 @@ pub(crate) enum Op {
     Flush,
     Discard,
     WriteZeroes,
+    /// A driver-private command whose data (if any) moves to memory.
+    DrvIn,
+    /// A driver-private command whose data moves to the device.
+    DrvOut,
     /// Anything else (zoned, driver-private, ...).
     Other,
 }
@@ -61,7 +81,7 @@ impl Op {
     /// The direction the request's data moves in, for DMA-mapping it.
     pub(super) fn dma_direction(self) -> bindings::dma_data_direction {
         match self {
-            Self::Write => bindings::dma_data_direction_DMA_TO_DEVICE,
+            Self::Write | Self::DrvOut => bindings::dma_data_direction_DMA_TO_DEVICE,
             _ => bindings::dma_data_direction_DMA_FROM_DEVICE,
         }
     }

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A request's data as the controller sees it: DMA-mapped and described
+//! by PRP1, PRP2 and, for longer transfers, a PRP list page (NVMe Base
+//! Specification 2.0, section 4.1.1). Shared by the I/O queues and the
+//! admin queue.
+
+#![deny(unsafe_code)]
+
+use crate::spec::prp::{self, PrpError, Segment};
+use crate::sys::blk::{BlkStatus, Operations, Request};
+use crate::sys::dmapool::{DmaPool, PoolBlock};
+use crate::sys::pci::PciDevice;
+use crate::sys::print::dev_err;
+use kernel::error::code::ENOMEM;
+use kernel::sync::Arc;
+
+/// A request's data described for the controller.
+pub(crate) struct Prps {
+    pub(crate) prp1: u64,
+    pub(crate) prp2: u64,
+    /// The PRP list, for a request that needs one; it must stay allocated
+    /// until the request ends.
+    pub(crate) list: Option<PoolBlock>,
+}
+
+/// DMA-maps `rq`'s data for `pdev` and describes it with PRPs of
+/// `page_size` bytes, taking a list page from `pool` when two entries are
+/// not enough. On error nothing stays allocated, but the mapping may
+/// remain: the caller unmaps the request ([`Request::dma_unmap`]).
+pub(crate) fn map_prps<T: Operations>(
+    rq: &mut Request<T>,
+    pdev: &PciDevice,
+    pool: &Arc<DmaPool>,
+    page_size: u32,
+) -> Result<Prps, BlkStatus> {
+    // Out of mapping space (bounce buffers) for now: blk-mq retries
+    // later. A request the mapping rejects would fail every time.
+    rq.dma_map(pdev).map_err(|e| {
+        if e == ENOMEM {
+            BlkStatus::Resource
+        } else {
+            dev_err!(pdev, "cannot map a request for DMA: {e:?}\n");
+            BlkStatus::IoError
+        }
+    })?;
+    // Most requests fit in PRP1 and PRP2; only longer ones need a list.
+    match prp::build(rq.dma_segments().map(segment), page_size, &mut []) {
+        Ok(prps) => {
+            return Ok(Prps {
+                prp1: prps.prp1,
+                prp2: prps.prp2_value(0),
+                list: None,
+            })
+        }
+        Err(PrpError::TooLong) => {}
+        Err(e) => {
+            dev_err!(pdev, "cannot describe a request with PRPs: {e}\n");
+            return Err(BlkStatus::IoError);
+        }
+    }
+    let mut page = pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
+    let prps =
+        prp::build(rq.dma_segments().map(segment), page_size, page.words_mut()).map_err(|e| {
+            dev_err!(pdev, "cannot describe a request with PRPs: {e}\n");
+            BlkStatus::IoError
+        })?;
+    Ok(Prps {
+        prp1: prps.prp1,
+        prp2: prps.prp2_value(page.dma_handle()),
+        list: Some(page),
+    })
+}
+
+/// A mapped segment as [`prp::build`] takes it.
+fn segment((addr, len): (u64, u32)) -> Segment {
+    Segment { addr, len }
+}

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0
+# Passthrough commands that stall (issue 21). With fault=9 rsnvme never
+# announces a command from user space to the controller (it logs each as
+# "not sent (injected)"), so each stays outstanding until a reset takes
+# it back (status 0x371, host aborted) or its own timeout resets the
+# controller. None may hold off a reset or wait for another:
+#  1. a stalled Identify (10 minute timeout), then a reset_controller
+#     write: the write returns and the Identify ends host-aborted;
+#  2. eight stalled Identify commands and eight stalled Reads at once:
+#     all sixteen reach the driver before anything ends them, then one
+#     reset takes them all back;
+#  3. a stalled Identify and a stalled Read with a 3 s timeout: each
+#     one's timeout resets the controller, which takes it back;
+#  4. data written before reads back after all that.
+# The host (tests/mgmt_tests.py) checks the @@STALL lines and the log.
+. /tests/lib.sh
+
+seed=${rsnvme_seed:-9753102}
+check "load rsnvme (fault=9)" insmod $MOD fault=9
+drv_wait_disks 1
+bdf=$(ls $DRV | grep '^0000:' | head -n1)
+dev=/dev/rsnvme0
+t=$(($(scaled 20) * 10))
+while [ ! -c $dev ] && [ $t -gt 0 ]; do usleep 100000; t=$((t - 1)); done
+disk=$(rsnvme_disk) || disk=none
+pattern_write "$disk" "$seed" 0 1048576 || fail "pattern write" "$(cat /tmp/dd.err)"
+
+# lost: how many commands from user space the driver kept from the
+# controller so far.
+lost() { dmesg | grep -c "from user space not sent (injected)"; }
+
+# wait_lost N: waits (bounded) until N were kept in all.
+wait_lost() {
+	local i=0 s n
+	s=$(scaled 30)
+	while n=$(lost); [ "$n" -lt "$1" ]; do
+		if [ $i -ge $((s * 10)) ]; then
+			echo "@@STALL lost $n of $1"
+			return 1
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
+	echo "@@STALL lost $n of $1"
+}
+
+# finish NAME PID: waits (bounded) for a ptstall run and prints its lines
+# as "@@STALL NAME ...".
+finish() {
+	wait_pid "$2" "$(scaled 60)" || { stuck "$1" "$2"; kill "$2"; }
+	sed -n "s/^@@STALL /@@STALL $1 /p" /tmp/"$1".out
+}
+
+ptstall $dev 1 600000 admin >/tmp/one.out 2>&1 &
+p=$!
+wait_lost 1
+drv_reset "$bdf"
+echo "@@STALL reset-one rc=$?"
+finish one $p
+
+ptstall $dev 8 600000 admin >/tmp/admin8.out 2>&1 &
+pa=$!
+ptstall $dev 8 600000 io >/tmp/io8.out 2>&1 &
+pb=$!
+wait_lost 17
+drv_reset "$bdf"
+echo "@@STALL reset-many rc=$?"
+finish admin8 $pa
+finish io8 $pb
+
+ptstall $dev 1 3000 admin >/tmp/tadmin.out 2>&1 &
+finish tadmin $!
+ptstall $dev 1 3000 io >/tmp/tio.out 2>&1 &
+finish tio $!
+
+check_pattern "data intact after the stalled commands" "$disk" "$seed" 0 1048576
+kmemleak_report
+check "unload rsnvme" rmmod rsnvme
+echo "@@IO_END"
