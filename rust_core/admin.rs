@@ -24,12 +24,11 @@ use crate::spec::completion::{Completion, Status, StatusKind};
 use crate::spec::regs::{Acq, Aqa, Asq};
 use crate::state::{State, StateMachine};
 use crate::sys::blk::{
-    BlkStatus, CompletionBatch, DataDir, HeldQuiesce, Limits, Operations, OwnRequest, Request,
+    BlkStatus, CompletionBatch, DataDir, DiskFile, HeldQuiesce, Limits, Operations, OwnRequest, Request,
     RequestQueue, Requests, TagSet, TagSetRef, TimedOut, TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
-use crate::sys::misc::FileOps;
 use crate::sys::param;
 use crate::sys::pci::{DmaStopped, PciDevice};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
@@ -161,8 +160,8 @@ impl Attributes for NoDisk {
     }
 }
 
-impl FileOps for NoDisk {
-    fn ioctl(&self, _cmd: u32, _arg: usize) -> Result<isize> {
+impl DiskFile for NoDisk {
+    fn ioctl(&self, _cmd: u32, _arg: usize, _partition: bool) -> Result<isize> {
         Err(ENOTTY)
     }
 }

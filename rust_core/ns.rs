@@ -17,11 +17,12 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::{IdentifyController, WriteSizes};
 use crate::spec::nsid::{NamespaceIds, SpacedHex, Uuid, Wwid};
 use crate::spec::passthru;
-use crate::sys::misc::FileOps;
+use crate::sys::blk::DiskFile;
+use crate::sys::misc::capable_sys_admin;
 use crate::sys::sysfs::Attributes;
 use core::fmt;
 use kernel::error::{
-    code::{EINVAL, ENOTTY},
+    code::{EACCES, EINVAL, ENOTTY},
     Result,
 };
 use kernel::sync::Arc;
@@ -166,13 +167,26 @@ impl Attributes for NsDisk {
     }
 }
 
-impl FileOps for NsDisk {
+impl DiskFile for NsDisk {
     /// As the C driver's namespace ioctls: its namespace ID, I/O
     /// commands for this namespace, `NVME_IOCTL_SUBMIT_IO`, and admin
-    /// commands for the controller (nvme-cli sends `id-ns` so).
-    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+    /// commands for the controller (nvme-cli sends `id-ns` so). On a
+    /// partition every command needs `CAP_SYS_ADMIN` (`EACCES`), as in
+    /// the C driver: one could reach beyond the partition.
+    fn ioctl(&self, cmd: u32, arg: usize, partition: bool) -> Result<isize> {
         let nsid = self.ns.nsid;
         let mgmt = &self.mgmt;
+        let command = matches!(
+            cmd,
+            passthru::IOCTL_IO_CMD
+                | passthru::IOCTL_IO64_CMD
+                | passthru::IOCTL_SUBMIT_IO
+                | passthru::IOCTL_ADMIN_CMD
+                | passthru::IOCTL_ADMIN64_CMD
+        );
+        if partition && command && !capable_sys_admin() {
+            return Err(EACCES);
+        }
         match cmd {
             passthru::IOCTL_ID => isize::try_from(nsid).map_err(|_| EINVAL),
             passthru::IOCTL_IO_CMD => mgmt.passthru(arg, false, Target::Namespace(nsid)),

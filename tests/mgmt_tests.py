@@ -75,6 +75,7 @@ PT_EXPECT = {
     "unknown-ioctl": ("-1", "ENOTTY"),
     "subsys-reset": ("-1", "ENOTTY"),
     "delete-io-queue": ("-1", "EINVAL"),
+    "abort": ("-1", "EINVAL"),
     "io-cmd-no-namespace": ("-1", "EINVAL"),
     "io-read": ("0", "0"),
     "io-read64": ("0", "0"),
@@ -643,6 +644,15 @@ def run_stall(kdir, record, check_boot, initrd):
     done = [l for l in log if re.match(r"reset done: ", l)]
     record(f"{tag}: four resets done", len(done) == 4, "\n".join(done))
     record(f"{tag}: no reset failed", not any("failed: controller is dead" in l for l in log))
+    pt = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@PT (part-\S+) ret=(\S+) errno=(\S+)")}
+    for case, want, what in (("part-identify", ("0", "0"), "Identify on a partition as root"),
+                             ("part-id", ("1", "0"), "NVME_IOCTL_ID on a partition"),
+                             ("part-unprivileged-identify", ("-1", "EACCES"),
+                              "Identify on a partition without CAP_SYS_ADMIN: refused"),
+                             ("part-unprivileged-id", ("1", "0"),
+                              "NVME_IOCTL_ID on a partition without CAP_SYS_ADMIN")):
+        record(f"{tag}: {what} (ret {want[0]}, {want[1]})", pt.get(case) == want,
+               f"got {pt.get(case)}")
     leak = b.lines(r"^@@KMEMLEAK (\S+)$")
     record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
            leak[0][0] if leak else "no kmemleak report")

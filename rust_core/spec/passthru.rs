@@ -245,11 +245,12 @@ pub(crate) fn parse_user_io(
 
 /// Whether an admin opcode is the driver's own business and refused from
 /// user space: creating or deleting I/O queues and Doorbell Buffer Config
-/// would change queues the driver owns behind its back, and an
-/// Asynchronous Event Request would stay outstanding until it timed out
-/// and reset the controller.
+/// would change queues the driver owns behind its back, an Asynchronous
+/// Event Request would stay outstanding until it timed out and reset the
+/// controller, and an Abort could end a command the driver still waits
+/// for (the driver sends its own, within the controller's limit).
 pub(crate) fn admin_reserved(op: u8) -> bool {
-    matches!(op, 0x00 | 0x01 | 0x04 | 0x05 | 0x0c | 0x7c)
+    matches!(op, 0x00 | 0x01 | 0x04 | 0x05 | 0x08 | 0x0c | 0x7c)
 }
 
 /// Whether an admin command may be sent without `CAP_SYS_ADMIN`: only
@@ -400,10 +401,10 @@ mod tests {
 
     #[test]
     fn queue_management_is_reserved() {
-        for op in [0x00, 0x01, 0x04, 0x05, 0x0c, 0x7c] {
+        for op in [0x00, 0x01, 0x04, 0x05, 0x08, 0x0c, 0x7c] {
             assert!(admin_reserved(op));
         }
-        for op in [0x02, 0x06, 0x08, 0x09, 0x0a, 0x10, 0x11, 0x80, 0xc2] {
+        for op in [0x02, 0x06, 0x09, 0x0a, 0x10, 0x11, 0x80, 0xc2] {
             assert!(!admin_reserved(op));
         }
     }

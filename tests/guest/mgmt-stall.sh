@@ -11,7 +11,8 @@
 #     reset takes them all back;
 #  3. a stalled Identify and a stalled Read with a 3 s timeout: each
 #     one's timeout resets the controller, which takes it back;
-#  4. data written before reads back after all that.
+#  4. data written before reads back after all that;
+#  5. on a partition, passthrough needs CAP_SYS_ADMIN.
 # The host (tests/mgmt_tests.py) checks the @@STALL lines and the log.
 . /tests/lib.sh
 
@@ -74,6 +75,25 @@ ptstall $dev 1 3000 io >/tmp/tio.out 2>&1 &
 finish tio $!
 
 check_pattern "data intact after the stalled commands" "$disk" "$seed" 0 1048576
+check "unload rsnvme" rmmod rsnvme
+
+# 5. A partition (an MBR with one Linux partition at sector 2048 of 4096
+# sectors, found when the module is loaded again): passthrough there
+# needs CAP_SYS_ADMIN, as with the C driver.
+{
+	head -c 446 /dev/zero
+	printf '\000\000\000\000\203\000\000\000\000\010\000\000\000\020\000\000'
+	head -c 48 /dev/zero
+	printf '\125\252'
+} >/tmp/mbr.bin
+check "load rsnvme" insmod $MOD
+drv_wait_disks 1
+disk=$(rsnvme_disk) || disk=none
+on_bdev "write the partition table" "$disk" dd of=$BDEV if=/tmp/mbr.bin bs=512 count=1 oflag=direct 2>/dev/null
+check "unload rsnvme" rmmod rsnvme
+check "load rsnvme again" insmod $MOD
+drv_wait_disks 1
+wait_bdev "${disk}p1" 10 && /bin/passthru-bad "${disk}p1" part
 kmemleak_report
 check "unload rsnvme" rmmod rsnvme
 echo "@@IO_END"

@@ -13,7 +13,8 @@
  * DEV SECONDS" opens DEV, creates /tmp/hold.ready, sleeps, then sends
  * Identify: for an ioctl on a file that outlives its controller.
  * "subsys-reset DEV" only sends NVME_IOCTL_SUBSYS_RESET (case
- * subsys-reset-alone).
+ * subsys-reset-alone). "part DEV" sends Identify and NVME_IOCTL_ID to a
+ * partition's block device, with and without CAP_SYS_ADMIN.
  *
  * "ns DEV NSID LBS" runs the namespace ioctls against a namespace's block
  * device of NSID with LBS-byte blocks: NVME_IOCTL_ID, NVME_IOCTL_SUBMIT_IO
@@ -162,6 +163,20 @@ int main(int argc, char **argv)
 	}
 	if (argc > 4 && !strcmp(argv[2], "ns"))
 		return ns_cases(strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	if (argc > 2 && !strcmp(argv[2], "part")) {
+		/* A partition: with CAP_SYS_ADMIN only. */
+		identify(&c, buf, 4096);
+		report("part-identify", NVME_IOCTL_ADMIN_CMD, &c);
+		report("part-id", NVME_IOCTL_ID, NULL);
+		if (setresuid(65534, 65534, 65534) != 0) {
+			perror("setresuid");
+			return 1;
+		}
+		identify(&c, buf, 4096);
+		report("part-unprivileged-identify", NVME_IOCTL_ADMIN_CMD, &c);
+		report("part-unprivileged-id", NVME_IOCTL_ID, NULL);
+		return 0;
+	}
 	if (argc > 2 && !strcmp(argv[2], "subsys-reset")) {
 		report("subsys-reset-alone", NVME_IOCTL_SUBSYS_RESET, NULL);
 		return 0;
@@ -233,6 +248,10 @@ int main(int argc, char **argv)
 		c.opcode = 0x04; /* Delete I/O Completion Queue 1: the driver's */
 		c.cdw10 = 1;
 		report("delete-io-queue", NVME_IOCTL_ADMIN_CMD, &c);
+		memset(&c, 0, sizeof(c));
+		c.opcode = 0x08; /* Abort command 0 of I/O queue 1 */
+		c.cdw10 = 1;
+		report("abort", NVME_IOCTL_ADMIN_CMD, &c);
 	}
 	report("io-cmd-no-namespace", NVME_IOCTL_IO_CMD, &c);
 	/* Read block 0 of namespace 1; of a namespace that does not exist. */

@@ -53,9 +53,14 @@ impl<T: Operations> DiskOps<T> {
         arg: kernel::ffi::c_ulong,
     ) -> c_int {
         // SAFETY: The open block device holds a reference to its disk,
-        // one of `T`'s by the requirements.
-        let data = unsafe { Self::data((*bdev).bd_disk) };
-        match data.ioctl(cmd, arg) {
+        // one of `T`'s by the requirements. Its partition number, in the
+        // low byte of its flags (`bdev_partno`, inline in C), never
+        // changes.
+        let (data, partno) = unsafe {
+            let flags = addr_of!((*bdev).__bd_flags.counter).read_volatile();
+            (Self::data((*bdev).bd_disk), flags & 0xff)
+        };
+        match data.ioctl(cmd, arg, partno != 0) {
             Ok(v) => c_int::try_from(v).unwrap_or(c_int::MAX),
             Err(e) => e.to_errno(),
         }

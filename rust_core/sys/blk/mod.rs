@@ -21,7 +21,7 @@ use core::ffi::{c_int, c_uint, c_void, CStr};
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{size_of, MaybeUninit};
-use core::ptr::{addr_of_mut, NonNull};
+use core::ptr::{addr_of, addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::EINVAL, to_result, Error, Result};
@@ -30,11 +30,12 @@ use kernel::sync::Arc;
 mod request;
 mod types;
 
-use crate::sys::misc_types::FileOps;
 use crate::sys::sysfs_types::Attributes;
 pub(crate) use request::TimedOut;
 use request::{PduBox, RequestState};
-pub(crate) use types::{BlkStatus, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS};
+pub(crate) use types::{
+    BlkStatus, DiskFile, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS,
+};
 use types::{Cancel, NameWriter, RawSet};
 
 mod disk;

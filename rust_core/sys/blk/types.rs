@@ -7,7 +7,7 @@
 
 use super::{CompletionBatch, Request, TagSetRef, TimedOut};
 use crate::sys::bindings;
-use crate::sys::misc_types::FileOps;
+use crate::sys::sysfs_types::Attributes;
 use crate::sys::pci::PciDevice;
 use core::ffi::c_uint;
 use core::fmt;
@@ -105,13 +105,22 @@ impl TimeoutAction {
     }
 }
 
+/// What a disk's block device offers beyond reads and writes: its sysfs
+/// attributes and the ioctls the block layer leaves to the driver.
+pub(crate) trait DiskFile: Attributes + Send + Sync {
+    /// Handles ioctl `cmd` with argument `arg` (a user address or a
+    /// number) on the disk's block device, or on one of its partitions
+    /// (`partition`); returns what the ioctl returns, or an error.
+    fn ioctl(&self, cmd: u32, arg: usize, partition: bool) -> kernel::error::Result<isize>;
+}
+
 /// The driver side of a tag set.
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Data of one hardware queue.
     type Queue: Send + Sync;
     /// Data of one disk, reachable from its requests; it serves the
     /// disk's ioctls and sysfs attributes.
-    type Disk: FileOps;
+    type Disk: DiskFile;
     /// Driver data of one request; created when the tag set is allocated.
     type Pdu: Send;
 
