@@ -24,8 +24,8 @@ use crate::spec::completion::{Completion, Status, StatusKind};
 use crate::spec::regs::{Acq, Aqa, Asq};
 use crate::state::{State, StateMachine};
 use crate::sys::blk::{
-    BlkStatus, CompletionBatch, DataDir, DiskFile, HeldQuiesce, Limits, Operations, OwnRequest, Request,
-    RequestQueue, Requests, TagSet, TagSetRef, TimedOut, TimeoutAction,
+    BlkStatus, CompletionBatch, DataDir, DiskFile, HeldQuiesce, Limits, Operations, OwnRequest,
+    Request, RequestQueue, Requests, TagSet, TagSetRef, TimedOut, TimeoutAction,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
@@ -130,6 +130,10 @@ pub(crate) struct AdminShared {
     /// Set when a timeout disabled the controller, for the messages of
     /// the commands it took back.
     disabled_by_timeout: AtomicBool,
+    /// Whether commands may reach the controller: false from
+    /// [`AdminQueue::quiesce`] to [`AdminQueue::release`], so that the
+    /// event request and Abort, which bypass the tag set, wait too.
+    open: AtomicBool,
     #[pin]
     specials: IrqSpinLock<Specials>,
 }
@@ -204,6 +208,7 @@ impl AdminQueue {
                 state,
                 faults,
                 disabled_by_timeout: AtomicBool::new(false),
+                open: AtomicBool::new(true),
                 specials <- new_irq_spinlock!(
                     Specials {
                         event_outstanding: false,
@@ -279,6 +284,9 @@ impl AdminQueue {
     /// Aborts as the controller allows are outstanding.
     pub(crate) fn abort(&self, qid: u16, cid: u16) -> Result {
         let shared = self.shared();
+        if !shared.open.load(Ordering::Acquire) {
+            return Err(EBUSY);
+        }
         let mut specials = shared.specials.lock();
         let limit = specials.abort_limit as usize;
         let slot = specials
@@ -308,6 +316,9 @@ impl AdminQueue {
     /// [`AdminQueue::take_event`] and the sink told.
     pub(crate) fn request_event(&self) -> Result {
         let shared = self.shared();
+        if !shared.open.load(Ordering::Acquire) {
+            return Err(EBUSY);
+        }
         let mut specials = shared.specials.lock();
         if specials.event_outstanding {
             return Ok(());
@@ -340,6 +351,7 @@ impl AdminQueue {
     /// [`AdminQueue::revive`] or [`AdminQueue::release`]; new ones wait.
     /// Done already if it is held.
     pub(crate) fn quiesce(&self) {
+        self.shared().open.store(false, Ordering::Release);
         let mut held = self.held.lock();
         if held.is_none() {
             *held = Some(self.set.borrowed().quiesce().hold());
@@ -354,6 +366,7 @@ impl AdminQueue {
                 drop(quiesced);
             }
         }
+        self.shared().open.store(true, Ordering::Release);
     }
 
     /// Stops the admin queue of a controller whose DMA is stopped (`dma`):
@@ -391,16 +404,36 @@ impl AdminQueue {
     }
 
     /// Makes the stopped admin queue usable again, tells the disabled
-    /// controller where it is for the next enable, and lets requests
-    /// through again.
+    /// controller where it is, for the next enable. It stays held: once
+    /// the controller is enabled, [`AdminQueue::release`] lets commands
+    /// through (none may reach a disabled controller).
     pub(crate) fn revive(&self, regs: &Registers) -> Result {
         self.shared().pair.revive()?;
         self.shared()
             .disabled_by_timeout
             .store(false, Ordering::Relaxed);
-        self.program(regs)?;
-        self.release();
-        Ok(())
+        self.program(regs)
+    }
+
+    /// Puts back an event taken with [`AdminQueue::take_event`] whose log
+    /// page could not be read (a reset took the command back): it is
+    /// handled again after the reset.
+    pub(crate) fn put_back_event(&self, result: u32) {
+        let mut specials = self.shared().specials.lock();
+        let count = specials.count;
+        if count >= MAX_EVENTS {
+            return;
+        }
+        specials.results.copy_within(0..count, 1);
+        if let Some(first) = specials.results.first_mut() {
+            *first = result;
+        }
+        specials.count = count + 1;
+    }
+
+    /// Whether events wait to be handled.
+    pub(crate) fn events_pending(&self) -> bool {
+        self.shared().specials.lock().count > 0
     }
 }
 

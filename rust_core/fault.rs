@@ -48,6 +48,9 @@ pub(crate) enum Fault {
     /// started but never announced to the device, so each stalls until a
     /// reset takes it back or its timeout does.
     UserCommandLost = 9,
+    /// 10: each reset waits 3 s with the queues held before it disables
+    /// the controller, so that what happens during a reset can be seen.
+    SlowReset = 10,
 }
 
 #[cfg(rsnvme_fault_injection)]
@@ -64,6 +67,7 @@ impl Fault {
             Self::AfterIoQueues,
             Self::SubsystemReset,
             Self::UserCommandLost,
+            Self::SlowReset,
         ]
         .into_iter()
         .find(|f| *f as u32 == n)

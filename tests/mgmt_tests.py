@@ -607,7 +607,16 @@ def run_stall(kdir, record, check_boot, initrd):
     command's own timeout resets the controller, which takes it back."""
     tag = "mgmt-stall"
     dev = qemu.Nvme(serial="RSNVMESTALL", size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})
-    b = qemu.boot(tag, initrd, kdir, "mgmt-stall", [dev], smp=2, mem=512, timeout=300)
+    qmp_result = []
+
+    def on_line(line, qmp):
+        value = {"@@QMP smart-warning": 2, "@@QMP smart-warning-2": 6}.get(line.strip())
+        if value is not None and qmp is not None:
+            qmp_result.append(qmp.command("qom-set", path="/machine/peripheral/nvme0",
+                                          property="smart_critical_warning", value=value))
+
+    b = qemu.boot(tag, initrd, kdir, "mgmt-stall", [dev], smp=2, mem=512, timeout=300,
+                  on_line=on_line)
     check_boot(tag, b)
     record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
     lost = {m[2]: int(m[1]) for m in b.lines(r"^@@STALL lost (\d+) of (\d+)$")}
@@ -633,7 +642,7 @@ def run_stall(kdir, record, check_boot, initrd):
     bdf = f"0000:00:{RS_SLOT:02x}.0"
     log = [m[1] for m in b.lines(rf"rsnvme {re.escape(bdf)}: (.*)$")]
     asked = [l for l in log if l == "resetting the controller: requested through sysfs"]
-    record(f"{tag}: two sysfs resets logged", len(asked) == 2, f"{len(asked)}")
+    record(f"{tag}: three sysfs resets logged", len(asked) == 3, f"{len(asked)}")
     admin_timeout = [l for l in log
                      if re.fullmatch(r"admin command id \S+ timed out: resetting the controller", l)]
     record(f"{tag}: the Identify's own timeout resets the controller", len(admin_timeout) == 1,
@@ -642,7 +651,7 @@ def run_stall(kdir, record, check_boot, initrd):
     record(f"{tag}: the Read's timeout is aborted, then resets the controller",
            len(io_timeout) == 1, f"{io_timeout}")
     done = [l for l in log if re.match(r"reset done: ", l)]
-    record(f"{tag}: four resets done", len(done) == 4, "\n".join(done))
+    record(f"{tag}: five resets done", len(done) == 5, "\n".join(done))
     record(f"{tag}: no reset failed", not any("failed: controller is dead" in l for l in log))
     pt = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@PT (part-\S+) ret=(\S+) errno=(\S+)")}
     for case, want, what in (("part-identify", ("0", "0"), "Identify on a partition as root"),
@@ -653,6 +662,20 @@ def run_stall(kdir, record, check_boot, initrd):
                               "NVME_IOCTL_ID on a partition without CAP_SYS_ADMIN")):
         record(f"{tag}: {what} (ret {want[0]}, {want[1]})", pt.get(case) == want,
                f"got {pt.get(case)}")
+    record(f"{tag}: QMP qom-set smart_critical_warning accepted twice",
+           len(qmp_result) == 2 and all("return" in r for r in qmp_result), f"{qmp_result}")
+    slow = b.lines(r"^@@STALL reset-slow rc=(\d+)$")
+    record(f"{tag}: the slow reset (fault=10) succeeds", bool(slow) and slow[0][1] == "0",
+           slow[0][0] if slow else "no line")
+    warn = [m[1] for m in b.lines(rf"rsnvme {re.escape(bdf)}: SMART/health critical warning "
+                                  r"(.*)$")]
+    record(f"{tag}: the SMART event during the reset is read (0x02), and so the next one "
+           "(0x06) arrives", warn == ["0x02: temperature out of range",
+                                      "0x06: temperature out of range, reliability degraded"],
+           f"{warn}")
+    unread = b.lines(r"log page unreadable")
+    record(f"{tag}: no event's log page left unread", not unread,
+           unread[0][0] if unread else "")
     leak = b.lines(r"^@@KMEMLEAK (\S+)$")
     record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
            leak[0][0] if leak else "no kmemleak report")

@@ -336,6 +336,7 @@ impl Controller {
         dma.resume();
         self.admin.revive(regs)?;
         regs.enable(cc)?;
+        self.admin.release();
         dev_info!(&self.pdev, "resume done: no I/O queues\n");
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::spec::event::{CriticalWarning, Event, EventKind};
 use crate::sys::blk::TagSet;
 use crate::sys::dma::CoherentArray;
 use crate::sys::print::{dev_info, dev_warn};
+use crate::sys::time::etimedout;
 use core::sync::atomic::Ordering;
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
@@ -40,6 +41,13 @@ impl IoShared {
                 _ => 512,
             };
             let page = self.read_log(event.log_page(), len);
+            if matches!(&page, Err(e) if *e == etimedout()) {
+                // A reset took the command back: read it once it is done
+                // (it schedules this work again), or the controller would
+                // report no more events of this kind.
+                admin.put_back_event(result);
+                return;
+            }
             match event.kind() {
                 EventKind::Health => {
                     let warning = page.as_ref().ok().and_then(|p| p.first().copied());

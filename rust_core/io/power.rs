@@ -90,6 +90,9 @@ impl IoShared {
                 ),
             }
         }
+        // Admin commands wait for the resume too (the controller is shut
+        // down); it releases them once the controller is enabled again.
+        self.restart.admin.quiesce();
         *held = Some(quiesced.hold());
     }
 

@@ -14,6 +14,7 @@ use crate::fault::Fault;
 use crate::state::State;
 use crate::sys::blk::{self, TagSetRef};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::time::msleep;
 use core::sync::atomic::Ordering;
 use kernel::error::{
     code::{EBUSY, EIO, ENODEV, ENOTTY},
@@ -33,6 +34,12 @@ impl IoShared {
         set: &TagSetRef<'_, IoShared>,
         quiesced: &blk::Quiesced<'_>,
     ) -> (Option<crate::sys::pci::DmaStopped>, u32) {
+        // Admin commands wait from here on, the driver's own and from
+        // user space; those outstanding are taken back below.
+        self.restart.admin.quiesce();
+        if self.restart.faults.inject(Fault::SlowReset) {
+            msleep(3000);
+        }
         let present = self.pdev.is_present();
         if present && self.pdev.restore_memory_decoding() {
             dev_warn!(&self.pdev, "memory decoding was off; turned it back on\n");
@@ -156,6 +163,10 @@ impl IoShared {
                     "{what} done: {} I/O queues, {requeued} requests requeued\n",
                     self.queues.len()
                 );
+                // Events whose log page a reset kept from being read.
+                if self.restart.admin.events_pending() {
+                    set.schedule_event_work();
+                }
             }
             Err(_) => {
                 // Whatever the controller does now, the queues are
@@ -193,6 +204,9 @@ impl IoShared {
                 "controller did not become ready after the reset\n"
             );
         })?;
+        // Enabled: admin commands may go out again, those that waited
+        // first.
+        admin.release();
         let count = u16::try_from(self.queues.len())?;
         let granted = admin.set_queue_count(count)?;
         if granted < u32::from(count) {

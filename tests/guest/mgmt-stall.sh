@@ -12,7 +12,8 @@
 #  3. a stalled Identify and a stalled Read with a 3 s timeout: each
 #     one's timeout resets the controller, which takes it back;
 #  4. data written before reads back after all that;
-#  5. on a partition, passthrough needs CAP_SYS_ADMIN.
+#  5. on a partition, passthrough needs CAP_SYS_ADMIN;
+#  6. an event during a reset is read once the reset is done.
 # The host (tests/mgmt_tests.py) checks the @@STALL lines and the log.
 . /tests/lib.sh
 
@@ -94,6 +95,36 @@ check "unload rsnvme" rmmod rsnvme
 check "load rsnvme again" insmod $MOD
 drv_wait_disks 1
 wait_bdev "${disk}p1" 10 && /bin/passthru-bad "${disk}p1" part
+check "unload rsnvme" rmmod rsnvme
+
+# 6. A SMART event during a reset (fault=10: each reset waits 3 s with the
+# admin queue held before it disables the controller): its log page is
+# read once the reset is done, so the controller reports the next event.
+# The host sets the warning when it sees an @@QMP line.
+count() { dmesg | grep -c "$1"; }
+# wait_count PATTERN N: waits (bounded) until the log has N such lines.
+wait_count() {
+	local i=0 s
+	s=$(scaled 30)
+	while [ "$(count "$1")" -lt "$2" ]; do
+		[ $i -ge $((s * 10)) ] && { fail "waiting for '$1'" "$(count "$1") of $2 after $s s"; return 1; }
+		usleep 100000
+		i=$((i + 1))
+	done
+}
+check "load rsnvme (fault=10)" insmod $MOD fault=10
+drv_wait_disks 1
+asked=$(count "resetting the controller: requested through sysfs")
+drv_reset "$bdf" &
+rp=$!
+wait_count "resetting the controller: requested through sysfs" $((asked + 1))
+echo "@@QMP smart-warning"
+wait_pid $rp "$(scaled 60)" || stuck reset-slow $rp
+wait $rp
+echo "@@STALL reset-slow rc=$?"
+wait_count "SMART/health critical warning" 1
+echo "@@QMP smart-warning-2"
+wait_count "SMART/health critical warning" 2
 kmemleak_report
 check "unload rsnvme" rmmod rsnvme
 echo "@@IO_END"
