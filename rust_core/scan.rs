@@ -245,6 +245,7 @@ impl Namespaces {
         let groups = p.groups;
         match Disk::add(
             &self.set,
+            &**self.set.data(),
             data,
             &limits,
             name,

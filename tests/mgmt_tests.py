@@ -606,7 +606,9 @@ def run_stall(kdir, record, check_boot, initrd):
     a reset is not held off by them, many are outstanding at once, and a
     command's own timeout resets the controller, which takes it back."""
     tag = "mgmt-stall"
-    dev = qemu.Nvme(serial="RSNVMESTALL", size_mb=SIZE_MB, params={"addr": hex(RS_SLOT)})
+    dev = qemu.Nvme(serial="RSNVMESTALL", params={"addr": hex(RS_SLOT), "subsys": "sub0"},
+                    namespaces=[qemu.Ns(size_mb=SIZE_MB),
+                                qemu.Ns(size_mb=16, params={"detached": "true"})])
     qmp_result = []
 
     def on_line(line, qmp):
@@ -616,7 +618,8 @@ def run_stall(kdir, record, check_boot, initrd):
                                           property="smart_critical_warning", value=value))
 
     b = qemu.boot(tag, initrd, kdir, "mgmt-stall", [dev], smp=2, mem=512, timeout=300,
-                  on_line=on_line)
+                  on_line=on_line,
+                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:stall"])
     check_boot(tag, b)
     record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
     lost = {m[2]: int(m[1]) for m in b.lines(r"^@@STALL lost (\d+) of (\d+)$")}
@@ -642,7 +645,7 @@ def run_stall(kdir, record, check_boot, initrd):
     bdf = f"0000:00:{RS_SLOT:02x}.0"
     log = [m[1] for m in b.lines(rf"rsnvme {re.escape(bdf)}: (.*)$")]
     asked = [l for l in log if l == "resetting the controller: requested through sysfs"]
-    record(f"{tag}: three sysfs resets logged", len(asked) == 3, f"{len(asked)}")
+    record(f"{tag}: four sysfs resets logged", len(asked) == 4, f"{len(asked)}")
     admin_timeout = [l for l in log
                      if re.fullmatch(r"admin command id \S+ timed out: resetting the controller", l)]
     record(f"{tag}: the Identify's own timeout resets the controller", len(admin_timeout) == 1,
@@ -651,7 +654,13 @@ def run_stall(kdir, record, check_boot, initrd):
     record(f"{tag}: the Read's timeout is aborted, then resets the controller",
            len(io_timeout) == 1, f"{io_timeout}")
     done = [l for l in log if re.match(r"reset done: ", l)]
-    record(f"{tag}: five resets done", len(done) == 5, "\n".join(done))
+    record(f"{tag}: six resets done", len(done) == 6, "\n".join(done))
+    attach = b.lines(r"^@@STALL (attach|reset-attach) rc=(\d+)(.*)$")
+    record(f"{tag}: Namespace Attachment sent during a reset succeeds, and the reset",
+           [(m[1], m[2]) for m in attach] == [("attach", "0"), ("reset-attach", "0")],
+           f"{[m[0] for m in attach]}")
+    added = [l for l in log if l == "rescan: namespace 2 added: 32768 blocks of 512 bytes"]
+    record(f"{tag}: the attached namespace's disk is added once", len(added) == 1, f"{added}")
     record(f"{tag}: no reset failed", not any("failed: controller is dead" in l for l in log))
     pt = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@PT (part-\S+) ret=(\S+) errno=(\S+)")}
     for case, want, what in (("part-identify", ("0", "0"), "Identify on a partition as root"),

@@ -12,7 +12,7 @@
 use super::{mark_host_aborted, Exclusive, IoShared, Reason, ResetKind};
 use crate::fault::Fault;
 use crate::state::State;
-use crate::sys::blk::{self, TagSetRef};
+use crate::sys::blk::{self, QuiesceGate, TagSetRef};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::time::msleep;
 use core::sync::atomic::Ordering;
@@ -20,6 +20,15 @@ use kernel::error::{
     code::{EBUSY, EIO, ENODEV, ENOTTY},
     Result,
 };
+
+/// No reset, suspend, resume or teardown runs while a disk's queue joins
+/// the tag set; it is quiesced with its siblings while suspended.
+impl QuiesceGate for IoShared {
+    fn settled(&self, join: &mut dyn FnMut(bool)) {
+        let held = self.recovery.lock();
+        join(held.is_some());
+    }
+}
 
 impl IoShared {
     /// Stops the device and the queues and takes back every request the

@@ -115,6 +115,7 @@ RSNVME_FN(blk_mq_tagset_busy_iter)
 RSNVME_FN(blk_mq_tagset_wait_completed_request)
 RSNVME_FN(blk_mq_quiesce_tagset)
 RSNVME_FN(blk_mq_unquiesce_tagset)
+RSNVME_FN(blk_mq_quiesce_queue)
 RSNVME_FN(blk_mq_requeue_request)
 RSNVME_FN(__blk_should_fake_timeout)
 const req_flags_t RSNVME_RQF_DONTPREP = RQF_DONTPREP;

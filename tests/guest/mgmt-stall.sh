@@ -13,7 +13,8 @@
 #     one's timeout resets the controller, which takes it back;
 #  4. data written before reads back after all that;
 #  5. on a partition, passthrough needs CAP_SYS_ADMIN;
-#  6. an event during a reset is read once the reset is done.
+#  6. a namespace attached during a reset gets a working disk after it;
+#     an event during a reset is read once the reset is done.
 # The host (tests/mgmt_tests.py) checks the @@STALL lines and the log.
 . /tests/lib.sh
 
@@ -25,7 +26,7 @@ dev=/dev/rsnvme0
 t=$(($(scaled 20) * 10))
 while [ ! -c $dev ] && [ $t -gt 0 ]; do usleep 100000; t=$((t - 1)); done
 disk=$(rsnvme_disk) || disk=none
-pattern_write "$disk" "$seed" 0 1048576 || fail "pattern write" "$(cat /tmp/dd.err)"
+pattern_write "$disk" "$seed" 0 2097152 || fail "pattern write" "$(cat /tmp/dd.err)"
 
 # lost: how many commands from user space the driver kept from the
 # controller so far.
@@ -114,6 +115,29 @@ wait_count() {
 }
 check "load rsnvme (fault=10)" insmod $MOD fault=10
 drv_wait_disks 1
+
+# A namespace attached (Namespace Attachment through nvme-cli's
+# admin-passthru) while a reset runs: the command waits for the reset,
+# then the event adds the disk, which works.
+cntlid=$(cat /sys/class/misc/rsnvme0/cntlid)
+printf "\\001\\000\\$(printf %o $((cntlid & 255)))\\$(printf %o $((cntlid >> 8)))" >/tmp/ctrl.bin
+dd if=/dev/zero bs=4092 count=1 2>/dev/null >>/tmp/ctrl.bin
+asked=$(count "resetting the controller: requested through sysfs")
+drv_reset "$bdf" &
+rp=$!
+wait_count "resetting the controller: requested through sysfs" $((asked + 1))
+/usr/sbin/nvme admin-passthru $dev --opcode=0x15 --namespace-id=2 --cdw10=0 \
+	--data-len=4096 -w -i /tmp/ctrl.bin >/tmp/attach.out 2>&1
+echo "@@STALL attach rc=$? $(tr '\n' ' ' </tmp/attach.out)"
+wait_pid $rp "$(scaled 60)" || stuck reset-attach $rp
+wait $rp
+echo "@@STALL reset-attach rc=$?"
+if wait_bdev /dev/rsnvme0n2 20; then
+	pattern_write /dev/rsnvme0n2 "$seed" 0 1048576 || fail "pattern write n2" "$(cat /tmp/dd.err)"
+	check_pattern "namespace 2, attached during a reset, reads back" /dev/rsnvme0n2 "$seed" 0 1048576
+fi
+check_pattern "namespace 1 still reads back" "$disk" "$seed" 1048576 1048576
+
 asked=$(count "resetting the controller: requested through sysfs")
 drv_reset "$bdf" &
 rp=$!

@@ -228,10 +228,12 @@ unsafe impl<T: Operations> Sync for Disk<T> {}
 impl<T: Operations> Disk<T> {
     /// Creates and registers a disk named `name` of `sectors` 512-byte
     /// sectors on `set`, with `parent` as its parent device and `groups`
-    /// as its sysfs attributes.
-    #[allow(unsafe_code)]
+    /// as its sysfs attributes. Its queue joins the set through `gate`,
+    /// quiesced if the set's queues are (their unquiesce lifts it too).
+    #[allow(unsafe_code, clippy::too_many_arguments)]
     pub(crate) fn add(
         set: &Arc<TagSet<T>>,
+        gate: &dyn QuiesceGate,
         data: Arc<T::Disk>,
         limits: &Limits,
         name: fmt::Arguments<'_>,
@@ -241,11 +243,18 @@ impl<T: Operations> Disk<T> {
     ) -> Result<Self> {
         let mut lim = limits.to_raw();
         let queuedata = core::ptr::from_ref::<T::Disk>(&data).cast_mut().cast();
-        // SAFETY: `set` is allocated; `lim` is read during the call; the
-        // key is static; `data` outlives the queue (held below).
-        let disk = unsafe {
-            bindings::__blk_mq_alloc_disk(set.as_ptr(), &mut lim, queuedata, DISK_KEY.0.get())
-        };
+        let mut disk = core::ptr::null_mut();
+        gate.settled(&mut |quiesced| {
+            // SAFETY: `set` is allocated; `lim` is read during the call;
+            // the key is static; `data` outlives the queue (held below).
+            disk = unsafe {
+                bindings::__blk_mq_alloc_disk(set.as_ptr(), &mut lim, queuedata, DISK_KEY.0.get())
+            };
+            if quiesced && !disk.is_null() && (disk as usize) < (-4095isize) as usize {
+                // SAFETY: A fresh gendisk, with its queue.
+                unsafe { bindings::blk_mq_quiesce_queue((*disk).queue) };
+            }
+        });
         if disk.is_null() || (disk as usize) >= (-4095isize) as usize {
             return Err(Error::from_errno(disk as isize as c_int));
         }

@@ -34,7 +34,7 @@ use crate::sys::sysfs_types::Attributes;
 pub(crate) use request::TimedOut;
 use request::{PduBox, RequestState};
 pub(crate) use types::{
-    BlkStatus, DiskFile, Limits, Op, Operations, TimeoutAction, MAX_SEGMENTS,
+    BlkStatus, DiskFile, Limits, Op, Operations, QuiesceGate, TimeoutAction, MAX_SEGMENTS,
 };
 use types::{Cancel, NameWriter, RawSet};
 

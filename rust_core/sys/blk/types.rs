@@ -7,8 +7,8 @@
 
 use super::{CompletionBatch, Request, TagSetRef, TimedOut};
 use crate::sys::bindings;
-use crate::sys::sysfs_types::Attributes;
 use crate::sys::pci::PciDevice;
+use crate::sys::sysfs_types::Attributes;
 use core::ffi::c_uint;
 use core::fmt;
 
@@ -112,6 +112,16 @@ pub(crate) trait DiskFile: Attributes + Send + Sync {
     /// number) on the disk's block device, or on one of its partitions
     /// (`partition`); returns what the ioctl returns, or an error.
     fn ioctl(&self, cmd: u32, arg: usize, partition: bool) -> kernel::error::Result<isize>;
+}
+
+/// Keeps a tag set's quiesce state still while a new disk's queue joins
+/// the set (`blk_mq_quiesce_tagset` quiesces only the queues it finds):
+/// whoever quiesces the set for long (a reset, a suspend) implements it.
+pub(crate) trait QuiesceGate {
+    /// Runs `join`, which adds a queue to the set, with no quiesce or
+    /// unquiesce of the set meanwhile; `join` is told whether the set's
+    /// queues are quiesced.
+    fn settled(&self, join: &mut dyn FnMut(bool));
 }
 
 /// The driver side of a tag set.
