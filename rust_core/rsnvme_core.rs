@@ -53,6 +53,8 @@ mod registers;
 #[cfg(MODULE)]
 mod scan;
 #[cfg(MODULE)]
+mod start;
+#[cfg(MODULE)]
 mod sys;
 #[cfg(MODULE)]
 mod tables;

@@ -21,6 +21,7 @@ use crate::spec::completion::Completion;
 use crate::spec::identify::{IdentifyController, IdentifyControllerNvm, IDENTIFY_DATA_SIZE};
 use crate::spec::queue::io_queue_depth;
 use crate::spec::regs::{Cc, Version, DOORBELLS};
+use crate::start::Steps;
 use crate::state::StateMachine;
 use crate::sys::blk::{DiskGroups, TagSet};
 use crate::sys::cpu;
@@ -265,8 +266,9 @@ pub(super) fn admin_interrupt(
     })
 }
 
-/// Step "enable": enables the controller and waits for it to be ready.
-pub(super) fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
+/// Step "enable": enables the controller and waits for it to be ready
+/// ([`Steps::enable`]).
+pub(super) fn enable(mapped: &Mapped, admin: &AdminQueue, faults: Faults) -> Result<Enabled> {
     let regs = &mapped.regs;
     let cc = Cc::for_enable(mapped.page_shift).ok_or(EINVAL)?;
     // Injected: write the configuration without EN, so RDY never comes.
@@ -275,13 +277,7 @@ pub(super) fn enable(mapped: &Mapped, faults: Faults) -> Result<Enabled> {
     } else {
         cc
     };
-    regs.enable(cc).inspect_err(|_| {
-        dev_err!(regs.pdev(), "controller did not become ready\n");
-        // It may still come up later and use the admin queue, which is
-        // about to be freed: reset it and stop its DMA for good.
-        let _ = regs.disable();
-        let _ = regs.pdev().stop_dma();
-    })?;
+    Steps { regs, admin }.enable(cc)?;
     Ok(Enabled {
         regs: regs.clone(),
         shutdown_ms: SHUTDOWN_TIMEOUT_MS,
@@ -311,6 +307,14 @@ impl<'a> Bringup<'a> {
             buf: CoherentArray::zeroed(regs.pdev(), IDENTIFY_DATA_SIZE)?,
             page: KBox::new([0; IDENTIFY_DATA_SIZE], GFP_KERNEL)?,
         })
+    }
+
+    /// The steps shared with a reset.
+    fn steps(&self) -> Steps<'_> {
+        Steps {
+            regs: self.regs,
+            admin: self.admin,
+        }
     }
 
     /// Runs one admin command, see [`AdminQueue::command`].
@@ -403,7 +407,7 @@ impl<'a> Bringup<'a> {
     pub(super) fn queue_count(&self) -> u32 {
         let wanted = cpu::num_online().saturating_add(poll_queues_wanted());
         let wanted = u16::try_from(wanted).unwrap_or(u16::MAX);
-        match self.admin.set_queue_count(wanted) {
+        match self.steps().queue_count(wanted) {
             Ok(granted) => granted.min(wanted.into()),
             Err(_) => {
                 dev_warn!(self.regs.pdev(), "continuing with the admin queue only\n");
@@ -425,15 +429,8 @@ impl<'a> Bringup<'a> {
             return Ok(None);
         }
         let shadow = ShadowDoorbells::new(self.regs, 1usize << mapped.page_shift)?;
-        match self.admin.set_shadow_doorbells(&shadow) {
-            Ok(()) => Ok(Some(shadow)),
-            // It was disabled: nothing more will work.
-            Err(e) if e == etimedout() => Err(e),
-            Err(_) => {
-                dev_warn!(self.regs.pdev(), "continuing without shadow doorbells\n");
-                Ok(None)
-            }
-        }
+        let taken = self.steps().shadow_doorbells(&shadow)?;
+        Ok(taken.then_some(shadow))
     }
 
     /// Step "I/O queues": `count` queue pairs with an interrupt handler
@@ -481,12 +478,14 @@ impl<'a> Bringup<'a> {
                 _ if spread => Some(qid),
                 _ => Some(0),
             };
-            let queue = QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?;
-            self.admin.create_io_queue(&queue)?;
-            if faults.inject(Fault::IoTimeout) {
-                queue.silence_doorbell();
-            }
-            queues.push(queue, GFP_KERNEL)?;
+            queues.push(
+                QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?,
+                GFP_KERNEL,
+            )?;
+        }
+        self.steps().create_queues(&queues)?;
+        if faults.inject(Fault::IoTimeout) {
+            queues.iter().for_each(|queue| queue.silence_doorbell());
         }
         let page_size = 1u32 << mapped.page_shift;
         let restart = Restart {

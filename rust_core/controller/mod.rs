@@ -23,6 +23,7 @@ use crate::registers::shutdown_timeout_ms;
 use crate::scan::Namespaces;
 use crate::spec::event::event_config;
 use crate::spec::regs::Cc;
+use crate::start::Steps;
 use crate::state::StateMachine;
 use crate::sys::irq::IrqKind;
 use crate::sys::pci::PciDevice;
@@ -86,7 +87,7 @@ impl Controller {
         let state = Arc::new(StateMachine::new(), GFP_KERNEL)?;
         let admin = admin_queue(&mapped, &state, faults)?;
         let irqs = admin_interrupt(&pdev, &admin, faults)?;
-        let mut enabled = enable(&mapped, faults)?;
+        let mut enabled = enable(&mapped, &admin, faults)?;
 
         let mut bringup = Bringup::new(regs, &admin, &state)?;
         let id = bringup.controller(faults)?;
@@ -335,8 +336,11 @@ impl Controller {
         self.admin.stop(&dma);
         dma.resume();
         self.admin.revive(regs)?;
-        regs.enable(cc)?;
-        self.admin.release();
+        Steps {
+            regs,
+            admin: &self.admin,
+        }
+        .enable(cc)?;
         dev_info!(&self.pdev, "resume done: no I/O queues\n");
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 use super::{mark_host_aborted, Exclusive, IoShared, Reason, ResetKind};
 use crate::fault::Fault;
+use crate::start::Steps;
 use crate::state::State;
 use crate::sys::blk::{self, QuiesceGate, TagSetRef};
 use crate::sys::print::{dev_err, dev_info, dev_warn};
@@ -196,8 +197,10 @@ impl IoShared {
         result.map_err(|_| EIO)
     }
 
-    /// The bring-up steps a reset repeats: the admin queue, enable, the
-    /// number of queues and each I/O queue pair, on the same memory.
+    /// The bring-up steps a reset repeats, as probe takes them
+    /// ([`Steps`]), on the same memory: the admin queue, enable, the
+    /// number of queues, the shadow doorbells and each I/O queue pair;
+    /// then the event request the reset dropped.
     fn bring_back(&self) -> Result {
         let admin = &self.restart.admin;
         admin.revive(&self.regs)?;
@@ -207,39 +210,21 @@ impl IoShared {
         } else {
             self.restart.cc
         };
-        self.regs.enable(cc).inspect_err(|_| {
-            dev_err!(
-                &self.pdev,
-                "controller did not become ready after the reset\n"
-            );
-        })?;
-        // Enabled: admin commands may go out again, those that waited
-        // first.
-        admin.release();
-        let count = u16::try_from(self.queues.len())?;
-        let granted = admin.set_queue_count(count)?;
-        if granted < u32::from(count) {
-            dev_err!(
-                &self.pdev,
-                "controller grants {granted} I/O queue pairs after the reset, {count} in use\n"
-            );
-            return Err(EIO);
-        }
-        // The reset cleared the controller's copy; without the buffers
-        // the queues ring every doorbell.
+        let steps = Steps {
+            regs: &self.regs,
+            admin,
+        };
+        steps.enable(cc)?;
+        steps.keep_queue_count(u16::try_from(self.queues.len())?)?;
         if let Some(shadow) = &self.restart.shadow {
-            if admin.set_shadow_doorbells(shadow).is_err() {
-                dev_warn!(
-                    &self.pdev,
-                    "continuing without shadow doorbells after the reset\n"
-                );
-            }
+            // The reset cleared the controller's copy; refused, the queues
+            // ring every doorbell.
+            steps.shadow_doorbells(shadow)?;
         }
         for queue in self.queues.iter() {
             queue.revive()?;
-            admin.create_io_queue(queue)?;
         }
-        // The reset dropped the outstanding event request.
+        steps.create_queues(&self.queues)?;
         if self.events_on.load(Ordering::Acquire) && admin.request_event().is_err() {
             dev_warn!(
                 &self.pdev,
