@@ -119,7 +119,11 @@ impl ShadowDoorbells {
         if !self.active.load(Ordering::Acquire) {
             return true;
         }
-        // Queue entries written before are visible before the new tail.
+        // For an SQ tail: the entries, and the PRP lists and ranges they
+        // point to, written before reach the controller no later than the
+        // new tail does, so it fetches whole commands (the C driver has a
+        // `wmb()` here). For a CQ head there is nothing to order; one path
+        // serves both, as in C.
         dma_wmb();
         let Some(old) = self.doorbells.read(index) else {
             return true;
@@ -127,9 +131,11 @@ impl ShadowDoorbells {
         if self.doorbells.write(index, u32::from(new).to_le()).is_err() {
             return true;
         }
-        // The new value is visible before the event index is read (the
-        // controller orders the other way round), so one of the two sides
-        // always sees the other's update.
+        // The write of the new value before the read of the event index,
+        // a store before a load (the C driver's `mb()`): the controller
+        // orders its event index update before its read of the shadow
+        // doorbell, so one of the two sides always sees the other's
+        // update and no doorbell is left unrung.
         dma_mb();
         let Some(event) = self.event_indices.read(index) else {
             return true;
@@ -335,8 +341,11 @@ impl QueuePair {
         if !ring.is_new(dw3 & (1 << 16) != 0) {
             return None;
         }
-        // The Phase Tag was read first; the rest of the entry must not be
-        // read from before it (`dma_rmb`).
+        // The read of the Phase Tag before the reads of the rest of the
+        // entry (and of any data the command returned): the controller
+        // writes the entry before it flips the tag, so the rest is not
+        // read from before the flip (the C driver's `dma_rmb()` after
+        // `nvme_cqe_pending`).
         dma_rmb();
         let mut bytes = [0u8; 16];
         for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {

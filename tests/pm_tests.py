@@ -9,8 +9,13 @@ tests/guest/pm-*.sh against one driver:
   pm-s3      real suspend-to-RAM (ACPI S3) cycles under fio, each woken by
              the host over QMP (system_wakeup);
   pm-reboot  a pattern written, then `reboot -f`: the driver's shutdown
-             must flush and shut the controller down; the host checks the
-             image files.
+             must flush and shut the controller down, then turn bus
+             mastering off; the host checks the image files;
+  pm-reboot-stuck  the same with one write still in flight at the reboot
+             (its completion hidden by fail_io_timeout): the shutdown must
+             still flush, delete the queues and shut the controller down
+             (CC.SHN) before it takes the request back, and turn bus
+             mastering off.
 
 Both drivers must pass what the guest checks (fio's verify, patterns,
 bounded waits) and what QEMU's trace shows the emulated controller saw.
@@ -44,6 +49,13 @@ CYCLES = 10      # pm-sleep
 S3_CYCLES = 3    # pm-s3
 TRACE = ("pci_nvme_mmio_start_success", "pci_nvme_mmio_shutdown_set", "pci_nvme_flush_ns",
          "pci_cfg_read")
+# pm-reboot also records config space writes (the command register's Bus
+# Master Enable), I/O queue deletions and CC.EN cleared.
+REBOOT_TRACE = TRACE + ("pci_cfg_write", "pci_nvme_del_sq", "pci_nvme_mmio_stopped")
+STUCK_TIMEOUT = 3  # pm-reboot-stuck: the driver's I/O timeout (s, idle host)
+# A write of the controller's PCI command register (config offset 4).
+COMMAND_WRITE = r"\bpci_cfg_write nvme \S+ @0x4 <- (0x[0-9a-f]+)$"
+BUS_MASTER = 0x4
 
 # rsnvme's console lines (each prefixed "rsnvme <BDF>: ").
 QUIET = (r"(suspend|shutdown): (write cache flushed|no volatile write cache), (\d+) I/O "
@@ -52,11 +64,38 @@ QUIET = (r"(suspend|shutdown): (write cache flushed|no volatile write cache), (\
 RESUMING = r"resuming the controller$"
 RESUME_DONE = r"resume done: (\d+) I/O queues, (\d+) requests requeued$"
 RESUME_FAILED = r"resume failed: controller is dead, failing its I/O$"
+STILL_IN_FLIGHT = (r"shutdown: (\d+) requests still in flight after (\d+) ms: shutting the "
+                   r"controller down$")
+TAKEN_BACK = r"shutdown: (\d+) requests taken back$"
 
 
 def shutdowns(b):
     """QEMU's shutdown notifications (CC.SHN) after the guest's first mark."""
     return rt.after_mark(b, r"\bpci_nvme_mmio_shutdown_set\b")
+
+
+def last_mark(b):
+    """QEMU's trace lines after the guest's last mark (all without one)."""
+    lines = b.trace.splitlines()
+    marks = [i for i, line in enumerate(lines) if re.search(rt.MARK, line)]
+    return lines[marks[-1]:] if marks else lines
+
+
+def check_master_off(rec, tag, b):
+    """The guest's last write of the controller's PCI command register
+    turned Bus Master Enable off, after the controller was told to shut
+    down (CC.SHN): no DMA from it across a kexec, whatever state it is in."""
+    lines = b.trace.splitlines()
+    shn = [i for i, line in enumerate(lines) if re.search(r"\bpci_nvme_mmio_shutdown_set\b", line)]
+    writes = [(i, int(m[1], 16)) for i, m in
+              ((i, re.search(COMMAND_WRITE, line)) for i, line in enumerate(lines)) if m]
+    last = writes[-1] if writes else None
+    rec(f"{tag}: host: bus mastering turned off after the shutdown (QEMU's trace: the last "
+        "command register write clears Bus Master Enable, after CC.SHN)",
+        bool(shn) and last is not None and last[0] > shn[-1] and not last[1] & BUS_MASTER,
+        f"last command register write {lines[last[0]] if last else None!r}, "
+        f"last CC.SHN at trace line {shn[-1] if shn else None}, that write at "
+        f"{last[0] if last else None}")
 
 
 def check_quiet(rec, tag, b, bdf, what, count):
@@ -174,7 +213,7 @@ def pm_reboot(ctx, tag="pm-reboot"):
     devices = [Q(serial="RSNVMERBT", namespaces=[NS(16), NS(16, 4096)])]
     with tempfile.TemporaryDirectory(prefix="rsnvme-reboot-") as work:
         b = ctx.boot(tag, "pm-reboot", devices, {"seed": ctx.seed}, workdir=work,
-                     timeout=120, trace=TRACE)
+                     timeout=120, trace=REBOOT_TRACE)
         nsids = io_tests.check_disks(ctx, tag, b, devices)
         after = b.console.split("\n@@DONE ")[-1]
         ctx.record(f"{tag}: the guest rebooted after its script (kernel: 'reboot: "
@@ -193,6 +232,56 @@ def pm_reboot(ctx, tag="pm-reboot"):
         ctx.record(f"{tag}: host: QEMU's controller was asked to flush both namespaces",
                    flushes is not None and flushes >= 2, f"{flushes} flushes")
         check_quiet(ctx.record, tag, b, bdf, "shutdown", 1)
+    check_master_off(ctx.record, tag, b)
+
+
+def pm_reboot_stuck(ctx, tag="pm-reboot-stuck"):
+    devices = [Q(serial="RSNVMESTK", namespaces=[NS(16), NS(16, 4096)])]
+    with tempfile.TemporaryDirectory(prefix="rsnvme-stuck-") as work:
+        b = ctx.boot(tag, "pm-reboot", devices, {"seed": ctx.seed, "stuck": STUCK_TIMEOUT},
+                     workdir=work, timeout=180, trace=REBOOT_TRACE)
+        nsids = io_tests.check_disks(ctx, tag, b, devices)
+        after = b.console.split("\n@@DONE ")[-1]
+        ctx.record(f"{tag}: the guest rebooted after its script (kernel: 'reboot: "
+                   "Restarting system')", "reboot: Restarting system" in after
+                   and b.returncode == 0, f"QEMU exit status {b.returncode}")
+        for nsid in sorted(nsids):
+            image = Path(work) / f"nvme0n{nsid}.img"
+            io_tests.check_image(ctx, tag, f"ns{nsid}", image,
+                                 [(0, 4 << 20, ctx.seed + nsid)])
+    # From the guest's last mark, with the write in flight, on: the shutdown.
+    shutdown = last_mark(b)
+
+    def at(pattern):
+        return [i for i, line in enumerate(shutdown) if re.search(pattern, line)]
+    shn = at(r"\bpci_nvme_mmio_shutdown_set\b")
+    ctx.record(f"{tag}: host: QEMU's controller was told to shut down (CC.SHN) with the "
+               "write in flight", len(shn) >= 1, f"{len(shn)} times")
+    deleted = at(r"\bpci_nvme_del_sq\b")
+    ctx.record(f"{tag}: host: the I/O queues were deleted before CC.SHN",
+               bool(deleted) and bool(shn) and max(deleted) < shn[0],
+               f"Delete I/O SQ at trace lines {deleted}, CC.SHN at {shn[:1]}")
+    stopped = at(r"\bpci_nvme_mmio_stopped\b")
+    ctx.record(f"{tag}: host: the controller was not disabled (CC.EN=0) before CC.SHN",
+               bool(shn) and all(i > shn[0] for i in stopped),
+               f"CC.EN cleared at trace lines {stopped}, CC.SHN at {shn[:1]}")
+    check_master_off(ctx.record, tag, b)
+    bdf = rt.controller(b)
+    if ctx.driver == "rust" and ctx.record(f"{tag}: host: one controller", bdf is not None):
+        flushes = at(r"\bpci_nvme_flush_ns\b")
+        ctx.record(f"{tag}: host: QEMU's controller was asked to flush both namespaces "
+                   "with the write in flight", len(flushes) >= 2, f"{len(flushes)} flushes")
+        used = rt.queues_used(b, bdf)
+        ctx.record(f"{tag}: host: all {used} I/O queues deleted", len(deleted) == used,
+                   f"{len(deleted)} Delete I/O SQ commands")
+        waited = rt.rs(b, bdf, STILL_IN_FLIGHT)
+        ctx.record(f"{tag}: rsnvme: the shutdown found the write still in flight",
+                   len(waited) == 1 and waited[0][1] == "1",
+                   waited[0][0] if waited else "no line")
+        check_quiet(ctx.record, tag, b, bdf, "shutdown", 1)
+        back = rt.rs(b, bdf, TAKEN_BACK)
+        ctx.record(f"{tag}: rsnvme: the write was taken back after the shutdown",
+                   len(back) == 1 and back[0][1] == "1", back[0][0] if back else "no line")
 
 
 # name, function, vCPU counts it runs on (None: every one of io_tests.io_cpus())
@@ -200,6 +289,7 @@ SCENARIOS = [
     ("pm-sleep", pm_sleep, None),
     ("pm-s3", pm_s3, (2,)),
     ("pm-reboot", pm_reboot, (2,)),
+    ("pm-reboot-stuck", pm_reboot_stuck, (2,)),
 ]
 
 

@@ -22,13 +22,19 @@ use kernel::error::{
 };
 
 impl IoShared {
-    /// Quiets the controller for system sleep or power-off (`what`): waits,
-    /// up to the I/O timeout, for the requests it has; flushes the volatile
-    /// write cache of each namespace in `flush`; deletes the I/O queues and
-    /// shuts it down (CC.SHN normal, within `shutdown_ms`). The set stays
-    /// quiesced until [`IoShared::resume`]: new requests wait. Requests the
-    /// controller does not finish are taken back (it is disabled) and wait
-    /// too. Logs one line with the outcome.
+    /// Quiets the controller for system sleep or power-off (`what`), as
+    /// Linux's C driver does in `nvme_dev_disable(dev, shutdown = true)`:
+    /// waits, up to the I/O timeout, for the requests it has; then, whether
+    /// they all finished or not, flushes the volatile write cache of each
+    /// namespace in `flush`, deletes the I/O queues and shuts the
+    /// controller down (CC.SHN normal, within `shutdown_ms`). Only then are
+    /// the requests it did not finish taken back (it is disabled). The set
+    /// stays quiesced until [`IoShared::resume`]: new requests wait, and so
+    /// do those taken back. A controller that can take no command (gone,
+    /// not ready, fatal status) is only disabled. Either way bus mastering
+    /// ends off, so the controller does no DMA while asleep or into the
+    /// next kernel after a kexec; the resume turns it on again. Logs the
+    /// outcome.
     pub(crate) fn suspend(
         &self,
         set: &TagSetRef<'_, IoShared>,
@@ -48,52 +54,97 @@ impl IoShared {
         if busy > 0 {
             dev_warn!(
                 &self.pdev,
-                "{what}: {busy} requests still in flight after {} ms: disabling the controller\n",
+                "{what}: {busy} requests still in flight after {} ms: shutting the controller down\n",
                 io_timeout_ms()
             );
-            // The DMA stays off until the resume restarts the controller.
-            let (_, requeued) = self.take_back(set, &quiesced);
-            dev_info!(
-                &self.pdev,
-                "{what}: controller disabled, {requeued} requests requeued\n"
-            );
+        }
+        if self.responsive() {
+            self.shut_down(set, flush, shutdown_ms, what);
         } else {
-            let flushed = match flush {
-                [] => "no volatile write cache",
-                nsids => match nsids
-                    .iter()
-                    .try_for_each(|&nsid| self.internal_command(set, Command::flush(nsid)))
-                {
-                    Ok(()) => "write cache flushed",
-                    Err(_) => "write cache flush FAILED",
-                },
-            };
-            let deleted = self.delete_queues();
-            let shut = self.regs.shutdown(shutdown_ms);
-            if shut.is_err() {
-                // It logged; a reset stops the controller anyway.
-                let _ = self.regs.disable();
-            }
-            let done = if shut.is_ok() {
-                "shut down"
-            } else {
-                "disabled"
-            };
-            match self.regs.csts() {
-                Ok(csts) => dev_info!(
-                    &self.pdev,
-                    "{what}: {flushed}, {deleted} I/O queues deleted, controller {done} ({csts})\n"
-                ),
-                Err(_) => dev_info!(
-                    &self.pdev,
-                    "{what}: {flushed}, {deleted} I/O queues deleted, controller gone\n"
-                ),
-            }
+            // As the C driver with a dead controller: no command and no
+            // shutdown notification, which would only wait for their
+            // timeouts.
+            dev_warn!(
+                &self.pdev,
+                "{what}: controller not responding, disabling it\n"
+            );
+            let _ = self.regs.disable();
+        }
+        if busy > 0 {
+            // Shut down (or disabled), the controller finishes nothing
+            // more: what it did not is taken back now, with bus mastering
+            // off until the resume restarts the controller.
+            let (_, taken) = self.take_back(set, &quiesced);
+            dev_info!(&self.pdev, "{what}: {taken} requests taken back\n");
+        } else {
+            // Nothing is left in flight and the controller is shut down
+            // (or disabled): bus mastering goes off, as the C driver's
+            // `pci_disable_device` in `nvme_dev_disable` turns it off, and
+            // stays off until the resume restarts the controller.
+            let _ = self.pdev.stop_dma();
         }
         // Admin commands wait for the resume too (the controller is shut
         // down); it releases them once the controller is enabled again.
         self.restart.admin.quiesce();
         *held = Some(quiesced.hold());
+    }
+
+    /// Whether the controller can still take commands and a shutdown
+    /// notification: present, ready and without a fatal status (what the
+    /// C driver's `nvme_pci_ctrl_is_dead` asks before it deletes the
+    /// queues and shuts a controller down).
+    fn responsive(&self) -> bool {
+        self.pdev.is_present()
+            && self
+                .regs
+                .csts()
+                .is_ok_and(|csts| csts.ready() && !csts.fatal())
+    }
+
+    /// The normal shutdown of NVMe Base Specification 2.0, section 3.6.1:
+    /// flushes the volatile write cache of each namespace in `flush`,
+    /// deletes the I/O queues (which aborts the commands the controller
+    /// still has on them) and shuts the controller down (CC.SHN normal,
+    /// within `shutdown_ms`); one that does not finish shutting down is
+    /// disabled. Logs the outcome for `what`.
+    fn shut_down(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        flush: &[u32],
+        shutdown_ms: u32,
+        what: &str,
+    ) {
+        let flushed = match flush {
+            [] => "no volatile write cache",
+            nsids => match nsids
+                .iter()
+                .try_for_each(|&nsid| self.internal_command(set, Command::flush(nsid)))
+            {
+                Ok(()) => "write cache flushed",
+                Err(_) => "write cache flush FAILED",
+            },
+        };
+        let deleted = self.delete_queues();
+        let shut = self.regs.shutdown(shutdown_ms);
+        if shut.is_err() {
+            // It logged; a reset stops the controller anyway.
+            let _ = self.regs.disable();
+        }
+        let done = if shut.is_ok() {
+            "shut down"
+        } else {
+            "disabled"
+        };
+        match self.regs.csts() {
+            Ok(csts) => dev_info!(
+                &self.pdev,
+                "{what}: {flushed}, {deleted} I/O queues deleted, controller {done} ({csts})\n"
+            ),
+            Err(_) => dev_info!(
+                &self.pdev,
+                "{what}: {flushed}, {deleted} I/O queues deleted, controller gone\n"
+            ),
+        }
     }
 
     /// Brings a suspended controller back with the steps of a reset and

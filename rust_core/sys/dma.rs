@@ -10,6 +10,7 @@
 
 use super::bindings;
 use super::pci::PciDevice;
+use core::arch::asm;
 use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ptr::NonNull;
@@ -159,38 +160,98 @@ impl<T: DeviceData> Drop for CoherentArray<T> {
     }
 }
 
-/// Orders the CPU's reads of DMA memory: reads after this barrier see data
-/// at least as new as reads before it (`dma_rmb()`). Used between seeing a
-/// completion entry's phase bit flip and reading the rest of the entry.
+// The DMA barriers of the kernel's `asm/barrier.h`: `dma_rmb()`,
+// `dma_wmb()` and `dma_mb()`, which order the CPU's accesses to coherent
+// DMA memory as a device sees them. In C they are macros, which bindgen
+// cannot bind. Linux 6.12, with or without CONFIG_RUST (the stock kernels
+// of tools/stock), has no Rust helper for them either (7.3's
+// rust/helpers/barrier.c has), and a C helper of the driver's own would be
+// one more C object in both module builds and a call on every completion.
+// So each is the inline assembly its macro expands to on the architectures
+// rsnvme builds for (`barrier_insn!`), inlined as in C. Every one is also
+// a compiler barrier: an `asm!` without `nomem` may, to the compiler, read
+// and write any memory, so no memory access moves across it (the C
+// macros' "memory" clobber). Any other architecture fails to build here
+// rather than get barriers that may be too weak.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("rsnvme's DMA barriers (sys/dma.rs) exist for x86-64 and arm64 only");
+
+/// The instruction of each DMA barrier on x86-64, from
+/// arch/x86/include/asm/barrier.h: `dma_rmb()` and `dma_wmb()` are
+/// `barrier()`, none, as loads to write-back memory (which coherent DMA
+/// memory is there) are not reordered with older loads, nor stores with
+/// older stores; `dma_mb()` is `mb()`, `mfence`, as a store followed by a
+/// load is the one pair x86 reorders.
+#[cfg(target_arch = "x86_64")]
+macro_rules! barrier_insn {
+    (rmb) => {
+        ""
+    };
+    (wmb) => {
+        ""
+    };
+    (mb) => {
+        "mfence"
+    };
+}
+
+/// The instruction of each DMA barrier on arm64, from
+/// arch/arm64/include/asm/barrier.h: `dmb` for the outer-shareable domain,
+/// where devices are (`fence(SeqCst)` would be `dmb ish`, the CPUs'
+/// inner-shareable domain only), for loads, stores or both.
+#[cfg(target_arch = "aarch64")]
+macro_rules! barrier_insn {
+    (rmb) => {
+        "dmb oshld"
+    };
+    (wmb) => {
+        "dmb oshst"
+    };
+    (mb) => {
+        "dmb osh"
+    };
+}
+
+/// Orders the CPU's reads of DMA memory (`dma_rmb()`): reads after it see
+/// data at least as new as reads before it saw. Used between seeing a
+/// completion entry's Phase Tag flip and reading the rest of the entry.
+/// x86-64: a compiler barrier; arm64: `dmb oshld`, which orders earlier
+/// loads before later loads and stores.
+#[inline(always)]
 pub(crate) fn dma_rmb() {
-    // On x86-64, loads are not reordered with other loads, so `dma_rmb()`
-    // is only a compiler barrier; elsewhere an acquire fence orders them.
-    #[cfg(target_arch = "x86_64")]
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[allow(unsafe_code)]
+    // SAFETY: A barrier (or none) touches no memory, register, stack or flag.
+    unsafe {
+        asm!(barrier_insn!(rmb), options(nostack, preserves_flags))
+    };
 }
 
-/// Orders the CPU's writes to DMA memory: the device sees writes before
-/// this barrier no later than writes after it (`dma_wmb()`). Used between
-/// writing a submission queue entry and publishing the new tail in the
-/// shadow doorbell buffer.
+/// Orders the CPU's writes to DMA memory (`dma_wmb()`): the device sees
+/// writes before it no later than writes after it. Used between writing
+/// submission queue entries and publishing the new tail in the shadow
+/// doorbell buffer. x86-64: a compiler barrier; arm64: `dmb oshst`, which
+/// orders earlier stores before later stores.
+#[inline(always)]
 pub(crate) fn dma_wmb() {
-    // x86-64 does not reorder stores with other stores.
-    #[cfg(target_arch = "x86_64")]
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[allow(unsafe_code)]
+    // SAFETY: A barrier (or none) touches no memory, register, stack or flag.
+    unsafe {
+        asm!(barrier_insn!(wmb), options(nostack, preserves_flags))
+    };
 }
 
-/// Orders the CPU's writes to DMA memory before its later reads of DMA
-/// memory (`mb()`): a store followed by a load is the one pair x86 may
-/// reorder, so this is a full fence everywhere. Used between writing a
-/// shadow doorbell and reading the controller's event index, as the
-/// controller orders updating the event index before reading the shadow
-/// doorbell.
+/// Orders all of the CPU's accesses to DMA memory before it against all
+/// after it (`dma_mb()`), a store before a later load included. Used
+/// between writing a shadow doorbell and reading the controller's event
+/// index, as the controller orders updating the event index before
+/// reading the shadow doorbell. x86-64: `mfence`; arm64: `dmb osh`.
+#[inline(always)]
 pub(crate) fn dma_mb() {
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[allow(unsafe_code)]
+    // SAFETY: A barrier touches no memory, register, stack or flag.
+    unsafe {
+        asm!(barrier_insn!(mb), options(nostack, preserves_flags))
+    };
 }
 
 #[allow(unsafe_code)]
