@@ -302,6 +302,10 @@ impl Controller {
                 };
                 dev_info!(&self.pdev, "{what}: controller {done} ({csts})\n");
             }
+            // As with I/O queues: no DMA while asleep or into the next
+            // kernel, and admin commands wait for the resume.
+            let _ = self.pdev.stop_dma();
+            self.admin.quiesce();
             return;
         };
         let mut flush = KVec::new();
@@ -329,6 +333,17 @@ impl Controller {
     /// Resume of a controller without I/O queues: reset it and enable it
     /// again with its admin queue.
     fn restart_admin(&self) -> Result {
+        let result = self.try_restart_admin();
+        if result.is_err() {
+            // Commands that waited fail rather than wait for ever.
+            self.admin.release();
+        }
+        result
+    }
+
+    /// [`Controller::restart_admin`], which releases the admin queue if
+    /// this fails.
+    fn try_restart_admin(&self) -> Result {
         let regs = &self.mapped.regs;
         let cc = Cc::for_enable(self.mapped.page_shift).ok_or(EINVAL)?;
         regs.disable()?;

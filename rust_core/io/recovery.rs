@@ -235,8 +235,9 @@ impl IoShared {
     }
 
     /// Deletes the I/O queues on the controller, stopping at the first
-    /// failure (which was logged); returns how many were deleted. The
-    /// controller must have no command outstanding on them.
+    /// failure (which was logged); returns how many were deleted. Commands
+    /// still outstanding on a queue are aborted by the controller when its
+    /// SQ is deleted; the caller takes their requests back afterwards.
     pub(crate) fn delete_queues(&self) -> usize {
         let admin = &self.restart.admin;
         self.queues
