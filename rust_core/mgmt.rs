@@ -8,8 +8,10 @@
 //! disks are named after too.
 //!
 //! An open file holds a [`Handle`], which outlives the controller: remove
-//! first deregisters the device, then detaches the handle (waiting for a
-//! command in progress), after which its ioctls fail with `ENODEV`.
+//! first deregisters the device, then detaches the handle, after which
+//! its ioctls fail with `ENODEV`; commands still running are taken back
+//! with the controller's requests, and remove waits until they have let
+//! go of its queues ([`Handle::wait_idle`]).
 
 #![deny(unsafe_code)]
 
@@ -33,9 +35,9 @@ use kernel::error::{
     code::{EACCES, EBUSY, EINVAL, ENODEV, ENOTTY},
     Result,
 };
-use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::{new_condvar, new_mutex};
 
 /// Controller numbers in use, one bit each: `rsnvme<N>` and its disks
 /// `rsnvme<N>n<nsid>`. The lowest free number is taken, so a controller
@@ -114,10 +116,30 @@ pub(crate) type RegisterFn =
 pub(crate) struct Handle {
     pdev: PciDevice,
     facts: Facts,
-    /// `None` once the controller is being removed. Held while a command
-    /// from user space runs, so remove waits for it.
+    /// `None` once the controller is being removed.
     #[pin]
     live: Mutex<Option<Live>>,
+    /// Commands from user space running now. None holds a lock, and
+    /// remove does not wait for them to end by themselves: it takes them
+    /// back, then waits until they have let go of the controller's queues
+    /// ([`Handle::wait_idle`]), before it frees them.
+    #[pin]
+    users: Mutex<u32>,
+    #[pin]
+    idle: CondVar,
+}
+
+/// A command from user space that is running: counted until dropped.
+struct User<'a>(&'a Handle);
+
+impl Drop for User<'_> {
+    fn drop(&mut self) {
+        let mut users = self.0.users.lock();
+        *users = users.saturating_sub(1);
+        if *users == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 /// The sysfs attributes of the character device, in the order
@@ -152,6 +174,8 @@ impl CharDevice {
                 pdev: pdev.clone(),
                 facts,
                 live <- new_mutex!(Some(live), "rsnvme_mgmt_live"),
+                users <- new_mutex!(0, "rsnvme_mgmt_users"),
+                idle <- new_condvar!("rsnvme_mgmt_idle"),
             }),
             GFP_KERNEL,
         )?;
@@ -187,8 +211,8 @@ impl Drop for CharDevice {
     fn drop(&mut self) {
         // No new opens and no attributes from here on.
         drop(self.dev.take());
-        // Waits for a command in progress; open files (of the character
-        // device or of a disk) get ENODEV.
+        // Open files (of the character device or of a disk) get ENODEV
+        // from now on; a rescan or reset ioctl in progress is waited for.
         *self.handle.live.lock() = None;
     }
 }
@@ -277,18 +301,31 @@ impl Handle {
                 },
             }),
         };
-        // Only what the command needs is taken from under the lock: remove
-        // does not wait for a command, it takes it back.
-        let (admin, namespaces) = {
+        // Only what the command needs is taken from under the lock, and
+        // the command counted: dropped in reverse order, the queues are let
+        // go of before the count falls.
+        let (_user, admin, namespaces) = {
             let live = self.live.lock();
             let live = live.as_ref().ok_or(ENODEV)?;
-            (live.admin.clone(), live.namespaces.clone())
+            *self.users.lock() += 1;
+            (User(self), live.admin.clone(), live.namespaces.clone())
         };
         if io {
             let namespaces = namespaces.ok_or(EINVAL)?;
             namespaces.user_io(command, data, timeout_ms)
         } else {
             admin.user_command(command, data, timeout_ms)
+        }
+    }
+
+    /// Waits until no command from user space holds the controller's
+    /// queues any more; for remove, once the handle is detached (no new
+    /// command starts) and the outstanding ones were taken back (they end
+    /// at once).
+    pub(crate) fn wait_idle(&self) {
+        let mut users = self.users.lock();
+        while *users > 0 {
+            self.idle.wait(&mut users);
         }
     }
 

@@ -58,10 +58,10 @@ impl Namespace {
 pub(crate) enum Target {
     /// The admin queue.
     Admin,
-    /// I/O queue 1, for any namespace the driver serves (the controller
-    /// device).
+    /// The queue of the disk of the namespace the command names, any
+    /// that has one (the controller device).
     AnyNamespace,
-    /// I/O queue 1, for this namespace only (its block device).
+    /// The queue of this namespace's disk, for it only (its block device).
     Namespace(u32),
 }
 

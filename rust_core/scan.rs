@@ -291,8 +291,9 @@ impl Namespaces {
     /// that went away or became unusable, a new capacity for those that
     /// were resized; a namespace whose block size or identifiers changed
     /// is another namespace: its disk is removed and added again. The
-    /// Identify commands run as the passthrough commands do, never during
-    /// a reset (`EBUSY`), and a timeout resets the controller.
+    /// Identify commands are admin requests: during a reset they wait for
+    /// it; one the reset takes back fails the rescan, which then changes
+    /// nothing; a timeout resets the controller.
     pub(crate) fn rescan(&self) -> Result {
         let mut guard = self.disks.lock();
         // `Option::as_mut` through the guard (7.3's guard has a pinning

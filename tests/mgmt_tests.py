@@ -627,6 +627,8 @@ def run_stall(kdir, record, check_boot, initrd):
            lost.get("1", 0) >= 1, f"{lost}")
     record(f"{tag}: 8 Identify and 8 Read commands all reached the driver at once (none waits "
            "for another)", lost.get("17", 0) >= 17, f"{lost}")
+    record(f"{tag}: the Identify and Read stalled at the unbind reached the driver",
+           lost.get("21", 0) >= 21, f"{lost}")
     resets = {m[1]: m[2] for m in b.lines(r"^@@STALL (reset-\S+) rc=(\d+)$")}
     for what in ("reset-one", "reset-many"):
         record(f"{tag}: the reset_controller write with stalled commands returns 0 ({what})",
@@ -638,7 +640,9 @@ def run_stall(kdir, record, check_boot, initrd):
                               ("admin8", 8, "8 Identify commands taken back by one reset"),
                               ("io8", 8, "8 Read commands taken back by one reset"),
                               ("tadmin", 1, "an Identify taken back after its 3 s timeout"),
-                              ("tio", 1, "a Read taken back after its 3 s timeout")):
+                              ("tio", 1, "a Read taken back after its 3 s timeout"),
+                              ("gone-admin", 1, "an Identify taken back by the unbind"),
+                              ("gone-io", 1, "a Read taken back by the unbind")):
         got = runs.get(name, [])
         record(f"{tag}: {what}: status {HOST_ABORTED} (host aborted)",
                len(got) == count and all(r == (HOST_ABORTED, "0") for r in got), f"{got}")

@@ -408,6 +408,16 @@ impl AdminQueue {
         cancelled
     }
 
+    /// The end of a controller whose DMA is off for good (shut down at
+    /// removal): takes back what is outstanding (those waiting get a
+    /// host-aborted status) and fails what is sent from now on.
+    pub(crate) fn end(&self) {
+        let dma = self.shared().pdev.stop_dma();
+        self.stop(&dma);
+        // The stopped queue fails every request from now on.
+        self.release();
+    }
+
     /// Makes the stopped admin queue usable again, tells the disabled
     /// controller where it is, for the next enable. It stays held: once
     /// the controller is enabled, [`AdminQueue::release`] lets commands

@@ -72,10 +72,23 @@ pub(super) struct Enabled {
     pub(super) regs: Arc<Registers>,
     /// How long the shutdown may take: RTD3E once Identify told it.
     pub(super) shutdown_ms: u32,
+    /// Whether [`Enabled::shut_down`] ran already.
+    pub(super) done: bool,
 }
 
 impl Drop for Enabled {
     fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl Enabled {
+    /// Shuts the controller down (CC.SHN, or CC.EN=0 if that fails) and
+    /// turns bus mastering off for good; once only.
+    pub(super) fn shut_down(&mut self) {
+        if core::mem::replace(&mut self.done, true) {
+            return;
+        }
         let pdev = self.regs.pdev();
         if let Err(e) = self.regs.shutdown(self.shutdown_ms) {
             dev_warn!(pdev, "shutdown failed ({e:?}), resetting\n");
@@ -281,6 +294,7 @@ pub(super) fn enable(mapped: &Mapped, admin: &AdminQueue, faults: Faults) -> Res
     Ok(Enabled {
         regs: regs.clone(),
         shutdown_ms: SHUTDOWN_TIMEOUT_MS,
+        done: false,
     })
 }
 

@@ -233,7 +233,9 @@ impl Controller {
         dev_info!(&self.pdev, "unbinding\n");
         // No rescan starts from here on.
         drop(self.events.take());
-        // Then no command from user space runs.
+        // Then no command from user space starts; those running are taken
+        // back below, and waited for before anything is freed.
+        let users = self.chardev.as_ref().map(|c| c.handle().clone());
         drop(self.chardev.take());
         if let Some(io) = &self.live.io {
             let shared = io.set.data();
@@ -259,6 +261,19 @@ impl Controller {
                 &self.pdev,
                 "recovery: {resets} resets, {retried} requests retried, {failed} requests failed\n"
             );
+        }
+        // Shut down now rather than when the fields drop, so that what is
+        // still outstanding (a command from user space, which holds its
+        // disk or the admin queue, so neither waited for it) is taken back
+        // while the device is this driver's: its timeout would come after
+        // the device is released.
+        self.live.enabled.shut_down();
+        match &self.live.io {
+            Some(io) => io.set.data().end_teardown(&io.set.borrowed()),
+            None => self.admin.end(),
+        }
+        if let Some(users) = users {
+            users.wait_idle();
         }
     }
 }

@@ -265,6 +265,25 @@ impl IoShared {
         self.restart.admin.release();
     }
 
+    /// Ends teardown once the controller is shut down: it completes
+    /// nothing more, so every request still outstanding (commands from user
+    /// space, which hold their disk or the admin queue) is taken back now,
+    /// host-aborted, and the controller is dead: what is sent later fails
+    /// at once.
+    pub(crate) fn end_teardown(&self, set: &TagSetRef<'_, IoShared>) {
+        let _guard = self.recovery.lock();
+        // Dead already if it was killed.
+        let _ = self.state.change(State::Dead);
+        let quiesced = set.quiesce();
+        // Off for good: the token is only shown, never resumed.
+        let dma = self.pdev.stop_dma();
+        for (i, q) in self.queues.iter().enumerate() {
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
+        }
+        let _ = set.cancel_all(&quiesced, &dma, mark_host_aborted);
+        self.restart.admin.end();
+    }
+
     /// Starts teardown: waits for a reset in progress, then allows no
     /// more. The disks can then be removed; their I/O still completes. A
     /// controller still suspended (shut down) will not come back: it is

@@ -44,9 +44,20 @@ extern "C" {
 #[repr(transparent)]
 pub(crate) struct Static<T>(pub(crate) T);
 
+/// The C data a [`Static`] may hold: tables the kernel only reads, and
+/// lock class keys, which only lockdep writes (under its own lock).
+pub(crate) trait StaticData {}
+impl StaticData for bindings::attribute_group {}
+impl StaticData for bindings::file_operations {}
+impl<const N: usize> StaticData for [bindings::device_attribute; N] {}
+impl<const N: usize> StaticData for [*const bindings::attribute; N] {}
+impl<const N: usize> StaticData for [*const bindings::attribute_group; N] {}
+impl StaticData for core::cell::UnsafeCell<bindings::lock_class_key> {}
+
 #[allow(unsafe_code)]
-// SAFETY: Rust code never reads or writes the contents of a `Static`, it
-// only takes their addresses for the kernel. The kernel only reads them
-// (lockdep may write a lock class key, under its own lock), so sharing a
-// `Static` between threads is sound.
-unsafe impl<T> Sync for Static<T> {}
+// SAFETY: Rust code never writes the contents of a `Static` and reads them
+// only as the C tables they are (`StaticData`), mostly only taking their
+// addresses for the kernel. The kernel only reads them, but for a lock
+// class key, which lockdep writes under its own lock, so sharing a
+// `Static` of these between threads is sound.
+unsafe impl<T: StaticData> Sync for Static<T> {}

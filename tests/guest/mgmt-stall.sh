@@ -77,6 +77,19 @@ ptstall $dev 1 3000 io >/tmp/tio.out 2>&1 &
 finish tio $!
 
 check_pattern "data intact after the stalled commands" "$disk" "$seed" 0 1048576
+
+# 4b. Unbinding with a stalled Identify and a stalled Read (each holds its
+# queue, so the unbind does not wait for them): both are taken back at
+# once, host-aborted, not at their timeout after the device is released.
+ptstall $dev 1 600000 admin >/tmp/gone-admin.out 2>&1 &
+pa=$!
+ptstall $dev 1 600000 io >/tmp/gone-io.out 2>&1 &
+pb=$!
+wait_lost 21
+bounded unbind "$(scaled 60)" sh -c "echo $bdf >$DRV/unbind" &&
+	bounded_ok "unbind rsnvme with stalled commands" unbind
+finish gone-admin $pa
+finish gone-io $pb
 check "unload rsnvme" rmmod rsnvme
 
 # 5. A partition (an MBR with one Linux partition at sector 2048 of 4096

@@ -98,12 +98,29 @@ impl<T: Operations> Request<T> {
         })
     }
 
-    /// The C request, for reading its fields.
+    /// The fields of the C request the driver reads, copied out.
     #[allow(unsafe_code)]
-    pub(super) fn raw(&self) -> &bindings::request {
-        // SAFETY: Live by the type invariant; the driver owns it, so blk-mq
-        // does not change the fields read through this.
-        unsafe { self.rq.as_ref() }
+    pub(super) fn fields(&self) -> RqFields {
+        let rq = self.rq.as_ptr();
+        // SAFETY: Live by the type invariant. Each field is read through
+        // the raw pointer, with no reference to the whole C request (blk-mq
+        // writes some of its other fields, its deadline say, while the
+        // driver owns it); these are not written while the driver does.
+        unsafe {
+            RqFields {
+                cmd_flags: (*rq).cmd_flags,
+                tag: (*rq).tag,
+                sector: (*rq).__sector,
+                data_len: (*rq).__data_len,
+            }
+        }
+    }
+
+    /// The request's queue.
+    #[allow(unsafe_code)]
+    fn queue(&self) -> *mut bindings::request_queue {
+        // SAFETY: Live by the type invariant; `q` is set at allocation.
+        unsafe { (*self.rq.as_ptr()).q }
     }
 
     /// The request's pdu, owned by the driver with the request.
@@ -133,7 +150,7 @@ impl<T: Operations> Request<T> {
         // SAFETY: The request's queue is live while it has requests;
         // `queuedata` was set by `Disk::add` to the `T::Disk` that the
         // `Disk` keeps alive until the queue is gone.
-        unsafe { (*self.raw().q).queuedata.cast::<T::Disk>().as_ref() }
+        unsafe { (*self.queue()).queuedata.cast::<T::Disk>().as_ref() }
     }
 
     /// Tells blk-mq the request is now with the device (starts its
@@ -262,7 +279,9 @@ impl<T: Operations> Request<T> {
         // change while the driver owns the request (only ending it, which
         // takes the request, walks and frees the bios).
         BioRanges {
-            bio: self.raw().bio,
+            // SAFETY: Live by the type invariant; read through the pointer.
+            #[allow(unsafe_code)]
+            bio: unsafe { (*self.rq.as_ptr()).bio },
             _rq: PhantomData,
         }
     }
@@ -274,7 +293,7 @@ impl<T: Operations> Request<T> {
         // SAFETY: The request's queue is live while it has requests, and
         // its limits are only changed with the queue frozen (no request
         // owned by a driver).
-        unsafe { (*self.raw().q).limits.max_discard_segments }
+        unsafe { (*self.queue()).limits.max_discard_segments }
     }
 
     /// Undoes [`Request::dma_map`], if it was done.
@@ -370,19 +389,115 @@ impl<T: Operations> Request<T> {
         // SAFETY: As in `pdu_box`; only the atomics are read through it.
         unsafe { &(*self.rq.as_ptr().add(1).cast::<PduBox<T>>()).state }
     }
+}
+
+/// The fields of a request that the driver reads ([`Request::fields`]).
+#[derive(Clone, Copy)]
+pub(super) struct RqFields {
+    pub(super) cmd_flags: bindings::blk_opf_t,
+    pub(super) tag: c_int,
+    pub(super) sector: u64,
+    pub(super) data_len: c_uint,
+}
+
+/// A started request of a `T` tag set that the driver does not own: its
+/// completion, its cancellation and its timeout handler may see it at the
+/// same time. Only what does not change while it is started is read, with
+/// single loads (`READ_ONCE`), and its pdu's atomics; whoever claims its
+/// completion ([`SharedRequest::claim`]) owns it.
+///
+/// # Invariants
+///
+/// `rq` is a request of a `T` tag set, allocated for `'a`, whose pdu is an
+/// initialised `PduBox<T>`.
+pub(crate) struct SharedRequest<'a, T: Operations> {
+    rq: NonNull<bindings::request>,
+    _p: PhantomData<(&'a bindings::request, T)>,
+}
+
+impl<T: Operations> SharedRequest<'_, T> {
+    /// # Safety
+    ///
+    /// `rq` must be a request of a `T` tag set that stays allocated for
+    /// `'a` (a tag's request, or one blk-mq passes to a callback).
+    #[allow(unsafe_code)]
+    unsafe fn new(rq: *mut bindings::request) -> Option<Self> {
+        // INVARIANT: By the function's requirements; `init_request` wrote
+        // the pdu of every request of the set.
+        NonNull::new(rq).map(|rq| Self {
+            rq,
+            _p: PhantomData,
+        })
+    }
+
+    /// Whether the request is started and not completed (`MQ_RQ_IN_FLIGHT`).
+    #[allow(unsafe_code)]
+    fn in_flight(&self) -> bool {
+        // SAFETY: Allocated by the type invariant; blk-mq writes the state
+        // with `WRITE_ONCE`, so it is read with one load.
+        let state = unsafe { addr_of!((*self.rq.as_ptr()).state).read_volatile() };
+        state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
+    }
+
+    /// The request's bookkeeping: atomics only.
+    #[allow(unsafe_code)]
+    fn shared(&self) -> &RequestState {
+        // SAFETY: The pdu follows the request and holds a `PduBox<T>`;
+        // only its atomics are reached through this.
+        unsafe { &(*self.rq.as_ptr().add(1).cast::<PduBox<T>>()).state }
+    }
+
+    /// The request's tag, fixed while it is started.
+    #[allow(unsafe_code)]
+    pub(super) fn tag(&self) -> u32 {
+        // SAFETY: Allocated by the type invariant; one load.
+        let tag = unsafe { addr_of!((*self.rq.as_ptr()).tag).read_volatile() };
+        u32::try_from(tag).unwrap_or(u32::MAX)
+    }
 
     /// The index of the hardware queue a started request was sent on.
     #[allow(unsafe_code)]
     pub(super) fn queue_index(&self) -> u32 {
-        // SAFETY: A started request has its hardware context.
-        unsafe { (*self.raw().mq_hctx).queue_num }
+        // SAFETY: A started request has its hardware context, which lives
+        // as long as its queue.
+        unsafe {
+            let hctx = addr_of!((*self.rq.as_ptr()).mq_hctx).read_volatile();
+            if hctx.is_null() {
+                return u32::MAX;
+            }
+            (*hctx).queue_num
+        }
+    }
+
+    /// First sector and bytes, for messages.
+    #[allow(unsafe_code)]
+    pub(super) fn range(&self) -> (u64, u32) {
+        // SAFETY: Allocated by the type invariant; one load each.
+        unsafe {
+            (
+                addr_of!((*self.rq.as_ptr()).__sector).read_volatile(),
+                addr_of!((*self.rq.as_ptr()).__data_len).read_volatile(),
+            )
+        }
+    }
+
+    /// Claims the request's completion: the request, now owned, for the
+    /// one caller that may complete it since its last start.
+    #[allow(unsafe_code)]
+    fn claim(&self) -> Option<Request<T>> {
+        if !self.shared().claim() {
+            return None;
+        }
+        // SAFETY: A live request of a `T` tag set, and the claim makes the
+        // caller its only owner.
+        unsafe { Request::from_raw(self.rq.as_ptr()) }
     }
 }
 
 /// A request found by its tag, in flight, to be completed.
-pub(crate) struct InFlight<T: Operations>(Request<T>);
+pub(crate) struct InFlight<'a, T: Operations>(SharedRequest<'a, T>);
 
-impl<T: Operations> InFlight<T> {
+impl<T: Operations> InFlight<'_, T> {
     /// The number of the request's current start ([`Request::start`]).
     pub(crate) fn sequence(&self) -> u8 {
         self.0.shared().sequence()
@@ -394,7 +509,8 @@ impl<T: Operations> InFlight<T> {
     pub(crate) fn fake_timeout(&self) -> bool {
         #[cfg(CONFIG_FAIL_IO_TIMEOUT)]
         {
-            let q = self.0.raw().q;
+            // SAFETY: Allocated; `q` is set at allocation.
+            let q = unsafe { addr_of!((*self.0.rq.as_ptr()).q).read() };
             // SAFETY: The request's queue is live while it has requests;
             // `blk_should_fake_timeout` is inline in C: flag, then the
             // fault attribute's decision.
@@ -415,20 +531,14 @@ impl<T: Operations> InFlight<T> {
     /// returned to be completed here. `None`, doing nothing, if the
     /// request was already completed or cancelled.
     #[allow(unsafe_code)]
-    pub(crate) fn complete_here(
-        mut self,
-        f: impl FnOnce(&mut T::Pdu),
-    ) -> Option<Option<Request<T>>> {
-        if !self.0.claim() {
-            return None;
-        }
-        // The claim makes this the request's only owner.
-        f(self.0.pdu());
+    pub(crate) fn complete_here(self, f: impl FnOnce(&mut T::Pdu)) -> Option<Option<Request<T>>> {
+        let mut rq = self.0.claim()?;
+        f(rq.pdu());
         // SAFETY: The request is in flight and its completion is ours.
-        if unsafe { bindings::blk_mq_complete_request_remote(self.0.rq.as_ptr()) } {
+        if unsafe { bindings::blk_mq_complete_request_remote(rq.rq.as_ptr()) } {
             return Some(None);
         }
-        Some(Some(self.0))
+        Some(Some(rq))
     }
 
     /// Claims the request's completion, lets `f` store the result in the
@@ -436,14 +546,13 @@ impl<T: Operations> InFlight<T> {
     /// the CPU that submitted it. Returns false, doing nothing, if the
     /// request was already completed or cancelled.
     #[allow(unsafe_code)]
-    pub(crate) fn complete(mut self, f: impl FnOnce(&mut T::Pdu)) -> bool {
-        if !self.0.claim() {
+    pub(crate) fn complete(self, f: impl FnOnce(&mut T::Pdu)) -> bool {
+        let Some(mut rq) = self.0.claim() else {
             return false;
-        }
-        // The claim makes this the request's only owner.
-        f(self.0.pdu());
+        };
+        f(rq.pdu());
         // SAFETY: The request is in flight and its completion is ours.
-        unsafe { bindings::blk_mq_complete_request(self.0.rq.as_ptr()) };
+        unsafe { bindings::blk_mq_complete_request(rq.rq.as_ptr()) };
         true
     }
 }

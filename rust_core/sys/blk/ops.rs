@@ -107,14 +107,14 @@ impl<T: Operations> Ops<T> {
         unsafe {
             let set = (*(*rq).q).tag_set;
             let data = Self::data(set);
-            let Some(req) = Request::<T>::from_raw(rq) else {
+            let Some(req) = SharedRequest::<T>::new(rq) else {
                 return bindings::blk_eh_timer_return_BLK_EH_DONE;
             };
             let set = TagSetRef {
                 set,
                 _p: PhantomData,
             };
-            data.timeout(&TimedOut { rq: &req }, &set).raw()
+            data.timeout(&TimedOut { rq: req }, &set).raw()
         }
     }
 

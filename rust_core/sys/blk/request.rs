@@ -7,7 +7,7 @@
 #![deny(unsafe_code)]
 
 use super::types::{Op, Operations, MAX_SEGMENTS};
-use super::Request;
+use super::{Request, SharedRequest};
 use crate::sys::bindings;
 use core::ffi::c_uint;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -68,17 +68,17 @@ impl RequestState {
 impl<T: Operations> Request<T> {
     /// Whether the submitter asked for no retries (`REQ_FAILFAST_*`).
     pub(crate) fn no_retry(&self) -> bool {
-        self.raw().cmd_flags & bindings::RSNVME_REQ_FAILFAST_MASK != 0
+        self.fields().cmd_flags & bindings::RSNVME_REQ_FAILFAST_MASK != 0
     }
 
     /// The request's tag, unique in its hardware queue.
     pub(crate) fn tag(&self) -> u32 {
-        u32::try_from(self.raw().tag).unwrap_or(u32::MAX)
+        u32::try_from(self.fields().tag).unwrap_or(u32::MAX)
     }
 
     /// The operation.
     pub(crate) fn op(&self) -> Op {
-        match self.raw().cmd_flags & bindings::RSNVME_REQ_OP_MASK {
+        match self.fields().cmd_flags & bindings::RSNVME_REQ_OP_MASK {
             bindings::req_op_REQ_OP_READ => Op::Read,
             bindings::req_op_REQ_OP_WRITE => Op::Write,
             bindings::req_op_REQ_OP_FLUSH => Op::Flush,
@@ -92,17 +92,17 @@ impl<T: Operations> Request<T> {
 
     /// Whether the data must be on stable media when the request ends.
     pub(crate) fn fua(&self) -> bool {
-        self.raw().cmd_flags & bindings::RSNVME_REQ_FUA != 0
+        self.fields().cmd_flags & bindings::RSNVME_REQ_FUA != 0
     }
 
     /// First sector (512 bytes) the request touches.
     pub(crate) fn sector(&self) -> u64 {
-        self.raw().__sector
+        self.fields().sector
     }
 
     /// Bytes the request covers.
     pub(crate) fn bytes(&self) -> u32 {
-        self.raw().__data_len
+        self.fields().data_len
     }
 
     /// Claims the request's completion; true for the one caller that may
@@ -116,7 +116,7 @@ impl<T: Operations> Request<T> {
 /// A request whose timer expired, as the timeout handler sees it: it may
 /// be completed at the same time, so the pdu is out of reach.
 pub(crate) struct TimedOut<'a, T: Operations> {
-    pub(super) rq: &'a Request<T>,
+    pub(super) rq: SharedRequest<'a, T>,
 }
 
 impl<T: Operations> TimedOut<'_, T> {
@@ -132,7 +132,7 @@ impl<T: Operations> TimedOut<'_, T> {
 
     /// First sector and bytes, for messages.
     pub(crate) fn range(&self) -> (u64, u32) {
-        (self.rq.sector(), self.rq.bytes())
+        self.rq.range()
     }
 
     /// The number of the request's current start.

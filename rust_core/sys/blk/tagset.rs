@@ -284,7 +284,7 @@ impl<T: Operations> TagSetRef<'_, T> {
     /// [`InFlight::complete`], which claims it first, so a late, stale or
     /// duplicate completion never ends a request twice.
     #[allow(unsafe_code)]
-    pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<InFlight<T>> {
+    pub(crate) fn in_flight(&self, queue: u32, tag: u32) -> Option<InFlight<'_, T>> {
         let set = self.set;
         // SAFETY: The set is allocated by the type invariant; `tags` has
         // `nr_hw_queues` entries.
@@ -302,10 +302,10 @@ impl<T: Operations> TagSetRef<'_, T> {
             }
             *(*tags).rqs.add(tag as usize)
         };
-        // SAFETY: A request of this set; it is only used below if it is in
-        // flight, i.e. owned by the driver.
-        let rq = unsafe { Request::<T>::from_raw(rq) }?;
-        if rq.raw().state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+        // SAFETY: A request of this set, allocated as long as the set is,
+        // which outlives the borrow of `self`.
+        let rq = unsafe { SharedRequest::<T>::new(rq) }?;
+        if !rq.in_flight() {
             return None;
         }
         Some(InFlight(rq))
@@ -435,16 +435,15 @@ unsafe extern "C" fn cancel_one<T: Operations>(
     rq: *mut bindings::request,
     data: *mut c_void,
 ) -> bool {
-    // SAFETY: By the function's requirements; the request is only used
-    // through `InFlight::complete`, which claims it first.
-    let Some(req) = (unsafe { Request::<T>::from_raw(rq) }) else {
+    // SAFETY: By the function's requirements: the walk holds a reference
+    // to the request; it is only completed through `InFlight::complete`,
+    // which claims it first.
+    let Some(req) = (unsafe { SharedRequest::<T>::new(rq) }) else {
         return true;
     };
     // SAFETY: `data` is `cancel_all`'s `Cancel<T>`, alive during the walk.
     let cancel = unsafe { &mut *data.cast::<Cancel<T>>() };
-    if req.raw().state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
-        && InFlight(req).complete(cancel.fail)
-    {
+    if req.in_flight() && InFlight(req).complete(cancel.fail) {
         cancel.count += 1;
     }
     true
@@ -457,8 +456,9 @@ unsafe extern "C" fn cancel_one<T: Operations>(
 /// `rq` is a started request; `data` is the `u32` that `busy` passed.
 #[allow(unsafe_code)]
 unsafe extern "C" fn count_one(rq: *mut bindings::request, data: *mut c_void) -> bool {
-    // SAFETY: By the function's requirements; only the state is read.
-    if unsafe { (*rq).state } == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+    // SAFETY: By the function's requirements; only the state is read, with
+    // one load (blk-mq writes it with `WRITE_ONCE`).
+    if unsafe { addr_of!((*rq).state).read_volatile() } == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
         // SAFETY: `data` is `busy`'s counter, alive during the walk.
         let count = unsafe { &mut *data.cast::<u32>() };
         *count = count.saturating_add(1);
