@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A request's data as the controller sees it: DMA-mapped and described
+//! A request as the controller sees it: its data DMA-mapped and described
 //! by PRP1, PRP2 and, for longer transfers, a PRP list page (NVMe Base
-//! Specification 2.0, section 4.1.1). Shared by the I/O queues and the
-//! admin queue.
+//! Specification 2.0, section 4.1.1), and its command sent on a queue.
+//! Shared by the I/O queues and the admin queue.
 
 #![deny(unsafe_code)]
 
+use crate::queue::QueuePair;
+use crate::spec::command::{command_id, Command};
 use crate::spec::prp::{self, PrpError, Segment};
 use crate::sys::blk::{BlkStatus, Operations, Request};
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::pci::PciDevice;
-use crate::sys::print::dev_err;
-use kernel::error::code::ENOMEM;
+use crate::sys::print::{dev_err, dev_warn};
+use kernel::error::code::{EBUSY, ENOMEM};
 use kernel::sync::Arc;
 
 /// A request's data described for the controller.
@@ -70,6 +72,48 @@ pub(crate) fn map_prps<T: Operations>(
         prp2: prps.prp2_value(page.dma_handle()),
         list: Some(page),
     })
+}
+
+/// Starts `rq` and sends it as `cmd` (whose command identifier this sets
+/// from the tag and start number) on `queue`, ringing the doorbell now if
+/// `last`. `lost` (fault injection) names a command from user space that
+/// is started but kept from the device, so that it stalls. If the queue
+/// refuses it, `release` frees what the request held and the status says
+/// why (a full queue: try again later), unless a cancel claimed the
+/// request meanwhile, which then ends it.
+pub(crate) fn send<T: Operations>(
+    pdev: &PciDevice,
+    queue: &QueuePair,
+    rq: &mut Request<T>,
+    mut cmd: Command,
+    last: bool,
+    lost: Option<&str>,
+    release: impl FnOnce(&mut Request<T>),
+) -> BlkStatus {
+    let sequence = rq.start();
+    cmd.set_cid(command_id(rq.tag(), sequence));
+    if let Some(what) = lost {
+        dev_warn!(
+            pdev,
+            "{what} command {:#04x} from user space not sent (injected)\n",
+            cmd.opcode()
+        );
+        return BlkStatus::Ok;
+    }
+    match queue.submit(cmd, last) {
+        Ok(()) => BlkStatus::Ok,
+        // Whoever claimed it (a cancel) ends it; blk-mq must not.
+        Err(_) if !rq.claim() => BlkStatus::Ok,
+        Err(e) => {
+            release(rq);
+            // A full queue frees up as commands complete: try again.
+            if e == EBUSY {
+                BlkStatus::Resource
+            } else {
+                BlkStatus::IoError
+            }
+        }
+    }
 }
 
 /// A mapped segment as [`prp::build`] takes it.

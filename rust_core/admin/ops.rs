@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 use super::*;
+use crate::data::send;
 
 impl AdminShared {
     /// Hands completion `cqe` to its request, or to the event request or
@@ -167,30 +168,10 @@ impl Operations for AdminShared {
             }
         }
         rq.pdu().cqe = Completion::default();
-        let user = rq.pdu().user;
-        let sequence = rq.start();
-        cmd.set_cid(command_id(rq.tag(), sequence));
-        if user && self.faults.inject(Fault::UserCommandLost) {
-            dev_warn!(
-                &self.pdev,
-                "admin command {:#04x} from user space not sent (injected)\n",
-                cmd.opcode()
-            );
-            return BlkStatus::Ok;
-        }
-        match queue.submit(cmd, last) {
-            Ok(()) => BlkStatus::Ok,
-            // Whoever claimed it (a cancel) ends it; blk-mq must not.
-            Err(_) if !rq.claim() => BlkStatus::Ok,
-            Err(e) => {
-                self.release(rq);
-                if e == EBUSY {
-                    BlkStatus::Resource
-                } else {
-                    BlkStatus::IoError
-                }
-            }
-        }
+        let lost = (rq.pdu().user && self.faults.inject(Fault::UserCommandLost)).then_some("admin");
+        send(&self.pdev, queue, rq, cmd, last, lost, |rq| {
+            self.release(rq)
+        })
     }
 
     fn commit_rqs(&self, queue: &QueuePair) {

@@ -20,7 +20,7 @@ mod power;
 mod recovery;
 
 use crate::admin::{run_request, AdminQueue, UserData};
-use crate::data::map_prps;
+use crate::data::{map_prps, send};
 use crate::fault::{Fault, Faults};
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::queue::{QueuePair, ShadowDoorbells};
@@ -42,7 +42,7 @@ use crate::sys::print::{dev_err, dev_warn};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
-    code::{EBUSY, EINVAL, ENODEV},
+    code::{EINVAL, ENODEV},
     Result,
 };
 use kernel::new_mutex;
@@ -520,7 +520,7 @@ impl Operations for IoShared {
         if rq.first_dispatch() {
             rq.pdu().retries = 0;
         }
-        let mut cmd = match self.build(&ns, rq) {
+        let cmd = match self.build(&ns, rq) {
             Ok(cmd) => cmd,
             Err(status) => {
                 self.release(rq);
@@ -528,32 +528,12 @@ impl Operations for IoShared {
             }
         };
         rq.pdu().status = 0;
-        let sequence = rq.start();
-        cmd.set_cid(command_id(rq.tag(), sequence));
-        if self.restart.faults.inject(Fault::UserCommandLost)
-            && matches!(rq.op(), Op::DrvIn | Op::DrvOut)
-        {
-            dev_warn!(
-                &self.pdev,
-                "I/O command {:#04x} from user space not sent (injected)\n",
-                cmd.opcode()
-            );
-            return BlkStatus::Ok;
-        }
-        match queue.submit(cmd, last) {
-            Ok(()) => BlkStatus::Ok,
-            // Whoever claimed it (a cancel) ends it; blk-mq must not.
-            Err(_) if !rq.claim() => BlkStatus::Ok,
-            Err(e) => {
-                self.release(rq);
-                // A full queue frees up as commands complete: try again.
-                if e == EBUSY {
-                    BlkStatus::Resource
-                } else {
-                    BlkStatus::IoError
-                }
-            }
-        }
+        let lost = (self.restart.faults.inject(Fault::UserCommandLost)
+            && matches!(rq.op(), Op::DrvIn | Op::DrvOut))
+        .then_some("I/O");
+        send(&self.pdev, queue, rq, cmd, last, lost, |rq| {
+            self.release(rq)
+        })
     }
 
     fn commit_rqs(&self, queue: &QueuePair) {

@@ -14,6 +14,7 @@ use crate::fault::Fault;
 use crate::start::Steps;
 use crate::state::State;
 use crate::sys::blk::{self, QuiesceGate, TagSetRef};
+use crate::sys::pci::DmaStopped;
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::time::msleep;
 use core::sync::atomic::Ordering;
@@ -43,7 +44,7 @@ impl IoShared {
         &self,
         set: &TagSetRef<'_, IoShared>,
         quiesced: &blk::Quiesced<'_>,
-    ) -> (Option<crate::sys::pci::DmaStopped>, u32) {
+    ) -> (Option<DmaStopped>, u32) {
         // Admin commands wait from here on, the driver's own and from
         // user space; those outstanding are taken back below.
         self.restart.admin.quiesce();
@@ -57,16 +58,27 @@ impl IoShared {
         // A device that is gone is not waited for.
         let disabled = present && self.regs.disable().is_ok();
         let dma = self.pdev.stop_dma();
+        let cancelled = self.cancel_outstanding(set, quiesced, &dma);
+        (disabled.then_some(dma), cancelled)
+    }
+
+    /// Stops the queues of a controller whose DMA is stopped (`dma`) and
+    /// takes back every request it had: reaps what was posted, then ends
+    /// the rest host-aborted, admin commands (which then wait until the
+    /// admin queue is revived or released) and I/O alike. Returns how many
+    /// I/O requests were taken back.
+    fn cancel_outstanding(
+        &self,
+        set: &TagSetRef<'_, IoShared>,
+        quiesced: &blk::Quiesced<'_>,
+        dma: &DmaStopped,
+    ) -> u32 {
         for (i, q) in self.queues.iter().enumerate() {
             q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
         }
-        // Admin commands (the driver's own and from user space) end
-        // host-aborted; new ones wait until the admin queue is revived.
-        self.restart.admin.stop(&dma);
-        let cancelled = set
-            .cancel_all(quiesced, &dma, mark_host_aborted)
-            .unwrap_or(0);
-        (disabled.then_some(dma), cancelled)
+        self.restart.admin.stop(dma);
+        set.cancel_all(quiesced, dma, mark_host_aborted)
+            .unwrap_or(0)
     }
 
     /// Resets the controller and brings it back with the same queues
@@ -277,11 +289,9 @@ impl IoShared {
         let quiesced = set.quiesce();
         // Off for good: the token is only shown, never resumed.
         let dma = self.pdev.stop_dma();
-        for (i, q) in self.queues.iter().enumerate() {
-            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
-        }
-        let _ = set.cancel_all(&quiesced, &dma, mark_host_aborted);
-        self.restart.admin.end();
+        self.cancel_outstanding(set, &quiesced, &dma);
+        // What is sent from now on fails at once.
+        self.restart.admin.release();
     }
 
     /// Starts teardown: waits for a reset in progress, then allows no
