@@ -209,11 +209,14 @@ def pm_s3(ctx, tag="pm-s3"):
         rt.check_recovery_lines(ctx.record, tag, b, bdf, least_resets=0, failed=0)
 
 
-def pm_reboot(ctx, tag="pm-reboot"):
-    devices = [Q(serial="RSNVMERBT", namespaces=[NS(16), NS(16, 4096)])]
-    with tempfile.TemporaryDirectory(prefix="rsnvme-reboot-") as work:
-        b = ctx.boot(tag, "pm-reboot", devices, {"seed": ctx.seed}, workdir=work,
-                     timeout=120, trace=REBOOT_TRACE)
+def reboot_boot(ctx, tag, serial, env, timeout):
+    """Boots tests/guest/pm-reboot.sh (with `env`) on one controller of two
+    namespaces and checks what every reboot scenario must show: the disks,
+    the reboot after the script, and the pattern in each image."""
+    devices = [Q(serial=serial, namespaces=[NS(16), NS(16, 4096)])]
+    with tempfile.TemporaryDirectory(prefix=f"rsnvme-{tag}-") as work:
+        b = ctx.boot(tag, "pm-reboot", devices, env, workdir=work, timeout=timeout,
+                     trace=REBOOT_TRACE)
         nsids = io_tests.check_disks(ctx, tag, b, devices)
         after = b.console.split("\n@@DONE ")[-1]
         ctx.record(f"{tag}: the guest rebooted after its script (kernel: 'reboot: "
@@ -223,6 +226,11 @@ def pm_reboot(ctx, tag="pm-reboot"):
             image = Path(work) / f"nvme0n{nsid}.img"
             io_tests.check_image(ctx, tag, f"ns{nsid}", image,
                                  [(0, 4 << 20, ctx.seed + nsid)])
+    return b
+
+
+def pm_reboot(ctx, tag="pm-reboot"):
+    b = reboot_boot(ctx, tag, "RSNVMERBT", {"seed": ctx.seed}, 120)
     n = shutdowns(b)
     ctx.record(f"{tag}: host: QEMU's controller was told to shut down", n is not None and n >= 1,
                f"{n} times")
@@ -236,19 +244,7 @@ def pm_reboot(ctx, tag="pm-reboot"):
 
 
 def pm_reboot_stuck(ctx, tag="pm-reboot-stuck"):
-    devices = [Q(serial="RSNVMESTK", namespaces=[NS(16), NS(16, 4096)])]
-    with tempfile.TemporaryDirectory(prefix="rsnvme-stuck-") as work:
-        b = ctx.boot(tag, "pm-reboot", devices, {"seed": ctx.seed, "stuck": STUCK_TIMEOUT},
-                     workdir=work, timeout=180, trace=REBOOT_TRACE)
-        nsids = io_tests.check_disks(ctx, tag, b, devices)
-        after = b.console.split("\n@@DONE ")[-1]
-        ctx.record(f"{tag}: the guest rebooted after its script (kernel: 'reboot: "
-                   "Restarting system')", "reboot: Restarting system" in after
-                   and b.returncode == 0, f"QEMU exit status {b.returncode}")
-        for nsid in sorted(nsids):
-            image = Path(work) / f"nvme0n{nsid}.img"
-            io_tests.check_image(ctx, tag, f"ns{nsid}", image,
-                                 [(0, 4 << 20, ctx.seed + nsid)])
+    b = reboot_boot(ctx, tag, "RSNVMESTK", {"seed": ctx.seed, "stuck": STUCK_TIMEOUT}, 180)
     # From the guest's last mark, with the write in flight, on: the shutdown.
     shutdown = last_mark(b)
 

@@ -28,23 +28,27 @@ while [ ! -c $dev ] && [ $t -gt 0 ]; do usleep 100000; t=$((t - 1)); done
 disk=$(rsnvme_disk) || disk=none
 pattern_write "$disk" "$seed" 0 2097152 || fail "pattern write" "$(cat /tmp/dd.err)"
 
-# lost: how many commands from user space the driver kept from the
-# controller so far.
-lost() { dmesg | grep -c "from user space not sent (injected)"; }
+# count PATTERN: how many kernel log lines hold PATTERN.
+count() { dmesg | grep -c "$1"; }
 
-# wait_lost N: waits (bounded) until N were kept in all.
-wait_lost() {
-	local i=0 s n
+# wait_count PATTERN N: waits (bounded) until the log has N such lines.
+wait_count() {
+	local i=0 s
 	s=$(scaled 30)
-	while n=$(lost); [ "$n" -lt "$1" ]; do
-		if [ $i -ge $((s * 10)) ]; then
-			echo "@@STALL lost $n of $1"
-			return 1
-		fi
+	while [ "$(count "$1")" -lt "$2" ]; do
+		[ $i -ge $((s * 10)) ] && { fail "waiting for '$1'" "$(count "$1") of $2 after $s s"; return 1; }
 		usleep 100000
 		i=$((i + 1))
 	done
-	echo "@@STALL lost $n of $1"
+}
+
+LOST="from user space not sent (injected)"
+
+# wait_lost N: waits (bounded) until N commands were kept from the
+# controller in all, and says how many.
+wait_lost() {
+	wait_count "$LOST" "$1"
+	echo "@@STALL lost $(count "$LOST") of $1"
 }
 
 # finish NAME PID: waits (bounded) for a ptstall run and prints its lines
@@ -115,17 +119,6 @@ check "unload rsnvme" rmmod rsnvme
 # admin queue held before it disables the controller): its log page is
 # read once the reset is done, so the controller reports the next event.
 # The host sets the warning when it sees an @@QMP line.
-count() { dmesg | grep -c "$1"; }
-# wait_count PATTERN N: waits (bounded) until the log has N such lines.
-wait_count() {
-	local i=0 s
-	s=$(scaled 30)
-	while [ "$(count "$1")" -lt "$2" ]; do
-		[ $i -ge $((s * 10)) ] && { fail "waiting for '$1'" "$(count "$1") of $2 after $s s"; return 1; }
-		usleep 100000
-		i=$((i + 1))
-	done
-}
 check "load rsnvme (fault=10)" insmod $MOD fault=10
 drv_wait_disks 1
 
