@@ -8,7 +8,7 @@
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
 use crate::controller::{Controller, Tables, ATTRIBUTE_NAMES};
-use crate::io::IoShared;
+use crate::ctrl::Ctrl;
 use crate::mgmt::Handle;
 use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
 use crate::sys::blk::DiskGroups;
@@ -211,7 +211,7 @@ fn register_char_device(
 
 /// The groups every namespace's disk gets.
 #[allow(unsafe_code)]
-static DISK_GROUPS: DiskGroups<IoShared> =
-    // SAFETY: One group from `disk_group::<IoShared>`, whose attribute
-    // number `I` is `disk_attribute::<IoShared, I>`, all in statics.
+static DISK_GROUPS: DiskGroups<Ctrl> =
+    // SAFETY: One group from `disk_group::<Ctrl>`, whose attribute
+    // number `I` is `disk_attribute::<Ctrl, I>`, all in statics.
     unsafe { DiskGroups::new(&raw const DISK_GROUP_LIST.0[0]) };

@@ -16,7 +16,7 @@
 #![deny(unsafe_code)]
 
 use crate::admin::{AdminQueue, UserData};
-use crate::io::IoShared;
+use crate::ctrl::Ctrl;
 use crate::ns::{NamespaceSet, Target, UserCommands};
 use crate::spec::completion::Completion;
 use crate::spec::identify::IdentifyController;
@@ -90,7 +90,7 @@ impl Drop for ControllerNumber {
 /// What the ioctls need of a bound controller.
 pub(crate) struct Live {
     pub(crate) admin: Arc<AdminQueue>,
-    pub(crate) set: Arc<TagSet<IoShared>>,
+    pub(crate) set: Arc<TagSet<Ctrl>>,
     /// The namespaces with disks, once they exist.
     pub(crate) namespaces: Option<Arc<dyn NamespaceSet>>,
 }
@@ -342,11 +342,11 @@ impl Handle {
         Ok(0)
     }
 
-    /// `NVME_IOCTL_RESET` ([`IoShared::reset`]) and
-    /// `NVME_IOCTL_SUBSYS_RESET` ([`IoShared::subsystem_reset`]: `ENOTTY`
+    /// `NVME_IOCTL_RESET` ([`Ctrl::reset`]) and
+    /// `NVME_IOCTL_SUBSYS_RESET` ([`Ctrl::subsystem_reset`]: `ENOTTY`
     /// if the controller cannot, CAP.NSSRS clear, as from the C driver):
     /// for `CAP_SYS_ADMIN` only, returning when the controller is back.
-    fn reset(&self, how: fn(&IoShared, &TagSetRef<'_, IoShared>, &str) -> Result) -> Result<isize> {
+    fn reset(&self, how: fn(&Ctrl, &TagSetRef<'_, Ctrl>, &str) -> Result) -> Result<isize> {
         if !capable_sys_admin() {
             return Err(EACCES);
         }
@@ -378,8 +378,8 @@ impl FileOps for Handle {
             passthru::IOCTL_ADMIN64_CMD => self.passthru(arg, true, Target::Admin),
             passthru::IOCTL_IO_CMD => self.passthru(arg, false, Target::AnyNamespace),
             passthru::IOCTL_IO64_CMD => self.passthru(arg, true, Target::AnyNamespace),
-            passthru::IOCTL_RESET => self.reset(IoShared::reset),
-            passthru::IOCTL_SUBSYS_RESET => self.reset(IoShared::subsystem_reset),
+            passthru::IOCTL_RESET => self.reset(Ctrl::reset),
+            passthru::IOCTL_SUBSYS_RESET => self.reset(Ctrl::subsystem_reset),
             passthru::IOCTL_RESCAN => self.rescan(),
             // Not served: NVME_IOCTL_ID and NVME_IOCTL_SUBMIT_IO are for
             // namespace devices, as in the C driver.

@@ -35,6 +35,8 @@ mod admin;
 #[cfg(MODULE)]
 mod controller;
 #[cfg(MODULE)]
+mod ctrl;
+#[cfg(MODULE)]
 mod data;
 #[cfg(MODULE)]
 mod fault;

@@ -10,7 +10,7 @@
 #![deny(unsafe_code)]
 
 use crate::admin::{AdminQueue, UserData};
-use crate::io::IoShared;
+use crate::ctrl::Ctrl;
 use crate::mgmt::Handle;
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::registers::Registers;
@@ -175,12 +175,12 @@ pub(crate) struct DiskParams {
     /// The controller number the disks are named after.
     pub(crate) number: u32,
     /// The sysfs attribute groups of every disk.
-    pub(crate) groups: &'static DiskGroups<IoShared>,
+    pub(crate) groups: &'static DiskGroups<Ctrl>,
 }
 
 /// The disks of a controller's namespaces, or `None` once the controller
 /// is being removed.
-type DiskList = Option<KVec<Arc<Disk<IoShared>>>>;
+type DiskList = Option<KVec<Arc<Disk<Ctrl>>>>;
 
 /// The namespaces a controller serves as disks, and their rescan.
 #[pin_data]
@@ -188,7 +188,7 @@ pub(crate) struct Namespaces {
     params: DiskParams,
     regs: Arc<Registers>,
     admin: Arc<AdminQueue>,
-    set: Arc<TagSet<IoShared>>,
+    set: Arc<TagSet<Ctrl>>,
     mgmt: Arc<Handle>,
     /// Held for a whole rescan, so one runs at a time and remove waits.
     #[pin]
@@ -202,7 +202,7 @@ impl Namespaces {
         params: DiskParams,
         regs: Arc<Registers>,
         admin: Arc<AdminQueue>,
-        set: Arc<TagSet<IoShared>>,
+        set: Arc<TagSet<Ctrl>>,
         mgmt: Arc<Handle>,
         namespaces: &[Namespace],
     ) -> Result<Arc<Self>> {
@@ -231,7 +231,7 @@ impl Namespaces {
     }
 
     /// The disk of namespace `ns`; `None` (reported) if it cannot be added.
-    fn add_disk(&self, ns: &Namespace) -> Option<Arc<Disk<IoShared>>> {
+    fn add_disk(&self, ns: &Namespace) -> Option<Arc<Disk<Ctrl>>> {
         let p = &self.params;
         let limits = queue_limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
         let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
@@ -282,7 +282,7 @@ impl Namespaces {
 
     /// Takes the disks away for good (remove), waiting for a rescan in
     /// progress; dropping them removes them, waiting for their I/O.
-    pub(crate) fn take_all(&self) -> KVec<Arc<Disk<IoShared>>> {
+    pub(crate) fn take_all(&self) -> KVec<Arc<Disk<Ctrl>>> {
         self.disks.lock().take().unwrap_or_default()
     }
 
@@ -392,7 +392,7 @@ impl Namespaces {
 
 impl Namespaces {
     /// The disk of namespace `nsid`, if it has one.
-    fn disk(&self, nsid: u32) -> Option<Arc<Disk<IoShared>>> {
+    fn disk(&self, nsid: u32) -> Option<Arc<Disk<Ctrl>>> {
         self.disks
             .lock()
             .as_ref()?

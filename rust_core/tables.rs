@@ -7,7 +7,7 @@
 
 #![deny(unsafe_code)]
 
-use crate::io::IoShared;
+use crate::ctrl::Ctrl;
 use crate::mgmt::{self, Handle};
 use crate::ns;
 use crate::sys::bindings::{attribute, attribute_group, device_attribute, file_operations};
@@ -59,11 +59,11 @@ pub(crate) static CHAR_GROUPS: Static<[*const attribute_group; 2]> =
 
 /// The attributes of a namespace's disk.
 static DISK_ATTRIBUTES: Static<[device_attribute; 5]> = Static([
-    blk::disk_attribute::<IoShared, 0>(ns::ATTRIBUTE_NAMES[0]),
-    blk::disk_attribute::<IoShared, 1>(ns::ATTRIBUTE_NAMES[1]),
-    blk::disk_attribute::<IoShared, 2>(ns::ATTRIBUTE_NAMES[2]),
-    blk::disk_attribute::<IoShared, 3>(ns::ATTRIBUTE_NAMES[3]),
-    blk::disk_attribute::<IoShared, 4>(ns::ATTRIBUTE_NAMES[4]),
+    blk::disk_attribute::<Ctrl, 0>(ns::ATTRIBUTE_NAMES[0]),
+    blk::disk_attribute::<Ctrl, 1>(ns::ATTRIBUTE_NAMES[1]),
+    blk::disk_attribute::<Ctrl, 2>(ns::ATTRIBUTE_NAMES[2]),
+    blk::disk_attribute::<Ctrl, 3>(ns::ATTRIBUTE_NAMES[3]),
+    blk::disk_attribute::<Ctrl, 4>(ns::ATTRIBUTE_NAMES[4]),
 ]);
 
 /// The NULL-terminated list of [`DISK_ATTRIBUTES`].
@@ -77,7 +77,7 @@ static DISK_ATTRIBUTE_LIST: Static<[*const attribute; 6]> = Static([
 ]);
 
 /// The group of a namespace disk's attributes.
-static DISK_GROUP: Static<attribute_group> = Static(blk::disk_group::<IoShared>(
+static DISK_GROUP: Static<attribute_group> = Static(blk::disk_group::<Ctrl>(
     &raw const DISK_ATTRIBUTE_LIST.0[0],
 ));
 

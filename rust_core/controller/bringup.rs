@@ -9,8 +9,9 @@
 #![deny(unsafe_code)]
 
 use crate::admin::AdminQueue;
+use crate::ctrl::{Ctrl, Restart};
 use crate::fault::{Fault, Faults};
-use crate::io::{io_timeout_ms, IoShared, QueueIrq, Restart, MAX_IO_DEPTH};
+use crate::io::{io_timeout_ms, QueueIrq, MAX_IO_DEPTH};
 use crate::mgmt::{CharDevice, Facts, Live as MgmtLive, RegisterFn};
 use crate::ns::Namespace;
 use crate::queue::{QueuePair, ShadowDoorbells};
@@ -128,8 +129,8 @@ pub(super) struct Live {
 /// Fields drop in order: the handlers are freed before the tag set (and
 /// the queue memory it holds).
 pub(super) struct IoQueues {
-    pub(super) _irqs: KVec<IrqRegistration<QueueIrq>>,
-    pub(super) set: Arc<TagSet<IoShared>>,
+    pub(super) _irqs: KVec<IrqRegistration<QueueIrq<Ctrl>>>,
+    pub(super) set: Arc<TagSet<Ctrl>>,
 }
 
 /// Step "map": enables the PCI device and bus mastering, sets the DMA
@@ -508,7 +509,7 @@ impl<'a> Bringup<'a> {
             shadow,
             faults,
         };
-        let shared = IoShared::new(
+        let shared = Ctrl::new(
             regs.clone(),
             queues,
             page_size,
@@ -654,5 +655,5 @@ pub(crate) struct Tables {
     /// Registers the controller's character device.
     pub(crate) register_char_device: RegisterFn,
     /// The sysfs attribute groups of every namespace's disk.
-    pub(crate) disk_groups: &'static DiskGroups<IoShared>,
+    pub(crate) disk_groups: &'static DiskGroups<Ctrl>,
 }

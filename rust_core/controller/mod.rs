@@ -16,8 +16,8 @@ use bringup::{
 };
 
 use crate::admin::AdminQueue;
+use crate::ctrl::events::EventHandling;
 use crate::fault::{Fault, Faults};
-use crate::io::events::EventHandling;
 use crate::mgmt::{CharDevice, ControllerNumber};
 use crate::registers::shutdown_timeout_ms;
 use crate::scan::Namespaces;

@@ -1,53 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The blk-mq driver on top of the I/O queue pairs: NVMe commands built
-//! from block requests, PRPs for their data, completion by interrupt, and
-//! the timeout handler (NVM Command Set Specification 1.0): a timed-out
-//! command is polled for, then aborted, then the controller is reset, as
-//! Linux's C driver does; requests caught by a reset are requeued and
-//! retried.
+//! The request path of the I/O queues (NVM Command Set Specification
+//! 1.0): NVMe commands built from block requests and from user space
+//! (`REQ_OP_DRV_IN/OUT`), PRPs for their data, the completions matched to
+//! their requests, retried or ended; and the driver's own command outside
+//! blk-mq that a shutdown flushes with.
 //!
-//! The rest of the I/O path's work lives beside it, each concern in a
-//! file of its own: `recovery.rs` (resets, the end of a controller, the
-//! commands that must not overlap them), `power.rs` (suspend and resume)
-//! and `events.rs` (asynchronous events). Whether any of it may happen now
-//! is the state machine's call ([`crate::state`]).
+//! It decides nothing about the controller: whether a request may be sent
+//! or retried it asks the state machine ([`crate::state`]), and what a
+//! timeout leads to is the caller's call (the tag set's driver data above
+//! it, [`IoSet`]).
 
 #![deny(unsafe_code)]
 
-pub(crate) mod events;
-mod power;
-mod recovery;
-
-use crate::admin::{run_request, AdminQueue, UserData};
+use crate::admin::{run_request, UserData};
 use crate::data::{map_prps, send};
 use crate::fault::{Fault, Faults};
-use crate::ns::{Namespace, NamespaceSet, NsDisk};
-use crate::queue::{QueuePair, ShadowDoorbells};
-use crate::registers::Registers;
+use crate::ns::{Namespace, NsDisk};
+use crate::queue::QueuePair;
 use crate::spec::command::{command_id, split_command_id, Command, TAG_BITS};
 use crate::spec::completion::{Completion, Status as NvmeStatus, StatusKind};
 use crate::spec::limits;
-use crate::spec::regs::Cc;
 use crate::state::{State, StateMachine};
 use crate::sys::blk::{
-    BlkStatus, CompletionBatch, HeldQuiesce, Op, Operations, Request, Requests, TagSet, TagSetRef,
-    TimedOut, TimeoutAction,
+    BlkStatus, CompletionBatch, Op, Operations, Request, Requests, TagSet, TagSetRef,
 };
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_warn};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
-use kernel::error::{
-    code::{EINVAL, ENODEV},
-    Result,
-};
-use kernel::new_mutex;
-use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use crate::sys::time::{etimedout, msleep, Deadline};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::alloc::KVec;
+use kernel::error::{code::ENODEV, Result};
+use kernel::sync::Arc;
 
 /// Most entries per I/O queue, whatever CAP.MQES allows: each tag holds a
 /// scatterlist, so deeper queues cost memory without helping a device
@@ -62,7 +49,7 @@ const INTERNAL_TAG: u32 = (1 << TAG_BITS) - 1;
 
 const _: () = assert!((MAX_IO_DEPTH as u32) <= INTERNAL_TAG);
 
-/// Set in [`IoShared::internal`] once the command completed.
+/// Set in [`RequestPath::internal`] once the command completed.
 const INTERNAL_DONE: u32 = 1 << 16;
 
 /// How long an I/O may take before recovery starts: the `io_timeout`
@@ -71,65 +58,14 @@ pub(crate) fn io_timeout_ms() -> u32 {
     param::io_timeout().clamp(1, 3600) * 1000
 }
 
-/// Why a reset was asked for, kept until the reset work runs.
-#[derive(Clone, Copy)]
-#[repr(u8)]
-enum Reason {
-    None = 0,
-    Timeout = 1,
-    Fatal = 2,
-    SubsystemReset = 3,
-    AdminTimeout = 4,
+/// The driver data of an I/O tag set: the blk-mq operations whose
+/// queues are [`QueuePair`]s and whose requests carry an [`IoPdu`], on
+/// top of a [`RequestPath`]. The layer above implements it; the request
+/// path and the queue interrupts only need these two things of it.
+pub(crate) trait IoSet: Operations<Queue = QueuePair, Disk = NsDisk, Pdu = IoPdu> {
+    /// The request path the operations run on.
+    fn path(&self) -> &RequestPath;
 }
-
-impl Reason {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::Timeout,
-            2 => Self::Fatal,
-            3 => Self::SubsystemReset,
-            4 => Self::AdminTimeout,
-            _ => Self::None,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Self::None => "requested",
-            Self::Timeout => "I/O timeout",
-            Self::Fatal => "controller fatal status",
-            Self::SubsystemReset => "NVM subsystem reset occurred (CSTS.NSSRO)",
-            Self::AdminTimeout => "admin command timeout",
-        }
-    }
-}
-
-/// What a reset starts with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ResetKind {
-    /// A controller reset (CC.EN cleared).
-    Controller,
-    /// An NVM Subsystem Reset (NSSR), which resets this controller and
-    /// every other one in its subsystem.
-    Subsystem,
-}
-
-/// What bringing the controller back needs beyond the queues.
-pub(crate) struct Restart {
-    /// The admin queue, revived and reprogrammed on each reset.
-    pub(crate) admin: Arc<AdminQueue>,
-    /// The controller configuration to enable with.
-    pub(crate) cc: Cc,
-    /// The shadow doorbell buffers, handed over again on each reset.
-    pub(crate) shadow: Option<Arc<ShadowDoorbells>>,
-    /// Faults to inject (tests).
-    pub(crate) faults: Faults,
-}
-
-/// Held by the closure [`IoShared::exclusive`] runs: what the commands
-/// that must not overlap a reset, a suspend or each other require. Only
-/// `exclusive` makes one.
-pub(crate) struct Exclusive(());
 
 /// Per-request driver data.
 pub(crate) struct IoPdu {
@@ -145,124 +81,165 @@ pub(crate) struct IoPdu {
     result: (u32, u32),
 }
 
-/// The state all I/O queues share: the tag set's driver data.
-#[pin_data]
-pub(crate) struct IoShared {
+impl IoPdu {
+    /// The pdu of a request blk-mq has not used yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            page: None,
+            status: 0,
+            retries: 0,
+            cmd: Command::default(),
+            result: (0, 0),
+        }
+    }
+}
+
+/// Cancels a request: records that the host aborted it, for `complete`.
+pub(crate) fn mark_host_aborted(pdu: &mut IoPdu) {
+    pdu.status = NvmeStatus::HOST_ABORTED.0;
+}
+
+/// The I/O queue pairs and what sending and completing requests on them
+/// needs: the DMA pool of PRP lists and DSM ranges, the controller's
+/// page size, and the counts of requests sent again and failed.
+pub(crate) struct RequestPath {
     pdev: PciDevice,
-    regs: Arc<Registers>,
     queues: KVec<Arc<QueuePair>>,
     pool: Arc<DmaPool>,
     page_size: u32,
     /// The vector of I/O queue 1 when vectors are spread over CPUs.
     affinity_offset: Option<u32>,
-    restart: Restart,
-    /// Where the controller stands ([`crate::state`]), shared with the
-    /// admin queue; changed only with `recovery` held.
+    /// Where the controller stands, asked before a request is sent or
+    /// sent again; changed only by the layer above.
     state: Arc<StateMachine>,
-    /// The [`Reason`] for the reset the work item is to do.
-    reason: AtomicU8,
-    /// Held while the controller is reset, suspended, resumed or torn
-    /// down, so only one of them runs at a time; holds the tag set's
-    /// quiesce from suspend to resume.
-    #[pin]
-    recovery: Mutex<Option<HeldQuiesce>>,
+    faults: Faults,
     /// The outcome of the driver's own command on I/O queue 1 (a flush
     /// before a shutdown): [`INTERNAL_DONE`] and the status once it
     /// completed, 0 before.
     internal: AtomicU32,
-    /// The namespaces a Namespace Attribute Changed event rescans, while
-    /// [`EventHandling`] lives.
-    #[pin]
-    scan: Mutex<Option<Arc<dyn NamespaceSet>>>,
-    /// Whether an Asynchronous Event Request is kept outstanding: from
-    /// [`EventHandling::start`] to its drop.
-    events_on: AtomicBool,
-    /// The Asynchronous Event Configuration set before each request.
-    event_config: AtomicU32,
-    /// Resets done, requests sent again, requests failed.
-    resets: AtomicU32,
+    /// Requests sent again, requests failed.
     retried: AtomicU32,
     failed: AtomicU32,
 }
 
-impl IoShared {
+impl RequestPath {
+    /// The request path over `queues` of the controller at `pdev`, whose
+    /// memory pages are `page_size` bytes.
     pub(crate) fn new(
-        regs: Arc<Registers>,
+        pdev: &PciDevice,
         queues: KVec<Arc<QueuePair>>,
         page_size: u32,
         affinity_offset: Option<u32>,
-        restart: Restart,
         state: Arc<StateMachine>,
-    ) -> Result<Arc<Self>> {
-        let pdev = regs.pdev().clone();
-        let pool = DmaPool::new(&pdev, c"rsnvme prp", page_size as usize)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                pdev,
-                regs,
-                queues,
-                pool,
-                page_size,
-                affinity_offset,
-                restart,
-                state,
-                reason: AtomicU8::new(Reason::None as u8),
-                recovery <- new_mutex!(None, "rsnvme_recovery"),
-                internal: AtomicU32::new(0),
-                scan <- new_mutex!(None, "rsnvme_scan"),
-                events_on: AtomicBool::new(false),
-                event_config: AtomicU32::new(0),
-                resets: AtomicU32::new(0),
-                retried: AtomicU32::new(0),
-                failed: AtomicU32::new(0),
-            }),
-            GFP_KERNEL,
-        )
+        faults: Faults,
+    ) -> Result<Self> {
+        let pool = DmaPool::new(pdev, c"rsnvme prp", page_size as usize)?;
+        Ok(Self {
+            pdev: pdev.clone(),
+            queues,
+            pool,
+            page_size,
+            affinity_offset,
+            state,
+            faults,
+            internal: AtomicU32::new(0),
+            retried: AtomicU32::new(0),
+            failed: AtomicU32::new(0),
+        })
     }
 
-    fn state(&self) -> State {
-        self.state.get()
+    /// Whether the controller is dead: its requests fail, none is retried.
+    fn dead(&self) -> bool {
+        self.state.get() == State::Dead
     }
 
-    /// Declares the controller live once probe brought its I/O queues up
-    /// (the C driver's `nvme_start_ctrl`): from here on timeouts abort
-    /// and reset. `EINVAL` if it was not being probed.
-    pub(crate) fn start(&self) -> Result {
-        let _guard = self.recovery.lock();
-        self.state
-            .change(State::Live)
-            .map(|_| ())
-            .map_err(|refused| {
-                dev_err!(&self.pdev, "cannot start the controller: {refused}\n");
-                EINVAL
-            })
+    /// The queues, for creating, deleting and stopping them.
+    pub(crate) fn queues(&self) -> &[Arc<QueuePair>] {
+        &self.queues
     }
 
-    /// Whether the controller is dead: its queues are stopped for good.
-    pub(crate) fn dead(&self) -> bool {
-        self.state() == State::Dead
+    /// Queue `index` of the tag set.
+    pub(crate) fn queue(&self, index: u32) -> Option<&QueuePair> {
+        self.queues.get(index as usize).map(|q| &**q)
     }
 
-    /// Resets done, requests retried and requests failed so far.
-    pub(crate) fn counts(&self) -> (u32, u32, u32) {
+    /// The device and the vector of queue 1, when vectors are spread.
+    pub(crate) fn irq_affinity(&self) -> Option<(&PciDevice, u32)> {
+        self.affinity_offset.map(|offset| (&self.pdev, offset))
+    }
+
+    /// Requests retried and requests failed so far.
+    pub(crate) fn counts(&self) -> (u32, u32) {
         (
-            self.resets.load(Ordering::Relaxed),
             self.retried.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
         )
     }
 
-    /// The queues, for creating and deleting them.
-    pub(crate) fn queues(&self) -> &[Arc<QueuePair>] {
-        &self.queues
+    /// Counts a request refused before it started.
+    pub(crate) fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Builds `rq`'s command and sends it on `queue` (blk-mq's
+    /// `queue_rq`). The caller checked that the controller takes it.
+    pub(crate) fn queue_rq<T: IoSet>(
+        &self,
+        queue: &QueuePair,
+        rq: &mut Request<T>,
+        last: bool,
+    ) -> BlkStatus {
+        let Some(disk) = rq.disk() else {
+            return BlkStatus::IoError;
+        };
+        let ns = *disk.namespace();
+        if rq.first_dispatch() {
+            rq.pdu().retries = 0;
+        }
+        let cmd = match self.build(&ns, rq) {
+            Ok(cmd) => cmd,
+            Err(status) => {
+                self.release(rq);
+                return status;
+            }
+        };
+        rq.pdu().status = 0;
+        let lost = (self.faults.inject(Fault::UserCommandLost)
+            && matches!(rq.op(), Op::DrvIn | Op::DrvOut))
+        .then_some("I/O");
+        send(&self.pdev, queue, rq, cmd, last, lost, |rq| {
+            self.release(rq)
+        })
+    }
+
+    /// Reaps the completions queue `index` has posted; those that
+    /// succeeded join `batch`, if given. Returns how many were reaped.
+    pub(crate) fn reap<T: IoSet>(
+        &self,
+        set: &TagSetRef<'_, T>,
+        index: u32,
+        mut batch: Option<&mut CompletionBatch<'_>>,
+    ) -> u32 {
+        let Some(queue) = self.queue(index) else {
+            return 0;
+        };
+        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, batch.as_deref_mut()))
+    }
+
+    /// Stops every queue, handing what each had posted to the block
+    /// layer. The controller's DMA is stopped.
+    pub(crate) fn stop_queues<T: IoSet>(&self, set: &TagSetRef<'_, T>) {
+        for (i, q) in self.queues.iter().enumerate() {
+            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
+        }
     }
 
     /// Hands the completion `cqe` of I/O queue `queue` (index `index`) to
     /// the block layer; a request that succeeded here joins `batch`, if
     /// given.
-    fn complete_entry(
+    pub(crate) fn complete_entry<T: IoSet>(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, T>,
         queue: &QueuePair,
         index: u32,
         cqe: &Completion,
@@ -322,9 +299,9 @@ impl IoShared {
     /// back by a reset (a host-aborted status). After `timeout_ms` (0:
     /// the I/O timeout) it is aborted and the controller reset, as for
     /// any I/O; no lock is held meanwhile.
-    pub(crate) fn user_command(
+    pub(crate) fn user_command<T: IoSet>(
         &self,
-        requests: Requests<'_, Self>,
+        requests: Requests<'_, T>,
         cmd: Command,
         data: Option<UserData>,
         timeout_ms: u32,
@@ -344,16 +321,39 @@ impl IoShared {
         )
     }
 
-    /// The controller's state as the C driver's sysfs `state` names it.
-    pub(crate) fn state_name(&self) -> &'static str {
-        self.state().name()
+    /// Submits `cmd` with the internal command identifier on I/O queue 1,
+    /// outside blk-mq, and polls for its status for up to `timeout_ms`.
+    /// Only while the set is quiesced and the queue idle (a shutdown), so
+    /// one such command runs at a time.
+    pub(crate) fn run_internal<T: IoSet>(
+        &self,
+        set: &TagSetRef<'_, T>,
+        mut cmd: Command,
+        timeout_ms: u32,
+    ) -> Result<NvmeStatus> {
+        let queue = self.queues.first().ok_or(ENODEV)?;
+        self.internal.store(0, Ordering::Relaxed);
+        cmd.set_cid(command_id(INTERNAL_TAG, 0));
+        queue.submit(cmd, true)?;
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
+            let done = self.internal.load(Ordering::Acquire);
+            if done & INTERNAL_DONE != 0 {
+                return Ok(NvmeStatus(done as u16));
+            }
+            if deadline.expired() {
+                return Err(etimedout());
+            }
+            msleep(1);
+        }
     }
 
     /// Builds the NVMe command for `rq`, mapping its data for DMA.
-    fn build(
+    fn build<T: IoSet>(
         &self,
         ns: &Namespace,
-        rq: &mut Request<Self>,
+        rq: &mut Request<T>,
     ) -> core::result::Result<Command, BlkStatus> {
         let shift = ns.lba_shift;
         let slba = rq.sector() >> (shift - 9);
@@ -418,7 +418,10 @@ impl IoShared {
     }
 
     /// DMA-maps `rq`'s data and returns PRP1 and PRP2.
-    fn map_data(&self, rq: &mut Request<Self>) -> core::result::Result<(u64, u64), BlkStatus> {
+    fn map_data<T: IoSet>(
+        &self,
+        rq: &mut Request<T>,
+    ) -> core::result::Result<(u64, u64), BlkStatus> {
         let prps = map_prps(rq, &self.pdev, &self.pool, self.page_size)?;
         rq.pdu().page = prps.list;
         Ok((prps.prp1, prps.prp2))
@@ -427,7 +430,11 @@ impl IoShared {
     /// Ends `rq`, whose completion was claimed: releases what it held, then
     /// ends it (a success as part of `batch`, if given), sends it again or
     /// fails it.
-    fn finish(&self, mut rq: Request<Self>, batch: Option<&mut CompletionBatch<'_>>) {
+    pub(crate) fn finish<T: IoSet>(
+        &self,
+        mut rq: Request<T>,
+        batch: Option<&mut CompletionBatch<'_>>,
+    ) {
         self.release(&mut rq);
         let raw = rq.pdu().status;
         let status = NvmeStatus(raw);
@@ -458,12 +465,12 @@ impl IoShared {
             rq.requeue();
             return;
         }
-        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.count_failed();
         rq.end(blk_status(raw));
     }
 
     /// Releases what a request held while in flight.
-    fn release(&self, rq: &mut Request<Self>) {
+    fn release<T: IoSet>(&self, rq: &mut Request<T>) {
         rq.dma_unmap(&self.pdev);
         rq.pdu().page = None;
     }
@@ -484,180 +491,23 @@ fn blk_status(raw: u16) -> BlkStatus {
     }
 }
 
-impl Operations for IoShared {
-    type Queue = QueuePair;
-    type Disk = NsDisk;
-    type Pdu = IoPdu;
-
-    fn new_pdu() -> IoPdu {
-        IoPdu {
-            page: None,
-            status: 0,
-            retries: 0,
-            cmd: Command::default(),
-            result: (0, 0),
-        }
-    }
-
-    fn queue(&self, index: u32) -> Option<&QueuePair> {
-        self.queues.get(index as usize).map(|q| &**q)
-    }
-
-    fn irq_affinity(&self) -> Option<(&PciDevice, u32)> {
-        self.affinity_offset.map(|offset| (&self.pdev, offset))
-    }
-
-    fn queue_rq(&self, queue: &QueuePair, rq: &mut Request<Self>, last: bool) -> BlkStatus {
-        let Some(disk) = rq.disk() else {
-            return BlkStatus::IoError;
-        };
-        let ns = *disk.namespace();
-        // Refused before it starts: nothing else may end it then.
-        if self.dead() {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            return BlkStatus::IoError;
-        }
-        if rq.first_dispatch() {
-            rq.pdu().retries = 0;
-        }
-        let cmd = match self.build(&ns, rq) {
-            Ok(cmd) => cmd,
-            Err(status) => {
-                self.release(rq);
-                return status;
-            }
-        };
-        rq.pdu().status = 0;
-        let lost = (self.restart.faults.inject(Fault::UserCommandLost)
-            && matches!(rq.op(), Op::DrvIn | Op::DrvOut))
-        .then_some("I/O");
-        send(&self.pdev, queue, rq, cmd, last, lost, |rq| {
-            self.release(rq)
-        })
-    }
-
-    fn commit_rqs(&self, queue: &QueuePair) {
-        queue.commit();
-    }
-
-    fn complete(&self, rq: Request<Self>) {
-        self.finish(rq, None);
-    }
-
-    fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction {
-        let index = rq.queue_index();
-        let Some(queue) = self.queues.get(index as usize) else {
-            return TimeoutAction::ResetTimer;
-        };
-        let qid = queue.qid();
-        let cid = command_id(rq.tag(), rq.sequence());
-        match self.state() {
-            // The reset in progress takes the request back; so does the
-            // suspend that waits for it, or the resume after it.
-            State::New | State::Resetting | State::Connecting | State::Suspended => {
-                return TimeoutAction::ResetTimer
-            }
-            State::Dead | State::Deleting => {
-                self.kill(set, "I/O timeout while the controller is going away");
-                return TimeoutAction::Done;
-            }
-            State::Live => {}
-        }
-        let (sector, bytes) = rq.range();
-        dev_warn!(
-            &self.pdev,
-            "I/O timeout: queue {qid} command id {cid:#x}, {bytes} bytes at sector {sector}\n"
-        );
-        // A lost interrupt: the completion is there already.
-        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, None));
-        if rq.completed() {
-            dev_warn!(
-                &self.pdev,
-                "I/O timeout: completion found by polling (missed interrupt)\n"
-            );
-            return TimeoutAction::Done;
-        }
-        if !self.pdev.is_present() {
-            self.kill(set, "controller is gone");
-            return TimeoutAction::Done;
-        }
-        let broken = match self.regs.csts() {
-            Ok(csts) if csts.fatal() => Some(Reason::Fatal),
-            // The subsystem was reset (through another of its controllers,
-            // say): this controller lost its queues, and aborting helps
-            // nothing. Linux's C driver resets it too.
-            Ok(csts) if self.subsystem_reset_supported() && csts.subsystem_reset_occurred() => {
-                Some(Reason::SubsystemReset)
-            }
-            Ok(_) => None,
-            Err(_) => Some(Reason::Fatal),
-        };
-        if let Some(reason) = broken {
-            self.schedule_reset(set, reason);
-            return TimeoutAction::ResetTimer;
-        }
-        if rq.count() == 0 {
-            dev_warn!(
-                &self.pdev,
-                "I/O timeout: aborting queue {qid} command id {cid:#x}\n"
-            );
-            if self.restart.admin.abort(qid, cid).is_ok() {
-                return TimeoutAction::ResetTimer;
-            }
-        }
-        dev_warn!(
-            &self.pdev,
-            "I/O timeout after abort: resetting the controller\n"
-        );
-        self.schedule_reset(set, Reason::Timeout);
-        TimeoutAction::ResetTimer
-    }
-
-    fn poll(
-        &self,
-        queue: &QueuePair,
-        index: u32,
-        set: &TagSetRef<'_, Self>,
-        batch: &mut CompletionBatch<'_>,
-    ) -> u32 {
-        queue.reap(|cqe| self.complete_entry(set, queue, index, cqe, Some(&mut *batch)))
-    }
-
-    fn work(&self, set: &TagSetRef<'_, Self>) {
-        {
-            let _guard = self.recovery.lock();
-            // No reason left: a reset since the request did the job.
-            let reason = Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed));
-            if self.state() == State::Live && !matches!(reason, Reason::None) {
-                // A failure was logged and marked the controller dead.
-                let _ = self.reset_locked(set, reason.describe(), ResetKind::Controller);
-            }
-        }
-    }
-
-    fn event_work(&self, _set: &TagSetRef<'_, Self>) {
-        self.handle_events();
-    }
-}
-
-/// The interrupt handler of one I/O queue.
-pub(crate) struct QueueIrq {
-    pub(crate) set: Arc<TagSet<IoShared>>,
+/// The interrupt handler of one I/O queue of the tag set `set`.
+pub(crate) struct QueueIrq<T: IoSet> {
+    pub(crate) set: Arc<TagSet<T>>,
     pub(crate) index: u32,
 }
 
-impl IrqHandler for QueueIrq {
+impl<T: IoSet> IrqHandler for QueueIrq<T> {
     fn handle_irq(&self) -> IrqReturn {
-        let shared = self.set.data();
-        let Some(queue) = shared.queues.get(self.index as usize) else {
-            return IrqReturn::None;
-        };
         let set = self.set.borrowed();
         // Requests that succeeded are ended together once the queue is
         // reaped, outside its lock.
         let mut batch = CompletionBatch::new();
-        let reaped =
-            queue.reap(|cqe| shared.complete_entry(&set, queue, self.index, cqe, Some(&mut batch)));
+        let reaped = self
+            .set
+            .data()
+            .path()
+            .reap(&set, self.index, Some(&mut batch));
         drop(batch);
         if reaped > 0 {
             IrqReturn::Handled
@@ -665,9 +515,4 @@ impl IrqHandler for QueueIrq {
             IrqReturn::None
         }
     }
-}
-
-/// Cancels a request: records that the host aborted it, for `complete`.
-fn mark_host_aborted(pdu: &mut IoPdu) {
-    pdu.status = NvmeStatus::HOST_ABORTED.0;
 }

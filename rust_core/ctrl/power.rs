@@ -1,27 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! System sleep and power-off for the I/O path: quieting the controller
-//! (waiting for its requests, flushing the volatile write cache, deleting
-//! the I/O queues, CC.SHN) and bringing it back with the steps of a reset;
-//! and the driver's own commands on I/O queue 1 outside blk-mq that they
-//! and user I/O commands use.
+//! System sleep and power-off: quieting the controller (waiting for its
+//! requests, flushing the volatile write cache, deleting the I/O queues,
+//! CC.SHN) and bringing it back with the steps of a reset.
 
 #![deny(unsafe_code)]
 
-use super::{io_timeout_ms, IoShared, INTERNAL_DONE, INTERNAL_TAG};
-use crate::spec::command::{command_id, Command};
-use crate::spec::completion::Status as NvmeStatus;
+use super::Ctrl;
+use crate::io::io_timeout_ms;
+use crate::spec::command::Command;
 use crate::state::State;
 use crate::sys::blk::TagSetRef;
 use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::time::{etimedout, msleep, Deadline};
-use core::sync::atomic::Ordering;
 use kernel::error::{
-    code::{EINVAL, EIO, ENODEV},
+    code::{EINVAL, EIO},
     Result,
 };
 
-impl IoShared {
+impl Ctrl {
     /// Quiets the controller for system sleep or power-off (`what`), as
     /// Linux's C driver does in `nvme_dev_disable(dev, shutdown = true)`:
     /// waits, up to the I/O timeout, for the requests it has; then, whether
@@ -29,7 +26,7 @@ impl IoShared {
     /// namespace in `flush`, deletes the I/O queues and shuts the
     /// controller down (CC.SHN normal, within `shutdown_ms`). Only then are
     /// the requests it did not finish taken back (it is disabled). The set
-    /// stays quiesced until [`IoShared::resume`]: new requests wait, and so
+    /// stays quiesced until [`Ctrl::resume`]: new requests wait, and so
     /// do those taken back. A controller that can take no command (gone,
     /// not ready, fatal status) is only disabled. Either way bus mastering
     /// ends off, so the controller does no DMA while asleep or into the
@@ -37,13 +34,13 @@ impl IoShared {
     /// outcome.
     pub(crate) fn suspend(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, Self>,
         flush: &[u32],
         shutdown_ms: u32,
         what: &str,
     ) {
-        let mut held = self.recovery.lock();
-        if let Err(refused) = self.state.change(State::Suspended) {
+        let mut held = self.recovery.lock.lock();
+        if let Err(refused) = self.recovery.state.change(State::Suspended) {
             if refused.from == State::Dead {
                 dev_info!(&self.pdev, "{what}: controller is dead, nothing to do\n");
             }
@@ -107,13 +104,7 @@ impl IoShared {
     /// still has on them) and shuts the controller down (CC.SHN normal,
     /// within `shutdown_ms`); one that does not finish shutting down is
     /// disabled. Logs the outcome for `what`.
-    fn shut_down(
-        &self,
-        set: &TagSetRef<'_, IoShared>,
-        flush: &[u32],
-        shutdown_ms: u32,
-        what: &str,
-    ) {
+    fn shut_down(&self, set: &TagSetRef<'_, Self>, flush: &[u32], shutdown_ms: u32, what: &str) {
         let flushed = match flush {
             [] => "no volatile write cache",
             nsids => match nsids
@@ -151,8 +142,8 @@ impl IoShared {
     /// lets the requests that waited go out. One that cannot be brought
     /// back is marked dead: its I/O fails. Nothing to do if it was not
     /// suspended.
-    pub(crate) fn resume(&self, set: &TagSetRef<'_, IoShared>) -> Result {
-        let mut held = self.recovery.lock();
+    pub(crate) fn resume(&self, set: &TagSetRef<'_, Self>) -> Result {
+        let mut held = self.recovery.lock.lock();
         let Some(quiesce) = held.take() else {
             return Ok(());
         };
@@ -169,7 +160,7 @@ impl IoShared {
 
     /// Waits, up to the I/O timeout, for the requests the controller has;
     /// returns how many are left.
-    fn drain(&self, set: &TagSetRef<'_, IoShared>) -> u32 {
+    fn drain(&self, set: &TagSetRef<'_, Self>) -> u32 {
         let deadline = Deadline::after_ms(io_timeout_ms());
         loop {
             let busy = set.busy();
@@ -183,9 +174,9 @@ impl IoShared {
     /// Runs `cmd` on I/O queue 1 outside blk-mq and polls, up to the I/O
     /// timeout, for its completion. Only while the set is quiesced and
     /// the queue idle (suspend), so one such command runs at a time.
-    fn internal_command(&self, set: &TagSetRef<'_, IoShared>, cmd: Command) -> Result {
+    fn internal_command(&self, set: &TagSetRef<'_, Self>, cmd: Command) -> Result {
         let timeout_ms = io_timeout_ms();
-        match self.run_internal(set, cmd, timeout_ms) {
+        match self.path.run_internal(set, cmd, timeout_ms) {
             Ok(status) if status.is_success() => Ok(()),
             Ok(status) => {
                 dev_err!(
@@ -207,33 +198,6 @@ impl IoShared {
                 }
                 Err(e)
             }
-        }
-    }
-
-    /// Submits `cmd` with the internal command identifier on I/O queue 1
-    /// and polls for its status for up to `timeout_ms`. One at a time:
-    /// the caller holds `recovery` with the set quiesced.
-    fn run_internal(
-        &self,
-        set: &TagSetRef<'_, IoShared>,
-        mut cmd: Command,
-        timeout_ms: u32,
-    ) -> Result<NvmeStatus> {
-        let queue = self.queues.first().ok_or(ENODEV)?;
-        self.internal.store(0, Ordering::Relaxed);
-        cmd.set_cid(command_id(INTERNAL_TAG, 0));
-        queue.submit(cmd, true)?;
-        let deadline = Deadline::after_ms(timeout_ms);
-        loop {
-            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
-            let done = self.internal.load(Ordering::Acquire);
-            if done & INTERNAL_DONE != 0 {
-                return Ok(NvmeStatus(done as u16));
-            }
-            if deadline.expired() {
-                return Err(etimedout());
-            }
-            msleep(1);
         }
     }
 }

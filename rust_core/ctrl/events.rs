@@ -7,7 +7,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{IoShared, Reason};
+use super::{Ctrl, Reason};
 use crate::admin::{EventListener, EventSink};
 use crate::ns::NamespaceSet;
 use crate::spec::command::Command;
@@ -16,15 +16,47 @@ use crate::sys::blk::TagSet;
 use crate::sys::dma::CoherentArray;
 use crate::sys::print::{dev_info, dev_warn};
 use crate::sys::time::etimedout;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
     code::{EINVAL, EIO},
     Result,
 };
-use kernel::sync::Arc;
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
 
-impl IoShared {
+/// What the event handling keeps between events: whether an Asynchronous
+/// Event Request is to be kept outstanding, with which configuration, and
+/// the namespaces a Namespace Attribute Changed event rescans.
+#[pin_data]
+pub(crate) struct Events {
+    /// The namespaces to rescan, while [`EventHandling`] lives.
+    #[pin]
+    scan: Mutex<Option<Arc<dyn NamespaceSet>>>,
+    /// Whether an Asynchronous Event Request is kept outstanding: from
+    /// [`EventHandling::start`] to its drop.
+    on: AtomicBool,
+    /// The Asynchronous Event Configuration set before each request.
+    config: AtomicU32,
+}
+
+impl Events {
+    pub(super) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            scan <- new_mutex!(None, "rsnvme_scan"),
+            on: AtomicBool::new(false),
+            config: AtomicU32::new(0),
+        })
+    }
+
+    /// Whether an event request is to be kept outstanding.
+    pub(super) fn on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+}
+
+impl Ctrl {
     /// Handles the asynchronous events the admin queue kept: reads the log
     /// page each names (which clears it, so the controller reports the
     /// next), logs SMART / Health critical warnings, rescans the
@@ -65,7 +97,7 @@ impl IoShared {
                 }
                 EventKind::NamespaceChanged => {
                     dev_info!(&self.pdev, "namespace attributes changed: rescanning\n");
-                    let namespaces = self.scan.lock().clone();
+                    let namespaces = self.events.scan.lock().clone();
                     if let Some(namespaces) = namespaces {
                         if let Err(e) = namespaces.rescan() {
                             dev_warn!(&self.pdev, "rescan failed: {e:?}\n");
@@ -75,7 +107,7 @@ impl IoShared {
                 EventKind::Other => dev_info!(&self.pdev, "asynchronous event: {event}\n"),
             }
         }
-        if self.events_on.load(Ordering::Acquire) {
+        if self.events.on() {
             // Not while resetting: the reset requests one when done.
             let _ = self.exclusive(|_| admin.request_event());
         }
@@ -85,7 +117,7 @@ impl IoShared {
     /// Asynchronous Event Configuration) and requests the first.
     fn arm_events(&self) -> Result {
         let admin = &self.restart.admin;
-        let config = self.event_config.load(Ordering::Relaxed);
+        let config = self.events.config.load(Ordering::Relaxed);
         let cmd = Command::set_features_async_events(config);
         admin.command(cmd, "Set Features (Asynchronous Event Configuration)")?;
         self.exclusive(|_| admin.request_event())
@@ -113,12 +145,12 @@ impl IoShared {
 }
 
 /// While it lives, the controller keeps an Asynchronous Event Request
-/// outstanding and its events are handled ([`IoShared::handle_events`]),
+/// outstanding and its events are handled ([`Ctrl::handle_events`]),
 /// with `namespaces` rescanned on Namespace Attribute Changed. Dropped
 /// first on remove: no rescan starts afterwards, and the references the
 /// admin queue and the tag set's data held are given back.
 pub(crate) struct EventHandling {
-    set: Arc<TagSet<IoShared>>,
+    set: Arc<TagSet<Ctrl>>,
     sink: Option<EventSink>,
 }
 
@@ -126,16 +158,16 @@ impl EventHandling {
     /// Starts handling `set`'s controller's events: those `config` (the
     /// Asynchronous Event Configuration) enables; requests the first.
     pub(crate) fn start(
-        set: &Arc<TagSet<IoShared>>,
+        set: &Arc<TagSet<Ctrl>>,
         namespaces: Arc<dyn NamespaceSet>,
         config: u32,
     ) -> Self {
         let shared = set.data();
         let admin = &shared.restart.admin;
-        *shared.scan.lock() = Some(namespaces);
+        *shared.events.scan.lock() = Some(namespaces);
         let sink = EventSink::new(admin, set.clone());
-        shared.event_config.store(config, Ordering::Relaxed);
-        shared.events_on.store(true, Ordering::Release);
+        shared.events.config.store(config, Ordering::Relaxed);
+        shared.events.on.store(true, Ordering::Release);
         if shared.arm_events().is_err() {
             dev_warn!(&shared.pdev, "no asynchronous events\n");
         }
@@ -154,16 +186,16 @@ impl Drop for EventHandling {
     fn drop(&mut self) {
         drop(self.sink.take());
         let shared = self.set.data();
-        shared.events_on.store(false, Ordering::Release);
+        shared.events.on.store(false, Ordering::Release);
         self.set.cancel_event_work();
-        let namespaces = shared.scan.lock().take();
+        let namespaces = shared.events.scan.lock().take();
         drop(namespaces);
     }
 }
 
 /// An asynchronous event the admin queue took schedules the tag set's
-/// event work ([`IoShared::handle_events`]).
-impl EventListener for TagSet<IoShared> {
+/// event work ([`Ctrl::handle_events`]).
+impl EventListener for TagSet<Ctrl> {
     fn event(&self) {
         self.borrowed().schedule_event_work();
     }

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Error recovery of the I/O path: a controller reset (NVMe Base
-//! Specification 2.0, section 3.7.2) or an NVM subsystem reset that takes
-//! every request back and brings the controller up again on the same
-//! queues, the end of a controller that is gone or being removed, and the
-//! commands that must not overlap them ([`IoShared::exclusive`]). Every
-//! step asks the state machine ([`crate::state`]) first.
+//! Error recovery: a controller reset (NVMe Base Specification 2.0,
+//! section 3.7.2) or an NVM subsystem reset that takes every request back
+//! and brings the controller up again on the same queues with probe's
+//! steps, the end of a controller that is gone or being removed, and the
+//! commands that must not overlap them ([`Ctrl::exclusive`]). Every step
+//! asks the state machine ([`crate::state`]) first.
 
 #![deny(unsafe_code)]
 
-use super::{mark_host_aborted, Exclusive, IoShared, Reason, ResetKind};
+use super::{Ctrl, Exclusive};
 use crate::fault::Fault;
+use crate::io::mark_host_aborted;
 use crate::start::Steps;
 use crate::state::State;
 use crate::sys::blk::{self, QuiesceGate, TagSetRef};
@@ -23,16 +24,26 @@ use kernel::error::{
     Result,
 };
 
+/// What a reset starts with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ResetKind {
+    /// A controller reset (CC.EN cleared).
+    Controller,
+    /// An NVM Subsystem Reset (NSSR), which resets this controller and
+    /// every other one in its subsystem.
+    Subsystem,
+}
+
 /// No reset, suspend, resume or teardown runs while a disk's queue joins
 /// the tag set; it is quiesced with its siblings while suspended.
-impl QuiesceGate for IoShared {
+impl QuiesceGate for Ctrl {
     fn settled(&self, join: &mut dyn FnMut(bool)) {
-        let held = self.recovery.lock();
+        let held = self.recovery.lock.lock();
         join(held.is_some());
     }
 }
 
-impl IoShared {
+impl Ctrl {
     /// Stops the device and the queues and takes back every request the
     /// controller had: disables the controller (CC.EN=0, within CAP.TO),
     /// stops bus mastering, reaps what was posted and cancels the rest as
@@ -42,7 +53,7 @@ impl IoShared {
     /// many requests were cancelled.
     pub(super) fn take_back(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, Self>,
         quiesced: &blk::Quiesced<'_>,
     ) -> (Option<DmaStopped>, u32) {
         // Admin commands wait from here on, the driver's own and from
@@ -69,13 +80,11 @@ impl IoShared {
     /// I/O requests were taken back.
     fn cancel_outstanding(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, Self>,
         quiesced: &blk::Quiesced<'_>,
         dma: &DmaStopped,
     ) -> u32 {
-        for (i, q) in self.queues.iter().enumerate() {
-            q.stop(|cqe| self.complete_entry(set, q, i as u32, cqe, None));
-        }
+        self.path.stop_queues(set);
         self.restart.admin.stop(dma);
         set.cancel_all(quiesced, dma, mark_host_aborted)
             .unwrap_or(0)
@@ -86,8 +95,8 @@ impl IoShared {
     /// are requeued and sent again once it is back. If it cannot be
     /// brought back it is marked dead and its I/O fails. Never runs
     /// concurrently with another reset, a suspend or resume, or teardown.
-    pub(crate) fn reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
-        let _guard = self.recovery.lock();
+    pub(crate) fn reset(&self, set: &TagSetRef<'_, Self>, reason: &str) -> Result {
+        let _guard = self.recovery.lock.lock();
         self.reset_locked(set, reason, ResetKind::Controller)
     }
 
@@ -98,27 +107,27 @@ impl IoShared {
 
     /// Resets the NVM subsystem (NSSR), which resets this controller and
     /// every other one in the subsystem, then brings this one back as
-    /// [`IoShared::reset`] does: the requests it had are requeued and
+    /// [`Ctrl::reset`] does: the requests it had are requeued and
     /// sent again, and it is marked dead if it cannot be brought back.
     /// `ENOTTY`, with nothing written, if the controller cannot reset its
     /// subsystem; refused in the states that refuse a reset.
-    pub(crate) fn subsystem_reset(&self, set: &TagSetRef<'_, IoShared>, reason: &str) -> Result {
+    pub(crate) fn subsystem_reset(&self, set: &TagSetRef<'_, Self>, reason: &str) -> Result {
         if !self.subsystem_reset_supported() {
             return Err(ENOTTY);
         }
-        let _guard = self.recovery.lock();
+        let _guard = self.recovery.lock.lock();
         self.reset_locked(set, reason, ResetKind::Subsystem)
     }
 
-    /// [`IoShared::reset`] or [`IoShared::subsystem_reset`] (`kind`), with
+    /// [`Ctrl::reset`] or [`Ctrl::subsystem_reset`] (`kind`), with
     /// `recovery` held.
     pub(super) fn reset_locked(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, Self>,
         reason: &str,
         kind: ResetKind,
     ) -> Result {
-        if let Err(refused) = self.state.change(State::Resetting) {
+        if let Err(refused) = self.recovery.state.change(State::Resetting) {
             return Err(match refused.from {
                 State::Dead | State::Deleting => ENODEV,
                 _ => EBUSY,
@@ -145,11 +154,11 @@ impl IoShared {
         }
         let result = self.restart(set, quiesced, "reset");
         if result.is_ok() {
-            self.resets.fetch_add(1, Ordering::Relaxed);
+            self.recovery.resets.fetch_add(1, Ordering::Relaxed);
         }
         // Timeouts that saw the controller live before this reset began
         // asked for one: this was it.
-        self.reason.store(Reason::None as u8, Ordering::Relaxed);
+        self.recovery.take_reason();
         result
     }
 
@@ -160,14 +169,18 @@ impl IoShared {
     /// The caller holds `recovery`.
     pub(super) fn restart(
         &self,
-        set: &TagSetRef<'_, IoShared>,
+        set: &TagSetRef<'_, Self>,
         quiesced: blk::Quiesced<'_>,
         what: &str,
     ) -> Result {
         let (dma, requeued) = self.take_back(set, &quiesced);
-        let connecting = self.state.change(State::Connecting).inspect_err(|refused| {
-            dev_err!(&self.pdev, "{what}: {refused}\n");
-        });
+        let connecting = self
+            .recovery
+            .state
+            .change(State::Connecting)
+            .inspect_err(|refused| {
+                dev_err!(&self.pdev, "{what}: {refused}\n");
+            });
         let result = match (dma, connecting) {
             (Some(dma), Ok(_)) => {
                 dma.resume();
@@ -176,14 +189,19 @@ impl IoShared {
             _ => Err(EIO),
         };
         // Only this path leaves Connecting, with `recovery` held.
-        let result =
-            result.and_then(|()| self.state.change(State::Live).map(|_| ()).map_err(|_| EIO));
+        let result = result.and_then(|()| {
+            self.recovery
+                .state
+                .change(State::Live)
+                .map(|_| ())
+                .map_err(|_| EIO)
+        });
         match result {
             Ok(()) => {
                 dev_info!(
                     &self.pdev,
                     "{what} done: {} I/O queues, {requeued} requests requeued\n",
-                    self.queues.len()
+                    self.path.queues().len()
                 );
                 // Events whose log page a reset kept from being read.
                 if self.restart.admin.events_pending() {
@@ -196,7 +214,7 @@ impl IoShared {
                 let _ = self.regs.disable();
                 let _ = self.pdev.stop_dma();
                 // Every state may become Dead but Dead itself.
-                let _ = self.state.change(State::Dead);
+                let _ = self.recovery.state.change(State::Dead);
                 // Admin commands that waited fail now, as new ones will.
                 self.restart.admin.release();
                 dev_err!(
@@ -227,17 +245,17 @@ impl IoShared {
             admin,
         };
         steps.enable(cc)?;
-        steps.keep_queue_count(u16::try_from(self.queues.len())?)?;
+        steps.keep_queue_count(u16::try_from(self.path.queues().len())?)?;
         if let Some(shadow) = &self.restart.shadow {
             // The reset cleared the controller's copy; refused, the queues
             // ring every doorbell.
             steps.shadow_doorbells(shadow)?;
         }
-        for queue in self.queues.iter() {
+        for queue in self.path.queues().iter() {
             queue.revive()?;
         }
-        steps.create_queues(&self.queues)?;
-        if self.events_on.load(Ordering::Acquire) && admin.request_event().is_err() {
+        steps.create_queues(self.path.queues())?;
+        if self.events.on() && admin.request_event().is_err() {
             dev_warn!(
                 &self.pdev,
                 "no asynchronous event request after the reset\n"
@@ -252,7 +270,8 @@ impl IoShared {
     /// SQ is deleted; the caller takes their requests back afterwards.
     pub(crate) fn delete_queues(&self) -> usize {
         let admin = &self.restart.admin;
-        self.queues
+        self.path
+            .queues()
             .iter()
             .take_while(|queue| admin.delete_io_queue(queue).is_ok())
             .count()
@@ -260,9 +279,9 @@ impl IoShared {
 
     /// Stops the controller for good (it is gone, or a timeout came during
     /// teardown): I/O outstanding and to come fails.
-    pub(crate) fn kill(&self, set: &TagSetRef<'_, IoShared>, why: &str) {
-        let _guard = self.recovery.lock();
-        if self.state.change(State::Dead).is_err() {
+    pub(crate) fn kill(&self, set: &TagSetRef<'_, Self>, why: &str) {
+        let _guard = self.recovery.lock.lock();
+        if self.recovery.state.change(State::Dead).is_err() {
             // Dead already.
             return;
         }
@@ -282,10 +301,10 @@ impl IoShared {
     /// space, which hold their disk or the admin queue) is taken back now,
     /// host-aborted, and the controller is dead: what is sent later fails
     /// at once.
-    pub(crate) fn end_teardown(&self, set: &TagSetRef<'_, IoShared>) {
-        let _guard = self.recovery.lock();
+    pub(crate) fn end_teardown(&self, set: &TagSetRef<'_, Self>) {
+        let _guard = self.recovery.lock.lock();
         // Dead already if it was killed.
-        let _ = self.state.change(State::Dead);
+        let _ = self.recovery.state.change(State::Dead);
         let quiesced = set.quiesce();
         // Off for good: the token is only shown, never resumed.
         let dma = self.pdev.stop_dma();
@@ -298,17 +317,17 @@ impl IoShared {
     /// more. The disks can then be removed; their I/O still completes. A
     /// controller still suspended (shut down) will not come back: it is
     /// marked dead and the requests that waited fail.
-    pub(crate) fn begin_teardown(&self, set: &TagSetRef<'_, IoShared>) {
-        let mut held = self.recovery.lock();
+    pub(crate) fn begin_teardown(&self, set: &TagSetRef<'_, Self>) {
+        let mut held = self.recovery.lock.lock();
         if let Some(quiesce) = held.take() {
             // Suspended may become Dead.
-            let _ = self.state.change(State::Dead);
+            let _ = self.recovery.state.change(State::Dead);
             // Dropping the guard unquiesces: the waiting requests fail.
             drop(set.unhold(quiesce));
             return;
         }
         // Refused only when the controller is dead already.
-        let _ = self.state.change(State::Deleting);
+        let _ = self.recovery.state.change(State::Deleting);
     }
 
     /// Runs `f` while the controller is live and no reset, suspend,
@@ -316,17 +335,11 @@ impl IoShared {
     /// them and wait for nothing (submitting the event request). `ENODEV`
     /// if the controller is dead or being removed, `EBUSY` otherwise.
     pub(crate) fn exclusive<R>(&self, f: impl FnOnce(&Exclusive) -> Result<R>) -> Result<R> {
-        let _guard = self.recovery.lock();
+        let _guard = self.recovery.lock.lock();
         match self.state() {
             State::Live => f(&Exclusive(())),
             State::Dead | State::Deleting => Err(ENODEV),
             State::New | State::Resetting | State::Connecting | State::Suspended => Err(EBUSY),
         }
-    }
-
-    /// Asks the work item to reset the controller for `reason`.
-    pub(super) fn schedule_reset(&self, set: &TagSetRef<'_, IoShared>, reason: Reason) {
-        self.reason.store(reason as u8, Ordering::Relaxed);
-        set.schedule_work();
     }
 }

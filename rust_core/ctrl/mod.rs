@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The controller behind its I/O tag set: what decides, for a controller
+//! that is up, what may happen to it now. The tag set's driver data
+//! ([`Ctrl`]) holds the request path below it ([`crate::io`]) and, each
+//! concern in a file and a type of its own, recovery (`reset.rs`: resets,
+//! the end of a controller, the gate [`Recovery`] that lets one of them
+//! run at a time), power (`power.rs`: suspend and resume) and
+//! asynchronous events (`events.rs`, [`events::Events`]). Every step asks
+//! the state machine ([`crate::state`]) first.
+//!
+//! A timed-out request is polled for, then aborted, then the controller
+//! is reset, as Linux's C driver does; requests caught by a reset are
+//! requeued and retried.
+
+#![deny(unsafe_code)]
+
+pub(crate) mod events;
+mod power;
+mod reset;
+
+use crate::admin::AdminQueue;
+use crate::fault::Faults;
+use crate::io::{IoPdu, IoSet, RequestPath};
+use crate::ns::NsDisk;
+use crate::queue::{QueuePair, ShadowDoorbells};
+use crate::registers::Registers;
+use crate::spec::command::command_id;
+use crate::spec::completion::Completion;
+use crate::spec::regs::Cc;
+use crate::state::{State, StateMachine};
+use crate::sys::blk::{
+    BlkStatus, CompletionBatch, HeldQuiesce, Operations, Request, Requests, TagSetRef, TimedOut,
+    TimeoutAction,
+};
+use crate::sys::pci::PciDevice;
+use crate::sys::print::{dev_err, dev_warn};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use events::Events;
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::error::{
+    code::{EINVAL, ENODEV},
+    Result,
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+pub(crate) use crate::admin::UserData;
+
+/// Why a reset was asked for, kept until the reset work runs.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Reason {
+    None = 0,
+    Timeout = 1,
+    Fatal = 2,
+    SubsystemReset = 3,
+    AdminTimeout = 4,
+}
+
+impl Reason {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Timeout,
+            2 => Self::Fatal,
+            3 => Self::SubsystemReset,
+            4 => Self::AdminTimeout,
+            _ => Self::None,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::None => "requested",
+            Self::Timeout => "I/O timeout",
+            Self::Fatal => "controller fatal status",
+            Self::SubsystemReset => "NVM subsystem reset occurred (CSTS.NSSRO)",
+            Self::AdminTimeout => "admin command timeout",
+        }
+    }
+}
+
+/// What bringing the controller back needs beyond the queues.
+pub(crate) struct Restart {
+    /// The admin queue, revived and reprogrammed on each reset.
+    pub(crate) admin: Arc<AdminQueue>,
+    /// The controller configuration to enable with.
+    pub(crate) cc: Cc,
+    /// The shadow doorbell buffers, handed over again on each reset.
+    pub(crate) shadow: Option<Arc<ShadowDoorbells>>,
+    /// Faults to inject (tests).
+    pub(crate) faults: Faults,
+}
+
+/// Held by the closure [`Ctrl::exclusive`] runs: what the commands that
+/// must not overlap a reset, a suspend or each other require. Only
+/// `exclusive` makes one.
+pub(crate) struct Exclusive(());
+
+/// The gate of recovery: one reset, suspend, resume or teardown at a
+/// time, the state machine they move, and the reset the timeouts asked
+/// for.
+#[pin_data]
+struct Recovery {
+    /// Where the controller stands ([`crate::state`]), shared with the
+    /// admin queue and the request path; changed only with `lock` held.
+    state: Arc<StateMachine>,
+    /// The [`Reason`] for the reset the work item is to do.
+    reason: AtomicU8,
+    /// Held while the controller is reset, suspended, resumed or torn
+    /// down, so only one of them runs at a time; holds the tag set's
+    /// quiesce from suspend to resume.
+    #[pin]
+    lock: Mutex<Option<HeldQuiesce>>,
+    /// Resets done.
+    resets: AtomicU32,
+}
+
+impl Recovery {
+    fn new(state: Arc<StateMachine>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            state,
+            reason: AtomicU8::new(Reason::None as u8),
+            lock <- new_mutex!(None, "rsnvme_recovery"),
+            resets: AtomicU32::new(0),
+        })
+    }
+
+    fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// Takes the reason a reset was asked for, leaving none.
+    fn take_reason(&self) -> Reason {
+        Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed))
+    }
+}
+
+/// A controller that is up, as its I/O tag set's callbacks see it: the
+/// tag set's driver data.
+#[pin_data]
+pub(crate) struct Ctrl {
+    pdev: PciDevice,
+    regs: Arc<Registers>,
+    /// The I/O queues and the requests on them.
+    path: RequestPath,
+    /// What a reset or resume brings the controller back with.
+    restart: Restart,
+    #[pin]
+    recovery: Recovery,
+    #[pin]
+    events: Events,
+}
+
+impl Ctrl {
+    /// The controller behind `regs` with the I/O queues `queues`, in
+    /// state `state` (being probed).
+    pub(crate) fn new(
+        regs: Arc<Registers>,
+        queues: KVec<Arc<QueuePair>>,
+        page_size: u32,
+        affinity_offset: Option<u32>,
+        restart: Restart,
+        state: Arc<StateMachine>,
+    ) -> Result<Arc<Self>> {
+        let pdev = regs.pdev().clone();
+        let path = RequestPath::new(
+            &pdev,
+            queues,
+            page_size,
+            affinity_offset,
+            state.clone(),
+            restart.faults,
+        )?;
+        Arc::pin_init(
+            pin_init!(Self {
+                pdev,
+                regs,
+                path,
+                restart,
+                recovery <- Recovery::new(state),
+                events <- Events::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn state(&self) -> State {
+        self.recovery.state()
+    }
+
+    /// Declares the controller live once probe brought its I/O queues up
+    /// (the C driver's `nvme_start_ctrl`): from here on timeouts abort
+    /// and reset. `EINVAL` if it was not being probed.
+    pub(crate) fn start(&self) -> Result {
+        let _guard = self.recovery.lock.lock();
+        self.recovery
+            .state
+            .change(State::Live)
+            .map(|_| ())
+            .map_err(|refused| {
+                dev_err!(&self.pdev, "cannot start the controller: {refused}\n");
+                EINVAL
+            })
+    }
+
+    /// Whether the controller is dead: its queues are stopped for good.
+    pub(crate) fn dead(&self) -> bool {
+        self.state() == State::Dead
+    }
+
+    /// The controller's state as the C driver's sysfs `state` names it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        self.state().name()
+    }
+
+    /// Resets done, requests retried and requests failed so far.
+    pub(crate) fn counts(&self) -> (u32, u32, u32) {
+        let (retried, failed) = self.path.counts();
+        (
+            self.recovery.resets.load(Ordering::Relaxed),
+            retried,
+            failed,
+        )
+    }
+
+    /// The I/O queues, for creating and deleting them.
+    pub(crate) fn queues(&self) -> &[Arc<QueuePair>] {
+        self.path.queues()
+    }
+
+    /// Sends I/O command `cmd` from user space on a disk's queue
+    /// (`requests`) and waits for it ([`RequestPath::user_command`]);
+    /// `ENODEV` once the controller is dead.
+    pub(crate) fn user_command(
+        &self,
+        requests: Requests<'_, Self>,
+        cmd: crate::spec::command::Command,
+        data: Option<UserData>,
+        timeout_ms: u32,
+    ) -> Result<Completion> {
+        if self.dead() {
+            return Err(ENODEV);
+        }
+        self.path.user_command(requests, cmd, data, timeout_ms)
+    }
+
+    /// Asks the work item to reset the controller for `reason`.
+    fn schedule_reset(&self, set: &TagSetRef<'_, Self>, reason: Reason) {
+        self.recovery.reason.store(reason as u8, Ordering::Relaxed);
+        set.schedule_work();
+    }
+
+    /// What a timeout on a live controller leads to, once polling did not
+    /// find the completion: a reset if the controller is broken or the
+    /// request was aborted already, an Abort otherwise; the end of a
+    /// controller that is gone, whose requests fail.
+    fn recover(
+        &self,
+        rq: &TimedOut<'_, Self>,
+        set: &TagSetRef<'_, Self>,
+        qid: u16,
+        cid: u16,
+    ) -> TimeoutAction {
+        if !self.pdev.is_present() {
+            self.kill(set, "controller is gone");
+            return TimeoutAction::Done;
+        }
+        let broken = match self.regs.csts() {
+            Ok(csts) if csts.fatal() => Some(Reason::Fatal),
+            // The subsystem was reset (through another of its controllers,
+            // say): this controller lost its queues, and aborting helps
+            // nothing. Linux's C driver resets it too.
+            Ok(csts) if self.subsystem_reset_supported() && csts.subsystem_reset_occurred() => {
+                Some(Reason::SubsystemReset)
+            }
+            Ok(_) => None,
+            Err(_) => Some(Reason::Fatal),
+        };
+        if let Some(reason) = broken {
+            self.schedule_reset(set, reason);
+            return TimeoutAction::ResetTimer;
+        }
+        if rq.count() == 0 {
+            dev_warn!(
+                &self.pdev,
+                "I/O timeout: aborting queue {qid} command id {cid:#x}\n"
+            );
+            if self.restart.admin.abort(qid, cid).is_ok() {
+                return TimeoutAction::ResetTimer;
+            }
+        }
+        dev_warn!(
+            &self.pdev,
+            "I/O timeout after abort: resetting the controller\n"
+        );
+        self.schedule_reset(set, Reason::Timeout);
+        TimeoutAction::ResetTimer
+    }
+}
+
+impl IoSet for Ctrl {
+    fn path(&self) -> &RequestPath {
+        &self.path
+    }
+}
+
+impl Operations for Ctrl {
+    type Queue = QueuePair;
+    type Disk = NsDisk;
+    type Pdu = IoPdu;
+
+    fn new_pdu() -> IoPdu {
+        IoPdu::new()
+    }
+
+    fn queue(&self, index: u32) -> Option<&QueuePair> {
+        self.path.queue(index)
+    }
+
+    fn irq_affinity(&self) -> Option<(&PciDevice, u32)> {
+        self.path.irq_affinity()
+    }
+
+    fn queue_rq(&self, queue: &QueuePair, rq: &mut Request<Self>, last: bool) -> BlkStatus {
+        // Refused before it starts: nothing else may end it then.
+        if self.dead() {
+            self.path.count_failed();
+            return BlkStatus::IoError;
+        }
+        self.path.queue_rq(queue, rq, last)
+    }
+
+    fn commit_rqs(&self, queue: &QueuePair) {
+        queue.commit();
+    }
+
+    fn complete(&self, rq: Request<Self>) {
+        self.path.finish(rq, None);
+    }
+
+    fn timeout(&self, rq: &TimedOut<'_, Self>, set: &TagSetRef<'_, Self>) -> TimeoutAction {
+        let index = rq.queue_index();
+        let Some(queue) = self.path.queue(index) else {
+            return TimeoutAction::ResetTimer;
+        };
+        let qid = queue.qid();
+        let cid = command_id(rq.tag(), rq.sequence());
+        match self.state() {
+            // The reset in progress takes the request back; so does the
+            // suspend that waits for it, or the resume after it.
+            State::New | State::Resetting | State::Connecting | State::Suspended => {
+                return TimeoutAction::ResetTimer
+            }
+            State::Dead | State::Deleting => {
+                self.kill(set, "I/O timeout while the controller is going away");
+                return TimeoutAction::Done;
+            }
+            State::Live => {}
+        }
+        let (sector, bytes) = rq.range();
+        dev_warn!(
+            &self.pdev,
+            "I/O timeout: queue {qid} command id {cid:#x}, {bytes} bytes at sector {sector}\n"
+        );
+        // A lost interrupt: the completion is there already.
+        self.path.reap(set, index, None);
+        if rq.completed() {
+            dev_warn!(
+                &self.pdev,
+                "I/O timeout: completion found by polling (missed interrupt)\n"
+            );
+            return TimeoutAction::Done;
+        }
+        self.recover(rq, set, qid, cid)
+    }
+
+    fn poll(
+        &self,
+        _queue: &QueuePair,
+        index: u32,
+        set: &TagSetRef<'_, Self>,
+        batch: &mut CompletionBatch<'_>,
+    ) -> u32 {
+        self.path.reap(set, index, Some(batch))
+    }
+
+    fn work(&self, set: &TagSetRef<'_, Self>) {
+        let _guard = self.recovery.lock.lock();
+        // No reason left: a reset since the request did the job.
+        let reason = self.recovery.take_reason();
+        if self.state() == State::Live && !matches!(reason, Reason::None) {
+            // A failure was logged and marked the controller dead.
+            let _ = self.reset_locked(set, reason.describe(), reset::ResetKind::Controller);
+        }
+    }
+
+    fn event_work(&self, _set: &TagSetRef<'_, Self>) {
+        self.handle_events();
+    }
+}
