@@ -77,9 +77,8 @@ static DISK_ATTRIBUTE_LIST: Static<[*const attribute; 6]> = Static([
 ]);
 
 /// The group of a namespace disk's attributes.
-static DISK_GROUP: Static<attribute_group> = Static(blk::disk_group::<Ctrl>(
-    &raw const DISK_ATTRIBUTE_LIST.0[0],
-));
+static DISK_GROUP: Static<attribute_group> =
+    Static(blk::disk_group::<Ctrl>(&raw const DISK_ATTRIBUTE_LIST.0[0]));
 
 /// The NULL-terminated groups of a namespace's disk.
 pub(crate) static DISK_GROUP_LIST: Static<[*const attribute_group; 2]> =
