@@ -12,6 +12,7 @@ use crate::admin::{EventListener, EventSink};
 use crate::ns::NamespaceSet;
 use crate::spec::command::Command;
 use crate::spec::event::{CriticalWarning, Event, EventKind};
+use crate::state::State;
 use crate::sys::blk::TagSet;
 use crate::sys::dma::CoherentArray;
 use crate::sys::print::{dev_info, dev_warn};
@@ -201,7 +202,12 @@ impl EventListener for TagSet<Ctrl> {
     }
 
     fn timed_out(&self) {
-        self.data()
-            .schedule_reset(&self.borrowed(), Reason::AdminTimeout);
+        let ctrl = self.data();
+        // Before the state: a restart that begins from here on takes the
+        // command back, and the reset asked for is dropped.
+        let epoch = ctrl.recovery.epoch();
+        if ctrl.state() == State::Live {
+            ctrl.schedule_reset(&self.borrowed(), Reason::AdminTimeout, epoch);
+        }
     }
 }

@@ -35,7 +35,7 @@ use crate::sys::blk::{
 };
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_warn};
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use events::Events;
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::error::{
@@ -101,13 +101,24 @@ pub(crate) struct Exclusive(());
 /// The gate of recovery: one reset, suspend, resume or teardown at a
 /// time, the state machine they move, and the reset the timeouts asked
 /// for.
+///
+/// A timeout that asks for a reset may have seen the controller live
+/// just before a reset (or a suspend) began, and ask only once it is
+/// over; the C driver waits for timeout handlers in each reset
+/// (`nvme_sync_queues`). Here each request carries the epoch it was made
+/// in, the number of restarts begun before, and the reset work drops one
+/// from an earlier epoch: the restart since did what it asked.
 #[pin_data]
 struct Recovery {
     /// Where the controller stands ([`crate::state`]), shared with the
     /// admin queue and the request path; changed only with `lock` held.
     state: Arc<StateMachine>,
-    /// The [`Reason`] for the reset the work item is to do.
-    reason: AtomicU8,
+    /// The reset the work item is to do: its [`Reason`] in the low byte,
+    /// the epoch it was asked in above.
+    asked: AtomicU64,
+    /// Restarts (resets and resumes) begun; read before the state by a
+    /// timeout, raised with `lock` held once the state left `live`.
+    epoch: AtomicU32,
     /// Held while the controller is reset, suspended, resumed or torn
     /// down, so only one of them runs at a time; holds the tag set's
     /// quiesce from suspend to resume.
@@ -121,7 +132,8 @@ impl Recovery {
     fn new(state: Arc<StateMachine>) -> impl PinInit<Self> {
         pin_init!(Self {
             state,
-            reason: AtomicU8::new(Reason::None as u8),
+            asked: AtomicU64::new(Reason::None as u64),
+            epoch: AtomicU32::new(0),
             lock <- new_mutex!(None, "rsnvme_recovery"),
             resets: AtomicU32::new(0),
         })
@@ -131,9 +143,31 @@ impl Recovery {
         self.state.get()
     }
 
-    /// Takes the reason a reset was asked for, leaving none.
+    /// The current epoch, read before the state it asks about.
+    fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new epoch: a restart begins. The caller holds `lock` and
+    /// moved the state away from `live`.
+    fn next_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Asks for a reset for `reason`, seen in epoch `epoch`.
+    fn ask(&self, reason: Reason, epoch: u32) {
+        self.asked
+            .store(u64::from(epoch) << 8 | reason as u64, Ordering::SeqCst);
+    }
+
+    /// Takes the reset asked for in the current epoch, leaving none; one
+    /// asked for in an earlier epoch is dropped.
     fn take_reason(&self) -> Reason {
-        Reason::from_u8(self.reason.swap(Reason::None as u8, Ordering::Relaxed))
+        let asked = self.asked.swap(Reason::None as u64, Ordering::SeqCst);
+        if asked >> 8 != u64::from(self.epoch()) {
+            return Reason::None;
+        }
+        Reason::from_u8(asked as u8)
     }
 }
 
@@ -246,9 +280,10 @@ impl Ctrl {
         self.path.user_command(requests, cmd, data, timeout_ms)
     }
 
-    /// Asks the work item to reset the controller for `reason`.
-    fn schedule_reset(&self, set: &TagSetRef<'_, Self>, reason: Reason) {
-        self.recovery.reason.store(reason as u8, Ordering::Relaxed);
+    /// Asks the work item to reset the controller for `reason`, seen in
+    /// recovery epoch `epoch` (read before the state that led here).
+    fn schedule_reset(&self, set: &TagSetRef<'_, Self>, reason: Reason, epoch: u32) {
+        self.recovery.ask(reason, epoch);
         set.schedule_work();
     }
 
@@ -262,6 +297,7 @@ impl Ctrl {
         set: &TagSetRef<'_, Self>,
         qid: u16,
         cid: u16,
+        epoch: u32,
     ) -> TimeoutAction {
         if !self.pdev.is_present() {
             self.kill(set, "controller is gone");
@@ -279,7 +315,7 @@ impl Ctrl {
             Err(_) => Some(Reason::Fatal),
         };
         if let Some(reason) = broken {
-            self.schedule_reset(set, reason);
+            self.schedule_reset(set, reason, epoch);
             return TimeoutAction::ResetTimer;
         }
         if rq.count() == 0 {
@@ -295,7 +331,7 @@ impl Ctrl {
             &self.pdev,
             "I/O timeout after abort: resetting the controller\n"
         );
-        self.schedule_reset(set, Reason::Timeout);
+        self.schedule_reset(set, Reason::Timeout, epoch);
         TimeoutAction::ResetTimer
     }
 }
@@ -347,6 +383,9 @@ impl Operations for Ctrl {
         };
         let qid = queue.qid();
         let cid = command_id(rq.tag(), rq.sequence());
+        // Before the state: a reset asked for from here is dropped if a
+        // restart began meanwhile.
+        let epoch = self.recovery.epoch();
         match self.state() {
             // The reset in progress takes the request back; so does the
             // suspend that waits for it, or the resume after it.
@@ -373,7 +412,7 @@ impl Operations for Ctrl {
             );
             return TimeoutAction::Done;
         }
-        self.recover(rq, set, qid, cid)
+        self.recover(rq, set, qid, cid, epoch)
     }
 
     fn poll(

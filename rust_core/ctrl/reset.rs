@@ -173,6 +173,8 @@ impl Ctrl {
         quiesced: blk::Quiesced<'_>,
         what: &str,
     ) -> Result {
+        // Resets asked for before this point are done by this one.
+        self.recovery.next_epoch();
         let (dma, requeued) = self.take_back(set, &quiesced);
         let connecting = self
             .recovery
