@@ -17,6 +17,7 @@ use bringup::{
 
 use crate::admin::AdminQueue;
 use crate::ctrl::events::EventHandling;
+use crate::ctrl::CacheFlush;
 use crate::fault::{Fault, Faults};
 use crate::mgmt::{CharDevice, ControllerNumber};
 use crate::registers::shutdown_timeout_ms;
@@ -27,10 +28,10 @@ use crate::start::Steps;
 use crate::state::StateMachine;
 use crate::sys::irq::IrqKind;
 use crate::sys::pci::PciDevice;
-use crate::sys::print::{dev_err, dev_info, dev_warn};
+use crate::sys::print::{dev_err, dev_info};
 use crate::sys::sysfs::Attributes;
 use core::fmt;
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{
     code::{EINVAL, ENODEV, ENOMEM},
     Result,
@@ -323,26 +324,23 @@ impl Controller {
             self.admin.quiesce();
             return;
         };
-        let mut flush = KVec::new();
-        if self.identity.id.volatile_write_cache() {
-            let served = self
-                .namespaces
-                .as_ref()
-                .map(|n| n.nsids())
-                .unwrap_or_default();
-            for nsid in served {
-                if flush.push(nsid, GFP_KERNEL).is_err() {
-                    dev_warn!(
-                        &self.pdev,
-                        "{what}: no memory to list namespaces to flush\n"
-                    );
-                    break;
-                }
+        let ctrl = io.set.data();
+        // The cache is flushed first, with flush requests on the disks'
+        // queues (timed out, aborted and reset like any I/O), while the
+        // controller is still live; the shutdown then waits for what is
+        // left in flight and commits the rest (CC.SHN).
+        let cache = if !self.identity.id.volatile_write_cache() {
+            CacheFlush::NoCache
+        } else if !ctrl.serves_requests() {
+            // Suspended (a flush would wait for the resume) or dead.
+            CacheFlush::Failed
+        } else {
+            match self.namespaces.as_ref().map(|n| n.flush()) {
+                Some(Err(_)) => CacheFlush::Failed,
+                _ => CacheFlush::Done,
             }
-        }
-        io.set
-            .data()
-            .suspend(&io.set.borrowed(), &flush, shutdown_ms, what);
+        };
+        ctrl.suspend(&io.set.borrowed(), cache, shutdown_ms, what);
     }
 
     /// Resume of a controller without I/O queues: reset it and enable it

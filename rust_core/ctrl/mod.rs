@@ -47,6 +47,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 pub(crate) use crate::admin::UserData;
+pub(crate) use power::CacheFlush;
 
 /// Why a reset was asked for, kept until the reset work runs.
 #[derive(Clone, Copy)]
@@ -242,6 +243,15 @@ impl Ctrl {
     /// Whether the controller is dead: its queues are stopped for good.
     pub(crate) fn dead(&self) -> bool {
         self.state() == State::Dead
+    }
+
+    /// Whether requests sent now will be served, if only after a reset in
+    /// progress: the controller is neither suspended nor going away.
+    pub(crate) fn serves_requests(&self) -> bool {
+        matches!(
+            self.state(),
+            State::Live | State::Resetting | State::Connecting
+        )
     }
 
     /// The controller's state as the C driver's sysfs `state` names it.

@@ -1,29 +1,47 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! System sleep and power-off: quieting the controller (waiting for its
-//! requests, flushing the volatile write cache, deleting the I/O queues,
-//! CC.SHN) and bringing it back with the steps of a reset.
+//! requests, deleting the I/O queues, CC.SHN, after the caller flushed the
+//! volatile write cache with flush requests) and bringing it back with the
+//! steps of a reset.
 
 #![deny(unsafe_code)]
 
 use super::Ctrl;
 use crate::io::io_timeout_ms;
-use crate::spec::command::Command;
 use crate::state::State;
 use crate::sys::blk::TagSetRef;
-use crate::sys::print::{dev_err, dev_info, dev_warn};
-use crate::sys::time::{etimedout, msleep, Deadline};
-use kernel::error::{
-    code::{EINVAL, EIO},
-    Result,
-};
+use crate::sys::print::{dev_info, dev_warn};
+use crate::sys::time::{msleep, Deadline};
+use kernel::error::{code::EINVAL, Result};
+
+/// How the volatile write cache fared before a shutdown: the caller
+/// flushes it with flush requests while the controller is live.
+#[derive(Clone, Copy)]
+pub(crate) enum CacheFlush {
+    /// The controller has no volatile write cache.
+    NoCache,
+    /// Every disk's cache was flushed.
+    Done,
+    /// A flush failed, or the controller is dead.
+    Failed,
+}
+
+impl CacheFlush {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NoCache => "no volatile write cache",
+            Self::Done => "write cache flushed",
+            Self::Failed => "write cache flush FAILED",
+        }
+    }
+}
 
 impl Ctrl {
     /// Quiets the controller for system sleep or power-off (`what`), as
     /// Linux's C driver does in `nvme_dev_disable(dev, shutdown = true)`:
     /// waits, up to the I/O timeout, for the requests it has; then, whether
-    /// they all finished or not, flushes the volatile write cache of each
-    /// namespace in `flush`, deletes the I/O queues and shuts the
+    /// they all finished or not, deletes the I/O queues and shuts the
     /// controller down (CC.SHN normal, within `shutdown_ms`). Only then are
     /// the requests it did not finish taken back (it is disabled). The set
     /// stays quiesced until [`Ctrl::resume`]: new requests wait, and so
@@ -31,11 +49,11 @@ impl Ctrl {
     /// not ready, fatal status) is only disabled. Either way bus mastering
     /// ends off, so the controller does no DMA while asleep or into the
     /// next kernel after a kexec; the resume turns it on again. Logs the
-    /// outcome.
+    /// outcome, with the cache flush's (`cache`).
     pub(crate) fn suspend(
         &self,
         set: &TagSetRef<'_, Self>,
-        flush: &[u32],
+        cache: CacheFlush,
         shutdown_ms: u32,
         what: &str,
     ) {
@@ -56,7 +74,7 @@ impl Ctrl {
             );
         }
         if self.responsive() {
-            self.shut_down(set, flush, shutdown_ms, what);
+            self.shut_down(cache, shutdown_ms, what);
         } else {
             // As the C driver with a dead controller: no command and no
             // shutdown notification, which would only wait for their
@@ -99,22 +117,12 @@ impl Ctrl {
     }
 
     /// The normal shutdown of NVMe Base Specification 2.0, section 3.6.1:
-    /// flushes the volatile write cache of each namespace in `flush`,
     /// deletes the I/O queues (which aborts the commands the controller
     /// still has on them) and shuts the controller down (CC.SHN normal,
     /// within `shutdown_ms`); one that does not finish shutting down is
-    /// disabled. Logs the outcome for `what`.
-    fn shut_down(&self, set: &TagSetRef<'_, Self>, flush: &[u32], shutdown_ms: u32, what: &str) {
-        let flushed = match flush {
-            [] => "no volatile write cache",
-            nsids => match nsids
-                .iter()
-                .try_for_each(|&nsid| self.internal_command(set, Command::flush(nsid)))
-            {
-                Ok(()) => "write cache flushed",
-                Err(_) => "write cache flush FAILED",
-            },
-        };
+    /// disabled. Logs the outcome for `what`, with the cache flush's.
+    fn shut_down(&self, cache: CacheFlush, shutdown_ms: u32, what: &str) {
+        let flushed = cache.describe();
         let deleted = self.delete_queues();
         let shut = self.regs.shutdown(shutdown_ms);
         if shut.is_err() {
@@ -168,36 +176,6 @@ impl Ctrl {
                 return busy;
             }
             msleep(1);
-        }
-    }
-
-    /// Runs `cmd` on I/O queue 1 outside blk-mq and polls, up to the I/O
-    /// timeout, for its completion. Only while the set is quiesced and
-    /// the queue idle (suspend), so one such command runs at a time.
-    fn internal_command(&self, set: &TagSetRef<'_, Self>, cmd: Command) -> Result {
-        let timeout_ms = io_timeout_ms();
-        match self.path.run_internal(set, cmd, timeout_ms) {
-            Ok(status) if status.is_success() => Ok(()),
-            Ok(status) => {
-                dev_err!(
-                    &self.pdev,
-                    "command {:#04x} (nsid {}) failed: {status}\n",
-                    cmd.opcode(),
-                    cmd.nsid()
-                );
-                Err(EIO)
-            }
-            Err(e) => {
-                if e == etimedout() {
-                    dev_err!(
-                        &self.pdev,
-                        "command {:#04x} (nsid {}) timed out after {timeout_ms} ms\n",
-                        cmd.opcode(),
-                        cmd.nsid()
-                    );
-                }
-                Err(e)
-            }
         }
     }
 }

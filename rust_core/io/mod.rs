@@ -3,8 +3,8 @@
 //! The request path of the I/O queues (NVM Command Set Specification
 //! 1.0): NVMe commands built from block requests and from user space
 //! (`REQ_OP_DRV_IN/OUT`), PRPs for their data, the completions matched to
-//! their requests, retried or ended; and the driver's own command outside
-//! blk-mq that a shutdown flushes with.
+//! their requests, retried or ended. Every command on an I/O queue is a
+//! blk-mq request.
 //!
 //! It decides nothing about the controller: whether a request may be sent
 //! or retried it asks the state machine ([`crate::state`]), and what a
@@ -30,7 +30,6 @@ use crate::sys::irq::{IrqHandler, IrqReturn};
 use crate::sys::param;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_warn};
-use crate::sys::time::{etimedout, msleep, Deadline};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::alloc::KVec;
 use kernel::error::{code::ENODEV, Result};
@@ -42,15 +41,6 @@ use kernel::sync::Arc;
 pub(crate) const MAX_IO_DEPTH: u16 = 256;
 
 const _: () = assert!((MAX_IO_DEPTH as u32) <= 1 << TAG_BITS);
-
-/// The tag of the driver's own commands on an I/O queue, beyond every
-/// blk-mq tag.
-const INTERNAL_TAG: u32 = (1 << TAG_BITS) - 1;
-
-const _: () = assert!((MAX_IO_DEPTH as u32) <= INTERNAL_TAG);
-
-/// Set in [`RequestPath::internal`] once the command completed.
-const INTERNAL_DONE: u32 = 1 << 16;
 
 /// How long an I/O may take before recovery starts: the `io_timeout`
 /// module parameter (30 s by default, as Linux's C driver), in ms.
@@ -113,10 +103,6 @@ pub(crate) struct RequestPath {
     /// sent again; changed only by the layer above.
     state: Arc<StateMachine>,
     faults: Faults,
-    /// The outcome of the driver's own command on I/O queue 1 (a flush
-    /// before a shutdown): [`INTERNAL_DONE`] and the status once it
-    /// completed, 0 before.
-    internal: AtomicU32,
     /// Requests sent again, requests failed.
     retried: AtomicU32,
     failed: AtomicU32,
@@ -142,7 +128,6 @@ impl RequestPath {
             affinity_offset,
             state,
             faults,
-            internal: AtomicU32::new(0),
             retried: AtomicU32::new(0),
             failed: AtomicU32::new(0),
         })
@@ -246,12 +231,6 @@ impl RequestPath {
         batch: Option<&mut CompletionBatch<'_>>,
     ) {
         let (tag, generation) = split_command_id(cqe.cid());
-        if tag == INTERNAL_TAG {
-            let status = u32::from(cqe.status().0);
-            self.internal
-                .store(INTERNAL_DONE | status, Ordering::Release);
-            return;
-        }
         let Some(rq) = set.in_flight(index, tag) else {
             dev_warn!(
                 &self.pdev,
@@ -319,34 +298,6 @@ impl RequestPath {
             },
             |pdu| Completion::with_result(NvmeStatus(pdu.status), pdu.result.0, pdu.result.1),
         )
-    }
-
-    /// Submits `cmd` with the internal command identifier on I/O queue 1,
-    /// outside blk-mq, and polls for its status for up to `timeout_ms`.
-    /// Only while the set is quiesced and the queue idle (a shutdown), so
-    /// one such command runs at a time.
-    pub(crate) fn run_internal<T: IoSet>(
-        &self,
-        set: &TagSetRef<'_, T>,
-        mut cmd: Command,
-        timeout_ms: u32,
-    ) -> Result<NvmeStatus> {
-        let queue = self.queues.first().ok_or(ENODEV)?;
-        self.internal.store(0, Ordering::Relaxed);
-        cmd.set_cid(command_id(INTERNAL_TAG, 0));
-        queue.submit(cmd, true)?;
-        let deadline = Deadline::after_ms(timeout_ms);
-        loop {
-            queue.reap(|cqe| self.complete_entry(set, queue, 0, cqe, None));
-            let done = self.internal.load(Ordering::Acquire);
-            if done & INTERNAL_DONE != 0 {
-                return Ok(NvmeStatus(done as u16));
-            }
-            if deadline.expired() {
-                return Err(etimedout());
-            }
-            msleep(1);
-        }
     }
 
     /// Builds the NVMe command for `rq`, mapping its data for DMA.

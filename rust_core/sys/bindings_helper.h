@@ -139,6 +139,7 @@ const gfp_t RSNVME_GFP_KERNEL = GFP_KERNEL;
 RSNVME_VAR(RSNVME_GFP_KERNEL)
 RSNVME_FN(device_add_disk)
 RSNVME_FN(del_gendisk)
+RSNVME_FN(blkdev_issue_flush)
 RSNVME_FN(put_disk)
 RSNVME_FN(set_capacity)
 RSNVME_FN(set_capacity_and_notify)

@@ -312,6 +312,21 @@ impl<T: Operations> Disk<T> {
         self.sectors.load(Ordering::Relaxed)
     }
 
+    /// Flushes the disk's volatile write cache, as a flush request on its
+    /// queue that the driver serves like any other (`blkdev_issue_flush`:
+    /// nothing is sent if the disk has no write cache), and waits for it.
+    #[allow(unsafe_code)]
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: The disk is added, by the type invariant, so its whole
+        // block device `part0` exists until it is deleted on drop.
+        let ret = unsafe { bindings::blkdev_issue_flush((*self.disk.as_ptr()).part0) };
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(Error::from_errno(ret))
+        }
+    }
+
     /// Changes the capacity to `sectors` 512-byte sectors and tells user
     /// space (a `RESIZE=1` change uevent), as a revalidation does.
     #[allow(unsafe_code)]
