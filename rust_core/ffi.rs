@@ -33,7 +33,12 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 #[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
-    // SAFETY: `pdev` is valid by this function's safety requirements.
+    // SAFETY: `pdev` is valid and being bound by this function's safety
+    // requirements; this is the binding's one `get`: every other handle is
+    // a clone of `dev`, and remove (which makes none) returned for an
+    // earlier binding, dropping the controller and every handle it held
+    // but those the management device's open files keep, which make no
+    // call that takes the control lock.
     let dev = match unsafe { PciDevice::get(pdev) } {
         Ok(dev) => dev,
         Err(e) => return e.to_errno(),
@@ -70,11 +75,10 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     if ctrl.is_null() {
         return;
     }
-    // SAFETY: `pdev` is valid by this function's safety requirements.
-    if let Ok(dev) = unsafe { PciDevice::get(pdev) } {
-        // SAFETY: Null means "no controller" to every reader.
-        unsafe { dev.set_drvdata(ptr::null_mut()) };
-    }
+    // SAFETY: `pdev` is valid by this function's safety requirements; null
+    // means "no controller" to every reader. No second handle is made: the
+    // controller's is the binding's one (`PciDevice::get`).
+    unsafe { pci::clear_drvdata(pdev) };
     // SAFETY: `ctrl` came from `KBox::into_raw` in probe. The driver core
     // removed the attribute groups (the only other users) before calling
     // remove, and only this function takes it back, once.

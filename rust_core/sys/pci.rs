@@ -5,22 +5,73 @@
 //! The raw `struct pci_dev` pointer from the PCI core becomes a
 //! [`PciDevice`] in [`PciDevice::get`] and is never seen above this layer.
 //! Enabling the device and claiming a BAR return guards that undo the step
-//! when dropped.
+//! when dropped. Every handle of one binding shares one lock, under which
+//! the driver changes the device's command register (bus mastering,
+//! memory decoding, INTx masking) and DMA settings, and which counts the
+//! [`DmaStopped`] tokens: while one lives, bus mastering stays off.
 
 use super::bindings;
 use super::compat;
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::{addr_of_mut, NonNull};
-use kernel::error::{code::EINVAL, to_result, Result};
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::error::{
+    code::{EBUSY, EINVAL},
+    to_result, Result,
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
 
-/// A counted reference to a PCI device.
+/// What the driver changes in the device's command register, and its
+/// DMA settings, are changed under [`Shared::control`]'s lock.
+struct Control {
+    /// Live [`EnabledDevice`] guards.
+    enabled: u32,
+    /// Live [`DmaStopped`] tokens: while there is one, bus mastering
+    /// stays off.
+    stopped: u32,
+}
+
+/// A counted reference to a `struct pci_dev`.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a valid `struct pci_dev` on which this handle holds one
+/// `ptr` points to a valid `struct pci_dev` on which this value holds one
 /// reference, taken with `pci_dev_get` and dropped with `pci_dev_put`.
-pub(crate) struct PciDevice {
+struct DevRef {
     ptr: NonNull<bindings::pci_dev>,
+}
+
+impl Drop for DevRef {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this value owns one reference.
+        unsafe { bindings::pci_dev_put(self.ptr.as_ptr()) };
+    }
+}
+
+/// What every handle of one binding shares: the device reference and the
+/// lock that serialises the driver's changes to the device.
+#[pin_data]
+struct Shared {
+    dev: DevRef,
+    #[pin]
+    control: Mutex<Control>,
+}
+
+/// A handle to the PCI device a driver is bound to; clones share it.
+///
+/// # Invariants
+///
+/// `shared.dev` is the device. Every handle of one binding is a clone of
+/// the one [`PciDevice::get`] made, so `shared.control` is the one lock
+/// under which the binding changes the device's command register (bus
+/// mastering, memory decoding, INTx masking by vector allocation) and DMA
+/// settings. `control.stopped` counts the live [`DmaStopped`] tokens of
+/// the device and `control.enabled` its live [`EnabledDevice`] guards.
+pub(crate) struct PciDevice {
+    shared: Arc<Shared>,
 }
 
 #[allow(unsafe_code)]
@@ -28,27 +79,68 @@ pub(crate) struct PciDevice {
 // type calls may be called from any thread.
 unsafe impl Send for PciDevice {}
 #[allow(unsafe_code)]
-// SAFETY: `&PciDevice` only allows calls that the PCI core serialises
-// itself, so sharing it between threads is sound.
+// SAFETY: The calls `&PciDevice` allows from several threads at once are of
+// three kinds. Read-modify-writes of the command register and writes of
+// the DMA settings (`enable_mem`, `stop_dma`, `restore_memory_decoding`,
+// `set_dma_mask`, `set_dma_parms`, vector allocation in `irq.rs`, and the
+// drops of `EnabledDevice` and `DmaStopped`) all take `control`, which
+// every handle of the binding shares (type invariant), so none of them
+// overwrites another's change. The others are calls the PCI and DMA cores
+// serialise themselves (claiming a region, mapping, config space reads),
+// or reads of fields fixed while the driver is bound. Changes the PCI core
+// makes on its own (sysfs `enable`, `setpci`) are not serialised with the
+// driver's, as for any C driver.
 unsafe impl Sync for PciDevice {}
 
 impl PciDevice {
-    /// Takes a reference to the device at `ptr`.
+    /// Takes a reference to the device at `ptr`, for the binding of this
+    /// driver to it.
     ///
     /// # Safety
     ///
-    /// `ptr` must point to a valid `struct pci_dev`.
+    /// `ptr` must point to a valid `struct pci_dev` that the PCI core is
+    /// binding to this driver. Every other handle of this binding must be
+    /// a clone of the one returned, and the handles of an earlier binding
+    /// must make none of the calls that take the control lock any more
+    /// (its remove returned), so that one lock serialises them all.
     #[allow(unsafe_code)]
     pub(crate) unsafe fn get(ptr: *mut bindings::pci_dev) -> Result<Self> {
         // SAFETY: `ptr` is valid by this function's safety requirements.
         let ptr = unsafe { bindings::pci_dev_get(ptr) };
         // INVARIANT: `pci_dev_get` returned the device with a new reference.
-        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(EINVAL)
+        let dev = NonNull::new(ptr).map(|ptr| DevRef { ptr }).ok_or(EINVAL)?;
+        let control = Control {
+            enabled: 0,
+            stopped: 0,
+        };
+        // INVARIANT: The one handle of this binding, by the safety
+        // requirements; no guard or token exists yet.
+        Ok(Self {
+            shared: Arc::pin_init(
+                pin_init!(Shared {
+                    dev,
+                    control <- new_mutex!(control, "rsnvme_pci_control"),
+                }),
+                GFP_KERNEL,
+            )?,
+        })
+    }
+
+    /// Runs `f`, which changes the device's command register or DMA
+    /// settings, under the binding's control lock (it may sleep).
+    pub(super) fn with_control<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.shared.control.lock();
+        f()
+    }
+
+    /// Whether `other` is a handle of the same device.
+    pub(crate) fn same(&self, other: &PciDevice) -> bool {
+        self.as_raw() == other.as_raw()
     }
 
     /// The raw device, for the other wrappers in this layer.
     pub(super) fn as_raw(&self) -> *mut bindings::pci_dev {
-        self.ptr.as_ptr()
+        self.shared.dev.ptr.as_ptr()
     }
 
     /// The embedded `struct device`, for logging and DMA.
@@ -56,7 +148,7 @@ impl PciDevice {
     pub(super) fn as_device(&self) -> *mut bindings::device {
         // SAFETY: `ptr` is valid by the type invariant; this only computes
         // the address of a field.
-        unsafe { addr_of_mut!((*self.ptr.as_ptr()).dev) }
+        unsafe { addr_of_mut!((*self.as_raw()).dev) }
     }
 
     /// The device's name, its PCI address as `pci_name()` gives it.
@@ -78,14 +170,14 @@ impl PciDevice {
     pub(crate) fn vendor_id(&self) -> u16 {
         // SAFETY: `ptr` is valid by the type invariant and `vendor` is
         // fixed once the device is enumerated.
-        unsafe { (*self.ptr.as_ptr()).vendor }
+        unsafe { (*self.as_raw()).vendor }
     }
 
     /// PCI device id.
     #[allow(unsafe_code)]
     pub(crate) fn device_id(&self) -> u16 {
         // SAFETY: As for `vendor_id`.
-        unsafe { (*self.ptr.as_ptr()).device }
+        unsafe { (*self.as_raw()).device }
     }
 
     /// Whether MSI-X is enabled on the device.
@@ -94,14 +186,14 @@ impl PciDevice {
         // SAFETY: `ptr` is valid by the type invariant; the PCI core only
         // changes this bit while allocating or freeing vectors, which the
         // bound driver does itself.
-        unsafe { (*self.ptr.as_ptr()).msix_enabled() != 0 }
+        unsafe { (*self.as_raw()).msix_enabled() != 0 }
     }
 
     /// Whether MSI is enabled on the device.
     #[allow(unsafe_code)]
     pub(crate) fn msi_enabled(&self) -> bool {
         // SAFETY: As for `msix_enabled`.
-        unsafe { (*self.ptr.as_ptr()).msi_enabled() != 0 }
+        unsafe { (*self.as_raw()).msi_enabled() != 0 }
     }
 
     /// Length in bytes of BAR `bar`, 0 if it is absent or out of range.
@@ -109,19 +201,28 @@ impl PciDevice {
     pub(crate) fn resource_len(&self, bar: usize) -> u64 {
         // SAFETY: `ptr` is valid by the type invariant; BAR resources are
         // fixed while a driver is bound.
-        let res = unsafe { &(*self.ptr.as_ptr()).resource };
+        let res = unsafe { &(*self.as_raw()).resource };
         match res.get(bar) {
             Some(r) if r.end != 0 => r.end.wrapping_sub(r.start).wrapping_add(1),
             _ => 0,
         }
     }
 
-    /// Enables memory decoding (`pci_enable_device_mem`) until the guard
-    /// is dropped.
+    /// Enables memory decoding (`pci_enable_device_mem`) and bus
+    /// mastering (`pci_set_master`), i.e. DMA, until the guard is
+    /// dropped. `EBUSY` while a [`DmaStopped`] token lives.
     #[allow(unsafe_code)]
     pub(crate) fn enable_mem(&self) -> Result<EnabledDevice> {
-        // SAFETY: `ptr` is valid by the type invariant.
+        let mut control = self.shared.control.lock();
+        if control.stopped > 0 {
+            return Err(EBUSY);
+        }
+        // SAFETY: The device is valid by the type invariant; the command
+        // register is changed under the lock.
         to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
+        // SAFETY: As above; the device is enabled and no token lives.
+        unsafe { bindings::pci_set_master(self.as_raw()) };
+        control.enabled = control.enabled.saturating_add(1);
         Ok(EnabledDevice { pdev: self.clone() })
     }
 
@@ -133,7 +234,9 @@ impl PciDevice {
             1..=63 => (1u64 << bits) - 1,
             _ => return Err(EINVAL),
         };
-        // SAFETY: `as_device()` is valid by the type invariant.
+        let _guard = self.shared.control.lock();
+        // SAFETY: `as_device()` is valid by the type invariant; the masks
+        // are written under the lock.
         to_result(unsafe { bindings::dma_set_mask(self.as_device(), mask) })?;
         // SAFETY: As above.
         to_result(unsafe { bindings::dma_set_coherent_mask(self.as_device(), mask) })
@@ -164,7 +267,7 @@ impl PciDevice {
     #[allow(unsafe_code)]
     pub(crate) unsafe fn set_drvdata(&self, data: *mut c_void) {
         // SAFETY: The device is valid while `self` holds its reference.
-        unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
+        unsafe { (*self.as_raw()).dev.driver_data = data };
     }
 
     /// Sets the device's DMA parameters: bounce buffering (swiotlb) keeps
@@ -174,6 +277,7 @@ impl PciDevice {
     /// (`dma_set_max_seg_size`). `EINVAL` without DMA parameters.
     #[allow(unsafe_code)]
     pub(crate) fn set_dma_parms(&self, min_align_mask: u32, max_segment_size: u32) -> Result {
+        let _guard = self.shared.control.lock();
         // SAFETY: The device is valid; `dma_parms` is set up by the PCI
         // core for the device's lifetime, or null.
         let parms = unsafe { (*self.as_device()).dma_parms };
@@ -181,7 +285,8 @@ impl PciDevice {
             return Err(EINVAL);
         }
         // SAFETY: Non-null, see above; the driver owns these settings
-        // while it is bound, and probe runs before anything maps for it.
+        // while it is bound and writes them under the lock, and probe runs
+        // before anything maps for it.
         unsafe {
             (*parms).min_align_mask = min_align_mask;
             (*parms).max_segment_size = max_segment_size;
@@ -213,12 +318,19 @@ impl PciDevice {
 
     /// Stops the device's DMA by clearing bus mastering
     /// (`pci_clear_master`): from now on it can neither read nor write
-    /// memory, whatever state it is in.
+    /// memory, whatever state it is in, until the token's
+    /// [`DmaStopped::resume`].
     #[allow(unsafe_code)]
     pub(crate) fn stop_dma(&self) -> DmaStopped {
-        // SAFETY: The device is valid while `self` holds its reference.
+        let mut control = self.shared.control.lock();
+        // SAFETY: The device is valid while `self` holds its reference;
+        // the command register is changed under the lock.
         unsafe { bindings::pci_clear_master(self.as_raw()) };
-        DmaStopped { pdev: self.clone() }
+        control.stopped = control.stopped.saturating_add(1);
+        DmaStopped {
+            pdev: self.clone(),
+            resume: false,
+        }
     }
 
     /// Turns memory decoding back on if something cleared it behind the
@@ -228,6 +340,7 @@ impl PciDevice {
     pub(crate) fn restore_memory_decoding(&self) -> bool {
         let want = bindings::PCI_COMMAND_MEMORY as u16;
         let mut cmd: u16 = 0;
+        let _guard = self.shared.control.lock();
         // SAFETY: The device is valid; `cmd` is written by the call.
         let ret = unsafe {
             bindings::pci_read_config_word(self.as_raw(), bindings::PCI_COMMAND as c_int, &mut cmd)
@@ -235,7 +348,8 @@ impl PciDevice {
         if ret != 0 || cmd & want == want {
             return false;
         }
-        // SAFETY: As above; only the memory enable bit is changed.
+        // SAFETY: As above; only the memory enable bit is changed, and the
+        // read and the write are under the lock.
         unsafe {
             bindings::pci_write_config_word(
                 self.as_raw(),
@@ -244,27 +358,6 @@ impl PciDevice {
             )
         };
         true
-    }
-}
-
-/// The device's DMA is stopped: bus mastering is off until
-/// [`DmaStopped::resume`]. Dropped without `resume`, it stays off.
-pub(crate) struct DmaStopped {
-    pdev: PciDevice,
-}
-
-impl DmaStopped {
-    /// The device whose DMA is stopped.
-    pub(crate) fn device(&self) -> &PciDevice {
-        &self.pdev
-    }
-
-    /// Lets the device do DMA again, once it is known to be reset (it no
-    /// longer remembers any memory it was given).
-    #[allow(unsafe_code)]
-    pub(crate) fn resume(self) {
-        // SAFETY: The device is valid while `self` holds its reference.
-        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
     }
 }
 
@@ -277,6 +370,18 @@ impl DmaStopped {
 pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
     // SAFETY: `ptr` is valid by this function's safety requirements.
     unsafe { (*ptr).dev.driver_data }
+}
+
+/// Clears the driver data pointer of a raw device (`pci_set_drvdata(pdev,
+/// NULL)`), at remove, without making a second handle to the device.
+///
+/// # Safety
+///
+/// `ptr` must point to a valid `struct pci_dev`.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn clear_drvdata(ptr: *mut bindings::pci_dev) {
+    // SAFETY: `ptr` is valid by this function's safety requirements.
+    unsafe { (*ptr).dev.driver_data = core::ptr::null_mut() };
 }
 
 /// The PCI device whose embedded `struct device` is `dev` (`to_pci_dev`).
@@ -294,43 +399,81 @@ pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci
 }
 
 impl Clone for PciDevice {
-    #[allow(unsafe_code)]
     fn clone(&self) -> Self {
-        // SAFETY: `ptr` is valid by the type invariant.
-        unsafe { bindings::pci_dev_get(self.as_raw()) };
-        // INVARIANT: The clone owns the reference just taken.
-        Self { ptr: self.ptr }
+        // INVARIANT: A clone of the binding's handle, sharing its lock.
+        Self {
+            shared: self.shared.clone(),
+        }
     }
 }
 
-impl Drop for PciDevice {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant this handle owns one reference.
-        unsafe { bindings::pci_dev_put(self.as_raw()) };
-    }
-}
-
-/// A PCI device with memory decoding enabled; disabled again on drop.
+/// A PCI device with memory decoding and bus mastering enabled
+/// ([`PciDevice::enable_mem`]); disabled again on drop.
 pub(crate) struct EnabledDevice {
     pdev: PciDevice,
-}
-
-impl EnabledDevice {
-    /// Lets the device master the bus, i.e. do DMA (`pci_set_master`).
-    /// `pci_disable_device` on drop clears it again.
-    #[allow(unsafe_code)]
-    pub(crate) fn set_master(&self) {
-        // SAFETY: The device is valid by `PciDevice`'s invariant.
-        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
-    }
 }
 
 impl Drop for EnabledDevice {
     #[allow(unsafe_code)]
     fn drop(&mut self) {
-        // SAFETY: The device is valid and was enabled by `enable_mem`.
+        let mut control = self.pdev.shared.control.lock();
+        // SAFETY: The device is valid and was enabled by `enable_mem`;
+        // `pci_disable_device` clears bus mastering too, under the lock.
         unsafe { bindings::pci_disable_device(self.pdev.as_raw()) };
+        control.enabled = control.enabled.saturating_sub(1);
+    }
+}
+
+/// Proof that the device's DMA is stopped: bus mastering is off while
+/// this token lives. Only [`PciDevice::stop_dma`] makes one, and nothing
+/// turns bus mastering on while one lives: [`DmaStopped::resume`] of the
+/// last token does, and only then. Dropped without `resume`, it leaves
+/// bus mastering off.
+pub(crate) struct DmaStopped {
+    pdev: PciDevice,
+    /// Whether dropping this token lets the device do DMA again.
+    resume: bool,
+}
+
+impl DmaStopped {
+    /// The device whose DMA is stopped.
+    pub(crate) fn device(&self) -> &PciDevice {
+        &self.pdev
+    }
+
+    /// Whether this token proves `pdev`'s DMA stopped.
+    pub(crate) fn covers(&self, pdev: &PciDevice) -> bool {
+        self.pdev.same(pdev)
+    }
+
+    /// Lets the device do DMA again, once it is known to be reset (it no
+    /// longer remembers any memory it was given), unless another token
+    /// still holds it stopped (then the last of them decides) or the
+    /// device was disabled meanwhile.
+    pub(crate) fn resume(mut self) {
+        self.resume = true;
+    }
+}
+
+impl Drop for DmaStopped {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let mut control = self.pdev.shared.control.lock();
+        control.stopped = control.stopped.saturating_sub(1);
+        if !self.resume {
+            return;
+        }
+        if control.stopped > 0 || control.enabled == 0 {
+            drop(control);
+            super::print::dev_warn!(
+                &self.pdev,
+                "bus mastering left off: its DMA is still held stopped\n"
+            );
+            return;
+        }
+        // SAFETY: The device is valid while `self` holds a handle; no
+        // other token lives and the device is enabled, under the lock.
+        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
     }
 }
 

@@ -76,10 +76,16 @@ impl Iterator for BioRanges<'_> {
 
 /// A request owned by the driver: between `queue_rq` and its end.
 ///
+/// It must be given up by one of the methods that take it
+/// ([`Request::end`], [`Request::end_ok_in`], [`Request::requeue`], or
+/// completing it): one dropped instead is ended with an I/O error and a
+/// warning, so that no request is lost.
+///
 /// # Invariants
 ///
 /// `rq` is a live request of a tag set driven by `T`, owned by the driver
 /// while this value exists; its pdu is an initialised `PduBox<T>`.
+#[must_use = "a request must be ended, requeued or completed"]
 pub(crate) struct Request<T: Operations> {
     rq: NonNull<bindings::request>,
     _p: PhantomData<T>,
@@ -96,6 +102,12 @@ impl<T: Operations> Request<T> {
             rq,
             _p: PhantomData,
         })
+    }
+
+    /// Gives up the request without ending it (ownership passes to the C
+    /// call the caller makes next); `Drop` does not run.
+    fn into_raw(self) -> *mut bindings::request {
+        core::mem::ManuallyDrop::new(self).rq.as_ptr()
     }
 
     /// The fields of the C request the driver reads, copied out.
@@ -333,8 +345,9 @@ impl<T: Operations> Request<T> {
     /// Ends the request with `status`, giving it back to blk-mq.
     #[allow(unsafe_code)]
     pub(crate) fn end(self, status: BlkStatus) {
-        // SAFETY: The driver owns the request and gives it up here.
-        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and gives it up here.
+        unsafe { bindings::blk_mq_end_request(rq, status.raw()) };
     }
 
     /// Ends the request successfully as part of `batch` (when the batch is
@@ -362,7 +375,8 @@ impl<T: Operations> Request<T> {
             }
         }
         iob.need_ts |= flags & bindings::RSNVME_RQF_NEED_TS != 0;
-        // SAFETY: The driver owns the request and hands it to the batch,
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and hands it to the batch,
         // at the head of its list (`rq_list_add_head`, inline in C).
         unsafe {
             (*rq).__bindgen_anon_1.rq_next = iob.req_list.head;
@@ -378,9 +392,10 @@ impl<T: Operations> Request<T> {
     /// what it held for it.
     #[allow(unsafe_code)]
     pub(crate) fn requeue(self) {
-        // SAFETY: The driver owns the request and gives it up here; the
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and gives it up here; the
         // requeue list is kicked so it is dispatched once the queue runs.
-        unsafe { bindings::blk_mq_requeue_request(self.rq.as_ptr(), true) };
+        unsafe { bindings::blk_mq_requeue_request(rq, true) };
     }
 
     /// The request's bookkeeping shared with completions and timeouts.
@@ -388,6 +403,34 @@ impl<T: Operations> Request<T> {
     fn shared(&self) -> &RequestState {
         // SAFETY: As in `pdu_box`; only the atomics are read through it.
         unsafe { &(*self.rq.as_ptr().add(1).cast::<PduBox<T>>()).state }
+    }
+}
+
+impl<T: Operations> Drop for Request<T> {
+    /// A request the driver dropped instead of giving it up: a driver bug,
+    /// caught here. It ends with an I/O error rather than being lost (its
+    /// submitter would wait for ever, and blk-mq's freeze, remove and
+    /// suspend with it).
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let fields = self.fields();
+        let q = self.queue();
+        // SAFETY: The request's queue is live while it has requests, and
+        // its tag set is a `T` tag set, whose device the set keeps alive.
+        unsafe {
+            crate::sys::print::raw_dev_print(
+                Ops::<T>::owner((*q).tag_set),
+                crate::sys::print::Level::Warn,
+                format_args!(
+                    "request (tag {}, {} bytes at sector {}) dropped without being ended; failing it\n",
+                    fields.tag, fields.data_len, fields.sector
+                ),
+            )
+        };
+        // SAFETY: The driver owns the request (type invariant) and gives
+        // it up here, once: every method that gives it up otherwise takes
+        // it out with `into_raw`, so this does not run for it.
+        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), BlkStatus::IoError.raw()) };
     }
 }
 
@@ -536,6 +579,8 @@ impl<T: Operations> InFlight<'_, T> {
         f(rq.pdu());
         // SAFETY: The request is in flight and its completion is ours.
         if unsafe { bindings::blk_mq_complete_request_remote(rq.rq.as_ptr()) } {
+            // Ended through `Operations::complete` on the other CPU.
+            let _ = rq.into_raw();
             return Some(None);
         }
         Some(Some(rq))
@@ -551,8 +596,10 @@ impl<T: Operations> InFlight<'_, T> {
             return false;
         };
         f(rq.pdu());
-        // SAFETY: The request is in flight and its completion is ours.
-        unsafe { bindings::blk_mq_complete_request(rq.rq.as_ptr()) };
+        let rq = rq.into_raw();
+        // SAFETY: The request is in flight and its completion is ours; it
+        // is ended through `Operations::complete`.
+        unsafe { bindings::blk_mq_complete_request(rq) };
         true
     }
 }
