@@ -33,12 +33,9 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 #[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
-    // SAFETY: `pdev` is valid and being bound by this function's safety
-    // requirements; this is the binding's one `get`: every other handle is
-    // a clone of `dev`, and remove (which makes none) returned for an
-    // earlier binding, dropping the controller and every handle it held
-    // but those the management device's open files keep, which make no
-    // call that takes the control lock.
+    // SAFETY: `pdev` is valid and being bound. This is the binding's one
+    // `get` (remove makes none); an earlier binding's remove dropped every
+    // handle that takes the control lock (open files keep only logging).
     let dev = match unsafe { PciDevice::get(pdev) } {
         Ok(dev) => dev,
         Err(e) => return e.to_errno(),
@@ -76,8 +73,7 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
         return;
     }
     // SAFETY: `pdev` is valid by this function's safety requirements; null
-    // means "no controller" to every reader. No second handle is made: the
-    // controller's is the binding's one (`PciDevice::get`).
+    // means "no controller" to every reader.
     unsafe { pci::clear_drvdata(pdev) };
     // SAFETY: `ctrl` came from `KBox::into_raw` in probe. The driver core
     // removed the attribute groups (the only other users) before calling

@@ -19,16 +19,16 @@ use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{to_result, Error, Result};
 use kernel::sync::Arc;
 
-pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn};
+pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn, IrqVectors};
 
 /// Interrupt vectors allocated for a PCI device; freed when dropped.
 ///
 /// # Invariants
 ///
 /// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`.
-struct Allocation {
-    pdev: PciDevice,
-    count: u32,
+pub(super) struct Allocation {
+    pub(super) pdev: PciDevice,
+    pub(super) count: u32,
 }
 
 impl Drop for Allocation {
@@ -36,20 +36,13 @@ impl Drop for Allocation {
     fn drop(&mut self) {
         // Freeing them may change the command register (INTx masking):
         // under the device's control lock.
-        self.pdev.with_control(|| {
-            // SAFETY: The vectors were allocated for this device (type
-            // invariant), and no handler is left on them: every
-            // `IrqRegistration` holds a reference to this allocation and
-            // frees its handler before letting it go.
-            unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) }
-        });
+        let _control = self.pdev.control();
+        // SAFETY: The vectors were allocated for this device (type
+        // invariant), and no handler is left on them: every
+        // `IrqRegistration` holds a reference to this allocation and frees
+        // its handler before letting it go.
+        unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
     }
-}
-
-/// Interrupt vectors allocated for a PCI device; freed once this and every
-/// [`IrqRegistration`] on them are dropped.
-pub(crate) struct IrqVectors {
-    alloc: Arc<Allocation>,
 }
 
 impl IrqVectors {
@@ -72,14 +65,14 @@ impl IrqVectors {
         };
         // Enabling MSI or MSI-X masks INTx in the command register: under
         // the device's control lock.
-        let ret = pdev.with_control(|| {
-            // SAFETY: The device is valid by `PciDevice`'s invariant; `affd`
-            // is null (no spreading) or points to a descriptor read during
-            // the call.
-            unsafe {
-                bindings::pci_alloc_irq_vectors_affinity(pdev.as_raw(), min, max, flags, affd)
-            }
-        });
+        let control = pdev.control();
+        // SAFETY: The device is valid by `PciDevice`'s invariant; `affd` is
+        // null (no spreading) or points to a descriptor read during the
+        // call.
+        let ret = unsafe {
+            bindings::pci_alloc_irq_vectors_affinity(pdev.as_raw(), min, max, flags, affd)
+        };
+        drop(control);
         let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
         // INVARIANT: The call succeeded with `count` vectors.
         let alloc = Allocation {
@@ -89,23 +82,6 @@ impl IrqVectors {
         Ok(Self {
             alloc: Arc::new(alloc, GFP_KERNEL)?,
         })
-    }
-
-    /// Number of vectors allocated.
-    pub(crate) fn count(&self) -> u32 {
-        self.alloc.count
-    }
-
-    /// The kind of interrupts in use.
-    pub(crate) fn kind(&self) -> IrqKind {
-        let pdev = &self.alloc.pdev;
-        if pdev.msix_enabled() {
-            IrqKind::MsiX
-        } else if pdev.msi_enabled() {
-            IrqKind::Msi
-        } else {
-            IrqKind::Intx
-        }
     }
 
     /// The Linux IRQ number of vector `index`.

@@ -12,6 +12,8 @@
 
 use super::bindings;
 use super::compat;
+use super::pci_types::{Change, Control, Shared};
+pub(crate) use super::pci_types::{DmaStopped, EnabledDevice, Region};
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::{addr_of_mut, NonNull};
 use kernel::alloc::flags::GFP_KERNEL;
@@ -21,17 +23,8 @@ use kernel::error::{
 };
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
-
-/// What the driver changes in the device's command register, and its
-/// DMA settings, are changed under [`Shared::control`]'s lock.
-struct Control {
-    /// Live [`EnabledDevice`] guards.
-    enabled: u32,
-    /// Live [`DmaStopped`] tokens: while there is one, bus mastering
-    /// stays off.
-    stopped: u32,
-}
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
+use kernel::sync::Arc;
 
 /// A counted reference to a `struct pci_dev`.
 ///
@@ -39,7 +32,7 @@ struct Control {
 ///
 /// `ptr` points to a valid `struct pci_dev` on which this value holds one
 /// reference, taken with `pci_dev_get` and dropped with `pci_dev_put`.
-struct DevRef {
+pub(super) struct DevRef {
     ptr: NonNull<bindings::pci_dev>,
 }
 
@@ -49,15 +42,6 @@ impl Drop for DevRef {
         // SAFETY: By the type invariant this value owns one reference.
         unsafe { bindings::pci_dev_put(self.ptr.as_ptr()) };
     }
-}
-
-/// What every handle of one binding shares: the device reference and the
-/// lock that serialises the driver's changes to the device.
-#[pin_data]
-struct Shared {
-    dev: DevRef,
-    #[pin]
-    control: Mutex<Control>,
 }
 
 /// A handle to the PCI device a driver is bound to; clones share it.
@@ -70,8 +54,21 @@ struct Shared {
 /// mastering, memory decoding, INTx masking by vector allocation) and DMA
 /// settings. `control.stopped` counts the live [`DmaStopped`] tokens of
 /// the device and `control.enabled` its live [`EnabledDevice`] guards.
+///
+/// # Sharing
+///
+/// The calls `&PciDevice` allows from several threads at once are of three
+/// kinds. Read-modify-writes of the command register and writes of the DMA
+/// settings (`enable_mem`, `stop_dma`, `restore_memory_decoding`,
+/// `set_dma_mask`, `set_dma_parms`, vector allocation in `irq.rs`, and the
+/// drops of `EnabledDevice` and `DmaStopped`) all take `control`, so none
+/// of them overwrites another's change. The others are calls the PCI and
+/// DMA cores serialise themselves (claiming a region, mapping, config
+/// space reads), or reads of fields fixed while the driver is bound.
+/// Changes the PCI core makes on its own (sysfs `enable`, `setpci`) are
+/// not serialised with the driver's, as for any C driver.
 pub(crate) struct PciDevice {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 #[allow(unsafe_code)]
@@ -79,17 +76,8 @@ pub(crate) struct PciDevice {
 // type calls may be called from any thread.
 unsafe impl Send for PciDevice {}
 #[allow(unsafe_code)]
-// SAFETY: The calls `&PciDevice` allows from several threads at once are of
-// three kinds. Read-modify-writes of the command register and writes of
-// the DMA settings (`enable_mem`, `stop_dma`, `restore_memory_decoding`,
-// `set_dma_mask`, `set_dma_parms`, vector allocation in `irq.rs`, and the
-// drops of `EnabledDevice` and `DmaStopped`) all take `control`, which
-// every handle of the binding shares (type invariant), so none of them
-// overwrites another's change. The others are calls the PCI and DMA cores
-// serialise themselves (claiming a region, mapping, config space reads),
-// or reads of fields fixed while the driver is bound. Changes the PCI core
-// makes on its own (sysfs `enable`, `setpci`) are not serialised with the
-// driver's, as for any C driver.
+// SAFETY: What `&PciDevice` allows is serialised by its control lock, which
+// every handle of the binding shares, or by the PCI core (see "Sharing").
 unsafe impl Sync for PciDevice {}
 
 impl PciDevice {
@@ -109,33 +97,49 @@ impl PciDevice {
         let ptr = unsafe { bindings::pci_dev_get(ptr) };
         // INVARIANT: `pci_dev_get` returned the device with a new reference.
         let dev = NonNull::new(ptr).map(|ptr| DevRef { ptr }).ok_or(EINVAL)?;
-        let control = Control {
-            enabled: 0,
-            stopped: 0,
-        };
-        // INVARIANT: The one handle of this binding, by the safety
-        // requirements; no guard or token exists yet.
+        Self::new(dev)
+    }
+
+    /// The one handle of a binding, for `dev`.
+    fn new(dev: DevRef) -> Result<Self> {
+        // INVARIANT: The one handle of this binding, by the requirements of
+        // `get`; no guard or token exists yet.
         Ok(Self {
             shared: Arc::pin_init(
                 pin_init!(Shared {
                     dev,
-                    control <- new_mutex!(control, "rsnvme_pci_control"),
+                    control <- new_mutex!(Control::new(), "rsnvme_pci_control"),
                 }),
                 GFP_KERNEL,
             )?,
         })
     }
 
-    /// Runs `f`, which changes the device's command register or DMA
-    /// settings, under the binding's control lock (it may sleep).
-    pub(super) fn with_control<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = self.shared.control.lock();
-        f()
+    /// The binding's control lock, held (it may sleep): the command
+    /// register and DMA settings are changed, and the guards and tokens
+    /// counted, only under it.
+    pub(super) fn control(&self) -> Guard<'_, Control, MutexBackend> {
+        self.shared.control.lock()
     }
 
-    /// Whether `other` is a handle of the same device.
-    pub(crate) fn same(&self, other: &PciDevice) -> bool {
-        self.as_raw() == other.as_raw()
+    /// Makes `change` to the command register, with the control lock held
+    /// (`held`, only reachable through it); bus mastering only goes on as
+    /// [`Control::may_master`] allows (else `EBUSY`).
+    #[allow(unsafe_code)]
+    pub(super) fn command(&self, held: &mut Control, change: Change) -> Result {
+        let pdev = self.as_raw();
+        // SAFETY: The device is valid, and changed under the lock. Only an
+        // `EnabledDevice`'s drop disables it (it was enabled).
+        unsafe {
+            match change {
+                Change::EnableMem => return to_result(bindings::pci_enable_device_mem(pdev)),
+                Change::Disable => bindings::pci_disable_device(pdev),
+                Change::SetMaster if !held.may_master() => return Err(EBUSY),
+                Change::SetMaster => bindings::pci_set_master(pdev),
+                Change::ClearMaster => bindings::pci_clear_master(pdev),
+            }
+        }
+        Ok(())
     }
 
     /// The raw device, for the other wrappers in this layer.
@@ -208,24 +212,6 @@ impl PciDevice {
         }
     }
 
-    /// Enables memory decoding (`pci_enable_device_mem`) and bus
-    /// mastering (`pci_set_master`), i.e. DMA, until the guard is
-    /// dropped. `EBUSY` while a [`DmaStopped`] token lives.
-    #[allow(unsafe_code)]
-    pub(crate) fn enable_mem(&self) -> Result<EnabledDevice> {
-        let mut control = self.shared.control.lock();
-        if control.stopped > 0 {
-            return Err(EBUSY);
-        }
-        // SAFETY: The device is valid by the type invariant; the command
-        // register is changed under the lock.
-        to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
-        // SAFETY: As above; the device is enabled and no token lives.
-        unsafe { bindings::pci_set_master(self.as_raw()) };
-        control.enabled = control.enabled.saturating_add(1);
-        Ok(EnabledDevice { pdev: self.clone() })
-    }
-
     /// Sets the streaming and coherent DMA masks to `bits` bits.
     #[allow(unsafe_code)]
     pub(crate) fn set_dma_mask(&self, bits: u32) -> Result {
@@ -234,7 +220,7 @@ impl PciDevice {
             1..=63 => (1u64 << bits) - 1,
             _ => return Err(EINVAL),
         };
-        let _guard = self.shared.control.lock();
+        let _guard = self.control();
         // SAFETY: `as_device()` is valid by the type invariant; the masks
         // are written under the lock.
         to_result(unsafe { bindings::dma_set_mask(self.as_device(), mask) })?;
@@ -277,7 +263,7 @@ impl PciDevice {
     /// (`dma_set_max_seg_size`). `EINVAL` without DMA parameters.
     #[allow(unsafe_code)]
     pub(crate) fn set_dma_parms(&self, min_align_mask: u32, max_segment_size: u32) -> Result {
-        let _guard = self.shared.control.lock();
+        let _guard = self.control();
         // SAFETY: The device is valid; `dma_parms` is set up by the PCI
         // core for the device's lifetime, or null.
         let parms = unsafe { (*self.as_device()).dma_parms };
@@ -316,23 +302,6 @@ impl PciDevice {
         unsafe { bindings::pci_device_is_present(self.as_raw()) }
     }
 
-    /// Stops the device's DMA by clearing bus mastering
-    /// (`pci_clear_master`): from now on it can neither read nor write
-    /// memory, whatever state it is in, until the token's
-    /// [`DmaStopped::resume`].
-    #[allow(unsafe_code)]
-    pub(crate) fn stop_dma(&self) -> DmaStopped {
-        let mut control = self.shared.control.lock();
-        // SAFETY: The device is valid while `self` holds its reference;
-        // the command register is changed under the lock.
-        unsafe { bindings::pci_clear_master(self.as_raw()) };
-        control.stopped = control.stopped.saturating_add(1);
-        DmaStopped {
-            pdev: self.clone(),
-            resume: false,
-        }
-    }
-
     /// Turns memory decoding back on if something cleared it behind the
     /// driver's back (e.g. `setpci`), so that the registers answer again;
     /// returns whether it had to.
@@ -340,7 +309,7 @@ impl PciDevice {
     pub(crate) fn restore_memory_decoding(&self) -> bool {
         let want = bindings::PCI_COMMAND_MEMORY as u16;
         let mut cmd: u16 = 0;
-        let _guard = self.shared.control.lock();
+        let _guard = self.control();
         // SAFETY: The device is valid; `cmd` is written by the call.
         let ret = unsafe {
             bindings::pci_read_config_word(self.as_raw(), bindings::PCI_COMMAND as c_int, &mut cmd)
@@ -396,91 +365,6 @@ pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci
         dev.byte_sub(core::mem::offset_of!(bindings::pci_dev, dev))
             .cast()
     }
-}
-
-impl Clone for PciDevice {
-    fn clone(&self) -> Self {
-        // INVARIANT: A clone of the binding's handle, sharing its lock.
-        Self {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// A PCI device with memory decoding and bus mastering enabled
-/// ([`PciDevice::enable_mem`]); disabled again on drop.
-pub(crate) struct EnabledDevice {
-    pdev: PciDevice,
-}
-
-impl Drop for EnabledDevice {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        let mut control = self.pdev.shared.control.lock();
-        // SAFETY: The device is valid and was enabled by `enable_mem`;
-        // `pci_disable_device` clears bus mastering too, under the lock.
-        unsafe { bindings::pci_disable_device(self.pdev.as_raw()) };
-        control.enabled = control.enabled.saturating_sub(1);
-    }
-}
-
-/// Proof that the device's DMA is stopped: bus mastering is off while
-/// this token lives. Only [`PciDevice::stop_dma`] makes one, and nothing
-/// turns bus mastering on while one lives: [`DmaStopped::resume`] of the
-/// last token does, and only then. Dropped without `resume`, it leaves
-/// bus mastering off.
-pub(crate) struct DmaStopped {
-    pdev: PciDevice,
-    /// Whether dropping this token lets the device do DMA again.
-    resume: bool,
-}
-
-impl DmaStopped {
-    /// The device whose DMA is stopped.
-    pub(crate) fn device(&self) -> &PciDevice {
-        &self.pdev
-    }
-
-    /// Whether this token proves `pdev`'s DMA stopped.
-    pub(crate) fn covers(&self, pdev: &PciDevice) -> bool {
-        self.pdev.same(pdev)
-    }
-
-    /// Lets the device do DMA again, once it is known to be reset (it no
-    /// longer remembers any memory it was given), unless another token
-    /// still holds it stopped (then the last of them decides) or the
-    /// device was disabled meanwhile.
-    pub(crate) fn resume(mut self) {
-        self.resume = true;
-    }
-}
-
-impl Drop for DmaStopped {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        let mut control = self.pdev.shared.control.lock();
-        control.stopped = control.stopped.saturating_sub(1);
-        if !self.resume {
-            return;
-        }
-        if control.stopped > 0 || control.enabled == 0 {
-            drop(control);
-            super::print::dev_warn!(
-                &self.pdev,
-                "bus mastering left off: its DMA is still held stopped\n"
-            );
-            return;
-        }
-        // SAFETY: The device is valid while `self` holds a handle; no
-        // other token lives and the device is enabled, under the lock.
-        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
-    }
-}
-
-/// A BAR claimed by this driver; released on drop.
-pub(crate) struct Region {
-    pdev: PciDevice,
-    bar: u8,
 }
 
 impl Drop for Region {

@@ -28,26 +28,6 @@ pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>)
     unsafe { device_print(dev.as_device(), level, args) };
 }
 
-/// Prints `args` to the kernel log, prefixed with the driver and the name
-/// of the PCI device `pdev`: for the layer's C callbacks, which have no
-/// [`PciDevice`].
-///
-/// # Safety
-///
-/// `pdev` must point to a valid `struct pci_dev`.
-#[allow(unsafe_code)]
-pub(super) unsafe fn raw_dev_print(
-    pdev: *mut bindings::pci_dev,
-    level: Level,
-    args: fmt::Arguments<'_>,
-) {
-    // SAFETY: `pdev` is valid by this function's safety requirements; this
-    // only computes the address of its `struct device`.
-    let dev = unsafe { core::ptr::addr_of_mut!((*pdev).dev) };
-    // SAFETY: As above.
-    unsafe { device_print(dev, level, args) };
-}
-
 /// Prints `args` to the kernel log, prefixed with the driver and device name.
 ///
 /// # Safety
@@ -55,15 +35,18 @@ pub(super) unsafe fn raw_dev_print(
 /// `dev` must point to a valid `struct device`.
 #[cfg(not(rsnvme_no_pa))]
 #[allow(unsafe_code)]
-unsafe fn device_print(dev: *mut bindings::device, level: Level, args: fmt::Arguments<'_>) {
+pub(super) unsafe fn device_print(
+    dev: *mut bindings::device,
+    level: Level,
+    args: fmt::Arguments<'_>,
+) {
     let print = match level {
         Level::Err => bindings::_dev_err,
         Level::Warn => bindings::_dev_warn,
         Level::Info => bindings::_dev_info,
     };
-    // SAFETY: `dev` is a valid `struct device` by this function's safety
-    // requirements. The format string is NUL-terminated and its
-    // single `%pA` consumes a pointer to `fmt::Arguments`, which is what is
+    // SAFETY: `dev` is valid by the requirements. The format string is
+    // NUL-terminated and its single `%pA` consumes a pointer to `fmt::Arguments`, which is what is
     // passed; `args` outlives the call.
     unsafe {
         print(
@@ -85,7 +68,11 @@ unsafe fn device_print(dev: *mut bindings::device, level: Level, args: fmt::Argu
 /// rsnvme_no_pa`) format the message here and hand it over as `%s`.
 #[cfg(rsnvme_no_pa)]
 #[allow(unsafe_code)]
-unsafe fn device_print(dev: *mut bindings::device, level: Level, args: fmt::Arguments<'_>) {
+pub(super) unsafe fn device_print(
+    dev: *mut bindings::device,
+    level: Level,
+    args: fmt::Arguments<'_>,
+) {
     let print = match level {
         Level::Err => bindings::_dev_err,
         Level::Warn => bindings::_dev_warn,

@@ -32,7 +32,7 @@ mod types;
 
 use crate::sys::sysfs_types::Attributes;
 pub(crate) use request::TimedOut;
-use request::{PduBox, RequestState};
+use request::{PduBox, RequestState, RqFields};
 pub(crate) use types::{
     BlkStatus, DiskFile, Limits, Op, Operations, QuiesceGate, TimeoutAction, MAX_SEGMENTS,
 };
@@ -104,15 +104,9 @@ impl<T: Operations> Request<T> {
         })
     }
 
-    /// Gives up the request without ending it (ownership passes to the C
-    /// call the caller makes next); `Drop` does not run.
-    fn into_raw(self) -> *mut bindings::request {
-        core::mem::ManuallyDrop::new(self).rq.as_ptr()
-    }
-
     /// The fields of the C request the driver reads, copied out.
     #[allow(unsafe_code)]
-    pub(super) fn fields(&self) -> RqFields {
+    fn fields(&self) -> RqFields {
         let rq = self.rq.as_ptr();
         // SAFETY: Live by the type invariant. Each field is read through
         // the raw pointer, with no reference to the whole C request (blk-mq
@@ -406,24 +400,25 @@ impl<T: Operations> Request<T> {
     }
 }
 
+// A request the driver dropped instead of giving it up is a driver bug,
+// caught here: it ends with an I/O error rather than being lost (its
+// submitter would wait for ever, and blk-mq's freeze, remove and suspend
+// with it).
 impl<T: Operations> Drop for Request<T> {
-    /// A request the driver dropped instead of giving it up: a driver bug,
-    /// caught here. It ends with an I/O error rather than being lost (its
-    /// submitter would wait for ever, and blk-mq's freeze, remove and
-    /// suspend with it).
     #[allow(unsafe_code)]
     fn drop(&mut self) {
-        let fields = self.fields();
-        let q = self.queue();
-        // SAFETY: The request's queue is live while it has requests, and
-        // its tag set is a `T` tag set, whose device the set keeps alive.
+        let f = self.fields();
+        // SAFETY: The request's queue is live while it has requests; a `T`
+        // tag set keeps its device alive. Only an address is computed.
+        let dev = unsafe { addr_of_mut!((*Ops::<T>::owner((*self.queue()).tag_set)).dev) };
+        let (tag, bytes, sector) = (f.tag, f.data_len, f.sector);
+        // SAFETY: `dev` is a valid device, see above.
         unsafe {
-            crate::sys::print::raw_dev_print(
-                Ops::<T>::owner((*q).tag_set),
+            crate::sys::print::device_print(
+                dev,
                 crate::sys::print::Level::Warn,
                 format_args!(
-                    "request (tag {}, {} bytes at sector {}) dropped without being ended; failing it\n",
-                    fields.tag, fields.data_len, fields.sector
+                    "request {tag} ({bytes} bytes at {sector}) dropped, not ended: failing it\n"
                 ),
             )
         };
@@ -432,15 +427,6 @@ impl<T: Operations> Drop for Request<T> {
         // it out with `into_raw`, so this does not run for it.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), BlkStatus::IoError.raw()) };
     }
-}
-
-/// The fields of a request that the driver reads ([`Request::fields`]).
-#[derive(Clone, Copy)]
-pub(super) struct RqFields {
-    pub(super) cmd_flags: bindings::blk_opf_t,
-    pub(super) tag: c_int,
-    pub(super) sector: u64,
-    pub(super) data_len: c_uint,
 }
 
 /// A started request of a `T` tag set that the driver does not own: its
