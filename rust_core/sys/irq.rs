@@ -25,7 +25,8 @@ pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn, IrqVectors};
 ///
 /// # Invariants
 ///
-/// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`.
+/// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`:
+/// only [`IrqVectors::alloc`] makes one.
 pub(super) struct Allocation {
     pub(super) pdev: PciDevice,
     pub(super) count: u32,

@@ -124,15 +124,17 @@ impl PciDevice {
 
     /// Makes `change` to the command register, with the control lock held
     /// (`held`, only reachable through it); bus mastering only goes on as
-    /// [`Control::may_master`] allows (else `EBUSY`).
+    /// [`Control::may_master`] allows (else `EBUSY`), the device is only
+    /// disabled as [`Control::may_disable`] allows (else `EINVAL`).
     #[allow(unsafe_code)]
     pub(super) fn command(&self, held: &mut Control, change: Change) -> Result {
         let pdev = self.as_raw();
-        // SAFETY: The device is valid, and changed under the lock. Only an
-        // `EnabledDevice`'s drop disables it (it was enabled).
+        // SAFETY: The device is valid, and changed under the lock; it is
+        // disabled only as often as it was enabled.
         unsafe {
             match change {
                 Change::EnableMem => return to_result(bindings::pci_enable_device_mem(pdev)),
+                Change::Disable if !held.may_disable() => return Err(EINVAL),
                 Change::Disable => bindings::pci_disable_device(pdev),
                 Change::SetMaster if !held.may_master() => return Err(EBUSY),
                 Change::SetMaster => bindings::pci_set_master(pdev),

@@ -37,6 +37,12 @@ impl Control {
     pub(super) fn may_master(&self) -> bool {
         self.enabled > 0 && self.stopped == 0
     }
+
+    /// Whether the device may be disabled: an enable is counted, whose
+    /// guard is dropping.
+    pub(super) fn may_disable(&self) -> bool {
+        self.enabled > 0
+    }
 }
 
 /// What every handle of one binding shares: the device reference and the
@@ -167,6 +173,11 @@ impl Drop for DmaStopped {
 }
 
 /// A BAR claimed by this driver; released on drop.
+///
+/// # Invariants
+///
+/// `bar` of `pdev` was claimed by [`PciDevice::request_region`], the only
+/// maker of a `Region` (its fields are visible to `pci.rs` for that).
 pub(crate) struct Region {
     pub(super) pdev: PciDevice,
     pub(super) bar: u8,
