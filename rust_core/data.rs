@@ -10,6 +10,7 @@
 use crate::queue::QueuePair;
 use crate::spec::command::{command_id, Command};
 use crate::spec::prp::{self, PrpError, Segment};
+use crate::spec::words::WordSink;
 use crate::sys::blk::{BlkStatus, Operations, Request};
 use crate::sys::dmapool::{DmaPool, PoolBlock};
 use crate::sys::pci::PciDevice;
@@ -62,11 +63,10 @@ pub(crate) fn map_prps<T: Operations>(
         }
     }
     let mut page = pool.alloc_atomic().ok_or(BlkStatus::Resource)?;
-    let prps =
-        prp::build(rq.dma_segments().map(segment), page_size, page.words_mut()).map_err(|e| {
-            dev_err!(pdev, "cannot describe a request with PRPs: {e}\n");
-            BlkStatus::IoError
-        })?;
+    let prps = prp::build(rq.dma_segments().map(segment), page_size, &mut page).map_err(|e| {
+        dev_err!(pdev, "cannot describe a request with PRPs: {e}\n");
+        BlkStatus::IoError
+    })?;
     Ok(Prps {
         prp1: prps.prp1,
         prp2: prps.prp2_value(page.dma_handle()),
@@ -119,4 +119,16 @@ pub(crate) fn send<T: Operations>(
 /// A mapped segment as [`prp::build`] takes it.
 fn segment((addr, len): (u64, u32)) -> Segment {
     Segment { addr, len }
+}
+
+/// A DMA pool block takes PRP lists and DSM ranges word by word, with
+/// volatile writes, and is never borrowed as memory the device may read.
+impl WordSink for PoolBlock {
+    fn capacity(&self) -> usize {
+        self.words()
+    }
+
+    fn put(&mut self, index: usize, word: u64) -> bool {
+        self.write_word(index, word)
+    }
 }

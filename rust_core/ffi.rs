@@ -33,7 +33,9 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 #[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
-    // SAFETY: `pdev` is valid by this function's safety requirements.
+    // SAFETY: `pdev` is valid and being bound. This is the binding's one
+    // `get` (remove makes none); an earlier binding's remove dropped every
+    // handle that takes the control lock (open files keep only logging).
     let dev = match unsafe { PciDevice::get(pdev) } {
         Ok(dev) => dev,
         Err(e) => return e.to_errno(),
@@ -70,11 +72,9 @@ pub unsafe extern "C" fn my_rust_remove(pdev: *mut pci_dev) {
     if ctrl.is_null() {
         return;
     }
-    // SAFETY: `pdev` is valid by this function's safety requirements.
-    if let Ok(dev) = unsafe { PciDevice::get(pdev) } {
-        // SAFETY: Null means "no controller" to every reader.
-        unsafe { dev.set_drvdata(ptr::null_mut()) };
-    }
+    // SAFETY: `pdev` is valid by this function's safety requirements; null
+    // means "no controller" to every reader.
+    unsafe { pci::clear_drvdata(pdev) };
     // SAFETY: `ctrl` came from `KBox::into_raw` in probe. The driver core
     // removed the attribute groups (the only other users) before calling
     // remove, and only this function takes it back, once.

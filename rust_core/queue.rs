@@ -14,6 +14,7 @@ use crate::spec::completion::Completion;
 use crate::spec::queue::{shadow_index, shadow_needs_event, CqRing, SqRing};
 use crate::sys::dma::{dma_mb, dma_rmb, dma_wmb, CoherentArray};
 use crate::sys::mmio::Doorbell;
+use crate::sys::pci::DmaStopped;
 use crate::sys::sync::{new_irq_spinlock, IrqSpinLock};
 use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
@@ -91,9 +92,13 @@ impl ShadowDoorbells {
 
     /// Clears both buffers and stops using them until
     /// [`ShadowDoorbells::activate`]: for a controller that was reset,
-    /// before its queues are created again from index 0. No queue may be
-    /// in use meanwhile.
-    pub(crate) fn clear(&self) -> Result {
+    /// before its queues are created again from index 0. The controller's
+    /// DMA is stopped (`dma`), so it reads or writes neither buffer
+    /// meanwhile; `EINVAL` if `dma` is another device's.
+    pub(crate) fn clear(&self, dma: &DmaStopped) -> Result {
+        if !dma.covers(self.doorbells.device()) {
+            return Err(EINVAL);
+        }
         self.active.store(false, Ordering::Release);
         for i in 0..self.doorbells.count() {
             self.doorbells.write(i, 0)?;
@@ -413,10 +418,13 @@ impl QueuePair {
 
     /// Makes a stopped queue usable again after a controller reset, as
     /// new: both rings empty, the CQ memory cleared (so no old entry looks
-    /// posted), the fault-injection switch off. The controller must not
-    /// use the queue meanwhile: it is disabled, or has yet to be told
-    /// about the queue again. `EBUSY` if the queue was not stopped.
-    pub(crate) fn revive(&self) -> Result {
+    /// posted), the fault-injection switch off. The controller's DMA is
+    /// stopped (`dma`), so it cannot use the queue meanwhile. `EBUSY` if
+    /// the queue was not stopped, `EINVAL` if `dma` is another device's.
+    pub(crate) fn revive(&self, dma: &DmaStopped) -> Result {
+        if !dma.covers(self.cq_mem.device()) {
+            return Err(EINVAL);
+        }
         let mut sq = self.sq.lock();
         let mut cq = self.cq.lock();
         if !sq.dead || !cq.dead {

@@ -151,9 +151,10 @@ impl AdminQueue {
     }
 
     /// Doorbell Buffer Config: hands `shadow`'s buffers to the controller
-    /// and starts using them. Before the I/O queues are created.
+    /// and starts using them. Before the I/O queues are created; the
+    /// buffers are new, or were cleared since the controller was reset
+    /// ([`ShadowDoorbells::clear`]).
     pub(crate) fn set_shadow_doorbells(&self, shadow: &ShadowDoorbells) -> Result {
-        shadow.clear()?;
         self.command(shadow.config_command(), "Doorbell Buffer Config")?;
         shadow.activate();
         Ok(())

@@ -418,12 +418,13 @@ impl AdminQueue {
         self.release();
     }
 
-    /// Makes the stopped admin queue usable again, tells the disabled
-    /// controller where it is, for the next enable. It stays held: once
-    /// the controller is enabled, [`AdminQueue::release`] lets commands
-    /// through (none may reach a disabled controller).
-    pub(crate) fn revive(&self, regs: &Registers) -> Result {
-        self.shared().pair.revive()?;
+    /// Makes the stopped admin queue usable again while the controller's
+    /// DMA is stopped (`dma`), tells the disabled controller where it is,
+    /// for the next enable. It stays held: once the controller is enabled,
+    /// [`AdminQueue::release`] lets commands through (none may reach a
+    /// disabled controller).
+    pub(crate) fn revive(&self, regs: &Registers, dma: &DmaStopped) -> Result {
+        self.shared().pair.revive(dma)?;
         self.shared()
             .disabled_by_timeout
             .store(false, Ordering::Relaxed);

@@ -58,9 +58,9 @@ pub(super) struct Mapped {
     pub(super) _enabled: EnabledDevice,
 }
 
-/// Interrupt vectors with the admin queue's handler on vector 0.
-///
-/// Fields drop in order: the handler is freed before its vector.
+/// Interrupt vectors with the admin queue's handler on vector 0 (the
+/// vectors are freed once no handler is left on them, whatever the field
+/// order).
 pub(super) struct Interrupts {
     pub(super) _admin: IrqRegistration<AdminQueue>,
     pub(super) vectors: IrqVectors,
@@ -139,7 +139,6 @@ pub(super) fn map(pdev: &PciDevice, faults: Faults) -> Result<Mapped> {
     let enabled = pdev.enable_mem().inspect_err(|e| {
         dev_err!(pdev, "cannot enable PCI device: {e:?}\n");
     })?;
-    enabled.set_master();
     pdev.set_dma_mask(64).inspect_err(|e| {
         dev_err!(pdev, "no usable 64-bit DMA mask: {e:?}\n");
     })?;

@@ -362,8 +362,8 @@ impl Controller {
         regs.disable()?;
         let dma = self.pdev.stop_dma();
         self.admin.stop(&dma);
+        self.admin.revive(regs, &dma)?;
         dma.resume();
-        self.admin.revive(regs)?;
         Steps {
             regs,
             admin: &self.admin,

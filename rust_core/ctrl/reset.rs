@@ -184,10 +184,10 @@ impl Ctrl {
                 dev_err!(&self.pdev, "{what}: {refused}\n");
             });
         let result = match (dma, connecting) {
-            (Some(dma), Ok(_)) => {
+            (Some(dma), Ok(_)) => self.revive(&dma).and_then(|()| {
                 dma.resume();
                 self.bring_back()
-            }
+            }),
             _ => Err(EIO),
         };
         // Only this path leaves Connecting, with `recovery` held.
@@ -229,13 +229,25 @@ impl Ctrl {
         result.map_err(|_| EIO)
     }
 
+    /// Makes the stopped queues usable again as new, and clears the shadow
+    /// doorbell buffers, while the controller's DMA is stopped (`dma`).
+    fn revive(&self, dma: &DmaStopped) -> Result {
+        self.restart.admin.revive(&self.regs, dma)?;
+        if let Some(shadow) = &self.restart.shadow {
+            shadow.clear(dma)?;
+        }
+        self.path
+            .queues()
+            .iter()
+            .try_for_each(|queue| queue.revive(dma))
+    }
+
     /// The bring-up steps a reset repeats, as probe takes them
-    /// ([`Steps`]), on the same memory: the admin queue, enable, the
-    /// number of queues, the shadow doorbells and each I/O queue pair;
-    /// then the event request the reset dropped.
+    /// ([`Steps`]), on the same memory revived ([`Ctrl::revive`]):
+    /// enable, the number of queues, the shadow doorbells and each I/O
+    /// queue pair; then the event request the reset dropped.
     fn bring_back(&self) -> Result {
         let admin = &self.restart.admin;
-        admin.revive(&self.regs)?;
         // Injected: configure without EN, so RDY never comes.
         let cc = if self.restart.faults.inject(Fault::ResetFails) {
             self.restart.cc.disabled()
@@ -252,9 +264,6 @@ impl Ctrl {
             // The reset cleared the controller's copy; refused, the queues
             // ring every doorbell.
             steps.shadow_doorbells(shadow)?;
-        }
-        for queue in self.path.queues().iter() {
-            queue.revive()?;
         }
         steps.create_queues(self.path.queues())?;
         if self.events.on() && admin.request_event().is_err() {

@@ -332,13 +332,13 @@ impl RequestPath {
                 let count = if max <= 1 {
                     // One range for the whole request, which blk-mq may
                     // have merged from adjacent bios.
-                    limits::fill_dsm_ranges(page.words_mut(), [(slba, blocks)], 1)
+                    limits::fill_dsm_ranges(&mut page, [(slba, blocks)], 1)
                 } else {
                     // One range per bio, as blk-mq merged them.
                     let ranges = rq
                         .bio_ranges()
                         .map(|(sector, bytes)| (sector >> (shift - 9), bytes >> shift));
-                    limits::fill_dsm_ranges(page.words_mut(), ranges, max)
+                    limits::fill_dsm_ranges(&mut page, ranges, max)
                 };
                 let count = count.ok_or_else(|| {
                     dev_err!(

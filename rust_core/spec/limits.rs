@@ -9,6 +9,7 @@
 
 use super::command::DsmRange;
 use super::identify::{IdentifyControllerNvm, WriteSizes};
+use super::words::WordSink;
 
 /// Most ranges one Dataset Management command can carry (NR is 8 bits,
 /// zero-based).
@@ -138,17 +139,18 @@ pub(crate) fn block_sizes(sizes: WriteSizes, ctrl_atomic: u32, lba_shift: u32) -
 }
 
 /// Fills a Dataset Management range list in `list` (64-bit words, as a
-/// DMA pool block gives them) with `ranges` (starting LBA, blocks) and
-/// zeroes the rest of it, so a controller that reads more than NR says
-/// finds no stale ranges. Returns the number of ranges, or `None` if
-/// there are none, more than `max_ranges` or more than `list` holds.
-pub(crate) fn fill_dsm_ranges(
-    list: &mut [u64],
+/// DMA pool block takes them, only ever written) with `ranges` (starting
+/// LBA, blocks) and zeroes the rest of it, so a controller that reads more
+/// than NR says finds no stale ranges. Returns the number of ranges, or
+/// `None` if there are none, more than `max_ranges` or more than `list`
+/// holds.
+pub(crate) fn fill_dsm_ranges<L: WordSink + ?Sized>(
+    list: &mut L,
     ranges: impl IntoIterator<Item = (u64, u32)>,
     max_ranges: u16,
 ) -> Option<u16> {
     let mut count: u16 = 0;
-    let mut words = list.iter_mut();
+    let mut next = 0usize;
     for (slba, nlb) in ranges {
         if count >= max_ranges.min(MAX_DSM_RANGES) {
             return None;
@@ -158,13 +160,14 @@ pub(crate) fn fill_dsm_ranges(
             let word = <[u8; 8]>::try_from(half).ok()?;
             // The list is little-endian bytes; the CPU stores the word in
             // its own order, so take the bytes as they are.
-            *words.next()? = u64::from_ne_bytes(word);
+            if !list.put(next, u64::from_ne_bytes(word)) {
+                return None;
+            }
+            next += 1;
         }
         count += 1;
     }
-    for word in words {
-        *word = 0;
-    }
+    list.zero_from(next);
     (count > 0).then_some(count)
 }
 
@@ -429,9 +432,9 @@ mod tests {
         let mut big = vec![0u64; 1024];
         let many = (0..257).map(|i| (i, 1));
         assert_eq!(
-            fill_dsm_ranges(&mut big, many.clone().take(256), 300),
+            fill_dsm_ranges(&mut big[..], many.clone().take(256), 300),
             Some(256)
         );
-        assert_eq!(fill_dsm_ranges(&mut big, many, 300), None);
+        assert_eq!(fill_dsm_ranges(&mut big[..], many, 300), None);
     }
 }

@@ -20,3 +20,4 @@ pub(crate) mod passthru;
 pub(crate) mod prp;
 pub(crate) mod queue;
 pub(crate) mod regs;
+pub(crate) mod words;

@@ -11,6 +11,7 @@
 //! page size minus one, so the segments join into one run of whole pages.
 //! Only a single PRP List page is supported; the list is never chained.
 
+use super::words::WordSink;
 use core::fmt;
 
 /// One DMA-mapped piece of the transfer.
@@ -110,15 +111,16 @@ const MAX_PAGE_SIZE: u32 = 65536;
 
 /// Builds the PRP entries for `segments`, using pages of `page_size` bytes.
 ///
-/// `list` is the PRP List page, typically `page_size / 8` entries. Entries
-/// are written to it in little-endian order from the start; they matter only
+/// `list` is the PRP List page, typically `page_size / 8` entries, only
+/// ever written ([`WordSink`]). Entries are written to it in little-endian
+/// order from the start; they matter only
 /// when the result is [`Prp2::List`], but leading entries may be overwritten
 /// whatever the outcome. Transfers of at most [`max_transfer_bytes`] always
 /// fit.
-pub(crate) fn build(
+pub(crate) fn build<L: WordSink + ?Sized>(
     segments: impl IntoIterator<Item = Segment>,
     page_size: u32,
-    list: &mut [u64],
+    list: &mut L,
 ) -> Result<Prps, PrpError> {
     if !page_size.is_power_of_two() || !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(PrpError::InvalidPageSize);
@@ -162,9 +164,7 @@ pub(crate) fn build(
             if extra_pages == 0 {
                 second_page = page;
             }
-            if let Some(entry) = list.get_mut(extra_pages) {
-                *entry = page.to_le();
-            } else if extra_pages >= 1 {
+            if !list.put(extra_pages, page.to_le()) && extra_pages >= 1 {
                 return Err(PrpError::TooLong);
             }
             extra_pages += 1;

@@ -66,6 +66,11 @@ impl<T: DeviceData> CoherentArray<T> {
         self.len
     }
 
+    /// The device the memory was allocated for, which may access it.
+    pub(crate) fn device(&self) -> &PciDevice {
+        &self.pdev
+    }
+
     /// Allocates `len` zeroed elements of DMA-coherent memory for `pdev`.
     #[allow(unsafe_code)]
     pub(crate) fn zeroed(pdev: &PciDevice, len: usize) -> Result<Self> {

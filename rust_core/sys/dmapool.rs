@@ -114,17 +114,26 @@ impl PoolBlock {
         self.dma
     }
 
-    /// The block as 64-bit words, for the CPU to fill in before the device
-    /// is told about it. The device only reads PRP lists and DSM ranges,
-    /// so while this borrow lasts nothing else writes the memory.
+    /// How many 64-bit words the block holds.
+    pub(crate) fn words(&self) -> usize {
+        self.pool.block_size / core::mem::size_of::<u64>()
+    }
+
+    /// Stores `word` at word `index` of the block with one volatile write;
+    /// false, storing nothing, if `index` is beyond the block. The block is
+    /// only ever written through this, never borrowed or read: the device
+    /// may read it at any time.
     #[allow(unsafe_code)]
-    pub(crate) fn words_mut(&mut self) -> &mut [u64] {
-        let len = self.pool.block_size / core::mem::size_of::<u64>();
+    pub(crate) fn write_word(&mut self, index: usize, word: u64) -> bool {
+        if index >= self.words() {
+            return false;
+        }
         // SAFETY: By the type invariant `cpu` points to `block_size` bytes
-        // of 8-byte-aligned memory owned by this value; `&mut self` makes
-        // the borrow exclusive on the CPU side, and the device does not
-        // write it.
-        unsafe { core::slice::from_raw_parts_mut(self.cpu.as_ptr(), len) }
+        // of 8-byte-aligned memory owned by this value, and `index` is
+        // within them; no reference to the memory is made, so the
+        // device's accesses alias none.
+        unsafe { self.cpu.as_ptr().add(index).write_volatile(word) };
+        true
     }
 }
 

@@ -4,26 +4,46 @@
 //! include/linux/pci.h, `request_irq` in include/linux/interrupt.h).
 //!
 //! A handler is registered together with a counted reference to the data
-//! it uses, and dropping the [`IrqRegistration`] unregisters it (waiting for
-//! a running handler to finish) before that reference goes away.
+//! it uses and one to the vectors it is on, and dropping the
+//! [`IrqRegistration`] unregisters it (waiting for a running handler to
+//! finish) before either reference goes away: the handler's data outlives
+//! `free_irq`, and the vectors are freed (`pci_free_irq_vectors`) only
+//! once the last registration on them is gone, in whatever order their
+//! owners drop them.
 
 use super::bindings;
 use super::compat;
 use super::pci::PciDevice;
 use core::ffi::{c_int, c_void, CStr};
+use kernel::alloc::flags::GFP_KERNEL;
 use kernel::error::{to_result, Error, Result};
 use kernel::sync::Arc;
 
-pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn};
+pub(crate) use super::irq_types::{IrqHandler, IrqKind, IrqReturn, IrqVectors};
 
-/// Interrupt vectors allocated for a PCI device; freed on drop.
+/// Interrupt vectors allocated for a PCI device; freed when dropped.
 ///
 /// # Invariants
 ///
-/// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`.
-pub(crate) struct IrqVectors {
-    pdev: PciDevice,
-    count: u32,
+/// `pci_alloc_irq_vectors_affinity` allocated `count` vectors for `pdev`:
+/// only [`IrqVectors::alloc`] makes one.
+pub(super) struct Allocation {
+    pub(super) pdev: PciDevice,
+    pub(super) count: u32,
+}
+
+impl Drop for Allocation {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // Freeing them may change the command register (INTx masking):
+        // under the device's control lock.
+        let _control = self.pdev.control();
+        // SAFETY: The vectors were allocated for this device (type
+        // invariant), and no handler is left on them: every
+        // `IrqRegistration` holds a reference to this allocation and frees
+        // its handler before letting it go.
+        unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
+    }
 }
 
 impl IrqVectors {
@@ -44,65 +64,48 @@ impl IrqVectors {
             }
             None => (bindings::RSNVME_PCI_IRQ_ALL_TYPES, core::ptr::null_mut()),
         };
+        // Enabling MSI or MSI-X masks INTx in the command register: under
+        // the device's control lock.
+        let control = pdev.control();
         // SAFETY: The device is valid by `PciDevice`'s invariant; `affd` is
         // null (no spreading) or points to a descriptor read during the
         // call.
         let ret = unsafe {
             bindings::pci_alloc_irq_vectors_affinity(pdev.as_raw(), min, max, flags, affd)
         };
+        drop(control);
         let count = u32::try_from(ret).map_err(|_| Error::from_errno(ret))?;
         // INVARIANT: The call succeeded with `count` vectors.
-        Ok(Self {
+        let alloc = Allocation {
             pdev: pdev.clone(),
             count,
+        };
+        Ok(Self {
+            alloc: Arc::new(alloc, GFP_KERNEL)?,
         })
-    }
-
-    /// Number of vectors allocated.
-    pub(crate) fn count(&self) -> u32 {
-        self.count
-    }
-
-    /// The kind of interrupts in use.
-    pub(crate) fn kind(&self) -> IrqKind {
-        if self.pdev.msix_enabled() {
-            IrqKind::MsiX
-        } else if self.pdev.msi_enabled() {
-            IrqKind::Msi
-        } else {
-            IrqKind::Intx
-        }
     }
 
     /// The Linux IRQ number of vector `index`.
     #[allow(unsafe_code)]
     fn irq(&self, index: u32) -> Result<c_int> {
         // SAFETY: The device is valid; `pci_irq_vector` checks `index`.
-        let irq = unsafe { bindings::pci_irq_vector(self.pdev.as_raw(), index) };
+        let irq = unsafe { bindings::pci_irq_vector(self.alloc.pdev.as_raw(), index) };
         to_result(irq).map(|()| irq)
     }
 }
 
-impl Drop for IrqVectors {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: The vectors were allocated for this device, and every
-        // handler on them was freed first: an `IrqRegistration` borrows
-        // nothing from `IrqVectors`, so the owner must drop registrations
-        // before vectors, which `Controller`'s field order does.
-        unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
-    }
-}
-
-/// A registered interrupt handler; freed on drop.
+/// A registered interrupt handler; freed on drop, before its data and the
+/// vectors it is on can go (its `Drop` runs before its fields are dropped,
+/// whatever their order).
 ///
 /// # Invariants
 ///
-/// `handler` is registered on `irq` with `request_threaded_irq`, with its
-/// address as the cookie, until `drop`.
+/// `handler` is registered on `irq`, a vector of `_vectors`, with
+/// `request_threaded_irq`, with its address as the cookie, until `drop`.
 pub(crate) struct IrqRegistration<T: IrqHandler> {
     irq: c_int,
     handler: Arc<T>,
+    _vectors: Arc<Allocation>,
 }
 
 impl<T: IrqHandler> IrqRegistration<T> {
@@ -135,8 +138,13 @@ impl<T: IrqHandler> IrqRegistration<T> {
                 cookie,
             )
         })?;
-        // INVARIANT: The handler was registered with `cookie` as its data.
-        Ok(Self { irq, handler })
+        // INVARIANT: The handler was registered with `cookie` as its data,
+        // on a vector of `_vectors`.
+        Ok(Self {
+            irq,
+            handler,
+            _vectors: vectors.alloc.clone(),
+        })
     }
 }
 
@@ -147,8 +155,10 @@ impl<T: IrqHandler> Drop for IrqRegistration<T> {
             .cast_mut()
             .cast::<c_void>();
         // SAFETY: By the type invariant the handler is registered on `irq`
-        // with `cookie`. `free_irq` waits for a running handler, so
-        // `handler` is not used after this returns.
+        // with `cookie`, and `_vectors` keeps the vector allocated.
+        // `free_irq` waits for a running handler, so `handler` is not used
+        // after this returns; only then are `handler` and `_vectors`
+        // dropped.
         unsafe { bindings::free_irq(self.irq as u32, cookie) };
     }
 }

@@ -6,6 +6,8 @@
 #![deny(unsafe_code)]
 
 use super::bindings;
+use super::irq::Allocation;
+use kernel::sync::Arc;
 
 /// The kind of interrupts a device got.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,4 +42,29 @@ impl IrqReturn {
 pub(crate) trait IrqHandler: Send + Sync {
     /// Handles one interrupt; must not sleep.
     fn handle_irq(&self) -> IrqReturn;
+}
+
+/// Interrupt vectors allocated for a PCI device; freed once this and every
+/// [`IrqRegistration`](super::irq::IrqRegistration) on them are dropped.
+pub(crate) struct IrqVectors {
+    pub(super) alloc: Arc<Allocation>,
+}
+
+impl IrqVectors {
+    /// Number of vectors allocated.
+    pub(crate) fn count(&self) -> u32 {
+        self.alloc.count
+    }
+
+    /// The kind of interrupts in use.
+    pub(crate) fn kind(&self) -> IrqKind {
+        let pdev = &self.alloc.pdev;
+        if pdev.msix_enabled() {
+            IrqKind::MsiX
+        } else if pdev.msi_enabled() {
+            IrqKind::Msi
+        } else {
+            IrqKind::Intx
+        }
+    }
 }

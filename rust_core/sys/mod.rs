@@ -22,6 +22,7 @@ pub(crate) mod misc_types;
 pub(crate) mod mmio;
 pub(crate) mod param;
 pub(crate) mod pci;
+pub(crate) mod pci_types;
 pub(crate) mod print;
 pub(crate) mod sync;
 pub(crate) mod sysfs;

@@ -5,22 +5,70 @@
 //! The raw `struct pci_dev` pointer from the PCI core becomes a
 //! [`PciDevice`] in [`PciDevice::get`] and is never seen above this layer.
 //! Enabling the device and claiming a BAR return guards that undo the step
-//! when dropped.
+//! when dropped. Every handle of one binding shares one lock, under which
+//! the driver changes the device's command register (bus mastering,
+//! memory decoding, INTx masking) and DMA settings, and which counts the
+//! [`DmaStopped`] tokens: while one lives, bus mastering stays off.
 
 use super::bindings;
 use super::compat;
+use super::pci_types::{Change, Control, Shared};
+pub(crate) use super::pci_types::{DmaStopped, EnabledDevice, Region};
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::{addr_of_mut, NonNull};
-use kernel::error::{code::EINVAL, to_result, Result};
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::error::{
+    code::{EBUSY, EINVAL},
+    to_result, Result,
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
+use kernel::sync::Arc;
 
-/// A counted reference to a PCI device.
+/// A counted reference to a `struct pci_dev`.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a valid `struct pci_dev` on which this handle holds one
+/// `ptr` points to a valid `struct pci_dev` on which this value holds one
 /// reference, taken with `pci_dev_get` and dropped with `pci_dev_put`.
-pub(crate) struct PciDevice {
+pub(super) struct DevRef {
     ptr: NonNull<bindings::pci_dev>,
+}
+
+impl Drop for DevRef {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this value owns one reference.
+        unsafe { bindings::pci_dev_put(self.ptr.as_ptr()) };
+    }
+}
+
+/// A handle to the PCI device a driver is bound to; clones share it.
+///
+/// # Invariants
+///
+/// `shared.dev` is the device. Every handle of one binding is a clone of
+/// the one [`PciDevice::get`] made, so `shared.control` is the one lock
+/// under which the binding changes the device's command register (bus
+/// mastering, memory decoding, INTx masking by vector allocation) and DMA
+/// settings. `control.stopped` counts the live [`DmaStopped`] tokens of
+/// the device and `control.enabled` its live [`EnabledDevice`] guards.
+///
+/// # Sharing
+///
+/// The calls `&PciDevice` allows from several threads at once are of three
+/// kinds. Read-modify-writes of the command register and writes of the DMA
+/// settings (`enable_mem`, `stop_dma`, `restore_memory_decoding`,
+/// `set_dma_mask`, `set_dma_parms`, vector allocation in `irq.rs`, and the
+/// drops of `EnabledDevice` and `DmaStopped`) all take `control`, so none
+/// of them overwrites another's change. The others are calls the PCI and
+/// DMA cores serialise themselves (claiming a region, mapping, config
+/// space reads), or reads of fields fixed while the driver is bound.
+/// Changes the PCI core makes on its own (sysfs `enable`, `setpci`) are
+/// not serialised with the driver's, as for any C driver.
+pub(crate) struct PciDevice {
+    pub(super) shared: Arc<Shared>,
 }
 
 #[allow(unsafe_code)]
@@ -28,27 +76,77 @@ pub(crate) struct PciDevice {
 // type calls may be called from any thread.
 unsafe impl Send for PciDevice {}
 #[allow(unsafe_code)]
-// SAFETY: `&PciDevice` only allows calls that the PCI core serialises
-// itself, so sharing it between threads is sound.
+// SAFETY: What `&PciDevice` allows is serialised by its control lock, which
+// every handle of the binding shares, or by the PCI core (see "Sharing").
 unsafe impl Sync for PciDevice {}
 
 impl PciDevice {
-    /// Takes a reference to the device at `ptr`.
+    /// Takes a reference to the device at `ptr`, for the binding of this
+    /// driver to it.
     ///
     /// # Safety
     ///
-    /// `ptr` must point to a valid `struct pci_dev`.
+    /// `ptr` must point to a valid `struct pci_dev` that the PCI core is
+    /// binding to this driver. Every other handle of this binding must be
+    /// a clone of the one returned, and the handles of an earlier binding
+    /// must make none of the calls that take the control lock any more
+    /// (its remove returned), so that one lock serialises them all.
     #[allow(unsafe_code)]
     pub(crate) unsafe fn get(ptr: *mut bindings::pci_dev) -> Result<Self> {
         // SAFETY: `ptr` is valid by this function's safety requirements.
         let ptr = unsafe { bindings::pci_dev_get(ptr) };
         // INVARIANT: `pci_dev_get` returned the device with a new reference.
-        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(EINVAL)
+        let dev = NonNull::new(ptr).map(|ptr| DevRef { ptr }).ok_or(EINVAL)?;
+        Self::new(dev)
+    }
+
+    /// The one handle of a binding, for `dev`.
+    fn new(dev: DevRef) -> Result<Self> {
+        // INVARIANT: The one handle of this binding, by the requirements of
+        // `get`; no guard or token exists yet.
+        Ok(Self {
+            shared: Arc::pin_init(
+                pin_init!(Shared {
+                    dev,
+                    control <- new_mutex!(Control::new(), "rsnvme_pci_control"),
+                }),
+                GFP_KERNEL,
+            )?,
+        })
+    }
+
+    /// The binding's control lock, held (it may sleep): the command
+    /// register and DMA settings are changed, and the guards and tokens
+    /// counted, only under it.
+    pub(super) fn control(&self) -> Guard<'_, Control, MutexBackend> {
+        self.shared.control.lock()
+    }
+
+    /// Makes `change` to the command register, with the control lock held
+    /// (`held`, only reachable through it); bus mastering only goes on as
+    /// [`Control::may_master`] allows (else `EBUSY`), the device is only
+    /// disabled as [`Control::may_disable`] allows (else `EINVAL`).
+    #[allow(unsafe_code)]
+    pub(super) fn command(&self, held: &mut Control, change: Change) -> Result {
+        let pdev = self.as_raw();
+        // SAFETY: The device is valid, and changed under the lock; it is
+        // disabled only as often as it was enabled.
+        unsafe {
+            match change {
+                Change::EnableMem => return to_result(bindings::pci_enable_device_mem(pdev)),
+                Change::Disable if !held.may_disable() => return Err(EINVAL),
+                Change::Disable => bindings::pci_disable_device(pdev),
+                Change::SetMaster if !held.may_master() => return Err(EBUSY),
+                Change::SetMaster => bindings::pci_set_master(pdev),
+                Change::ClearMaster => bindings::pci_clear_master(pdev),
+            }
+        }
+        Ok(())
     }
 
     /// The raw device, for the other wrappers in this layer.
     pub(super) fn as_raw(&self) -> *mut bindings::pci_dev {
-        self.ptr.as_ptr()
+        self.shared.dev.ptr.as_ptr()
     }
 
     /// The embedded `struct device`, for logging and DMA.
@@ -56,7 +154,7 @@ impl PciDevice {
     pub(super) fn as_device(&self) -> *mut bindings::device {
         // SAFETY: `ptr` is valid by the type invariant; this only computes
         // the address of a field.
-        unsafe { addr_of_mut!((*self.ptr.as_ptr()).dev) }
+        unsafe { addr_of_mut!((*self.as_raw()).dev) }
     }
 
     /// The device's name, its PCI address as `pci_name()` gives it.
@@ -78,14 +176,14 @@ impl PciDevice {
     pub(crate) fn vendor_id(&self) -> u16 {
         // SAFETY: `ptr` is valid by the type invariant and `vendor` is
         // fixed once the device is enumerated.
-        unsafe { (*self.ptr.as_ptr()).vendor }
+        unsafe { (*self.as_raw()).vendor }
     }
 
     /// PCI device id.
     #[allow(unsafe_code)]
     pub(crate) fn device_id(&self) -> u16 {
         // SAFETY: As for `vendor_id`.
-        unsafe { (*self.ptr.as_ptr()).device }
+        unsafe { (*self.as_raw()).device }
     }
 
     /// Whether MSI-X is enabled on the device.
@@ -94,14 +192,14 @@ impl PciDevice {
         // SAFETY: `ptr` is valid by the type invariant; the PCI core only
         // changes this bit while allocating or freeing vectors, which the
         // bound driver does itself.
-        unsafe { (*self.ptr.as_ptr()).msix_enabled() != 0 }
+        unsafe { (*self.as_raw()).msix_enabled() != 0 }
     }
 
     /// Whether MSI is enabled on the device.
     #[allow(unsafe_code)]
     pub(crate) fn msi_enabled(&self) -> bool {
         // SAFETY: As for `msix_enabled`.
-        unsafe { (*self.ptr.as_ptr()).msi_enabled() != 0 }
+        unsafe { (*self.as_raw()).msi_enabled() != 0 }
     }
 
     /// Length in bytes of BAR `bar`, 0 if it is absent or out of range.
@@ -109,20 +207,11 @@ impl PciDevice {
     pub(crate) fn resource_len(&self, bar: usize) -> u64 {
         // SAFETY: `ptr` is valid by the type invariant; BAR resources are
         // fixed while a driver is bound.
-        let res = unsafe { &(*self.ptr.as_ptr()).resource };
+        let res = unsafe { &(*self.as_raw()).resource };
         match res.get(bar) {
             Some(r) if r.end != 0 => r.end.wrapping_sub(r.start).wrapping_add(1),
             _ => 0,
         }
-    }
-
-    /// Enables memory decoding (`pci_enable_device_mem`) until the guard
-    /// is dropped.
-    #[allow(unsafe_code)]
-    pub(crate) fn enable_mem(&self) -> Result<EnabledDevice> {
-        // SAFETY: `ptr` is valid by the type invariant.
-        to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
-        Ok(EnabledDevice { pdev: self.clone() })
     }
 
     /// Sets the streaming and coherent DMA masks to `bits` bits.
@@ -133,7 +222,9 @@ impl PciDevice {
             1..=63 => (1u64 << bits) - 1,
             _ => return Err(EINVAL),
         };
-        // SAFETY: `as_device()` is valid by the type invariant.
+        let _guard = self.control();
+        // SAFETY: `as_device()` is valid by the type invariant; the masks
+        // are written under the lock.
         to_result(unsafe { bindings::dma_set_mask(self.as_device(), mask) })?;
         // SAFETY: As above.
         to_result(unsafe { bindings::dma_set_coherent_mask(self.as_device(), mask) })
@@ -164,7 +255,7 @@ impl PciDevice {
     #[allow(unsafe_code)]
     pub(crate) unsafe fn set_drvdata(&self, data: *mut c_void) {
         // SAFETY: The device is valid while `self` holds its reference.
-        unsafe { (*self.ptr.as_ptr()).dev.driver_data = data };
+        unsafe { (*self.as_raw()).dev.driver_data = data };
     }
 
     /// Sets the device's DMA parameters: bounce buffering (swiotlb) keeps
@@ -174,6 +265,7 @@ impl PciDevice {
     /// (`dma_set_max_seg_size`). `EINVAL` without DMA parameters.
     #[allow(unsafe_code)]
     pub(crate) fn set_dma_parms(&self, min_align_mask: u32, max_segment_size: u32) -> Result {
+        let _guard = self.control();
         // SAFETY: The device is valid; `dma_parms` is set up by the PCI
         // core for the device's lifetime, or null.
         let parms = unsafe { (*self.as_device()).dma_parms };
@@ -181,7 +273,8 @@ impl PciDevice {
             return Err(EINVAL);
         }
         // SAFETY: Non-null, see above; the driver owns these settings
-        // while it is bound, and probe runs before anything maps for it.
+        // while it is bound and writes them under the lock, and probe runs
+        // before anything maps for it.
         unsafe {
             (*parms).min_align_mask = min_align_mask;
             (*parms).max_segment_size = max_segment_size;
@@ -211,16 +304,6 @@ impl PciDevice {
         unsafe { bindings::pci_device_is_present(self.as_raw()) }
     }
 
-    /// Stops the device's DMA by clearing bus mastering
-    /// (`pci_clear_master`): from now on it can neither read nor write
-    /// memory, whatever state it is in.
-    #[allow(unsafe_code)]
-    pub(crate) fn stop_dma(&self) -> DmaStopped {
-        // SAFETY: The device is valid while `self` holds its reference.
-        unsafe { bindings::pci_clear_master(self.as_raw()) };
-        DmaStopped { pdev: self.clone() }
-    }
-
     /// Turns memory decoding back on if something cleared it behind the
     /// driver's back (e.g. `setpci`), so that the registers answer again;
     /// returns whether it had to.
@@ -228,6 +311,7 @@ impl PciDevice {
     pub(crate) fn restore_memory_decoding(&self) -> bool {
         let want = bindings::PCI_COMMAND_MEMORY as u16;
         let mut cmd: u16 = 0;
+        let _guard = self.control();
         // SAFETY: The device is valid; `cmd` is written by the call.
         let ret = unsafe {
             bindings::pci_read_config_word(self.as_raw(), bindings::PCI_COMMAND as c_int, &mut cmd)
@@ -235,7 +319,8 @@ impl PciDevice {
         if ret != 0 || cmd & want == want {
             return false;
         }
-        // SAFETY: As above; only the memory enable bit is changed.
+        // SAFETY: As above; only the memory enable bit is changed, and the
+        // read and the write are under the lock.
         unsafe {
             bindings::pci_write_config_word(
                 self.as_raw(),
@@ -244,27 +329,6 @@ impl PciDevice {
             )
         };
         true
-    }
-}
-
-/// The device's DMA is stopped: bus mastering is off until
-/// [`DmaStopped::resume`]. Dropped without `resume`, it stays off.
-pub(crate) struct DmaStopped {
-    pdev: PciDevice,
-}
-
-impl DmaStopped {
-    /// The device whose DMA is stopped.
-    pub(crate) fn device(&self) -> &PciDevice {
-        &self.pdev
-    }
-
-    /// Lets the device do DMA again, once it is known to be reset (it no
-    /// longer remembers any memory it was given).
-    #[allow(unsafe_code)]
-    pub(crate) fn resume(self) {
-        // SAFETY: The device is valid while `self` holds its reference.
-        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
     }
 }
 
@@ -279,6 +343,18 @@ pub(crate) unsafe fn drvdata(ptr: *mut bindings::pci_dev) -> *mut c_void {
     unsafe { (*ptr).dev.driver_data }
 }
 
+/// Clears the driver data pointer of a raw device (`pci_set_drvdata(pdev,
+/// NULL)`), at remove, without making a second handle to the device.
+///
+/// # Safety
+///
+/// `ptr` must point to a valid `struct pci_dev`.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn clear_drvdata(ptr: *mut bindings::pci_dev) {
+    // SAFETY: `ptr` is valid by this function's safety requirements.
+    unsafe { (*ptr).dev.driver_data = core::ptr::null_mut() };
+}
+
 /// The PCI device whose embedded `struct device` is `dev` (`to_pci_dev`).
 ///
 /// # Safety
@@ -291,53 +367,6 @@ pub(crate) unsafe fn of_device(dev: *mut bindings::device) -> *mut bindings::pci
         dev.byte_sub(core::mem::offset_of!(bindings::pci_dev, dev))
             .cast()
     }
-}
-
-impl Clone for PciDevice {
-    #[allow(unsafe_code)]
-    fn clone(&self) -> Self {
-        // SAFETY: `ptr` is valid by the type invariant.
-        unsafe { bindings::pci_dev_get(self.as_raw()) };
-        // INVARIANT: The clone owns the reference just taken.
-        Self { ptr: self.ptr }
-    }
-}
-
-impl Drop for PciDevice {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant this handle owns one reference.
-        unsafe { bindings::pci_dev_put(self.as_raw()) };
-    }
-}
-
-/// A PCI device with memory decoding enabled; disabled again on drop.
-pub(crate) struct EnabledDevice {
-    pdev: PciDevice,
-}
-
-impl EnabledDevice {
-    /// Lets the device master the bus, i.e. do DMA (`pci_set_master`).
-    /// `pci_disable_device` on drop clears it again.
-    #[allow(unsafe_code)]
-    pub(crate) fn set_master(&self) {
-        // SAFETY: The device is valid by `PciDevice`'s invariant.
-        unsafe { bindings::pci_set_master(self.pdev.as_raw()) };
-    }
-}
-
-impl Drop for EnabledDevice {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: The device is valid and was enabled by `enable_mem`.
-        unsafe { bindings::pci_disable_device(self.pdev.as_raw()) };
-    }
-}
-
-/// A BAR claimed by this driver; released on drop.
-pub(crate) struct Region {
-    pdev: PciDevice,
-    bar: u8,
 }
 
 impl Drop for Region {

@@ -21,21 +21,36 @@ pub(crate) enum Level {
 }
 
 /// Prints `args` to the kernel log, prefixed with the driver and device name.
-#[cfg(not(rsnvme_no_pa))]
 #[allow(unsafe_code)]
 pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>) {
+    // SAFETY: `dev.as_device()` is a valid `struct device` by the type
+    // invariant of `PciDevice`.
+    unsafe { device_print(dev.as_device(), level, args) };
+}
+
+/// Prints `args` to the kernel log, prefixed with the driver and device name.
+///
+/// # Safety
+///
+/// `dev` must point to a valid `struct device`.
+#[cfg(not(rsnvme_no_pa))]
+#[allow(unsafe_code)]
+pub(super) unsafe fn device_print(
+    dev: *mut bindings::device,
+    level: Level,
+    args: fmt::Arguments<'_>,
+) {
     let print = match level {
         Level::Err => bindings::_dev_err,
         Level::Warn => bindings::_dev_warn,
         Level::Info => bindings::_dev_info,
     };
-    // SAFETY: `dev.as_device()` is a valid `struct device` by the type
-    // invariant of `PciDevice`. The format string is NUL-terminated and its
-    // single `%pA` consumes a pointer to `fmt::Arguments`, which is what is
+    // SAFETY: `dev` is valid by the requirements. The format string is
+    // NUL-terminated and its single `%pA` consumes a pointer to `fmt::Arguments`, which is what is
     // passed; `args` outlives the call.
     unsafe {
         print(
-            dev.as_device(),
+            dev,
             compat::char_ptr(c"%pA"),
             core::ptr::from_ref(&args).cast::<c_void>(),
         )
@@ -44,12 +59,20 @@ pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>)
 
 /// Prints `args` to the kernel log, prefixed with the driver and device name.
 ///
+/// # Safety
+///
+/// `dev` must point to a valid `struct device`.
+///
 /// A kernel without `CONFIG_RUST` has no `%pA` in vsprintf (it warns and
 /// prints an error string instead), so builds for such kernels (`--cfg
 /// rsnvme_no_pa`) format the message here and hand it over as `%s`.
 #[cfg(rsnvme_no_pa)]
 #[allow(unsafe_code)]
-pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>) {
+pub(super) unsafe fn device_print(
+    dev: *mut bindings::device,
+    level: Level,
+    args: fmt::Arguments<'_>,
+) {
     let print = match level {
         Level::Err => bindings::_dev_err,
         Level::Warn => bindings::_dev_warn,
@@ -60,16 +83,10 @@ pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>)
     if len == 0 {
         return;
     }
-    // SAFETY: `dev.as_device()` is a valid `struct device` by the type
-    // invariant of `PciDevice`. The format string is NUL-terminated and its
+    // SAFETY: `dev` is a valid `struct device` by this function's safety
+    // requirements. The format string is NUL-terminated and its
     // single `%s` consumes `line`, which `format_into` left NUL-terminated.
-    unsafe {
-        print(
-            dev.as_device(),
-            compat::char_ptr(c"%s"),
-            line.as_ptr().cast::<c_void>(),
-        )
-    };
+    unsafe { print(dev, compat::char_ptr(c"%s"), line.as_ptr().cast::<c_void>()) };
 }
 
 /// The longest log line [`dev_print`] forms without `%pA`, with its NUL

@@ -32,7 +32,7 @@ mod types;
 
 use crate::sys::sysfs_types::Attributes;
 pub(crate) use request::TimedOut;
-use request::{PduBox, RequestState};
+use request::{PduBox, RequestState, RqFields};
 pub(crate) use types::{
     BlkStatus, DiskFile, Limits, Op, Operations, QuiesceGate, TimeoutAction, MAX_SEGMENTS,
 };
@@ -76,10 +76,16 @@ impl Iterator for BioRanges<'_> {
 
 /// A request owned by the driver: between `queue_rq` and its end.
 ///
+/// It must be given up by one of the methods that take it
+/// ([`Request::end`], [`Request::end_ok_in`], [`Request::requeue`], or
+/// completing it): one dropped instead is ended with an I/O error and a
+/// warning, so that no request is lost.
+///
 /// # Invariants
 ///
 /// `rq` is a live request of a tag set driven by `T`, owned by the driver
 /// while this value exists; its pdu is an initialised `PduBox<T>`.
+#[must_use = "a request must be ended, requeued or completed"]
 pub(crate) struct Request<T: Operations> {
     rq: NonNull<bindings::request>,
     _p: PhantomData<T>,
@@ -100,7 +106,7 @@ impl<T: Operations> Request<T> {
 
     /// The fields of the C request the driver reads, copied out.
     #[allow(unsafe_code)]
-    pub(super) fn fields(&self) -> RqFields {
+    fn fields(&self) -> RqFields {
         let rq = self.rq.as_ptr();
         // SAFETY: Live by the type invariant. Each field is read through
         // the raw pointer, with no reference to the whole C request (blk-mq
@@ -333,8 +339,9 @@ impl<T: Operations> Request<T> {
     /// Ends the request with `status`, giving it back to blk-mq.
     #[allow(unsafe_code)]
     pub(crate) fn end(self, status: BlkStatus) {
-        // SAFETY: The driver owns the request and gives it up here.
-        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.raw()) };
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and gives it up here.
+        unsafe { bindings::blk_mq_end_request(rq, status.raw()) };
     }
 
     /// Ends the request successfully as part of `batch` (when the batch is
@@ -362,7 +369,8 @@ impl<T: Operations> Request<T> {
             }
         }
         iob.need_ts |= flags & bindings::RSNVME_RQF_NEED_TS != 0;
-        // SAFETY: The driver owns the request and hands it to the batch,
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and hands it to the batch,
         // at the head of its list (`rq_list_add_head`, inline in C).
         unsafe {
             (*rq).__bindgen_anon_1.rq_next = iob.req_list.head;
@@ -378,9 +386,10 @@ impl<T: Operations> Request<T> {
     /// what it held for it.
     #[allow(unsafe_code)]
     pub(crate) fn requeue(self) {
-        // SAFETY: The driver owns the request and gives it up here; the
+        let rq = self.into_raw();
+        // SAFETY: The driver owned the request and gives it up here; the
         // requeue list is kicked so it is dispatched once the queue runs.
-        unsafe { bindings::blk_mq_requeue_request(self.rq.as_ptr(), true) };
+        unsafe { bindings::blk_mq_requeue_request(rq, true) };
     }
 
     /// The request's bookkeeping shared with completions and timeouts.
@@ -391,13 +400,33 @@ impl<T: Operations> Request<T> {
     }
 }
 
-/// The fields of a request that the driver reads ([`Request::fields`]).
-#[derive(Clone, Copy)]
-pub(super) struct RqFields {
-    pub(super) cmd_flags: bindings::blk_opf_t,
-    pub(super) tag: c_int,
-    pub(super) sector: u64,
-    pub(super) data_len: c_uint,
+// A request the driver dropped instead of giving it up is a driver bug,
+// caught here: it ends with an I/O error rather than being lost (its
+// submitter would wait for ever, and blk-mq's freeze, remove and suspend
+// with it).
+impl<T: Operations> Drop for Request<T> {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let f = self.fields();
+        // SAFETY: The request's queue is live while it has requests; a `T`
+        // tag set keeps its device alive. Only an address is computed.
+        let dev = unsafe { addr_of_mut!((*Ops::<T>::owner((*self.queue()).tag_set)).dev) };
+        let (tag, bytes, sector) = (f.tag, f.data_len, f.sector);
+        // SAFETY: `dev` is a valid device, see above.
+        unsafe {
+            crate::sys::print::device_print(
+                dev,
+                crate::sys::print::Level::Warn,
+                format_args!(
+                    "request {tag} ({bytes} bytes at {sector}) dropped, not ended: failing it\n"
+                ),
+            )
+        };
+        // SAFETY: The driver owns the request (type invariant) and gives
+        // it up here, once: every method that gives it up otherwise takes
+        // it out with `into_raw`, so this does not run for it.
+        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), BlkStatus::IoError.raw()) };
+    }
 }
 
 /// A started request of a `T` tag set that the driver does not own: its
@@ -536,6 +565,8 @@ impl<T: Operations> InFlight<'_, T> {
         f(rq.pdu());
         // SAFETY: The request is in flight and its completion is ours.
         if unsafe { bindings::blk_mq_complete_request_remote(rq.rq.as_ptr()) } {
+            // Ended through `Operations::complete` on the other CPU.
+            let _ = rq.into_raw();
             return Some(None);
         }
         Some(Some(rq))
@@ -551,8 +582,10 @@ impl<T: Operations> InFlight<'_, T> {
             return false;
         };
         f(rq.pdu());
-        // SAFETY: The request is in flight and its completion is ours.
-        unsafe { bindings::blk_mq_complete_request(rq.rq.as_ptr()) };
+        let rq = rq.into_raw();
+        // SAFETY: The request is in flight and its completion is ours; it
+        // is ended through `Operations::complete`.
+        unsafe { bindings::blk_mq_complete_request(rq) };
         true
     }
 }

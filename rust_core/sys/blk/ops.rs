@@ -52,7 +52,11 @@ impl<T: Operations> Ops<T> {
             let Some(mut rq) = Request::<T>::from_raw((*bd).rq) else {
                 return BlkStatus::IoError.raw();
             };
-            data.queue_rq(queue, &mut rq, (*bd).last).raw()
+            let status = data.queue_rq(queue, &mut rq, (*bd).last);
+            // Started, it is the device's until its completion is claimed;
+            // refused, blk-mq ends or requeues it by the status.
+            let _ = rq.into_raw();
+            status.raw()
         }
     }
 

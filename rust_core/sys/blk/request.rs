@@ -9,6 +9,7 @@
 use super::types::{Op, Operations, MAX_SEGMENTS};
 use super::{Request, SharedRequest};
 use crate::sys::bindings;
+use core::ffi::c_int;
 use core::ffi::c_uint;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -66,6 +67,12 @@ impl RequestState {
 }
 
 impl<T: Operations> Request<T> {
+    /// Gives up the request without ending it (ownership passes to the C
+    /// call the caller makes next); `Drop` does not run.
+    pub(super) fn into_raw(self) -> *mut bindings::request {
+        core::mem::ManuallyDrop::new(self).rq.as_ptr()
+    }
+
     /// Whether the submitter asked for no retries (`REQ_FAILFAST_*`).
     pub(crate) fn no_retry(&self) -> bool {
         self.fields().cmd_flags & bindings::RSNVME_REQ_FAILFAST_MASK != 0
@@ -111,6 +118,15 @@ impl<T: Operations> Request<T> {
     pub(crate) fn claim(&self) -> bool {
         self.shared().claim()
     }
+}
+
+/// The fields of a request that the driver reads ([`Request::fields`]).
+#[derive(Clone, Copy)]
+pub(super) struct RqFields {
+    pub(super) cmd_flags: bindings::blk_opf_t,
+    pub(super) tag: c_int,
+    pub(super) sector: u64,
+    pub(super) data_len: c_uint,
 }
 
 /// A request whose timer expired, as the timeout handler sees it: it may
