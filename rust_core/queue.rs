@@ -186,6 +186,13 @@ pub(crate) struct QueuePair {
     cq_doorbell: Doorbell,
     /// Shadow doorbells, for I/O queues of controllers that have them.
     shadow: Option<Shadow>,
+    /// Whether the CQ head doorbell register is written on every reap,
+    /// shadow doorbells or not: the completions signal a level-triggered
+    /// interrupt (INTx), which the controller may deassert only on that
+    /// write. A controller that never moves its CQ event index (QEMU 7.2
+    /// does not) would otherwise keep the line asserted, and the kernel
+    /// disables it ("nobody cared").
+    cq_always_rung: bool,
     /// Fault injection: when on, the SQ tail doorbell is never rung.
     silent: Switch,
     /// The SQ Head Pointer of the newest completion reaped, for the
@@ -201,12 +208,14 @@ impl QueuePair {
     /// Allocates queue pair `qid` (0 is the admin queue) of `depth` entries
     /// in DMA memory, completing on interrupt vector `vector`, or without
     /// interrupts (polled) if `None`; an I/O queue uses `shadow`'s
-    /// doorbells if given.
+    /// doorbells if given. `level` says the vector is a level-triggered
+    /// line (INTx).
     pub(crate) fn new(
         regs: &Registers,
         qid: u16,
         depth: u16,
         vector: Option<u16>,
+        level: bool,
         shadow: Option<&Arc<ShadowDoorbells>>,
     ) -> Result<Arc<Self>> {
         let entries = usize::from(depth);
@@ -236,6 +245,7 @@ impl QueuePair {
                 sq_doorbell,
                 cq_doorbell,
                 shadow,
+                cq_always_rung: level && vector.is_some(),
                 silent: Switch::new(),
                 sq_head: AtomicU16::new(0),
                 sq <- new_spinlock!(sq, "rsnvme_sq"),
@@ -390,7 +400,9 @@ impl QueuePair {
             self.sq_head.store(newest.sq_head(), Ordering::Release);
             let head = cq.ring.head();
             let ring = match &self.shadow {
-                Some(s) => s.buffers.update(s.cq, head),
+                // The shadow entry is updated either way: the controller
+                // reads it to know which entries are free.
+                Some(s) => s.buffers.update(s.cq, head) || self.cq_always_rung,
                 None => true,
             };
             if ring {

@@ -200,7 +200,7 @@ impl AdminQueue {
         faults: Faults,
     ) -> Result<Arc<Self>> {
         let pdev = regs.pdev().clone();
-        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, Some(0), None)?;
+        let pair = QueuePair::new(regs, 0, ADMIN_DEPTH, Some(0), false, None)?;
         let pool = DmaPool::new(&pdev, c"rsnvme admin prp", page_size as usize)?;
         let owner = pdev.clone();
         let shared = Arc::pin_init(

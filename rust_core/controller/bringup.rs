@@ -27,7 +27,7 @@ use crate::state::StateMachine;
 use crate::sys::blk::{DiskGroups, TagSet};
 use crate::sys::cpu;
 use crate::sys::dma::CoherentArray;
-use crate::sys::irq::{IrqRegistration, IrqVectors};
+use crate::sys::irq::{IrqKind, IrqRegistration, IrqVectors};
 use crate::sys::mmio::Bar;
 use crate::sys::param;
 use crate::sys::pci::{EnabledDevice, PciDevice, Region};
@@ -483,6 +483,7 @@ impl<'a> Bringup<'a> {
         let regs = &mapped.regs;
         let depth = io_queue_depth(regs.cap().max_queue_entries(), MAX_IO_DEPTH);
         let spread = irqs.vectors.count() > 1;
+        let level = irqs.vectors.kind() == IrqKind::Intx;
         let mut queues = KVec::new();
         let with_irq = u16::try_from(count)?;
         for qid in 1..=u16::try_from(count.checked_add(polled).ok_or(EINVAL)?)? {
@@ -493,7 +494,7 @@ impl<'a> Bringup<'a> {
                 _ => Some(0),
             };
             queues.push(
-                QueuePair::new(regs, qid, depth, vector, shadow.as_ref())?,
+                QueuePair::new(regs, qid, depth, vector, level, shadow.as_ref())?,
                 GFP_KERNEL,
             )?;
         }
