@@ -8,6 +8,7 @@
 //! bound, its drvdata points to its [`Controller`] in a [`KBox`].
 
 use crate::controller::{Controller, Tables, ATTRIBUTE_NAMES};
+use crate::generic::Generic;
 use crate::io::IoShared;
 use crate::mgmt::Handle;
 use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
@@ -16,7 +17,7 @@ use crate::sys::misc::MiscDevice;
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
 use crate::sys::Static;
-use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST};
+use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST, GENERIC_FOPS, GENERIC_GROUPS};
 use core::ffi::c_int;
 use core::ptr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -40,6 +41,7 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
     };
     let tables = Tables {
         register_char_device,
+        register_generic,
         disk_groups: &DISK_GROUPS,
     };
     let ctrl = match Controller::probe(dev.clone(), &tables) {
@@ -205,6 +207,27 @@ fn register_char_device(
             &CHAR_FOPS.0,
             &raw const CHAR_GROUPS.0[0],
             handle,
+        )
+    }
+}
+
+/// Registers the generic character device `name` of a namespace of the
+/// controller `pdev`, serving `data`.
+#[allow(unsafe_code)]
+fn register_generic(
+    pdev: &PciDevice,
+    name: core::fmt::Arguments<'_>,
+    data: kernel::sync::Arc<Generic>,
+) -> kernel::error::Result<MiscDevice<Generic>> {
+    // SAFETY: The file operations (with io_uring commands) and the empty
+    // group list above are `Generic`'s, built by `sys::misc`, in statics.
+    unsafe {
+        MiscDevice::register(
+            pdev,
+            name,
+            &GENERIC_FOPS.0,
+            &raw const GENERIC_GROUPS.0[0],
+            data,
         )
     }
 }

@@ -18,6 +18,7 @@
 pub(crate) mod events;
 mod power;
 mod recovery;
+mod uring;
 
 use crate::admin::{run_request, AdminQueue, UserData};
 use crate::data::{map_prps, send};

@@ -14,9 +14,10 @@
 
 use super::__this_module;
 use super::bindings;
-pub(crate) use super::misc_types::FileOps;
 use super::misc_types::NameBuf;
+pub(crate) use super::misc_types::{FileOps, UringFileOps};
 use super::pci::PciDevice;
+use super::uring::UringCmd;
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 use core::mem::MaybeUninit;
@@ -183,6 +184,42 @@ pub(crate) const fn file_operations<T: FileOps>() -> bindings::file_operations {
     fops.open = Some(open::<T>);
     fops.release = Some(release::<T>);
     fops.unlocked_ioctl = Some(ioctl::<T>);
+    fops
+}
+
+/// `uring_cmd`: hands an io_uring command to `T`.
+///
+/// # Safety
+///
+/// Called by io_uring for a file that [`open`] succeeded for, before its
+/// release (the command holds a reference to the file), with a command
+/// issued with `issue_flags`.
+#[allow(unsafe_code)]
+unsafe extern "C" fn uring_cmd<T: UringFileOps>(
+    cmd: *mut bindings::io_uring_cmd,
+    issue_flags: c_uint,
+) -> i32 {
+    // SAFETY: By this function's requirements: the command is live and
+    // being issued to this driver, with these flags.
+    let Some(ucmd) = (unsafe { UringCmd::from_raw(cmd, issue_flags) }) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: The command's file is one `open` succeeded for, whose
+    // `private_data` holds the `Arc<T>` that `open` leaked, live until
+    // `release`, which cannot run while io_uring holds the file.
+    let data = unsafe { &*(*(*cmd).file).private_data.cast_const().cast::<T>() };
+    match data.uring_cmd(ucmd) {
+        Ok(_queued) => -bindings::RSNVME_EIOCBQUEUED,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The file operations of a [`MiscDevice<T>`] whose files also take
+/// io_uring commands, and poll for them (`IORING_SETUP_IOPOLL`).
+pub(crate) const fn file_operations_uring<T: UringFileOps>() -> bindings::file_operations {
+    let mut fops = file_operations::<T>();
+    fops.uring_cmd = Some(uring_cmd::<T>);
+    fops.uring_cmd_iopoll = Some(super::uring::iopoll);
     fops
 }
 

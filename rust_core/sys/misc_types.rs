@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 use super::sysfs_types::Attributes;
+use super::uring::{Queued, UringCmd};
 use core::fmt::{self, Write};
 use kernel::error::Result;
 
@@ -14,6 +15,15 @@ pub(crate) trait FileOps: Attributes + Send + Sync {
     /// Handles ioctl `cmd` with argument `arg` (a user address or a
     /// number); returns what the ioctl returns, or an error.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
+}
+
+/// What a misc device's files do with io_uring commands
+/// (`IORING_OP_URING_CMD`), beyond their ioctls.
+pub(crate) trait UringFileOps: FileOps {
+    /// Starts command `cmd`: returns [`Queued`] once it went out with a
+    /// request (it is completed when that ends), or the error io_uring
+    /// completes it with.
+    fn uring_cmd(&self, cmd: UringCmd<'_>) -> Result<Queued>;
 }
 
 /// Formats into a fixed buffer, keeping a terminating NUL.

@@ -6,6 +6,7 @@
 //! user memory mapped into them, executed and waited for.
 
 use super::*;
+use crate::sys::uring::{self, Queued, UringCmd, UringOutcome};
 
 /// A request queue of a `T` tag set that has no disk: the admin queue's.
 ///
@@ -102,14 +103,46 @@ impl<'a, T: Operations> Requests<'a, T> {
     /// Allocates a driver-private request for data moving `dir`, waiting
     /// for a free tag (the queue's usage counter keeps a dying queue
     /// from handing one out: `ENODEV` then).
-    #[allow(unsafe_code)]
     pub(crate) fn alloc(&self, dir: DataDir) -> Result<OwnRequest<'a, T>> {
+        self.alloc_with(dir, 0, 0)
+    }
+
+    /// Allocates a driver-private request for data moving `dir` that
+    /// will carry io_uring command `cmd`: without waiting for a tag if
+    /// io_uring asked not to wait (`EAGAIN` then, and io_uring issues the
+    /// command again where it may wait), and for a polled queue if the
+    /// ring polls.
+    pub(crate) fn alloc_uring(
+        &self,
+        dir: DataDir,
+        cmd: &UringCmd<'_>,
+    ) -> Result<OwnRequest<'a, T>> {
+        let (mut opf, mut flags) = (0, 0);
+        if cmd.nonblocking() {
+            opf |= bindings::RSNVME_REQ_NOWAIT;
+            flags |= bindings::RSNVME_BLK_MQ_REQ_NOWAIT;
+        }
+        if cmd.polled() {
+            opf |= bindings::RSNVME_REQ_POLLED;
+        }
+        self.alloc_with(dir, opf, flags)
+    }
+
+    /// [`Requests::alloc`] with `opf` flags on the operation and
+    /// allocation `flags` (`BLK_MQ_REQ_*`).
+    #[allow(unsafe_code)]
+    fn alloc_with(
+        &self,
+        dir: DataDir,
+        opf: bindings::blk_opf_t,
+        flags: bindings::blk_mq_req_flags_t,
+    ) -> Result<OwnRequest<'a, T>> {
         let op = match dir {
             DataDir::In => bindings::req_op_REQ_OP_DRV_IN,
             DataDir::Out => bindings::req_op_REQ_OP_DRV_OUT,
         };
         // SAFETY: The queue is live by the type invariant.
-        let rq = unsafe { bindings::blk_mq_alloc_request(self.q, op, 0) };
+        let rq = unsafe { bindings::blk_mq_alloc_request(self.q, op | opf, flags) };
         if rq.is_null() || (rq as usize) >= (-4095isize) as usize {
             return Err(Error::from_errno(rq as isize as c_int));
         }
@@ -187,6 +220,40 @@ impl<T: Operations> OwnRequest<'_, T> {
         Ok(())
     }
 
+    /// Maps user memory into the request as [`OwnRequest::map_user`]
+    /// does, or, if `vectored`, the buffers of the `len` iovecs at `addr`
+    /// (`blk_rq_map_user_io`). The pages are pinned, not copied, unless
+    /// the queue's alignment rules demand a bounce buffer.
+    #[allow(unsafe_code)]
+    pub(crate) fn map_user_io(&mut self, addr: usize, len: u32, vectored: bool) -> Result {
+        if !self.user_bio.is_null() {
+            return Err(EINVAL);
+        }
+        let rq = self.rq.as_ptr();
+        // SAFETY: The request is owned here and not yet executed.
+        let write = unsafe { (*rq).cmd_flags } & bindings::RSNVME_REQ_OP_MASK
+            == bindings::req_op_REQ_OP_DRV_OUT;
+        // SAFETY: The request is owned here and not yet executed; `addr`
+        // is a user address (of the data, or of an iovec array of `len`
+        // entries), which `blk_rq_map_user_io` checks and pins.
+        to_result(unsafe {
+            bindings::blk_rq_map_user_io(
+                rq,
+                core::ptr::null_mut(),
+                addr as *mut c_void,
+                len as usize,
+                bindings::RSNVME_GFP_KERNEL,
+                vectored,
+                0,
+                false,
+                c_int::from(write),
+            )
+        })?;
+        // SAFETY: As above; the bio the mapping attached.
+        self.user_bio = unsafe { (*rq).bio };
+        Ok(())
+    }
+
     /// Sends the request and sleeps until it has ended (completed by the
     /// device, cancelled by a reset, or failed by its timeout handler);
     /// returns the block-layer status it ended with. The pdu holds the
@@ -227,4 +294,60 @@ impl<T: Operations> Drop for OwnRequest<'_, T> {
         // SAFETY: Allocated by `alloc` and owned here.
         unsafe { bindings::blk_mq_free_request(self.rq.as_ptr()) };
     }
+}
+
+impl<T: UringOutcome> OwnRequest<'_, T> {
+    /// Sends the request without waiting, carrying io_uring command
+    /// `cmd`: when it ends, its outcome ([`UringOutcome::outcome`]) goes
+    /// to the command, which is completed in its submitter's task with
+    /// the user buffer unmapped there, and the request is freed. The
+    /// request holds its queue's usage counter until then, so the queue
+    /// (and a disk's removal, which waits for it) outlives it.
+    #[allow(unsafe_code)]
+    pub(crate) fn send_uring(self, cmd: UringCmd<'_>) -> Queued {
+        // Ownership of the request and of its bio goes to blk-mq and the
+        // command: neither is freed nor unmapped here.
+        let this = core::mem::ManuallyDrop::new(self);
+        let rq = this.rq.as_ptr();
+        // SAFETY: `end_io` below calls `uring::ended` once with the
+        // pointer returned.
+        let (cmd, queued) = unsafe { cmd.hand_over(rq, this.user_bio) };
+        // SAFETY: The request is owned here and not yet executed; it is
+        // handed to blk-mq, which calls `end_io` once when it ends and
+        // frees it as `end_io` says.
+        unsafe {
+            (*rq).end_io_data = cmd.cast();
+            (*rq).end_io = Some(compat::uring_end_io::<T>);
+            bindings::blk_execute_rq_nowait(rq, false);
+        }
+        queued
+    }
+}
+
+/// The end of a request [`OwnRequest::send_uring`] sent: hands its
+/// outcome to its command and lets blk-mq free it.
+///
+/// # Safety
+///
+/// `rq` is a request of a `T` tag set that `send_uring` sent, ending now
+/// with `status` (blk-mq's `end_io`, called once).
+#[allow(unsafe_code)]
+pub(in crate::sys) unsafe fn uring_request_ended<T: UringOutcome>(
+    rq: *mut bindings::request,
+    status: bindings::blk_status_t,
+) -> bindings::rq_end_io_ret {
+    // SAFETY: The request is ending: its completion was claimed and the
+    // driver gave it up, so this call is its only user, until it
+    // returns. Its pdu holds a `PduBox<T>`.
+    let (cmd, pdu) = unsafe {
+        (
+            (*rq).end_io_data.cast::<bindings::io_uring_cmd>(),
+            &mut (*rq.add(1).cast::<PduBox<T>>()).pdu,
+        )
+    };
+    let (result, extra) = T::outcome(pdu, BlkStatus::from_raw(status));
+    // SAFETY: `end_io_data` is the command `send_uring` handed over; this
+    // is the one call for it.
+    unsafe { uring::ended(cmd, result, extra) };
+    bindings::rq_end_io_ret_RQ_END_IO_FREE
 }
