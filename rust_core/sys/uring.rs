@@ -280,10 +280,13 @@ pub(super) unsafe extern "C" fn iopoll(
         return 0;
     }
     // SAFETY: A request of a tag set, whose requests stay allocated while
-    // its queue has any in flight. `blk_rq_poll` takes a reference on the
-    // queue's usage counter before it polls and does nothing if it
-    // cannot; a request that ended meanwhile is found complete (C's
-    // `nvme_ns_chr_uring_cmd_iopoll` does the same).
+    // the set lives, which is longer than the queue it was sent on (the
+    // disk's removal waits for the request). `blk_rq_poll` takes a
+    // reference on the queue's usage counter before it polls and does
+    // nothing if it cannot. A request that another poller completed and
+    // freed meanwhile has no hctx, which the driver's `poll` takes as
+    // nothing to poll, or another command's, which is polled for nothing
+    // (C's `nvme_ns_chr_uring_cmd_iopoll` polls the same way).
     unsafe {
         if !bindings::blk_rq_is_poll(req) {
             return 0;

@@ -218,12 +218,19 @@ impl<T: Operations> Ops<T> {
     ///
     /// # Safety
     ///
-    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T` and, if not
-    /// null, a batch that it ends after the call.
+    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T`, or null,
+    /// and, if not null, a batch that it ends after the call.
     unsafe extern "C" fn poll(
         hctx: *mut bindings::blk_mq_hw_ctx,
         iob: *mut bindings::io_comp_batch,
     ) -> c_int {
+        // `blk_rq_poll` (io_uring's polling of a passthrough command)
+        // checks the request's hctx, then reads it again for this call:
+        // a request that another poller completed and freed in between
+        // has none any more. Nothing to poll then.
+        if hctx.is_null() {
+            return 0;
+        }
         // SAFETY: As in `queue_rq`; `iob` is null or the poller's batch,
         // exclusively ours during the call, whose requests the poller ends
         // with its `complete` callback (`CompletionBatch`'s invariant).
