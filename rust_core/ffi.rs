@@ -19,8 +19,11 @@ use crate::sys::sysfs;
 use crate::sys::Static;
 use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST, GENERIC_FOPS, GENERIC_GROUPS};
 use core::ffi::c_int;
+use core::fmt::Arguments as Args;
 use core::ptr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::{error::Result, sync::Arc};
+use MiscDevice as Misc;
 
 /// Binds the driver to an NVMe controller (`pci_driver.probe`).
 ///
@@ -211,25 +214,12 @@ fn register_char_device(
     }
 }
 
-/// Registers the generic character device `name` of a namespace of the
-/// controller `pdev`, serving `data`.
+/// Registers a namespace's generic character device `name`.
 #[allow(unsafe_code)]
-fn register_generic(
-    pdev: &PciDevice,
-    name: core::fmt::Arguments<'_>,
-    data: kernel::sync::Arc<Generic>,
-) -> kernel::error::Result<MiscDevice<Generic>> {
-    // SAFETY: The file operations (with io_uring commands) and the empty
-    // group list above are `Generic`'s, built by `sys::misc`, in statics.
-    unsafe {
-        MiscDevice::register(
-            pdev,
-            name,
-            &GENERIC_FOPS.0,
-            &raw const GENERIC_GROUPS.0[0],
-            data,
-        )
-    }
+fn register_generic(pdev: &PciDevice, name: Args<'_>, data: Arc<Generic>) -> Result<Misc<Generic>> {
+    let (fops, groups) = (&GENERIC_FOPS.0, &raw const GENERIC_GROUPS.0[0]);
+    // SAFETY: `Generic`'s file operations and (empty) groups, in statics.
+    unsafe { MiscDevice::register(pdev, name, fops, groups, data) }
 }
 
 /// The groups every namespace's disk gets.

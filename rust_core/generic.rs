@@ -54,7 +54,7 @@ impl UringFileOps for Generic {
     /// big SQEs and CQEs, `ENOTTY` for other operations. Buffers
     /// registered with the ring are not supported (`EOPNOTSUPP`).
     fn uring_cmd(&self, cmd: UringCmd<'_>) -> Result<Queued> {
-        if !cmd.big_entries() {
+        if !cmd.flags().big_entries() {
             return Err(eopnotsupp());
         }
         let vectored = match cmd.op() {

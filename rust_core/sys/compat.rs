@@ -165,14 +165,13 @@ unsafe impl kernel::sync::lock::Backend for IrqSpinLockBackend {
     }
 }
 
-/// Completes io_uring command `cmd` with result `status` and extra result
-/// `result` in its 32-byte CQE; `flags` are the issue flags io_uring gave
-/// the task work.
+/// Completes io_uring command `cmd` (with the task work's `flags`): result
+/// `status`, extra result `result` in its 32-byte CQE.
 ///
 /// # Safety
 ///
-/// `cmd` is a live command of a ring with 32-byte CQEs that the driver
-/// owns; it is completed here, once, and not touched afterwards.
+/// `cmd` is a live command the driver owns, of a ring with 32-byte CQEs;
+/// completed here, once, and not touched afterwards.
 #[allow(unsafe_code)]
 pub(super) unsafe fn uring_cmd_done(
     cmd: *mut bindings::io_uring_cmd,
@@ -180,101 +179,41 @@ pub(super) unsafe fn uring_cmd_done(
     result: u64,
     flags: c_uint,
 ) {
-    #[cfg(not(rsnvme_linux_7_3))]
-    // SAFETY: By the safety requirements of this function; the CQE's
-    // size follows the ring's.
-    unsafe {
-        bindings::io_uring_cmd_done(cmd, status as isize, result, flags)
-    };
-    #[cfg(rsnvme_linux_7_3)]
     // SAFETY: By the safety requirements of this function.
     unsafe {
-        bindings::__io_uring_cmd_done(cmd, status, result, flags, true)
-    };
+        #[cfg(not(rsnvme_linux_7_3))]
+        bindings::io_uring_cmd_done(cmd, status as isize, result, flags);
+        #[cfg(rsnvme_linux_7_3)]
+        bindings::__io_uring_cmd_done(cmd, status, result, flags, true);
+    }
 }
 
-/// The task work [`complete_in_task`] queues (6.12's signature).
+/// The task work that completes a command (6.12's signature).
 ///
 /// # Safety
 ///
-/// Called by io_uring in the command's task for a command that
-/// `complete_in_task` queued this for.
+/// Called by io_uring for a command `uring::ended` queued it for.
 #[cfg(not(rsnvme_linux_7_3))]
 #[allow(unsafe_code)]
-unsafe extern "C" fn uring_task_work(cmd: *mut bindings::io_uring_cmd, flags: c_uint) {
+pub(super) unsafe extern "C" fn uring_task_work(cmd: *mut bindings::io_uring_cmd, flags: c_uint) {
     // SAFETY: By the safety requirements of this function.
     unsafe { super::uring::task_done(cmd, flags) };
 }
 
-/// The task work [`complete_in_task`] queues (7.3's signature).
+/// The task work that completes a command (7.3's signature: the command
+/// is the start of its `io_kiocb`, `cmd_to_io_kiocb` is a cast).
 ///
 /// # Safety
 ///
-/// Called by io_uring in the command's task for a command that
-/// `complete_in_task` queued this for.
+/// Called by io_uring for a command `uring::ended` queued it for.
 #[cfg(rsnvme_linux_7_3)]
 #[allow(unsafe_code)]
-unsafe extern "C" fn uring_task_work(tw: bindings::io_tw_req, _token: bindings::io_tw_state) {
-    // The command is the start of its `struct io_kiocb`
-    // (`io_uring_cmd_from_tw`, `cmd_to_io_kiocb` is a cast).
+pub(super) unsafe extern "C" fn uring_task_work(
+    tw: bindings::io_tw_req,
+    _token: bindings::io_tw_state,
+) {
     let cmd = tw.req.cast::<bindings::io_uring_cmd>();
-    // SAFETY: By the safety requirements of this function; task work
-    // completes with the flags `IO_URING_CMD_TASK_WORK_ISSUE_FLAGS`.
+    // SAFETY: By the safety requirements of this function; the flags are
+    // 7.3's `IO_URING_CMD_TASK_WORK_ISSUE_FLAGS`.
     unsafe { super::uring::task_done(cmd, bindings::RSNVME_IO_URING_F_COMPLETE_DEFER) };
-}
-
-/// Queues task work that completes `cmd` in its submitter's task, with
-/// lazy wake-up as for the C driver's commands
-/// (`io_uring_cmd_do_in_task_lazy`).
-///
-/// # Safety
-///
-/// `cmd` is a live command the driver owns, whose outcome is kept in its
-/// pdu by `uring::ended`; only the task work completes it.
-#[allow(unsafe_code)]
-pub(super) unsafe fn complete_in_task(cmd: *mut bindings::io_uring_cmd) {
-    // SAFETY: By the safety requirements of this function.
-    unsafe {
-        bindings::__io_uring_cmd_do_in_task(
-            cmd,
-            Some(uring_task_work),
-            bindings::RSNVME_IOU_F_TWQ_LAZY_WAKE,
-        )
-    };
-}
-
-/// `end_io` of a request that carries an io_uring command (6.12's
-/// signature): see `blk::uring_request_ended`.
-///
-/// # Safety
-///
-/// Set as `end_io` of a request of a `T` tag set by
-/// `OwnRequest::send_uring`, whose `end_io_data` is the command.
-#[cfg(not(rsnvme_linux_7_3))]
-#[allow(unsafe_code)]
-pub(super) unsafe extern "C" fn uring_end_io<T: super::uring::UringOutcome>(
-    rq: *mut bindings::request,
-    status: bindings::blk_status_t,
-) -> bindings::rq_end_io_ret {
-    // SAFETY: By the safety requirements of this function.
-    unsafe { super::blk::uring_request_ended::<T>(rq, status) }
-}
-
-/// `end_io` of a request that carries an io_uring command (7.3's
-/// signature, with the completion batch, which is not used: the command
-/// always completes through task work): see `blk::uring_request_ended`.
-///
-/// # Safety
-///
-/// Set as `end_io` of a request of a `T` tag set by
-/// `OwnRequest::send_uring`, whose `end_io_data` is the command.
-#[cfg(rsnvme_linux_7_3)]
-#[allow(unsafe_code)]
-pub(super) unsafe extern "C" fn uring_end_io<T: super::uring::UringOutcome>(
-    rq: *mut bindings::request,
-    status: bindings::blk_status_t,
-    _iob: *const bindings::io_comp_batch,
-) -> bindings::rq_end_io_ret {
-    // SAFETY: By the safety requirements of this function.
-    unsafe { super::blk::uring_request_ended::<T>(rq, status) }
 }

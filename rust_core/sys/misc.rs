@@ -15,7 +15,7 @@
 use super::__this_module;
 use super::bindings;
 use super::misc_types::NameBuf;
-pub(crate) use super::misc_types::{FileOps, UringFileOps};
+pub(crate) use super::misc_types::{file_operations_uring, FileOps, UringFileOps};
 use super::pci::PciDevice;
 use super::uring::UringCmd;
 use core::ffi::CStr;
@@ -191,36 +191,24 @@ pub(crate) const fn file_operations<T: FileOps>() -> bindings::file_operations {
 ///
 /// # Safety
 ///
-/// Called by io_uring for a file that [`open`] succeeded for, before its
-/// release (the command holds a reference to the file), with a command
-/// issued with `issue_flags`.
+/// Called by io_uring with a command (issued with `issue_flags`) of a
+/// file that [`open`] succeeded for.
 #[allow(unsafe_code)]
-unsafe extern "C" fn uring_cmd<T: UringFileOps>(
+pub(super) unsafe extern "C" fn uring_cmd<T: UringFileOps>(
     cmd: *mut bindings::io_uring_cmd,
     issue_flags: c_uint,
 ) -> i32 {
-    // SAFETY: By this function's requirements: the command is live and
-    // being issued to this driver, with these flags.
+    // SAFETY: By this function's requirements.
     let Some(ucmd) = (unsafe { UringCmd::from_raw(cmd, issue_flags) }) else {
         return EINVAL.to_errno();
     };
-    // SAFETY: The command's file is one `open` succeeded for, whose
-    // `private_data` holds the `Arc<T>` that `open` leaked, live until
-    // `release`, which cannot run while io_uring holds the file.
+    // SAFETY: `private_data` holds the `Arc<T>` that `open` leaked, live
+    // until `release`, which cannot run while the command holds the file.
     let data = unsafe { &*(*(*cmd).file).private_data.cast_const().cast::<T>() };
     match data.uring_cmd(ucmd) {
         Ok(_queued) => -bindings::RSNVME_EIOCBQUEUED,
         Err(e) => e.to_errno(),
     }
-}
-
-/// The file operations of a [`MiscDevice<T>`] whose files also take
-/// io_uring commands, and poll for them (`IORING_SETUP_IOPOLL`).
-pub(crate) const fn file_operations_uring<T: UringFileOps>() -> bindings::file_operations {
-    let mut fops = file_operations::<T>();
-    fops.uring_cmd = Some(uring_cmd::<T>);
-    fops.uring_cmd_iopoll = Some(super::uring::iopoll);
-    fops
 }
 
 /// Builds the read-only (0444) attribute `name`, number `I` of `T`'s, for

@@ -5,6 +5,7 @@
 
 #![deny(unsafe_code)]
 
+use super::bindings;
 use super::sysfs_types::Attributes;
 use super::uring::{Queued, UringCmd};
 use core::fmt::{self, Write};
@@ -51,4 +52,13 @@ impl Write for NameBuf<'_> {
         }
         Ok(())
     }
+}
+
+/// The file operations of a [`MiscDevice<T>`] whose files also take
+/// io_uring commands, and poll for them (`IORING_SETUP_IOPOLL`).
+pub(crate) const fn file_operations_uring<T: UringFileOps>() -> bindings::file_operations {
+    let mut fops = super::misc::file_operations::<T>();
+    fops.uring_cmd = Some(super::misc::uring_cmd::<T>);
+    fops.uring_cmd_iopoll = Some(super::uring::iopoll);
+    fops
 }

@@ -45,7 +45,6 @@ mod tagset;
 
 pub(crate) use disk::{disk_attribute, disk_group, Disk, DiskGroups};
 use ops::Ops;
-pub(in crate::sys) use queue::uring_request_ended;
 pub(crate) use queue::{DataDir, OwnRequest, RequestQueue, Requests};
 pub(crate) use tagset::{HeldQuiesce, Quiesced, TagSet, TagSetRef};
 

@@ -224,10 +224,7 @@ impl<T: Operations> Ops<T> {
         hctx: *mut bindings::blk_mq_hw_ctx,
         iob: *mut bindings::io_comp_batch,
     ) -> c_int {
-        // `blk_rq_poll` (io_uring's polling of a passthrough command)
-        // checks the request's hctx, then reads it again for this call:
-        // a request that another poller completed and freed in between
-        // has none any more. Nothing to poll then.
+        // A request `blk_rq_poll` found freed meanwhile (`uring_types.rs`).
         if hctx.is_null() {
             return 0;
         }

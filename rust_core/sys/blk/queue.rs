@@ -107,31 +107,10 @@ impl<'a, T: Operations> Requests<'a, T> {
         self.alloc_with(dir, 0, 0)
     }
 
-    /// Allocates a driver-private request for data moving `dir` that
-    /// will carry io_uring command `cmd`: without waiting for a tag if
-    /// io_uring asked not to wait (`EAGAIN` then, and io_uring issues the
-    /// command again where it may wait), and for a polled queue if the
-    /// ring polls.
-    pub(crate) fn alloc_uring(
-        &self,
-        dir: DataDir,
-        cmd: &UringCmd<'_>,
-    ) -> Result<OwnRequest<'a, T>> {
-        let (mut opf, mut flags) = (0, 0);
-        if cmd.nonblocking() {
-            opf |= bindings::RSNVME_REQ_NOWAIT;
-            flags |= bindings::RSNVME_BLK_MQ_REQ_NOWAIT;
-        }
-        if cmd.polled() {
-            opf |= bindings::RSNVME_REQ_POLLED;
-        }
-        self.alloc_with(dir, opf, flags)
-    }
-
     /// [`Requests::alloc`] with `opf` flags on the operation and
     /// allocation `flags` (`BLK_MQ_REQ_*`).
     #[allow(unsafe_code)]
-    fn alloc_with(
+    pub(in crate::sys) fn alloc_with(
         &self,
         dir: DataDir,
         opf: bindings::blk_opf_t,
@@ -150,7 +129,7 @@ impl<'a, T: Operations> Requests<'a, T> {
         Ok(OwnRequest {
             // SAFETY: Checked non-null above.
             rq: unsafe { NonNull::new_unchecked(rq) },
-            q: self.q,
+            dir,
             user_bio: core::ptr::null_mut(),
             _p: PhantomData,
         })
@@ -162,14 +141,15 @@ impl<'a, T: Operations> Requests<'a, T> {
 ///
 /// # Invariants
 ///
-/// `rq` is a request of the `T` tag set of queue `q` (live for `'a`),
+/// `rq` is a request of a `T` tag set, on a queue live for `'a`,
 /// allocated by `blk_mq_alloc_request` and not yet freed; blk-mq does not
-/// touch it outside [`OwnRequest::execute`]. `user_bio` is null or the
-/// bio `blk_rq_map_user` attached, unmapped on drop. The request is
-/// freed on drop.
+/// touch it outside [`OwnRequest::execute`] (after `send_uring`, which
+/// consumes this, it is blk-mq's). `user_bio` is null or the bio the user
+/// mapping attached, unmapped on drop. The request is freed on drop.
 pub(crate) struct OwnRequest<'a, T: Operations> {
     rq: NonNull<bindings::request>,
-    q: *mut bindings::request_queue,
+    /// Which way its data moves.
+    dir: DataDir,
     user_bio: *mut bindings::bio,
     _p: PhantomData<&'a T>,
 }
@@ -193,49 +173,23 @@ impl<T: Operations> OwnRequest<'_, T> {
         unsafe { (*self.rq.as_ptr()).timeout = c_uint::try_from(jiffies).unwrap_or(c_uint::MAX) };
     }
 
-    /// Maps `len` bytes of user memory at `addr` into the request (pinning
-    /// the pages, or copying through a kernel buffer where the queue's
-    /// alignment rules demand it: `blk_rq_map_user`), in the direction
-    /// the request was allocated for. Once only.
-    #[allow(unsafe_code)]
+    /// Maps `len` bytes of user memory at `addr` into the request, in the
+    /// direction it was allocated for (`blk_rq_map_user`). Once only.
     pub(crate) fn map_user(&mut self, addr: usize, len: u32) -> Result {
-        if !self.user_bio.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: The request is owned here and not yet executed; `addr` is
-        // a user address, which `blk_rq_map_user` checks and pins.
-        to_result(unsafe {
-            bindings::blk_rq_map_user(
-                self.q,
-                self.rq.as_ptr(),
-                core::ptr::null_mut(),
-                addr as *mut c_void,
-                len as usize,
-                bindings::RSNVME_GFP_KERNEL,
-            )
-        })?;
-        // SAFETY: As above; the bio the mapping attached, kept for the
-        // unmap (completion advances `rq->bio`).
-        self.user_bio = unsafe { (*self.rq.as_ptr()).bio };
-        Ok(())
+        self.map_user_io(addr, len, false)
     }
 
-    /// Maps user memory into the request as [`OwnRequest::map_user`]
-    /// does, or, if `vectored`, the buffers of the `len` iovecs at `addr`
-    /// (`blk_rq_map_user_io`). The pages are pinned, not copied, unless
-    /// the queue's alignment rules demand a bounce buffer.
+    /// [`OwnRequest::map_user`], or if `vectored` the buffers of the `len`
+    /// iovecs at `addr` (`blk_rq_map_user_io`): the pages are pinned, or
+    /// copied through a kernel buffer where the queue's alignment demands.
     #[allow(unsafe_code)]
     pub(crate) fn map_user_io(&mut self, addr: usize, len: u32, vectored: bool) -> Result {
         if !self.user_bio.is_null() {
             return Err(EINVAL);
         }
-        let rq = self.rq.as_ptr();
-        // SAFETY: The request is owned here and not yet executed.
-        let write = unsafe { (*rq).cmd_flags } & bindings::RSNVME_REQ_OP_MASK
-            == bindings::req_op_REQ_OP_DRV_OUT;
-        // SAFETY: The request is owned here and not yet executed; `addr`
-        // is a user address (of the data, or of an iovec array of `len`
-        // entries), which `blk_rq_map_user_io` checks and pins.
+        let (rq, write) = (self.rq.as_ptr(), self.dir == DataDir::Out);
+        // SAFETY: Owned, not yet executed; `blk_rq_map_user_io` checks and
+        // pins the user memory at `addr` (data, or `len` iovecs).
         to_result(unsafe {
             bindings::blk_rq_map_user_io(
                 rq,
@@ -297,48 +251,40 @@ impl<T: Operations> Drop for OwnRequest<'_, T> {
 }
 
 impl<T: UringOutcome> OwnRequest<'_, T> {
-    /// Sends the request without waiting, carrying io_uring command
-    /// `cmd`: when it ends, its outcome ([`UringOutcome::outcome`]) goes
-    /// to the command, which is completed in its submitter's task with
-    /// the user buffer unmapped there, and the request is freed. The
-    /// request holds its queue's usage counter until then, so the queue
-    /// (and a disk's removal, which waits for it) outlives it.
+    /// Sends the request without waiting, carrying io_uring command `cmd`,
+    /// which its end completes (see `uring_types.rs`); it holds its
+    /// queue's usage counter until then. The request and its bio are no
+    /// longer the caller's: blk-mq and the command free and unmap them.
     #[allow(unsafe_code)]
     pub(crate) fn send_uring(self, cmd: UringCmd<'_>) -> Queued {
-        // Ownership of the request and of its bio goes to blk-mq and the
-        // command: neither is freed nor unmapped here.
         let this = core::mem::ManuallyDrop::new(self);
         let rq = this.rq.as_ptr();
-        // SAFETY: `end_io` below calls `uring::ended` once with the
-        // pointer returned.
+        // SAFETY: `end_io` below calls `uring::ended` once with it.
         let (cmd, queued) = unsafe { cmd.hand_over(rq, this.user_bio) };
-        // SAFETY: The request is owned here and not yet executed; it is
-        // handed to blk-mq, which calls `end_io` once when it ends and
-        // frees it as `end_io` says.
+        // SAFETY: Owned, not yet executed; blk-mq calls `end_io` once.
         unsafe {
             (*rq).end_io_data = cmd.cast();
-            (*rq).end_io = Some(compat::uring_end_io::<T>);
+            (*rq).end_io = Some(uring_end_io::<T>);
             bindings::blk_execute_rq_nowait(rq, false);
         }
         queued
     }
 }
 
-/// The end of a request [`OwnRequest::send_uring`] sent: hands its
-/// outcome to its command and lets blk-mq free it.
+/// `end_io` of a request [`OwnRequest::send_uring`] sent (7.3 adds the
+/// completion batch, unused): hands its outcome to its command.
 ///
 /// # Safety
 ///
-/// `rq` is a request of a `T` tag set that `send_uring` sent, ending now
-/// with `status` (blk-mq's `end_io`, called once).
+/// Called once by blk-mq for a request of a `T` tag set that `send_uring`
+/// sent, ending with `status`.
 #[allow(unsafe_code)]
-pub(in crate::sys) unsafe fn uring_request_ended<T: UringOutcome>(
+unsafe extern "C" fn uring_end_io<T: UringOutcome>(
     rq: *mut bindings::request,
     status: bindings::blk_status_t,
+    #[cfg(rsnvme_linux_7_3)] _iob: *const bindings::io_comp_batch,
 ) -> bindings::rq_end_io_ret {
-    // SAFETY: The request is ending: its completion was claimed and the
-    // driver gave it up, so this call is its only user, until it
-    // returns. Its pdu holds a `PduBox<T>`.
+    // SAFETY: Ending: this call is its only user; the pdu is a `PduBox<T>`.
     let (cmd, pdu) = unsafe {
         (
             (*rq).end_io_data.cast::<bindings::io_uring_cmd>(),
@@ -346,8 +292,7 @@ pub(in crate::sys) unsafe fn uring_request_ended<T: UringOutcome>(
         )
     };
     let (result, extra) = T::outcome(pdu, BlkStatus::from_raw(status));
-    // SAFETY: `end_io_data` is the command `send_uring` handed over; this
-    // is the one call for it.
+    // SAFETY: The command `send_uring` handed over; the one call for it.
     unsafe { uring::ended(cmd, result, extra) };
     bindings::rq_end_io_ret_RQ_END_IO_FREE
 }
