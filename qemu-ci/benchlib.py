@@ -63,6 +63,10 @@ ROWS = (
     # Polled: IORING_SETUP_IOPOLL on each driver's poll queue (poll_queues=1).
     Row("uring-poll-randread-4k-qd32", "4k randread QD32 xCPUS io_uring polled", "randread",
         4096, 32, True, "io_uring-hipri"),
+    # NVMe passthrough through io_uring (IORING_OP_URING_CMD) on each
+    # driver's generic character device (/dev/ng<N>n1, /dev/rsng<N>n1).
+    Row("uring-cmd-randread-4k-qd32", "4k randread QD32 xCPUS io_uring_cmd", "randread", 4096,
+        32, True, "io_uring_cmd"),
     # rsnvme rebound with shadow_doorbells=0 for this row (the C driver
     # has no such switch and keeps them): what the shadow doorbells save.
     Row("randread-4k-qd32-noshadow", "4k randread QD32 xCPUS, rsnvme without shadow doorbells",

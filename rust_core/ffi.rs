@@ -9,6 +9,7 @@
 
 use crate::controller::{Controller, Tables, ATTRIBUTE_NAMES};
 use crate::ctrl::Ctrl;
+use crate::generic::Generic;
 use crate::mgmt::Handle;
 use crate::sys::bindings::{attribute, attribute_group, device, device_attribute, pci_dev};
 use crate::sys::blk::DiskGroups;
@@ -16,10 +17,13 @@ use crate::sys::misc::MiscDevice;
 use crate::sys::pci::{self, PciDevice};
 use crate::sys::sysfs;
 use crate::sys::Static;
-use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST};
+use crate::tables::{CHAR_FOPS, CHAR_GROUPS, DISK_GROUP_LIST, GENERIC_FOPS, GENERIC_GROUPS};
 use core::ffi::c_int;
+use core::fmt::Arguments as Args;
 use core::ptr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::{error::Result, sync::Arc};
+use MiscDevice as Misc;
 
 /// Binds the driver to an NVMe controller (`pci_driver.probe`).
 ///
@@ -42,6 +46,7 @@ pub unsafe extern "C" fn my_rust_probe(pdev: *mut pci_dev) -> c_int {
     };
     let tables = Tables {
         register_char_device,
+        register_generic,
         disk_groups: &DISK_GROUPS,
     };
     let ctrl = match Controller::probe(dev.clone(), &tables) {
@@ -207,6 +212,14 @@ fn register_char_device(
             handle,
         )
     }
+}
+
+/// Registers a namespace's generic character device `name`.
+#[allow(unsafe_code)]
+fn register_generic(pdev: &PciDevice, name: Args<'_>, data: Arc<Generic>) -> Result<Misc<Generic>> {
+    let (fops, groups) = (&GENERIC_FOPS.0, &raw const GENERIC_GROUPS.0[0]);
+    // SAFETY: `Generic`'s file operations and (empty) groups, in statics.
+    unsafe { MiscDevice::register(pdev, name, fops, groups, data) }
 }
 
 /// The groups every namespace's disk gets.

@@ -23,11 +23,13 @@ use crate::spec::identify::IdentifyController;
 use crate::spec::passthru::{self, Direction, Passthru};
 use crate::sys::blk::{TagSet, TagSetRef};
 
+use crate::spec::command::Command;
 use crate::sys::blk::DataDir;
 use crate::sys::compat::user_slice;
 use crate::sys::misc::{capable_sys_admin, FileOps, MiscDevice};
 use crate::sys::pci::PciDevice;
 use crate::sys::sysfs::Attributes;
+use crate::sys::uring::{Queued, UringCmd};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
@@ -141,6 +143,10 @@ impl Drop for User<'_> {
         }
     }
 }
+
+/// A command from user space counted as running, with the queues it may
+/// use (see [`Handle::enter`]).
+type Entered<'a> = (User<'a>, Arc<AdminQueue>, Option<Arc<dyn NamespaceSet>>);
 
 /// The sysfs attributes of the character device, in the order
 /// [`Handle::show`] takes their index.
@@ -271,9 +277,25 @@ impl Handle {
     /// on the admin queue, with its data mapped from user memory, and
     /// returns its completion. Many run at once, and none holds a lock
     /// while it runs: a reset takes them back (they end host-aborted).
+    /// Checked by [`Handle::admit`].
+    fn execute(&self, cmd: Passthru, io: bool) -> Result<Completion> {
+        let (command, data, timeout_ms) = Self::admit(cmd, io)?;
+        // Dropped in reverse order: the queues are let go of before the
+        // count falls.
+        let (_user, admin, namespaces) = self.enter()?;
+        if io {
+            let namespaces = namespaces.ok_or(EINVAL)?;
+            namespaces.user_io(command, data, timeout_ms)
+        } else {
+            admin.user_command(command, data, timeout_ms)
+        }
+    }
+
+    /// Checks a command from user space for [`Handle::execute`] (`io`
+    /// for an I/O command) and returns it with its data and timeout.
     /// Refuses the admin commands the driver keeps to itself; needs
     /// `CAP_SYS_ADMIN` but for the identify commands anyone may send.
-    fn execute(&self, cmd: Passthru, io: bool) -> Result<Completion> {
+    fn admit(cmd: Passthru, io: bool) -> Result<(Command, Option<UserData>, u32)> {
         let Passthru {
             command,
             addr,
@@ -301,21 +323,40 @@ impl Handle {
                 },
             }),
         };
-        // Only what the command needs is taken from under the lock, and
-        // the command counted: dropped in reverse order, the queues are let
-        // go of before the count falls.
-        let (_user, admin, namespaces) = {
-            let live = self.live.lock();
-            let live = live.as_ref().ok_or(ENODEV)?;
-            *self.users.lock() += 1;
-            (User(self), live.admin.clone(), live.namespaces.clone())
-        };
-        if io {
-            let namespaces = namespaces.ok_or(EINVAL)?;
-            namespaces.user_io(command, data, timeout_ms)
-        } else {
-            admin.user_command(command, data, timeout_ms)
+        Ok((command, data, timeout_ms))
+    }
+
+    /// Counts a command from user space as running and takes what it
+    /// needs from under the `live` lock (only that): `ENODEV` once the
+    /// controller is being removed.
+    fn enter(&self) -> Result<Entered<'_>> {
+        let live = self.live.lock();
+        let live = live.as_ref().ok_or(ENODEV)?;
+        *self.users.lock() += 1;
+        Ok((User(self), live.admin.clone(), live.namespaces.clone()))
+    }
+
+    /// `NVME_URING_CMD_IO` (`NVME_URING_CMD_IO_VEC` if `vectored`) on
+    /// namespace `nsid`'s generic device: checks the command in `cmd`'s
+    /// SQE as [`Handle::passthru`] checks an I/O command for a namespace
+    /// and sends it on that namespace's queue without waiting; `cmd` is
+    /// completed when the request ends (with the NVMe status, and DW0
+    /// and DW1 as the extra result). The command counts as running while
+    /// it is being sent; once sent, its request holds the disk's queue,
+    /// so removing the disk waits for it (and a teardown takes it back)
+    /// as for any request.
+    pub(crate) fn uring_io(&self, cmd: UringCmd<'_>, nsid: u32, vectored: bool) -> Result<Queued> {
+        let raw = cmd.payload()?;
+        let parsed =
+            passthru::parse_uring(&raw, self.facts.max_transfer, vectored).map_err(|_| EINVAL)?;
+        if parsed.command.nsid() != nsid {
+            return Err(EINVAL);
         }
+        let (command, data, timeout_ms) = Self::admit(parsed, true)?;
+        let (_user, _admin, namespaces) = self.enter()?;
+        namespaces
+            .ok_or(EINVAL)?
+            .uring_io(command, data, vectored, timeout_ms, cmd)
     }
 
     /// Waits until no command from user space holds the controller's
@@ -368,6 +409,10 @@ impl UserCommands for Handle {
 
     fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize> {
         Handle::submit_io(self, arg, nsid, lba_shift)
+    }
+
+    fn uring_io(&self, cmd: UringCmd<'_>, nsid: u32, vectored: bool) -> Result<Queued> {
+        Handle::uring_io(self, cmd, nsid, vectored)
     }
 }
 

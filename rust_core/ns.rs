@@ -20,6 +20,7 @@ use crate::spec::passthru;
 use crate::sys::blk::DiskFile;
 use crate::sys::misc::capable_sys_admin;
 use crate::sys::sysfs::Attributes;
+use crate::sys::uring::{Queued, UringCmd};
 use core::fmt;
 use kernel::error::{
     code::{EACCES, EINVAL, ENOTTY},
@@ -75,6 +76,11 @@ pub(crate) trait UserCommands: Send + Sync {
     /// `NVME_IOCTL_SUBMIT_IO` for namespace `nsid` of `1 << lba_shift`
     /// byte blocks.
     fn submit_io(&self, arg: usize, nsid: u32, lba_shift: u32) -> Result<isize>;
+
+    /// `NVME_URING_CMD_IO` (`NVME_URING_CMD_IO_VEC` if `vectored`) on
+    /// namespace `nsid`'s generic device: sends the command in `cmd`'s
+    /// SQE without waiting for it.
+    fn uring_io(&self, cmd: UringCmd<'_>, nsid: u32, vectored: bool) -> Result<Queued>;
 }
 
 /// The namespaces a controller serves as disks, as the layers below the
@@ -85,6 +91,21 @@ pub(crate) trait NamespaceSet: Send + Sync {
     /// from user memory, and waits for it (up to `timeout_ms`, 0 for the
     /// I/O timeout, after which the controller is reset).
     fn user_io(&self, cmd: Command, data: Option<UserData>, timeout_ms: u32) -> Result<Completion>;
+
+    /// Sends I/O command `cmd` from io_uring command `uring` on the queue
+    /// of the disk of the namespace it names (`EINVAL` if none), with
+    /// `data` mapped from user memory (`data.len` iovecs at `data.addr`
+    /// if `vectored`), without waiting: `uring` is completed with the
+    /// outcome when the request ends (after `timeout_ms`, 0 for the I/O
+    /// timeout, the controller is reset).
+    fn uring_io(
+        &self,
+        cmd: Command,
+        data: Option<UserData>,
+        vectored: bool,
+        timeout_ms: u32,
+        uring: UringCmd<'_>,
+    ) -> Result<Queued>;
 
     /// Identifies the namespaces again and adds, resizes or removes
     /// their disks.
@@ -174,7 +195,6 @@ impl DiskFile for NsDisk {
     /// partition every command needs `CAP_SYS_ADMIN` (`EACCES`), as in
     /// the C driver: one could reach beyond the partition.
     fn ioctl(&self, cmd: u32, arg: usize, partition: bool) -> Result<isize> {
-        let nsid = self.ns.nsid;
         let mgmt = &self.mgmt;
         let command = matches!(
             cmd,
@@ -187,14 +207,29 @@ impl DiskFile for NsDisk {
         if partition && command && !capable_sys_admin() {
             return Err(EACCES);
         }
-        match cmd {
-            passthru::IOCTL_ID => isize::try_from(nsid).map_err(|_| EINVAL),
-            passthru::IOCTL_IO_CMD => mgmt.passthru(arg, false, Target::Namespace(nsid)),
-            passthru::IOCTL_IO64_CMD => mgmt.passthru(arg, true, Target::Namespace(nsid)),
-            passthru::IOCTL_SUBMIT_IO => mgmt.submit_io(arg, nsid, self.ns.lba_shift),
-            passthru::IOCTL_ADMIN_CMD => mgmt.passthru(arg, false, Target::Admin),
-            passthru::IOCTL_ADMIN64_CMD => mgmt.passthru(arg, true, Target::Admin),
-            _ => Err(ENOTTY),
-        }
+        namespace_ioctl(&**mgmt, &self.ns, cmd, arg)
+    }
+}
+
+/// The NVMe ioctls of a namespace's devices (its block device and its
+/// generic character device, `generic.rs`), as the C driver's
+/// `nvme_ns_ioctl` and `nvme_ctrl_ioctl` serve them: its namespace ID,
+/// I/O commands for this namespace, `NVME_IOCTL_SUBMIT_IO`, and admin
+/// commands for the controller, through `mgmt` with its checks.
+pub(crate) fn namespace_ioctl(
+    mgmt: &dyn UserCommands,
+    ns: &Namespace,
+    cmd: u32,
+    arg: usize,
+) -> Result<isize> {
+    let nsid = ns.nsid;
+    match cmd {
+        passthru::IOCTL_ID => isize::try_from(nsid).map_err(|_| EINVAL),
+        passthru::IOCTL_IO_CMD => mgmt.passthru(arg, false, Target::Namespace(nsid)),
+        passthru::IOCTL_IO64_CMD => mgmt.passthru(arg, true, Target::Namespace(nsid)),
+        passthru::IOCTL_SUBMIT_IO => mgmt.submit_io(arg, nsid, ns.lba_shift),
+        passthru::IOCTL_ADMIN_CMD => mgmt.passthru(arg, false, Target::Admin),
+        passthru::IOCTL_ADMIN64_CMD => mgmt.passthru(arg, true, Target::Admin),
+        _ => Err(ENOTTY),
     }
 }

@@ -43,6 +43,8 @@ mod fault;
 #[cfg(MODULE)]
 pub mod ffi;
 #[cfg(MODULE)]
+mod generic;
+#[cfg(MODULE)]
 mod io;
 #[cfg(MODULE)]
 mod mgmt;

@@ -11,6 +11,7 @@
 
 use crate::admin::{AdminQueue, UserData};
 use crate::ctrl::Ctrl;
+use crate::generic::{self, Generic};
 use crate::mgmt::Handle;
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
 use crate::registers::Registers;
@@ -26,14 +27,16 @@ use crate::spec::prp;
 use crate::spec::regs::{Cap, Version};
 use crate::sys::blk::{Disk, DiskGroups, Limits, TagSet, MAX_SEGMENTS};
 use crate::sys::dma::CoherentArray;
+use crate::sys::misc::MiscDevice;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_info, dev_warn};
 use crate::sys::time::etimedout;
+use crate::sys::uring::{Queued, UringCmd};
 use core::cell::Cell;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
     code::{EIO, ENODEV},
-    Result,
+    Error, Result,
 };
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -176,11 +179,30 @@ pub(crate) struct DiskParams {
     pub(crate) number: u32,
     /// The sysfs attribute groups of every disk.
     pub(crate) groups: &'static DiskGroups<Ctrl>,
+    /// Registers a namespace's generic character device.
+    pub(crate) register_generic: generic::RegisterFn,
+}
+
+/// A namespace's disk and its generic character device (none if it could
+/// not be registered, which was reported). Dropping it removes the
+/// device (no new opens; open files reach the controller through its
+/// management handle), then the disk, waiting for its I/O.
+pub(crate) struct NsDevices {
+    _generic: Option<MiscDevice<Generic>>,
+    disk: Disk<Ctrl>,
+}
+
+impl core::ops::Deref for NsDevices {
+    type Target = Disk<Ctrl>;
+
+    fn deref(&self) -> &Disk<Ctrl> {
+        &self.disk
+    }
 }
 
 /// The disks of a controller's namespaces, or `None` once the controller
 /// is being removed.
-type DiskList = Option<KVec<Arc<Disk<Ctrl>>>>;
+type DiskList = Option<KVec<Arc<NsDevices>>>;
 
 /// The namespaces a controller serves as disks, and their rescan.
 #[pin_data]
@@ -230,8 +252,9 @@ impl Namespaces {
         Ok(this)
     }
 
-    /// The disk of namespace `ns`; `None` (reported) if it cannot be added.
-    fn add_disk(&self, ns: &Namespace) -> Option<Arc<Disk<Ctrl>>> {
+    /// The disk of namespace `ns` and its generic device; `None`
+    /// (reported) if the disk cannot be added.
+    fn add_disk(&self, ns: &Namespace) -> Option<Arc<NsDevices>> {
         let p = &self.params;
         let limits = queue_limits(&p.id, &p.nvm, p.cap, p.page_shift, ns, p.dma_limit);
         let name = format_args!("rsnvme{}n{}", p.number, ns.nsid);
@@ -253,7 +276,13 @@ impl Namespaces {
             &p.pdev,
             groups,
         ) {
-            Ok(disk) => match Arc::new(disk, GFP_KERNEL) {
+            Ok(disk) => match Arc::new(
+                NsDevices {
+                    _generic: self.add_generic(ns),
+                    disk,
+                },
+                GFP_KERNEL,
+            ) {
                 Ok(disk) => Some(disk),
                 Err(_) => {
                     dev_warn!(&p.pdev, "namespace {}: no memory for its disk\n", ns.nsid);
@@ -262,6 +291,28 @@ impl Namespaces {
             },
             Err(e) => {
                 dev_warn!(&p.pdev, "namespace {}: cannot add disk: {e:?}\n", ns.nsid);
+                None
+            }
+        }
+    }
+
+    /// The generic character device `/dev/rsng<N>n<nsid>` of namespace
+    /// `ns`; `None` (reported) if it cannot be registered.
+    fn add_generic(&self, ns: &Namespace) -> Option<MiscDevice<Generic>> {
+        let p = &self.params;
+        let registered = Arc::new(Generic::new(*ns, self.mgmt.clone()), GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|data| {
+                (p.register_generic)(&p.pdev, format_args!("rsng{}n{}", p.number, ns.nsid), data)
+            });
+        match registered {
+            Ok(dev) => Some(dev),
+            Err(e) => {
+                dev_warn!(
+                    &p.pdev,
+                    "namespace {}: cannot add generic device: {e:?}\n",
+                    ns.nsid
+                );
                 None
             }
         }
@@ -294,7 +345,7 @@ impl Namespaces {
 
     /// Takes the disks away for good (remove), waiting for a rescan in
     /// progress; dropping them removes them, waiting for their I/O.
-    pub(crate) fn take_all(&self) -> KVec<Arc<Disk<Ctrl>>> {
+    pub(crate) fn take_all(&self) -> KVec<Arc<NsDevices>> {
         self.disks.lock().take().unwrap_or_default()
     }
 
@@ -404,7 +455,7 @@ impl Namespaces {
 
 impl Namespaces {
     /// The disk of namespace `nsid`, if it has one.
-    fn disk(&self, nsid: u32) -> Option<Arc<Disk<Ctrl>>> {
+    fn disk(&self, nsid: u32) -> Option<Arc<NsDevices>> {
         self.disks
             .lock()
             .as_ref()?
@@ -422,6 +473,22 @@ impl NamespaceSet for Namespaces {
         self.set
             .data()
             .user_command(disk.requests(), cmd, data, timeout_ms)
+    }
+
+    fn uring_io(
+        &self,
+        cmd: Command,
+        data: Option<UserData>,
+        vectored: bool,
+        timeout_ms: u32,
+        uring: UringCmd<'_>,
+    ) -> Result<Queued> {
+        // The disk is held while the command is sent; then its request
+        // holds the disk's queue, whose removal waits for it.
+        let disk = self.disk(cmd.nsid()).ok_or(EINVAL)?;
+        self.set
+            .data()
+            .uring_command(disk.requests(), cmd, data, vectored, timeout_ms, uring)
     }
 
     fn rescan(&self) -> Result {

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C tables the kernel reads for the controller's character device
-//! and the namespaces' disks: file operations and sysfs attribute groups.
+//! The C tables the kernel reads for the controller's character device,
+//! the namespaces' generic character devices and their disks: file operations and sysfs attribute groups.
 //! They are built by `sys::misc` and `sys::blk` from the attribute names
 //! of `mgmt` and `ns`; `ffi` hands them to the kernel.
 
 #![deny(unsafe_code)]
 
 use crate::ctrl::Ctrl;
+use crate::generic::Generic;
 use crate::mgmt::{self, Handle};
 use crate::ns;
 use crate::sys::bindings::{attribute, attribute_group, device_attribute, file_operations};
@@ -19,6 +20,14 @@ use core::ptr;
 
 /// The file operations of a controller's character device.
 pub(crate) static CHAR_FOPS: Static<file_operations> = Static(misc::file_operations::<Handle>());
+
+/// The file operations of a namespace's generic character device, with
+/// io_uring commands.
+pub(crate) static GENERIC_FOPS: Static<file_operations> =
+    Static(misc::file_operations_uring::<Generic>());
+
+/// The generic character device has no attribute groups.
+pub(crate) static GENERIC_GROUPS: Static<[*const attribute_group; 1]> = Static([ptr::null()]);
 
 /// The character device's attributes.
 static CHAR_ATTRIBUTES: Static<[device_attribute; 10]> = Static([

@@ -73,6 +73,11 @@ def check(record):
            and (q.lo, q.hi) == (0.8, 1.0) and e["ratio"]["cpu_us_per_io"].median == 2.0
            and e["rounds"] == 3 and ("file", "randread-4k-qd1") not in summary,
            repr(e))
+    row = benchlib.ROW_BY_NAME.get("uring-cmd-randread-4k-qd32")
+    record("bench: the io_uring_cmd row (generic character devices) reaches the guest with "
+           "its engine and one job per vCPU",
+           row is not None and row.guest_line(2) == "uring-cmd-randread-4k-qd32 io_uring_cmd "
+           "randread 4096 32 2", repr(row))
     text = benchlib.table(summary, 2, "note")
     want = ["| 4k randread QD1 | 1000 ±0% | 900 ±11% | **0.90** (0.80-1.00)",
             "| 4k randwrite QD32 x2 |", "**1.50** (1.50-1.50)", "null-co"]

@@ -693,11 +693,159 @@ def run_stall(kdir, record, check_boot, initrd):
     record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
            leak[0][0] if leak else "no kmemleak report")
 
+URING_SIZE_MB = 32
+URING_TRACE = ("pci_nvme_create_cq", "pci_nvme_io_cmd", "pci_cfg_read")
+URING_MARK = r"\bpci_cfg_read nvme .*@0xfc\b"
+# Identify Namespace fields QEMU sets per controller: its default EUI-64
+# counts the namespaces QEMU created.
+ID_NS_DIFFER = {"eui64": "QEMU numbers its default EUI-64s", "nguid": "likewise"}
+
+
+def uring_windows(b):
+    """The reads and writes each controller saw (as (sqid, opcode) lists)
+    between consecutive pairs of trace marks: the fio runs of
+    tests/guest/mgmt-uring.sh in order (C interrupt-driven and its
+    verify_only from the block device, C polled and its verify_only, the
+    same for rsnvme); and the queues without interrupts before the runs
+    (completion queue IDs)."""
+    windows, current, cqs = [], None, {}
+    for line in b.trace.splitlines():
+        if re.search(URING_MARK, line):
+            if current is None:
+                current = []
+            else:
+                windows.append(current)
+                current = None
+            continue
+        m = re.search(r"\bpci_nvme_create_cq .*cqid=(\d+), .*ien=(\d+)", line)
+        if m and not windows and current is None:
+            # Their last creation before the runs (both drivers start with
+            # a queue they make again).
+            cqs[int(m[1])] = m[2]
+        m = re.search(r"\bpci_nvme_io_cmd .* sqid (\d+) opc 0x([0-9a-f]+)", line)
+        if m and current is not None and m[2] in ("1", "2"):
+            current.append((int(m[1]), m[2]))
+    return windows, {q for q, ien in cqs.items() if ien == "0"}
+
+
+def run_uring(kdir, record, check_boot, initrd):
+    """io_uring passthrough (issue 21, tests/guest/mgmt-uring.sh) on the
+    generic character devices of both drivers, side by side: the ioctls,
+    fio's io_uring_cmd engine interrupt-driven and polled (verified again
+    from the block device), and an unbind with commands in flight."""
+    tag = "mgmt-uring"
+    devices = [qemu.Nvme(serial=C_SERIAL, size_mb=URING_SIZE_MB, params={"addr": hex(C_SLOT)}),
+               qemu.Nvme(serial=RS_SERIAL, size_mb=URING_SIZE_MB, params={"addr": hex(RS_SLOT)})]
+    env = {"c_bdf": f"0000:00:{C_SLOT:02x}.0", "rs_bdf": f"0000:00:{RS_SLOT:02x}.0"}
+    b = qemu.boot(tag, initrd, kdir, "mgmt-uring", devices, smp=2, mem=1024, env=env,
+                  timeout=480, trace=URING_TRACE)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    types = {m[1]: m[2] for m in b.lines(r"^@@NGTYPE (c|rs) (.*)$")}
+    for drv, dev in (("c", "/dev/ng<N>n1"), ("rs", "/dev/rsng<N>n1")):
+        record(f"{tag}: {dev} ({drv}) is a character device",
+               types.get(drv) == "character special file", f"got {types.get(drv)!r}")
+    got = cli(b)
+    (crc, c), (rrc, rs) = (got.get(("c", "get-ns-id"), (None, "")),
+                           got.get(("rs", "get-ns-id"), (None, "")))
+    record(f"{tag}: nvme get-ns-id (NVME_IOCTL_ID) on the generic device: 1, as with the C "
+           "driver", rrc == 0 and isinstance(rs, str) and re.search(r"namespace-id:\s*1\b", rs)
+           and re.sub(r"^\w+:", "", c or "") == re.sub(r"^\w+:", "", rs),
+           f"rsnvme rc {rrc} {rs!r}; C rc {crc} {c!r}")
+    (crc, c), (rrc, rs) = got.get(("c", "id-ns"), (None, None)), got.get(("rs", "id-ns"),
+                                                                          (None, None))
+    record(f"{tag}: nvme id-ns (admin passthrough) on rsnvme's generic device: nsze "
+           f"{URING_SIZE_MB << 11}", rrc == 0 and isinstance(rs, dict)
+           and rs.get("nsze") == URING_SIZE_MB << 11,
+           f"rc {rrc} {(rs or {}).get('nsze') if isinstance(rs, dict) else rs!r}")
+    d = diff(c, rs, ID_NS_DIFFER)
+    record(f"{tag}: nvme id-ns on the generic device: rsnvme and the C driver agree",
+           crc == 0 and not d,
+           "; ".join(f"{k}: C {unwrap(c).get(k)!r} rsnvme {unwrap(rs).get(k)!r}"
+                     for k in d[:10]) if isinstance(unwrap(c), dict)
+           and isinstance(unwrap(rs), dict) else f"C {c!r} rsnvme {rs!r}")
+    io = {(m[1], m[2]): m for m in
+          b.lines(r"^@@IOPT (c|rs) (\S+) rc=(\d+) want=(\w+) got=(\w+)$")}
+    for drv in ("c", "rs"):
+        for what, how in (("ng-write", "io-passthru on the generic device writes a pattern "
+                           "(read back from the disk)"),
+                          ("ng-read", "io-passthru on the generic device reads a pattern "
+                           "(written to the disk)")):
+            m = io.get((drv, what))
+            record(f"{tag}: {how} ({drv}): 8-16 KiB compared byte for byte (md5)",
+                   bool(m) and m[3] == "0" and m[4] == m[5], m[0] if m else "no line")
+        m = io.get((drv, "ng-other-nsid"))
+        record(f"{tag}: io-passthru naming namespace 2 on namespace 1's generic device fails "
+               f"({drv})", bool(m) and m[3] != "0", m[0] if m else "no line")
+    region = URING_SIZE_MB * 1024 // 2
+    for drv in ("c", "rs"):
+        for mode in ("irq", "poll"):
+            name = f"uring-{drv}-{mode}"
+            want = {f"{name}-cpu{c}-{region}": ("0", str(region), str(region)) for c in range(2)}
+            jobs = {m[1]: (m[2], m[3], m[4]) for m in
+                    b.lines(rf"^@@FIO {name} (\S+) err=(-?\d+) read_kib=(\d+) "
+                            rf"write_kib=(\d+)$")}
+            record(f"{tag}: fio io_uring_cmd {mode} on {drv}'s generic device: 2 jobs wrote "
+                   f"and verified (crc32c) their {region} KiB each", jobs == want,
+                   f"got {jobs}, want {want}")
+            # verify_only counts the writes it replays without sending them
+            # (QEMU's trace below shows it sent none).
+            want = {f"{name}-bdev-cpu{c}-{region}": ("0", str(region), str(region))
+                    for c in range(2)}
+            jobs = {m[1]: (m[2], m[3], m[4]) for m in
+                    b.lines(rf"^@@FIO {name}-bdev (\S+) err=(-?\d+) read_kib=(\d+) "
+                            rf"write_kib=(\d+)$")}
+            record(f"{tag}: fio verify_only from {drv}'s block device finds the io_uring_cmd "
+                   f"{mode} run's data where it belongs", jobs == want,
+                   f"got {jobs}, want {want}")
+    windows, no_irq = uring_windows(b)
+    record(f"{tag}: QEMU trace: each controller has one I/O queue without interrupts",
+           len(no_irq) == 1, f"completion queues without interrupts: {sorted(no_irq)}")
+    names = ("c irq", "c poll", "rs irq", "rs poll")
+    record(f"{tag}: QEMU trace: eight fio runs framed by marks", len(windows) == 8,
+           f"{len(windows)} windows")
+    for name, ios in zip(names, windows[1::2]):
+        reads = sum(1 for _, op in ios if op == "2")
+        record(f"{tag}: QEMU trace: fio verify_only after io_uring_cmd {name} only read "
+               f"({reads} reads)", reads > 0 and reads == len(ios),
+               f"{len(ios) - reads} writes")
+    for name, ios in zip(names, windows[0::2]):
+        polled = [q for q, _ in ios if q in no_irq]
+        if name.endswith("poll"):
+            ok = bool(ios) and len(polled) == len(ios)
+            how = "every read and write on the polled queue"
+        else:
+            ok = bool(ios) and not polled
+            how = "no read or write on the polled queue"
+        queues = sorted({q for q, _ in ios})
+        record(f"{tag}: QEMU trace: fio io_uring_cmd {name}: {how} ({len(ios)} commands)", ok,
+               f"queues used {queues}, polled {sorted(no_irq)}")
+    unbind = {m[1]: m[2] for m in b.lines(r"^@@UNBIND (\S+) (.*)$")}
+    irqs = unbind.get("interrupts-before-unbind", "0")
+    record(f"{tag}: fio io_uring_cmd was running on rsnvme's generic device at the unbind "
+           f"({irqs} interrupts)", irqs.isdigit() and int(irqs) >= 500, f"got {unbind}")
+    record(f"{tag}: fio io_uring_cmd ended with an error after rsnvme's controller was "
+           "unbound under it", unbind.get("fio-ended", "rc=stuck") not in ("rc=stuck", "rc=0"),
+           f"got {unbind}")
+    record(f"{tag}: the generic device goes with the unbind and comes back with the bind",
+           unbind.get("ng-after-unbind") == "absent"
+           and unbind.get("ng-after-bind") == "present", f"got {unbind}")
+    rc, v = got.get(("rs", "get-ns-id-rebound"), (None, ""))
+    record(f"{tag}: nvme get-ns-id on the generic device after the rebind: 1",
+           rc == 0 and isinstance(v, str) and bool(re.search(r"namespace-id:\s*1\b", v)),
+           f"rc {rc} {v!r}")
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
 
 def run_all(kdir, record, check_boot, only=""):
-    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall")):
+    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall",
+                                       "mgmt-uring")):
         return
     initrd = initramfs(kdir)
+    if only in "mgmt-uring":
+        run_uring(kdir, record, check_boot, initrd)
     if only in "mgmt-stall":
         run_stall(kdir, record, check_boot, initrd)
     if only in "mgmt-ns":

@@ -636,6 +636,7 @@ pub(super) fn add_disks(
         dma_limit,
         number,
         groups: tables.disk_groups,
+        register_generic: tables.register_generic,
     };
     let namespaces = Namespaces::new(
         params,
@@ -654,6 +655,8 @@ pub(super) fn add_disks(
 pub(crate) struct Tables {
     /// Registers the controller's character device.
     pub(crate) register_char_device: RegisterFn,
+    /// Registers a namespace's generic character device.
+    pub(crate) register_generic: crate::generic::RegisterFn,
     /// The sysfs attribute groups of every namespace's disk.
     pub(crate) disk_groups: &'static DiskGroups<Ctrl>,
 }

@@ -21,11 +21,11 @@ mod reset;
 
 use crate::admin::AdminQueue;
 use crate::fault::Faults;
-use crate::io::{IoPdu, IoSet, RequestPath};
+use crate::io::{uring_outcome, IoPdu, IoSet, RequestPath};
 use crate::ns::NsDisk;
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
-use crate::spec::command::command_id;
+use crate::spec::command::{command_id, Command};
 use crate::spec::completion::Completion;
 use crate::spec::regs::Cc;
 use crate::state::{State, StateMachine};
@@ -35,6 +35,7 @@ use crate::sys::blk::{
 };
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_err, dev_warn};
+use crate::sys::uring::{Queued, UringCmd, UringOutcome};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use events::Events;
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
@@ -280,7 +281,7 @@ impl Ctrl {
     pub(crate) fn user_command(
         &self,
         requests: Requests<'_, Self>,
-        cmd: crate::spec::command::Command,
+        cmd: Command,
         data: Option<UserData>,
         timeout_ms: u32,
     ) -> Result<Completion> {
@@ -288,6 +289,26 @@ impl Ctrl {
             return Err(ENODEV);
         }
         self.path.user_command(requests, cmd, data, timeout_ms)
+    }
+
+    /// Sends I/O command `cmd` from io_uring command `uring` on a disk's
+    /// queue (`requests`) without waiting
+    /// ([`RequestPath::uring_command`]); `ENODEV` once the controller is
+    /// dead.
+    pub(crate) fn uring_command(
+        &self,
+        requests: Requests<'_, Self>,
+        cmd: Command,
+        data: Option<UserData>,
+        vectored: bool,
+        timeout_ms: u32,
+        uring: UringCmd<'_>,
+    ) -> Result<Queued> {
+        if self.dead() {
+            return Err(ENODEV);
+        }
+        self.path
+            .uring_command(requests, cmd, data, vectored, timeout_ms, uring)
     }
 
     /// Asks the work item to reset the controller for `reason`, seen in
@@ -343,6 +364,12 @@ impl Ctrl {
         );
         self.schedule_reset(set, Reason::Timeout, epoch);
         TimeoutAction::ResetTimer
+    }
+}
+
+impl UringOutcome for Ctrl {
+    fn outcome(pdu: &mut IoPdu, status: BlkStatus) -> (i32, u64) {
+        uring_outcome(pdu, status)
     }
 }
 

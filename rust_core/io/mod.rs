@@ -13,6 +13,10 @@
 
 #![deny(unsafe_code)]
 
+mod uring;
+
+pub(crate) use uring::uring_outcome;
+
 use crate::admin::{run_request, UserData};
 use crate::data::{map_prps, send};
 use crate::fault::{Fault, Faults};

@@ -46,6 +46,16 @@ pub(crate) const IOCTL_ADMIN64_CMD: u32 = ioc(IOC_READ_WRITE, 0x47, PASSTHRU64_S
 /// `NVME_IOCTL_IO64_CMD`: an I/O command, 64-bit result.
 pub(crate) const IOCTL_IO64_CMD: u32 = ioc(IOC_READ_WRITE, 0x48, PASSTHRU64_SIZE as u32);
 
+/// Size of `struct nvme_uring_cmd`, the command in a 128-byte SQE.
+pub(crate) const URING_CMD_SIZE: usize = 72;
+/// `NVME_URING_CMD_IO`: an I/O command through io_uring.
+pub(crate) const URING_CMD_IO: u32 = ioc(IOC_READ_WRITE, 0x80, URING_CMD_SIZE as u32);
+/// `NVME_URING_CMD_IO_VEC`: the same, with the buffer given as an iovec
+/// array.
+pub(crate) const URING_CMD_IO_VEC: u32 = ioc(IOC_READ_WRITE, 0x81, URING_CMD_SIZE as u32);
+/// Most iovecs a vectored command may name (`UIO_MAXIOV`).
+pub(crate) const MAX_IOVECS: u32 = 1024;
+
 /// Where the result field lives in the two structures.
 pub(crate) const RESULT_OFFSET: usize = 68;
 /// Where the 64-bit result lives in `struct nvme_passthru_cmd64`.
@@ -180,6 +190,25 @@ pub(crate) fn parse(raw: &[u8], max_len: u32) -> Result<Passthru, PassthruError>
     })
 }
 
+/// Parses and checks `struct nvme_uring_cmd` in `raw`, which has the
+/// layout of `struct nvme_passthru_cmd` up to its timeout (the result
+/// goes to the completion queue entry instead). For a `vectored`
+/// command the address is that of an iovec array and the data length
+/// counts its entries (at most [`MAX_IOVECS`]); the block layer checks
+/// the bytes they cover against the queue's limits. Otherwise as
+/// [`parse`], for at most `max_len` bytes.
+pub(crate) fn parse_uring(
+    raw: &[u8],
+    max_len: u32,
+    vectored: bool,
+) -> Result<Passthru, PassthruError> {
+    if raw.len() < URING_CMD_SIZE {
+        return Err(PassthruError::Short);
+    }
+    let max_len = if vectored { MAX_IOVECS } else { max_len };
+    parse(raw, max_len)
+}
+
 /// Parses and checks `struct nvme_user_io` (`NVME_IOCTL_SUBMIT_IO`) in
 /// `raw`, for namespace `nsid` of `1 << lba_shift`-byte blocks and a
 /// transfer of at most `max_len` bytes, into the Read, Write or Compare
@@ -294,6 +323,39 @@ mod tests {
         assert_eq!(IOCTL_RESCAN, 0x4e46);
         assert_eq!(IOCTL_ADMIN64_CMD, 0xc050_4e47);
         assert_eq!(IOCTL_IO64_CMD, 0xc050_4e48);
+    }
+
+    #[test]
+    fn uring_numbers_match_the_uapi_header() {
+        assert_eq!(URING_CMD_IO, 0xc048_4e80);
+        assert_eq!(URING_CMD_IO_VEC, 0xc048_4e81);
+    }
+
+    #[test]
+    fn parses_uring_commands() {
+        let r = raw(0x02, 0x1000, 8192);
+        let p = parse_uring(&r[..URING_CMD_SIZE], 8192, false).unwrap();
+        assert_eq!(p.command.nsid(), 7);
+        assert_eq!(p.data_len, 8192);
+        assert_eq!(p.direction, Direction::FromDevice);
+        assert_eq!(p.timeout_ms, 1500);
+        assert_eq!(
+            parse_uring(&r[..URING_CMD_SIZE], 4096, false).err(),
+            Some(PassthruError::TooLong)
+        );
+        assert_eq!(
+            parse_uring(&r[..URING_CMD_SIZE - 1], 8192, false).err(),
+            Some(PassthruError::Short)
+        );
+        // Vectored: the length counts iovecs, whatever the byte limit.
+        let v = raw(0x01, 0x1000, 3);
+        let p = parse_uring(&v[..URING_CMD_SIZE], 0, true).unwrap();
+        assert_eq!((p.data_len, p.direction), (3, Direction::ToDevice));
+        let v = raw(0x01, 0x1000, MAX_IOVECS + 1);
+        assert_eq!(
+            parse_uring(&v[..URING_CMD_SIZE], u32::MAX, true).err(),
+            Some(PassthruError::TooLong)
+        );
     }
 
     #[test]

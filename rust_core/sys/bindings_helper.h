@@ -23,6 +23,7 @@
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
 #include <linux/version.h>
+#include <linux/io_uring/cmd.h>
 
 #define RSNVME_FN(name)
 #define RSNVME_TYPE(name)
@@ -197,6 +198,33 @@ RSNVME_TYPE(file_operations)
 RSNVME_VAR(MISC_DYNAMIC_MINOR)
 RSNVME_FN(capable)
 RSNVME_VAR(CAP_SYS_ADMIN)
+/*
+ * io_uring passthrough on a namespace's generic character device:
+ * commands sent without waiting, their buffers mapped (vectored or not),
+ * completed in the submitter's task, and polled for.
+ */
+RSNVME_TYPE(io_uring_cmd)
+RSNVME_FN(__io_uring_cmd_do_in_task)
+RSNVME_FN(blk_execute_rq_nowait)
+RSNVME_FN(blk_rq_map_user_io)
+RSNVME_FN(blk_rq_poll)
+RSNVME_FN(blk_rq_is_poll)
+RSNVME_TYPE(rq_end_io_ret)
+const unsigned int RSNVME_IO_URING_F_NONBLOCK = IO_URING_F_NONBLOCK;
+const unsigned int RSNVME_IO_URING_F_SQE128 = IO_URING_F_SQE128;
+const unsigned int RSNVME_IO_URING_F_CQE32 = IO_URING_F_CQE32;
+const unsigned int RSNVME_IO_URING_F_IOPOLL = IO_URING_F_IOPOLL;
+const unsigned int RSNVME_IOU_F_TWQ_LAZY_WAKE = IOU_F_TWQ_LAZY_WAKE;
+const unsigned int RSNVME_IORING_URING_CMD_FIXED = IORING_URING_CMD_FIXED;
+RSNVME_VAR(RSNVME_IO.*)
+const int RSNVME_EIOCBQUEUED = EIOCBQUEUED;
+RSNVME_VAR(RSNVME_EIOCBQUEUED)
+const blk_opf_t RSNVME_REQ_POLLED = REQ_POLLED;
+const blk_opf_t RSNVME_REQ_NOWAIT = REQ_NOWAIT;
+RSNVME_VAR(RSNVME_REQ_POLLED)
+RSNVME_VAR(RSNVME_REQ_NOWAIT)
+const blk_mq_req_flags_t RSNVME_BLK_MQ_REQ_NOWAIT = BLK_MQ_REQ_NOWAIT;
+RSNVME_VAR(RSNVME_BLK_MQ_REQ_NOWAIT)
 
 /*
  * What differs between the kernels rsnvme builds against, 6.12 and 7.3
@@ -215,3 +243,14 @@ RSNVME_FN(dma_pool_create_node)
 /* 6.12: a function; 7.3: a macro around alloc_workqueue_noprof(). */
 RSNVME_FN(alloc_workqueue)
 RSNVME_FN(alloc_workqueue_noprof)
+/*
+ * 6.12: io_uring_cmd_done() posts any CQE, task work gets the command;
+ * 7.3: __io_uring_cmd_done() says whether the CQE is 32 bytes, task work
+ * gets a struct io_tw_req and a token.
+ */
+RSNVME_FN(io_uring_cmd_done)
+RSNVME_FN(__io_uring_cmd_done)
+RSNVME_TYPE(io_tw_req)
+RSNVME_TYPE(io_tw_state)
+const unsigned int RSNVME_IO_URING_F_COMPLETE_DEFER = IO_URING_F_COMPLETE_DEFER;
+RSNVME_VAR(RSNVME_IO_URING_F_COMPLETE_DEFER)

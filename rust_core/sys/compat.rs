@@ -164,3 +164,56 @@ unsafe impl kernel::sync::lock::Backend for IrqSpinLockBackend {
         unsafe { kernel::bindings::_raw_spin_unlock_irqrestore(ptr.cast(), *flags) }
     }
 }
+
+/// Completes io_uring command `cmd` (with the task work's `flags`): result
+/// `status`, extra result `result` in its 32-byte CQE.
+///
+/// # Safety
+///
+/// `cmd` is a live command the driver owns, of a ring with 32-byte CQEs;
+/// completed here, once, and not touched afterwards.
+#[allow(unsafe_code)]
+pub(super) unsafe fn uring_cmd_done(
+    cmd: *mut bindings::io_uring_cmd,
+    status: i32,
+    result: u64,
+    flags: c_uint,
+) {
+    // SAFETY: By the safety requirements of this function.
+    unsafe {
+        #[cfg(not(rsnvme_linux_7_3))]
+        bindings::io_uring_cmd_done(cmd, status as isize, result, flags);
+        #[cfg(rsnvme_linux_7_3)]
+        bindings::__io_uring_cmd_done(cmd, status, result, flags, true);
+    }
+}
+
+/// The task work that completes a command (6.12's signature).
+///
+/// # Safety
+///
+/// Called by io_uring for a command `uring::ended` queued it for.
+#[cfg(not(rsnvme_linux_7_3))]
+#[allow(unsafe_code)]
+pub(super) unsafe extern "C" fn uring_task_work(cmd: *mut bindings::io_uring_cmd, flags: c_uint) {
+    // SAFETY: By the safety requirements of this function.
+    unsafe { super::uring::task_done(cmd, flags) };
+}
+
+/// The task work that completes a command (7.3's signature: the command
+/// is the start of its `io_kiocb`, `cmd_to_io_kiocb` is a cast).
+///
+/// # Safety
+///
+/// Called by io_uring for a command `uring::ended` queued it for.
+#[cfg(rsnvme_linux_7_3)]
+#[allow(unsafe_code)]
+pub(super) unsafe extern "C" fn uring_task_work(
+    tw: bindings::io_tw_req,
+    _token: bindings::io_tw_state,
+) {
+    let cmd = tw.req.cast::<bindings::io_uring_cmd>();
+    // SAFETY: By the safety requirements of this function; the flags are
+    // 7.3's `IO_URING_CMD_TASK_WORK_ISSUE_FLAGS`.
+    unsafe { super::uring::task_done(cmd, bindings::RSNVME_IO_URING_F_COMPLETE_DEFER) };
+}

@@ -33,6 +33,9 @@
 //! | `CONFIG_BLK_MQ_PCI` | gone (6.14); the rnull sample needs `CONFIG_CONFIGFS_FS` | `qemu-ci/kernel.7.3.config` |
 //! | clang 13 or later for a clang build (KASAN with Rust needs one) | clang 15 or later (Debian 12 has 14): 7.3's test kernel is built with gcc, without KASAN | `qemu-ci/kernel.7.3.config` |
 //! | bindgen with libclang 14 | libclang 17 or later | `qemu-ci/fetch-7.3.sh` (Debian's libclang 19, unpacked privately) |
+//! | `io_uring_cmd_done(cmd, ret, res2, flags)` posts a big CQE on a CQE32 ring | `__io_uring_cmd_done(.., is_cqe32)`, `io_uring_cmd_done32()` inline | `compat::uring_cmd_done` |
+//! | task work gets `(struct io_uring_cmd *, unsigned int issue_flags)` | gets `(struct io_tw_req, io_tw_token_t)`; the command is the start of its `io_kiocb`, the flags are `IO_URING_F_COMPLETE_DEFER` | `compat::uring_task_work`, [`TaskWork`] |
+//! | `rq_end_io_fn(rq, status)` | `rq_end_io_fn(rq, status, iob)` | a cfg'd parameter of `uring_end_io` (`sys/blk/queue.rs`) |
 //! | clippy's `unnecessary_map_or` held back by 6.12's MSRV | on | `queue.rs` uses a `match` (the same on both) |
 
 #![deny(unsafe_code)]
@@ -214,3 +217,10 @@ pub(crate) fn ns_since(earlier: Instant) -> i64 {
     let ns = earlier.elapsed().as_nanos();
     ns
 }
+
+/// The task work callback `__io_uring_cmd_do_in_task` takes.
+#[cfg(not(rsnvme_linux_7_3))]
+pub(crate) type TaskWork = unsafe extern "C" fn(*mut bindings::io_uring_cmd, c_uint);
+/// The task work callback `__io_uring_cmd_do_in_task` takes.
+#[cfg(rsnvme_linux_7_3)]
+pub(crate) type TaskWork = unsafe extern "C" fn(bindings::io_tw_req, bindings::io_tw_state);

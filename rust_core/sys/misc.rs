@@ -14,9 +14,10 @@
 
 use super::__this_module;
 use super::bindings;
-pub(crate) use super::misc_types::FileOps;
 use super::misc_types::NameBuf;
+pub(crate) use super::misc_types::{file_operations_uring, FileOps, UringFileOps};
 use super::pci::PciDevice;
+use super::uring::UringCmd;
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 use core::mem::MaybeUninit;
@@ -184,6 +185,30 @@ pub(crate) const fn file_operations<T: FileOps>() -> bindings::file_operations {
     fops.release = Some(release::<T>);
     fops.unlocked_ioctl = Some(ioctl::<T>);
     fops
+}
+
+/// `uring_cmd`: hands an io_uring command to `T`.
+///
+/// # Safety
+///
+/// Called by io_uring with a command (issued with `issue_flags`) of a
+/// file that [`open`] succeeded for.
+#[allow(unsafe_code)]
+pub(super) unsafe extern "C" fn uring_cmd<T: UringFileOps>(
+    cmd: *mut bindings::io_uring_cmd,
+    issue_flags: c_uint,
+) -> i32 {
+    // SAFETY: By this function's requirements.
+    let Some(ucmd) = (unsafe { UringCmd::from_raw(cmd, issue_flags) }) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `private_data` holds the `Arc<T>` that `open` leaked, live
+    // until `release`, which cannot run while the command holds the file.
+    let data = unsafe { &*(*(*cmd).file).private_data.cast_const().cast::<T>() };
+    match data.uring_cmd(ucmd) {
+        Ok(_queued) => -bindings::RSNVME_EIOCBQUEUED,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// Builds the read-only (0444) attribute `name`, number `I` of `T`'s, for

@@ -28,6 +28,8 @@ pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod sysfs_types;
 pub(crate) mod time;
+pub(crate) mod uring;
+pub(crate) mod uring_types;
 pub(crate) mod workqueue;
 
 // Only the module's address is ever taken, never its contents read, so

@@ -92,21 +92,25 @@ disk_ios() { awk '{ print $1 + $2 + $5 + $6 }' "/sys/block/${1#/dev/}/stat"; }
 # the disk's first I/O (the ramp) to SECONDS_PER_JOB - 1 s later, the busy
 # jiffies of the whole guest and the I/Os the disk completed in it.
 run_job() {
-	local dev s0 s1 n0 n1 out pid t start shadow
+	local dev target s0 s1 n n0 n1 out pid t start shadow
 	shadow=1
 	[ "${5%-noshadow}" != "$5" ] && [ "$3" = rsnvme ] && shadow=0
 	[ $shadow = 1 ] || set_shadow "$2" 0 || return 1
 	eval "dev=\$disk_$2_$3"
 	is_bdev "bench $2 $3 $4" "$dev" || return 1
+	target=$(job_file "$5" "$dev")
 	out=/tmp/fio.out
 	start=$(disk_ios "$dev")
-	$FIO --name="$4" --filename="$dev" --allow_file_create=0 \
-		$(engine_args "$5") --direct=1 --rw="$6" --bs="$7" --iodepth="$8" \
+	$FIO --name="$4" --filename="$target" --allow_file_create=0 \
+		$(engine_args "$5") --rw="$6" --bs="$7" --iodepth="$8" \
 		--numjobs="$9" --group_reporting --norandommap --randrepeat=0 \
 		--time_based --ramp_time=1 --runtime="$SECONDS_PER_JOB" \
 		--output-format=terse --terse-version=3 >$out 2>&1 &
 	pid=$!
 	t=$(($(scaled 20) * 20))
+	# Passthrough commands are not in the disk's statistics: the generic
+	# device's job has its ramp second only.
+	[ "$target" = "$dev" ] || t=0
 	while [ "$(disk_ios "$dev")" = "$start" ] && [ $t -gt 0 ] && kill -0 $pid 2>/dev/null; do
 		usleep 50000
 		t=$((t - 1))
@@ -132,7 +136,12 @@ run_job() {
 	3\;*) ;;
 	*) fail "bench $2 $3 $4" "fio: $(tail -3 $out | tr '\n' ' ')" ;;
 	esac
-	line="$1 $2 $3 $4 $s0 $s1 $((n1 - n0)) $(tail -1 $out)"
+	n=$((n1 - n0))
+	# On the generic device the window's I/Os are fio's (read and write)
+	# IOPS times the window's length: the disk does not count them.
+	[ "$target" = "$dev" ] || n=$(tail -1 $out | awk -F';' -v s=$((SECONDS_PER_JOB - 1)) \
+		'{ printf "%d", ($8 + $49) * s }')
+	line="$1 $2 $3 $4 $s0 $s1 $n $(tail -1 $out)"
 	line="$(echo "$line" | md5sum | cut -d' ' -f1) $line"
 	echo "$line" >>/tmp/bench.lines
 	echo "@@BENCH $line"
@@ -192,11 +201,24 @@ set_shadow() {
 
 # engine_args ENGINE: fio's options for a row's engine: libaio, io_uring,
 # io_uring-hipri (polled: IORING_SETUP_IOPOLL), libaio-noshadow (libaio;
-# run_job rebinds rsnvme without shadow doorbells).
+# run_job rebinds rsnvme without shadow doorbells), io_uring_cmd (NVMe
+# passthrough on the generic character device, which takes no O_DIRECT).
 engine_args() {
 	case "$1" in
-	*-hipri) echo "--ioengine=${1%-hipri} --hipri=1" ;;
-	*) echo "--ioengine=${1%-noshadow}" ;;
+	io_uring_cmd) echo "--ioengine=io_uring_cmd --cmd_type=nvme" ;;
+	*-hipri) echo "--ioengine=${1%-hipri} --hipri=1 --direct=1" ;;
+	*) echo "--ioengine=${1%-noshadow} --direct=1" ;;
+	esac
+}
+
+# job_file ENGINE DISK: what a row's fio job opens: the disk, or for
+# io_uring_cmd the generic character device of its namespace
+# (/dev/nvme0n1: /dev/ng0n1; /dev/rsnvme0n1: /dev/rsng0n1).
+job_file() {
+	case "$1:$2" in
+	io_uring_cmd:/dev/rsnvme*) echo "/dev/rsng${2#/dev/rsnvme}" ;;
+	io_uring_cmd:/dev/nvme*) echo "/dev/ng${2#/dev/nvme}" ;;
+	*) echo "$2" ;;
 	esac
 }
 
@@ -205,8 +227,8 @@ usable() {
 	[ "${1%-noshadow}" = libaio ] && return 0
 	eval "dev=\$disk_$(echo $pairs | cut -d/ -f1)_nvme"
 	# shellcheck disable=SC2046 # one word per option
-	$FIO --name=probe --filename="$dev" --allow_file_create=0 $(engine_args "$1") \
-		--direct=1 --rw=read --bs=4k --size=4k >/dev/null 2>&1
+	$FIO --name=probe --filename="$(job_file "$1" "$dev")" --allow_file_create=0 \
+		$(engine_args "$1") --rw=read --bs=4k --size=4k >/dev/null 2>&1
 }
 rows=""
 while read -r name engine rest; do

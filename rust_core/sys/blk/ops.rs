@@ -222,12 +222,16 @@ impl<T: Operations> Ops<T> {
     ///
     /// # Safety
     ///
-    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T` and, if not
-    /// null, a batch that it ends after the call.
+    /// Called by blk-mq with a live hctx of a [`TagSet`] of `T`, or null,
+    /// and, if not null, a batch that it ends after the call.
     unsafe extern "C" fn poll(
         hctx: *mut bindings::blk_mq_hw_ctx,
         iob: *mut bindings::io_comp_batch,
     ) -> c_int {
+        // A request `blk_rq_poll` found freed meanwhile (`uring_types.rs`).
+        if hctx.is_null() {
+            return 0;
+        }
         // SAFETY: As in `queue_rq`; `iob` is null or the poller's batch,
         // exclusively ours during the call, whose requests the poller ends
         // with its `complete` callback (`CompletionBatch`'s invariant).

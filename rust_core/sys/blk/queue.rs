@@ -6,6 +6,7 @@
 //! user memory mapped into them, executed and waited for.
 
 use super::*;
+use crate::sys::uring::{self, Queued, UringCmd, UringOutcome};
 
 /// A request queue of a `T` tag set that has no disk: the admin queue's.
 ///
@@ -102,14 +103,25 @@ impl<'a, T: Operations> Requests<'a, T> {
     /// Allocates a driver-private request for data moving `dir`, waiting
     /// for a free tag (the queue's usage counter keeps a dying queue
     /// from handing one out: `ENODEV` then).
-    #[allow(unsafe_code)]
     pub(crate) fn alloc(&self, dir: DataDir) -> Result<OwnRequest<'a, T>> {
+        self.alloc_with(dir, 0, 0)
+    }
+
+    /// [`Requests::alloc`] with `opf` flags on the operation and
+    /// allocation `flags` (`BLK_MQ_REQ_*`).
+    #[allow(unsafe_code)]
+    pub(in crate::sys) fn alloc_with(
+        &self,
+        dir: DataDir,
+        opf: bindings::blk_opf_t,
+        flags: bindings::blk_mq_req_flags_t,
+    ) -> Result<OwnRequest<'a, T>> {
         let op = match dir {
             DataDir::In => bindings::req_op_REQ_OP_DRV_IN,
             DataDir::Out => bindings::req_op_REQ_OP_DRV_OUT,
         };
         // SAFETY: The queue is live by the type invariant.
-        let rq = unsafe { bindings::blk_mq_alloc_request(self.q, op, 0) };
+        let rq = unsafe { bindings::blk_mq_alloc_request(self.q, op | opf, flags) };
         if rq.is_null() || (rq as usize) >= (-4095isize) as usize {
             return Err(Error::from_errno(rq as isize as c_int));
         }
@@ -117,7 +129,7 @@ impl<'a, T: Operations> Requests<'a, T> {
         Ok(OwnRequest {
             // SAFETY: Checked non-null above.
             rq: unsafe { NonNull::new_unchecked(rq) },
-            q: self.q,
+            dir,
             user_bio: core::ptr::null_mut(),
             _p: PhantomData,
         })
@@ -129,14 +141,15 @@ impl<'a, T: Operations> Requests<'a, T> {
 ///
 /// # Invariants
 ///
-/// `rq` is a request of the `T` tag set of queue `q` (live for `'a`),
+/// `rq` is a request of a `T` tag set, on a queue live for `'a`,
 /// allocated by `blk_mq_alloc_request` and not yet freed; blk-mq does not
-/// touch it outside [`OwnRequest::execute`]. `user_bio` is null or the
-/// bio `blk_rq_map_user` attached, unmapped on drop. The request is
-/// freed on drop.
+/// touch it outside [`OwnRequest::execute`] (after `send_uring`, which
+/// consumes this, it is blk-mq's). `user_bio` is null or the bio the user
+/// mapping attached, unmapped on drop. The request is freed on drop.
 pub(crate) struct OwnRequest<'a, T: Operations> {
     rq: NonNull<bindings::request>,
-    q: *mut bindings::request_queue,
+    /// Which way its data moves.
+    dir: DataDir,
     user_bio: *mut bindings::bio,
     _p: PhantomData<&'a T>,
 }
@@ -160,30 +173,38 @@ impl<T: Operations> OwnRequest<'_, T> {
         unsafe { (*self.rq.as_ptr()).timeout = c_uint::try_from(jiffies).unwrap_or(c_uint::MAX) };
     }
 
-    /// Maps `len` bytes of user memory at `addr` into the request (pinning
-    /// the pages, or copying through a kernel buffer where the queue's
-    /// alignment rules demand it: `blk_rq_map_user`), in the direction
-    /// the request was allocated for. Once only.
-    #[allow(unsafe_code)]
+    /// Maps `len` bytes of user memory at `addr` into the request, in the
+    /// direction it was allocated for (`blk_rq_map_user`). Once only.
     pub(crate) fn map_user(&mut self, addr: usize, len: u32) -> Result {
+        self.map_user_io(addr, len, false)
+    }
+
+    /// [`OwnRequest::map_user`], or if `vectored` the buffers of the `len`
+    /// iovecs at `addr` (`blk_rq_map_user_io`): the pages are pinned, or
+    /// copied through a kernel buffer where the queue's alignment demands.
+    #[allow(unsafe_code)]
+    pub(crate) fn map_user_io(&mut self, addr: usize, len: u32, vectored: bool) -> Result {
         if !self.user_bio.is_null() {
             return Err(EINVAL);
         }
-        // SAFETY: The request is owned here and not yet executed; `addr` is
-        // a user address, which `blk_rq_map_user` checks and pins.
+        let (rq, write) = (self.rq.as_ptr(), self.dir == DataDir::Out);
+        // SAFETY: Owned, not yet executed; `blk_rq_map_user_io` checks and
+        // pins the user memory at `addr` (data, or `len` iovecs).
         to_result(unsafe {
-            bindings::blk_rq_map_user(
-                self.q,
-                self.rq.as_ptr(),
+            bindings::blk_rq_map_user_io(
+                rq,
                 core::ptr::null_mut(),
                 addr as *mut c_void,
                 len as usize,
                 bindings::RSNVME_GFP_KERNEL,
+                vectored,
+                0,
+                false,
+                c_int::from(write),
             )
         })?;
-        // SAFETY: As above; the bio the mapping attached, kept for the
-        // unmap (completion advances `rq->bio`).
-        self.user_bio = unsafe { (*self.rq.as_ptr()).bio };
+        // SAFETY: As above; the bio the mapping attached.
+        self.user_bio = unsafe { (*rq).bio };
         Ok(())
     }
 
@@ -227,4 +248,51 @@ impl<T: Operations> Drop for OwnRequest<'_, T> {
         // SAFETY: Allocated by `alloc` and owned here.
         unsafe { bindings::blk_mq_free_request(self.rq.as_ptr()) };
     }
+}
+
+impl<T: UringOutcome> OwnRequest<'_, T> {
+    /// Sends the request without waiting, carrying io_uring command `cmd`,
+    /// which its end completes (see `uring_types.rs`); it holds its
+    /// queue's usage counter until then. The request and its bio are no
+    /// longer the caller's: blk-mq and the command free and unmap them.
+    #[allow(unsafe_code)]
+    pub(crate) fn send_uring(self, cmd: UringCmd<'_>) -> Queued {
+        let this = core::mem::ManuallyDrop::new(self);
+        let rq = this.rq.as_ptr();
+        // SAFETY: `end_io` below calls `uring::ended` once with it.
+        let (cmd, queued) = unsafe { cmd.hand_over(rq, this.user_bio) };
+        // SAFETY: Owned, not yet executed; blk-mq calls `end_io` once.
+        unsafe {
+            (*rq).end_io_data = cmd.cast();
+            (*rq).end_io = Some(uring_end_io::<T>);
+            bindings::blk_execute_rq_nowait(rq, false);
+        }
+        queued
+    }
+}
+
+/// `end_io` of a request [`OwnRequest::send_uring`] sent (7.3 adds the
+/// completion batch, unused): hands its outcome to its command.
+///
+/// # Safety
+///
+/// Called once by blk-mq for a request of a `T` tag set that `send_uring`
+/// sent, ending with `status`.
+#[allow(unsafe_code)]
+unsafe extern "C" fn uring_end_io<T: UringOutcome>(
+    rq: *mut bindings::request,
+    status: bindings::blk_status_t,
+    #[cfg(rsnvme_linux_7_3)] _iob: *const bindings::io_comp_batch,
+) -> bindings::rq_end_io_ret {
+    // SAFETY: Ending: this call is its only user; the pdu is a `PduBox<T>`.
+    let (cmd, pdu) = unsafe {
+        (
+            (*rq).end_io_data.cast::<bindings::io_uring_cmd>(),
+            &mut (*rq.add(1).cast::<PduBox<T>>()).pdu,
+        )
+    };
+    let (result, extra) = T::outcome(pdu, BlkStatus::from_raw(status));
+    // SAFETY: The command `send_uring` handed over; the one call for it.
+    unsafe { uring::ended(cmd, result, extra) };
+    bindings::rq_end_io_ret_RQ_END_IO_FREE
 }
