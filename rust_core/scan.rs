@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 use crate::admin::{AdminQueue, UserData};
+use crate::fault;
 use crate::io::IoShared;
 use crate::mgmt::Handle;
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
@@ -24,11 +25,12 @@ use crate::spec::limits;
 use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp;
 use crate::spec::regs::{Cap, Version};
+use crate::state::State;
 use crate::sys::blk::{Disk, DiskGroups, Limits, TagSet, MAX_SEGMENTS};
 use crate::sys::dma::CoherentArray;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_info, dev_warn};
-use crate::sys::time::etimedout;
+use crate::sys::time::{etimedout, msleep, Deadline};
 use core::cell::Cell;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{
@@ -332,6 +334,10 @@ impl Namespaces {
             }
         }
 
+        if fault::rescan_waits() {
+            self.wait_until_not_live();
+        }
+
         // Disks whose namespace is gone, unusable or another one now go;
         // the others are kept for the new list. Room for every list is
         // taken before the old one is, so no push below allocates (and
@@ -391,6 +397,24 @@ impl Namespaces {
 }
 
 impl Namespaces {
+    /// Fault injection ([`fault::rescan_waits`]): waits, at most 30 s,
+    /// until the controller is no longer live (a reset or a suspend has
+    /// begun), so that the disks change while it runs.
+    fn wait_until_not_live(&self) {
+        let pdev = &self.params.pdev;
+        let io = self.set.data();
+        dev_info!(pdev, "rescan: waiting for a reset or suspend (injected)\n");
+        let deadline = Deadline::after_ms(30_000);
+        while io.state_name() == State::Live.name() && !deadline.expired() {
+            msleep(10);
+        }
+        dev_info!(
+            pdev,
+            "rescan: going on with the controller {} (injected)\n",
+            io.state_name()
+        );
+    }
+
     /// The disk of namespace `nsid`, if it has one.
     fn disk(&self, nsid: u32) -> Option<Arc<Disk<IoShared>>> {
         self.disks
