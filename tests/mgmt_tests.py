@@ -694,10 +694,78 @@ def run_stall(kdir, record, check_boot, initrd):
            leak[0][0] if leak else "no kmemleak report")
 
 
+ABORT_FIRE = 12    # mgmt-abort-limit: completions fail_io_timeout hides
+ABORT_TIMEOUT = 3  # mgmt-abort-limit: rsnvme's io_timeout (s, idle host)
+MOST_ABORTS = 4    # rsnvme's own cap on outstanding Aborts
+ABORT_TRACE = ("pci_cfg_read", "pci_nvme_admin_cmd", "pci_nvme_mmio_start_success")
+
+
+def abort_windows(b):
+    """The Abort commands QEMU received after the guest's first mark, per
+    stretch between two enables of the controller (probe, then each
+    reset), as a list of counts."""
+    import recovery_tests as rt
+    lines = b.trace.splitlines()
+    marks = [i for i, l in enumerate(lines) if re.search(rt.MARK, l)]
+    counts = []
+    for line in lines[marks[0]:] if marks else []:
+        if re.search(r"\bpci_nvme_mmio_start_success\b", line):
+            counts.append(0)
+        elif re.search(r"\bpci_nvme_admin_cmd .*'NVME_ADM_CMD_ABORT'", line) and counts:
+            counts[-1] += 1
+    return counts
+
+
+def run_abort_limit(kdir, record, check_boot, initrd):
+    """Many I/O timeouts at once (fail_io_timeout under fio) with each Abort
+    kept outstanding until the next reset (fault=0x200): QEMU's trace must
+    never show more Aborts between two enables than the controller's ACL +
+    1 (QEMU 7.2: ACL 3) and rsnvme's cap of 4 allow, the limit must have
+    been reached and a timeout beyond it reset the controller, and the
+    data must survive (tests/guest/mgmt-abort-limit.sh)."""
+    import recovery_tests as rt
+    tag = "mgmt-abort-limit"
+    dev = qemu.Nvme(serial="RSNVMEABORT", params={"addr": hex(RS_SLOT)},
+                    namespaces=[qemu.Ns(size_mb=32), qemu.Ns(size_mb=32, lbs=4096)])
+    b = qemu.boot(tag, initrd, kdir, "mgmt-abort-limit", [dev], smp=2, mem=512, timeout=300,
+                  env={"fire": ABORT_FIRE, "timeout": ABORT_TIMEOUT}, trace=ABORT_TRACE)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    rc, ident = cli(b).get(("rs", "id-ctrl"), (None, None))
+    acl = ident.get("acl") if isinstance(ident, dict) else None
+    record(f"{tag}: nvme id-ctrl on rsnvme reports ACL 3 (QEMU 7.2)", rc == 0 and acl == 3,
+           f"rc {rc} acl {acl!r}")
+    limit = min(acl + 1, MOST_ABORTS) if isinstance(acl, int) else MOST_ABORTS
+    counts = abort_windows(b)
+    record(f"{tag}: QEMU's trace: Aborts between enables {counts}, never more than "
+           f"min(ACL + 1, {MOST_ABORTS}) = {limit}", bool(counts) and max(counts) <= limit,
+           f"{counts}")
+    record(f"{tag}: QEMU's trace: the limit of {limit} outstanding Aborts was reached",
+           limit in counts, f"{counts}")
+    fired = len(b.lines(r"FAULT_INJECTION: forcing a failure"))
+    record(f"{tag}: fail_io_timeout hid at least {ABORT_FIRE} completions", fired >= ABORT_FIRE,
+           f"{fired}")
+    bdf = f"0000:00:{RS_SLOT:02x}.0"
+    tried = rt.rs(b, bdf, rt.ABORTING)
+    kept = rt.rs(b, bdf, r"Abort of queue \d+ command id \S+: .*\(kept outstanding, injected\)$")
+    record(f"{tag}: rsnvme: more Aborts wanted ({len(tried)}) than sent ({sum(counts)}): "
+           "the limit refused some", len(tried) > sum(counts), f"{len(tried)} 'aborting' lines")
+    record(f"{tag}: rsnvme: every Abort sent completed and was kept outstanding "
+           f"({len(kept)} lines)", len(kept) == sum(counts), f"{len(kept)} vs {sum(counts)}")
+    rt.check_resets(record, tag, b, bdf)
+    rt.check_recovery_lines(record, tag, b, bdf, least_resets=1, failed=0)
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
 def run_all(kdir, record, check_boot, only=""):
-    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall")):
+    if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall",
+                                       "mgmt-abort-limit", "mgmt-rescan-race")):
         return
     initrd = initramfs(kdir)
+    if only in "mgmt-abort-limit":
+        run_abort_limit(kdir, record, check_boot, initrd)
     if only in "mgmt-stall":
         run_stall(kdir, record, check_boot, initrd)
     if only in "mgmt-ns":
