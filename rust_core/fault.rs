@@ -79,9 +79,10 @@ pub(crate) enum Flag {
     /// 0x200: Abort completions are noted but their Abort is kept as
     /// outstanding until the next reset, as if the controller held it.
     AbortsHeld = 0x200,
-    /// 0x400: a rescan, once it has identified the namespaces, waits (at
-    /// most 30 s) for the controller to leave `live` (a reset or suspend
-    /// to begin) before it changes any disk. Read when a rescan runs (see
+    /// 0x400: a rescan, once it has identified the namespaces, lets go of
+    /// the list of disks and waits (at most 30 s) for the controller to
+    /// leave `live` (a reset or suspend to begin) before it changes any
+    /// disk. Read when a rescan runs (see
     /// [`rescan_waits`]), so a test can turn it on and off while loaded.
     RescanWaits = 0x400,
 }

@@ -298,9 +298,9 @@ impl Namespaces {
     /// nothing; a timeout resets the controller.
     pub(crate) fn rescan(&self) -> Result {
         let mut guard = self.disks.lock();
-        // `Option::as_mut` through the guard (7.3's guard has a pinning
-        // `as_mut` of its own).
-        let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
+        if guard.is_none() {
+            return Err(ENODEV);
+        }
         let pdev = &self.params.pdev;
         // Set when a command could not run at all (taken back by a reset,
         // the controller dead or removed): then nothing is changed.
@@ -335,8 +335,14 @@ impl Namespaces {
         }
 
         if fault::rescan_waits() {
+            // The list is let go meanwhile, as a suspend reads it.
+            drop(guard);
             self.wait_until_not_live();
+            guard = self.disks.lock();
         }
+        // `Option::as_mut` through the guard (7.3's guard has a pinning
+        // `as_mut` of its own).
+        let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
 
         // Disks whose namespace is gone, unusable or another one now go;
         // the others are kept for the new list. Room for every list is
@@ -399,7 +405,8 @@ impl Namespaces {
 impl Namespaces {
     /// Fault injection ([`fault::rescan_waits`]): waits, at most 30 s,
     /// until the controller is no longer live (a reset or a suspend has
-    /// begun), so that the disks change while it runs.
+    /// begun), so that the disks change while it runs. The caller does
+    /// not hold the list of disks: a suspend lists them first.
     fn wait_until_not_live(&self) {
         let pdev = &self.params.pdev;
         let io = self.set.data();
