@@ -82,8 +82,8 @@ pub(crate) enum Flag {
     /// 0x400: a rescan, once it has identified the namespaces, lets go of
     /// the list of disks and waits (at most 30 s) for the controller to
     /// leave `live` (a reset or suspend to begin) before it changes any
-    /// disk. Read when a rescan runs (see
-    /// [`rescan_waits`]), so a test can turn it on and off while loaded.
+    /// disk. Read when a rescan runs ([`rescan_waits`]), so a test can
+    /// turn it on and off while the driver is loaded.
     RescanWaits = 0x400,
 }
 
