@@ -7,7 +7,7 @@
 
 #![deny(unsafe_code)]
 
-use crate::fault::Switch;
+use crate::fault::{FreeCheck, Switch};
 use crate::registers::Registers;
 use crate::spec::command::Command;
 use crate::spec::completion::Completion;
@@ -176,6 +176,9 @@ impl Shadow {
 /// interrupt handlers, so it may not be held while waiting for `sq`.
 #[pin_data]
 pub(crate) struct QueuePair {
+    /// Fault injection: checks, before the rings below are freed, that
+    /// the controller can no longer write them (first, so dropped first).
+    free_check: FreeCheck,
     qid: u16,
     depth: u16,
     /// The interrupt vector completions signal; `None` for a polled queue.
@@ -237,6 +240,7 @@ impl QueuePair {
             .and_then(|s| Shadow::new(s, qid));
         Arc::pin_init(
             pin_init!(Self {
+                free_check: FreeCheck::new(regs, qid),
                 qid,
                 depth,
                 vector,

@@ -10,7 +10,7 @@ use crate::spec::queue::doorbell_offset;
 use crate::spec::regs::{Cap, Cc, Crto, Csts, Nssr, Register, ShutdownStatus, Version};
 use crate::sys::mmio::{Bar, Doorbell};
 use crate::sys::pci::PciDevice;
-use crate::sys::print::{dev_err, dev_info};
+use crate::sys::print::{dev_err, dev_info, dev_warn};
 use crate::sys::time::{etimedout, msleep, Deadline};
 use kernel::error::{
     code::{EINVAL, EIO, ENODEV, ENOTTY},
@@ -76,6 +76,9 @@ pub(crate) struct Registers {
     ready_timeout_ms: u32,
     /// Whether NSSR resets the NVM subsystem (CAP.NSSRS, NVMe 1.1+).
     subsystem_reset: bool,
+    /// Fault injection: CC.EN=0 is never written, as if the controller
+    /// ignored it.
+    ignores_disable: bool,
 }
 
 impl Registers {
@@ -88,6 +91,7 @@ impl Registers {
             cap: Cap(0),
             ready_timeout_ms: MIN_READY_TIMEOUT_MS,
             subsystem_reset: false,
+            ignores_disable: false,
         };
         regs.csts()?;
         regs.cap = regs.read()?;
@@ -116,6 +120,19 @@ impl Registers {
     /// ignores the NSSR write; the reset that follows still happens).
     pub(crate) fn assume_subsystem_reset(&mut self) {
         self.subsystem_reset = true;
+    }
+
+    /// Never writes CC.EN=0 from now on: only for fault injection, so a
+    /// test can see that a controller which does not stop is kept from
+    /// memory by bus mastering alone.
+    pub(crate) fn ignore_disable(&mut self) {
+        self.ignores_disable = true;
+    }
+
+    /// The mapped BAR, for fault injection's checks.
+    #[cfg(rsnvme_fault_injection)]
+    pub(crate) fn bar(&self) -> Arc<Bar> {
+        self.bar.clone()
     }
 
     /// Starts an NVM Subsystem Reset (NVMe Base Specification 2.0,
@@ -246,7 +263,9 @@ impl Registers {
     /// within CAP.TO. Afterwards the controller does no DMA.
     pub(crate) fn disable(&self) -> Result {
         let cc: Cc = self.read()?;
-        if cc.enabled() {
+        if cc.enabled() && self.ignores_disable {
+            dev_warn!(&self.pdev, "CC.EN=0 not written (injected)\n");
+        } else if cc.enabled() {
             self.write(cc.disabled())?;
         }
         self.wait_csts(self.ready_timeout_ms(), "CSTS.RDY to clear", |c| !c.ready())

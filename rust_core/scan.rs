@@ -11,6 +11,7 @@
 
 use crate::admin::{AdminQueue, UserData};
 use crate::ctrl::Ctrl;
+use crate::fault;
 use crate::generic::{self, Generic};
 use crate::mgmt::Handle;
 use crate::ns::{Namespace, NamespaceSet, NsDisk};
@@ -25,12 +26,13 @@ use crate::spec::limits;
 use crate::spec::nsid::NamespaceIds;
 use crate::spec::prp;
 use crate::spec::regs::{Cap, Version};
+use crate::state::State;
 use crate::sys::blk::{Disk, DiskGroups, Limits, TagSet, MAX_SEGMENTS};
 use crate::sys::dma::CoherentArray;
 use crate::sys::misc::MiscDevice;
 use crate::sys::pci::PciDevice;
 use crate::sys::print::{dev_info, dev_warn};
-use crate::sys::time::etimedout;
+use crate::sys::time::{etimedout, msleep, Deadline};
 use crate::sys::uring::{Queued, UringCmd};
 use core::cell::Cell;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
@@ -359,9 +361,9 @@ impl Namespaces {
     /// nothing; a timeout resets the controller.
     pub(crate) fn rescan(&self) -> Result {
         let mut guard = self.disks.lock();
-        // `Option::as_mut` through the guard (7.3's guard has a pinning
-        // `as_mut` of its own).
-        let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
+        if guard.is_none() {
+            return Err(ENODEV);
+        }
         let pdev = &self.params.pdev;
         // Set when a command could not run at all (taken back by a reset,
         // the controller dead or removed): then nothing is changed.
@@ -394,6 +396,16 @@ impl Namespaces {
                 return Err(e);
             }
         }
+
+        if fault::rescan_waits() {
+            // The list is let go meanwhile, as a suspend reads it.
+            drop(guard);
+            self.wait_until_not_live();
+            guard = self.disks.lock();
+        }
+        // `Option::as_mut` through the guard (7.3's guard has a pinning
+        // `as_mut` of its own).
+        let disks = Option::as_mut(&mut guard).ok_or(ENODEV)?;
 
         // Disks whose namespace is gone, unusable or another one now go;
         // the others are kept for the new list. Room for every list is
@@ -454,6 +466,25 @@ impl Namespaces {
 }
 
 impl Namespaces {
+    /// Fault injection ([`fault::rescan_waits`]): waits, at most 30 s,
+    /// until the controller is no longer live (a reset or a suspend has
+    /// begun), so that the disks change while it runs. The caller does
+    /// not hold the list of disks: a suspend lists them first.
+    fn wait_until_not_live(&self) {
+        let pdev = &self.params.pdev;
+        let io = self.set.data();
+        dev_info!(pdev, "rescan: waiting for a reset or suspend (injected)\n");
+        let deadline = Deadline::after_ms(30_000);
+        while io.state_name() == State::Live.name() && !deadline.expired() {
+            msleep(10);
+        }
+        dev_info!(
+            pdev,
+            "rescan: going on with the controller {} (injected)\n",
+            io.state_name()
+        );
+    }
+
     /// The disk of namespace `nsid`, if it has one.
     fn disk(&self, nsid: u32) -> Option<Arc<NsDevices>> {
         self.disks

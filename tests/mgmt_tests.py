@@ -839,13 +839,205 @@ def run_uring(kdir, record, check_boot, initrd):
            leak[0][0] if leak else "no kmemleak report")
 
 
+ABORT_FIRE = 12    # mgmt-abort-limit: completions fail_io_timeout hides
+ABORT_TIMEOUT = 3  # mgmt-abort-limit: rsnvme's io_timeout (s, idle host)
+MOST_ABORTS = 4    # rsnvme's own cap on outstanding Aborts
+ABORT_TRACE = ("pci_cfg_read", "pci_nvme_admin_cmd", "pci_nvme_mmio_start_success")
+
+
+def abort_windows(b):
+    """The Abort commands QEMU received after the guest's first mark, per
+    stretch between two enables of the controller (probe, then each
+    reset), as a list of counts."""
+    import recovery_tests as rt
+    lines = b.trace.splitlines()
+    marks = [i for i, l in enumerate(lines) if re.search(rt.MARK, l)]
+    counts = []
+    for line in lines[marks[0]:] if marks else []:
+        if re.search(r"\bpci_nvme_mmio_start_success\b", line):
+            counts.append(0)
+        elif re.search(r"\bpci_nvme_admin_cmd .*'NVME_ADM_CMD_ABORT'", line) and counts:
+            counts[-1] += 1
+    return counts
+
+
+def run_abort_limit(kdir, record, check_boot, initrd):
+    """Many I/O timeouts at once (fail_io_timeout under fio) with each Abort
+    kept outstanding until the next reset (fault=0x200): QEMU's trace must
+    never show more Aborts between two enables than the controller's ACL +
+    1 (QEMU 7.2: ACL 3) and rsnvme's cap of 4 allow, the limit must have
+    been reached and a timeout beyond it reset the controller, and the
+    data must survive (tests/guest/mgmt-abort-limit.sh)."""
+    import recovery_tests as rt
+    tag = "mgmt-abort-limit"
+    dev = qemu.Nvme(serial="RSNVMEABORT", params={"addr": hex(RS_SLOT)},
+                    namespaces=[qemu.Ns(size_mb=32), qemu.Ns(size_mb=32, lbs=4096)])
+    b = qemu.boot(tag, initrd, kdir, "mgmt-abort-limit", [dev], smp=2, mem=512, timeout=300,
+                  env={"fire": ABORT_FIRE, "timeout": ABORT_TIMEOUT}, trace=ABORT_TRACE)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    rc, ident = cli(b).get(("rs", "id-ctrl"), (None, None))
+    acl = ident.get("acl") if isinstance(ident, dict) else None
+    record(f"{tag}: nvme id-ctrl on rsnvme reports ACL 3 (QEMU 7.2)", rc == 0 and acl == 3,
+           f"rc {rc} acl {acl!r}")
+    limit = min(acl + 1, MOST_ABORTS) if isinstance(acl, int) else MOST_ABORTS
+    counts = abort_windows(b)
+    record(f"{tag}: QEMU's trace: Aborts between enables {counts}, never more than "
+           f"min(ACL + 1, {MOST_ABORTS}) = {limit}", bool(counts) and max(counts) <= limit,
+           f"{counts}")
+    record(f"{tag}: QEMU's trace: the limit of {limit} outstanding Aborts was reached",
+           limit in counts, f"{counts}")
+    fired = len(b.lines(r"FAULT_INJECTION: forcing a failure"))
+    record(f"{tag}: fail_io_timeout hid at least {ABORT_FIRE} completions", fired >= ABORT_FIRE,
+           f"{fired}")
+    bdf = f"0000:00:{RS_SLOT:02x}.0"
+    tried = rt.rs(b, bdf, rt.ABORTING)
+    kept = rt.rs(b, bdf, r"Abort of queue \d+ command id \S+: .*\(kept outstanding, injected\)$")
+    record(f"{tag}: rsnvme: more Aborts wanted ({len(tried)}) than sent ({sum(counts)}): "
+           "the limit refused some", len(tried) > sum(counts), f"{len(tried)} 'aborting' lines")
+    record(f"{tag}: rsnvme: every Abort sent completed and was kept outstanding "
+           f"({len(kept)} lines)", len(kept) == sum(counts), f"{len(kept)} vs {sum(counts)}")
+    rt.check_resets(record, tag, b, bdf)
+    rt.check_recovery_lines(record, tag, b, bdf, least_resets=1, failed=0)
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
+RACE_TRACE = ("pci_cfg_read", "pci_nvme_io_cmd", "pci_nvme_mmio_shutdown_set",
+              "pci_nvme_mmio_start_success", "pci_nvme_ub_db_wr_invalid_sq")
+
+
+def first_io(lines, nsid):
+    """The index of the first I/O command QEMU received for `nsid`."""
+    return next((i for i, l in enumerate(lines)
+                 if re.search(rf"\bpci_nvme_io_cmd cid \d+ nsid {nsid:#x} ", l)), None)
+
+
+def run_rescan_race(kdir, record, check_boot, initrd):
+    """Rescans racing a reset and a suspend (tests/guest/mgmt-rescan-race.sh):
+    the fault flag 0x400 holds a rescan that has identified the namespaces
+    until the controller leaves `live`, so that namespace 2's disk is added
+    while an `nvme reset` holds the queues (fault=10), an `nvme ns-rescan`
+    goes on during a sysfs reset, and namespace 3's disk is added while the
+    controller is suspended; every disk must then work."""
+    import pm_tests
+    import recovery_tests as rt
+    tag = "mgmt-rescan-race"
+    dev = qemu.Nvme(serial="RSNVMERACE", params={"addr": hex(RS_SLOT), "subsys": "sub0"},
+                    namespaces=[qemu.Ns(size_mb=32),
+                                qemu.Ns(size_mb=16, params={"detached": "true"}),
+                                qemu.Ns(size_mb=16, params={"detached": "true"})])
+    b = qemu.boot(tag, initrd, kdir, "mgmt-rescan-race", [dev], smp=2, mem=512, timeout=300,
+                  extra_args=["-device", "nvme-subsys,id=sub0,nqn=nqn.2026-12.io.rsnvme:race"],
+                  trace=RACE_TRACE)
+    check_boot(tag, b)
+    record(f"{tag}: guest script ran to its end", bool(b.lines(r"^@@IO_END$")))
+    race = {m[1]: (m[2], m[3]) for m in b.lines(r"^@@RACE (\S+) rc=(\d+) ?(.*)$")}
+    for step, what in (("attach-2", "Namespace Attachment of namespace 2"),
+                       ("reset-ioctl", "nvme reset (NVME_IOCTL_RESET)"),
+                       ("reset-sysfs", "the reset through sysfs"),
+                       ("ns-rescan", "nvme ns-rescan, going on during the sysfs reset"),
+                       ("attach-3", "Namespace Attachment of namespace 3"),
+                       ("suspend", "the system suspend (pm_test devices)")):
+        rc, out = race.get(step, (None, "no line"))
+        record(f"{tag}: {what} succeeds", rc == "0", f"rc {rc}: {out}")
+    disks = {m[1]: m[2].split() for m in b.lines(r"^@@DISKS (\S+) ?(.*)$")}
+    for when, want in (("after-reset", ["rsnvme0n1", "rsnvme0n2"]),
+                       ("end", ["rsnvme0n1", "rsnvme0n2", "rsnvme0n3"])):
+        record(f"{tag}: disks {when}: {' '.join(want)}", disks.get(when) == want,
+               f"got {disks.get(when)}")
+    bdf = f"0000:00:{RS_SLOT:02x}.0"
+    log = [m[1] for m in b.lines(rf"rsnvme {re.escape(bdf)}: (.*)$")]
+    going = [(i, m[1]) for i, m in
+             ((i, re.fullmatch(r"rescan: going on with the controller (\S+) \(injected\)", l))
+              for i, l in enumerate(log)) if m]
+    # A starved event work may see the reset's second half (connecting).
+    seen = [{"connecting": "resetting"}.get(g, g) for _, g in going]
+    record(f"{tag}: three held rescans went on: during a reset, a reset and a suspend",
+           seen == ["resetting", "resetting", "suspended"]
+           and sum(l == "rescan: waiting for a reset or suspend (injected)" for l in log) == 3,
+           f"{going}")
+
+    def between(i, start, end):
+        """Whether log line i comes after the last line before it matching
+        `start` and before the first after it matching `end`."""
+        before = [k for k, l in enumerate(log[:i]) if re.fullmatch(start, l)]
+        after = [k for k, l in enumerate(log[i:]) if re.fullmatch(end, l)]
+        return bool(before) and bool(after) and not any(
+            re.fullmatch(end, l) for l in log[before[-1]:i])
+
+    done = rt.RESET_DONE
+    for k, (start, what) in enumerate(((r"resetting the controller: requested through ioctl",
+                                        "the ioctl reset"),
+                                       (r"resetting the controller: requested through sysfs",
+                                        "the sysfs reset"))):
+        record(f"{tag}: held rescan {k + 1} went on during {what} (between its 'resetting' "
+               "and 'reset done' lines)",
+               len(going) > k and between(going[k][0], start, done), f"{going}")
+    record(f"{tag}: held rescan 3 went on while suspended (before 'resuming the controller')",
+           len(going) > 2 and between(going[2][0], r"resetting the controller: .*|"
+                                      r"reset done: .*", pm_tests.RESUMING),
+           f"{going}")
+    # The PM core's own note of a device added under a suspended parent,
+    # printed while the devices sleep (pm_test's wait) and before the
+    # resume: namespace 3's disk joined while the controller was suspended.
+    kernel = [l for l in b.console.splitlines() if re.match(r"^\[\s*\d+\.\d+\] ", l)]
+    waiting = next((i for i, l in enumerate(kernel) if "PM: suspend debug: Waiting" in l), None)
+    joined = next((i for i, l in enumerate(kernel)
+                   if re.search(rf"block rsnvme0n3: PM: parent {re.escape(bdf)} should not be "
+                                r"sleeping$", l)), None)
+    resuming = next((i for i, l in enumerate(kernel)
+                     if l.endswith(f"rsnvme {bdf}: resuming the controller")), None)
+    record(f"{tag}: namespace 3's disk was added while the devices slept (the PM core's "
+           "'parent should not be sleeping' line, between pm_test's wait and the resume)",
+           None not in (waiting, joined, resuming) and waiting < joined < resuming,
+           f"lines {waiting}, {joined}, {resuming}")
+    added = [l for l in log if re.fullmatch(r"rescan: namespace \d+ (added|removed).*", l)]
+    record(f"{tag}: namespaces 2 and 3 added once each, none removed",
+           added == ["rescan: namespace 2 added: 32768 blocks of 512 bytes",
+                     "rescan: namespace 3 added: 32768 blocks of 512 bytes"], f"{added}")
+    resets = [l for l in log if re.fullmatch(done, l)]
+    record(f"{tag}: two resets done, none failed",
+           len(resets) == 2 and not any(re.fullmatch(rt.RESET_FAILED, l) for l in log),
+           f"{resets}")
+    record(f"{tag}: one resume, done with the I/O queues",
+           sum(bool(re.fullmatch(pm_tests.RESUME_DONE, l)) for l in log) == 1,
+           "\n".join(l for l in log if "resum" in l))
+    lines = b.trace.splitlines()
+    marks = [i for i, l in enumerate(lines) if re.search(rt.MARK, l)]
+    after = lines[marks[0]:] if marks else []
+    enables = [i for i, l in enumerate(after) if re.search(r"\bpci_nvme_mmio_start_success\b", l)]
+    shut = next((i for i, l in enumerate(after)
+                 if re.search(r"\bpci_nvme_mmio_shutdown_set\b", l)), None)
+    resumed = next((i for i in enables if shut is not None and i > shut), None)
+    n2, n3 = first_io(after, 2), first_io(after, 3)
+    record(f"{tag}: QEMU's trace: namespace 2's first I/O came after the ioctl reset enabled "
+           "the controller again", bool(enables) and n2 is not None and n2 > enables[0],
+           f"first I/O at {n2}, enables at {enables}")
+    record(f"{tag}: QEMU's trace: namespace 3's first I/O came after the resume enabled the "
+           "controller (its queue joined the set quiesced while suspended)",
+           resumed is not None and n3 is not None and n3 > resumed,
+           f"first I/O at {n3}, suspend's shutdown at {shut}, enables at {enables}")
+    invalid = [l for l in after if re.search(r"\bpci_nvme_ub_db_wr_invalid_sq\b", l)]
+    record(f"{tag}: QEMU's trace: no doorbell write for a queue that did not exist",
+           not invalid, invalid[0] if invalid else "")
+    leak = b.lines(r"^@@KMEMLEAK (\S+)$")
+    record(f"{tag}: kmemleak finds no leaks", bool(leak) and leak[0][1] == "0",
+           leak[0][0] if leak else "no kmemleak report")
+
+
 def run_all(kdir, record, check_boot, only=""):
     if all(only not in tag for tag in ("mgmt-cli", "mgmt-ns", "mgmt-rescan", "mgmt-stall",
-                                       "mgmt-uring")):
+                                       "mgmt-uring", "mgmt-abort-limit", "mgmt-rescan-race")):
         return
     initrd = initramfs(kdir)
     if only in "mgmt-uring":
         run_uring(kdir, record, check_boot, initrd)
+    if only in "mgmt-abort-limit":
+        run_abort_limit(kdir, record, check_boot, initrd)
+    if only in "mgmt-rescan-race":
+        run_rescan_race(kdir, record, check_boot, initrd)
     if only in "mgmt-stall":
         run_stall(kdir, record, check_boot, initrd)
     if only in "mgmt-ns":

@@ -454,6 +454,92 @@ def check_fault6(tag, b):
                             failed=None)
 
 
+# faults-stuck (tests/guest/faults-stuck.sh): fault=N with flag 0x100, the
+# controller ignoring CC.EN=0, for each probe step; 11 also without it.
+STUCK_CASES = ("0x101", "0x102", "0x103", "0x104", "0x107", "0x10b", "0x0b")
+STUCK_TRACE = ("pci_cfg_read", "pci_cfg_write", "pci_nvme_mmio_start_success",
+               "pci_nvme_mmio_stopped", "pci_nvme_mmio_shutdown_set", "pci_nvme_admin_cmd",
+               "pci_nvme_mmio_doorbell_sq", "pci_nvme_err_addr_read", "pci_nvme_pci_reset")
+STUCK_MESSAGES = {
+    **{f: msg for f, (msg, _, _) in FAULTS.items()},
+    11: r"failing the I/O queue step with \d+ queues created: ENOMEM \(injected\)",
+}
+STUCK_ERRNO = {1: -28, 2: -12, 3: -110, 4: -110, 7: -12, 11: -12}
+FREED_LIVE = r"freed while the controller may still write it"
+
+
+def check_stuck(tag, b):
+    """Each failed probe on a controller that ignores CC.EN=0: the failure
+    it was given, the controller left running (no CC.EN=0 reached QEMU)
+    but bus mastering off after it was last enabled, nothing fetched from
+    the freed admin queue when the guest rang its doorbell afterwards, no
+    ring freed while the controller could write it (the driver's
+    FreeCheck), and nothing left allocated."""
+    import pm_tests
+    record(f"{tag}: the controller has a PCI reset method (FLR between cases)",
+           bool(b.lines(r"^@@RESET_METHOD (?!none)\S")),
+           "; ".join(m[0] for m in b.lines(r"^@@RESET_METHOD")))
+    lines = b.trace.splitlines()
+    marks = [i for i, l in enumerate(lines) if re.search(r"\bpci_cfg_read nvme .*@0xfc\b", l)]
+    # Three marks per case: its start, the guest's doorbell write, its end.
+    record(f"{tag}: three trace marks per case ({3 * len(STUCK_CASES)})",
+           len(marks) == 3 * len(STUCK_CASES), f"{len(marks)} marks")
+    for k, f in enumerate(STUCK_CASES):
+        n, flagged = int(f, 16) & 0xFF, int(f, 16) & 0x100 != 0
+        start, end = b.console.find(f"@@STUCK {f} start"), b.console.find(f"@@STUCK {f} end")
+        part = b.console[start:end] if 0 <= start < end else ""
+        what = f"fault={f} ({'CC.EN=0 ignored' if flagged else 'plain'})"
+        record(f"{tag}: {what}: {STUCK_MESSAGES[n]!r} reported",
+               re.search(STUCK_MESSAGES[n], part) is not None, "not between the markers")
+        record(f"{tag}: {what}: probe fails with {STUCK_ERRNO[n]}",
+               re.search(rf"probe with driver rsnvme failed with error {STUCK_ERRNO[n]}\b", part)
+               is not None)
+        if flagged:
+            record(f"{tag}: {what}: the flag is taken ('ignoring CC.EN=0 (injected)')",
+                   "taking the controller as ignoring CC.EN=0 (injected)" in part)
+        if n in (4, 11):
+            record(f"{tag}: {what}: a disable was tried and " +
+                   ("skipped ('CC.EN=0 not written')" if flagged else "written"),
+                   ("CC.EN=0 not written (injected)" in part) == flagged)
+        if 3 * k + 2 >= len(marks):
+            continue
+        probe = lines[marks[3 * k]:marks[3 * k + 1]]
+        ring = lines[marks[3 * k + 1]:marks[3 * k + 2]]
+        started = [i for i, l in enumerate(probe)
+                   if re.search(r"\bpci_nvme_mmio_start_success\b", l)]
+        stopped = [i for i, l in enumerate(probe) if re.search(r"\bpci_nvme_mmio_stopped\b", l)]
+        writes = [(i, int(m[1], 16)) for i, m in
+                  ((i, re.search(pm_tests.COMMAND_WRITE, l)) for i, l in enumerate(probe)) if m]
+        fetched = [l for l in ring if re.search(r"\bpci_nvme_admin_cmd\b", l)]
+        if n not in (4, 7, 11):
+            record(f"{tag}: {what}: the controller was never enabled, and fetched nothing "
+                   "when the guest rang its doorbell", not started and not fetched,
+                   (probe[started[0]] if started else "") + (fetched[0] if fetched else ""))
+            continue
+        if not record(f"{tag}: {what}: QEMU saw the controller enabled", bool(started)):
+            continue
+        if flagged:
+            record(f"{tag}: {what}: no CC.EN=0 reached QEMU: the controller kept running",
+                   not stopped, probe[stopped[0]] if stopped else "")
+        off = [i for i, v in writes if i > started[-1] and not v & pm_tests.BUS_MASTER]
+        record(f"{tag}: {what}: bus mastering turned off after the controller was last "
+               "enabled (QEMU: command register written without Bus Master Enable)",
+               bool(off), "; ".join(probe[i] for i, _ in writes) or "no command writes")
+        rang = [l for l in ring if re.search(r"\bpci_nvme_mmio_doorbell_sq sqid 0 new_tail 1\b", l)]
+        if flagged or n != 11:
+            record(f"{tag}: {what}: the guest's admin doorbell write after the failed probe "
+                   "reached the still enabled controller, which fetched nothing from the "
+                   "freed admin queue", bool(rang) and not fetched,
+                   fetched[0] if fetched else "no doorbell write of sqid 0 in the trace")
+        else:
+            record(f"{tag}: {what}: nothing fetched from the freed admin queue when the "
+                   "guest rang its doorbell", not fetched, fetched[0] if fetched else "")
+    freed = b.lines(FREED_LIVE)
+    record(f"{tag}: no queue freed while the controller could still write it (FreeCheck)",
+           not freed, "\n".join(m.string for m in freed[:5]))
+    check_leaks(tag, b)
+
+
 Q = qemu.Nvme
 NS = qemu.Ns
 SCENARIOS = [
@@ -658,6 +744,11 @@ def main():
         b = qemu.boot("faults", initrd, kdir, "faults", [Q(serial="RSNVMEFAULT")])
         check_boot("faults", b)
         check_faults("faults", b)
+    if args.k in "faults-stuck":
+        b = qemu.boot("faults-stuck", initrd, kdir, "faults-stuck", [Q(serial="RSNVMESTUCK")],
+                      timeout=300, trace=STUCK_TRACE)
+        check_boot("faults-stuck", b)
+        check_stuck("faults-stuck", b)
     # Block I/O data integrity against io_tests.IO_DRIVER (tests/io_tests.py).
     import io_tests
     io_tests.run_all(kdir, record, check_boot, args.k)

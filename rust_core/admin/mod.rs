@@ -21,7 +21,7 @@ mod ops;
 pub(crate) use commands::run_request;
 
 use crate::data::map_prps;
-use crate::fault::{Fault, Faults};
+use crate::fault::{Fault, Faults, Flag};
 use crate::queue::{QueuePair, ShadowDoorbells};
 use crate::registers::Registers;
 use crate::spec::command::{command_id, split_command_id, Command};

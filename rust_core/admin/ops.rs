@@ -50,12 +50,14 @@ impl AdminShared {
             return;
         }
         let slot = tag.wrapping_sub(FIRST_ABORT_TAG) as usize;
-        let aborted = self
-            .specials
-            .lock()
-            .aborts
-            .get_mut(slot)
-            .and_then(Option::take);
+        // Injected: the Abort stays outstanding until the next reset.
+        let held = self.faults.has(Flag::AbortsHeld);
+        let aborted =
+            self.specials
+                .lock()
+                .aborts
+                .get_mut(slot)
+                .and_then(|s| if held { *s } else { s.take() });
         match aborted {
             Some((qid, cid)) => {
                 // Bit 0 of DW0 set: the command was not aborted.
@@ -66,8 +68,13 @@ impl AdminShared {
                 };
                 dev_info!(
                     &self.pdev,
-                    "Abort of queue {qid} command id {cid:#x}: {}, {outcome}\n",
-                    cqe.status()
+                    "Abort of queue {qid} command id {cid:#x}: {}, {outcome}{}\n",
+                    cqe.status(),
+                    if held {
+                        " (kept outstanding, injected)"
+                    } else {
+                        ""
+                    }
                 );
             }
             None => dev_warn!(

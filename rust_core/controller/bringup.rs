@@ -10,7 +10,7 @@
 
 use crate::admin::AdminQueue;
 use crate::ctrl::{Ctrl, Restart};
-use crate::fault::{Fault, Faults};
+use crate::fault::{Fault, Faults, Flag};
 use crate::io::{io_timeout_ms, QueueIrq, MAX_IO_DEPTH};
 use crate::mgmt::{CharDevice, Facts, Live as MgmtLive, RegisterFn};
 use crate::ns::Namespace;
@@ -169,6 +169,13 @@ pub(super) fn map(pdev: &PciDevice, faults: Faults) -> Result<Mapped> {
             "taking CAP.NSSRS as set: NVM subsystem reset (injected)\n"
         );
         regs.assume_subsystem_reset();
+    }
+    if faults.has(Flag::IgnoresDisable) {
+        dev_warn!(
+            pdev,
+            "taking the controller as ignoring CC.EN=0 (injected)\n"
+        );
+        regs.ignore_disable();
     }
     Ok(Mapped {
         regs: Arc::new(regs, GFP_KERNEL)?,
@@ -460,17 +467,23 @@ impl<'a> Bringup<'a> {
         faults: Faults,
     ) -> Result<IoQueues> {
         let regs = &mapped.regs;
-        self.try_io_queues(mapped, irqs, count, polled, shadow, faults)
+        // The queues are kept here too, so that on failure they outlive
+        // the stop below whatever dropped its own references.
+        let mut queues = KVec::new();
+        self.try_io_queues(mapped, irqs, count, polled, shadow, faults, &mut queues)
             .inspect_err(|_| {
                 // Queues created on the controller are freed on the way
                 // out: it must no longer write to them. Probe fails, so
-                // its DMA stays off.
+                // its DMA stays off. Only then are the queues freed.
                 let _ = regs.disable();
                 let _ = regs.pdev().stop_dma();
+                drop(core::mem::take(&mut queues));
             })
     }
 
-    /// [`Bringup::io_queues`], which stops the controller if this fails.
+    /// [`Bringup::io_queues`], which stops the controller if this fails;
+    /// each queue made is also put in `made`.
+    #[allow(clippy::too_many_arguments)]
     fn try_io_queues(
         &self,
         mapped: &Mapped,
@@ -479,6 +492,7 @@ impl<'a> Bringup<'a> {
         polled: u32,
         shadow: Option<Arc<ShadowDoorbells>>,
         faults: Faults,
+        made: &mut KVec<Arc<QueuePair>>,
     ) -> Result<IoQueues> {
         let regs = &mapped.regs;
         let depth = io_queue_depth(regs.cap().max_queue_entries(), MAX_IO_DEPTH);
@@ -493,12 +507,19 @@ impl<'a> Bringup<'a> {
                 _ if spread => Some(qid),
                 _ => Some(0),
             };
-            queues.push(
-                QueuePair::new(regs, qid, depth, vector, level, shadow.as_ref())?,
-                GFP_KERNEL,
-            )?;
+            let queue = QueuePair::new(regs, qid, depth, vector, level, shadow.as_ref())?;
+            made.push(queue.clone(), GFP_KERNEL)?;
+            queues.push(queue, GFP_KERNEL)?;
         }
         self.steps().create_queues(&queues)?;
+        if faults.inject(Fault::IoQueueSetup) {
+            dev_err!(
+                regs.pdev(),
+                "failing the I/O queue step with {} queues created: ENOMEM (injected)\n",
+                queues.len()
+            );
+            return Err(ENOMEM);
+        }
         if faults.inject(Fault::IoTimeout) {
             queues.iter().for_each(|queue| queue.silence_doorbell());
         }

@@ -304,6 +304,20 @@ impl PciDevice {
         unsafe { bindings::pci_device_is_present(self.as_raw()) }
     }
 
+    /// Whether the command register has Bus Master Enable set, as read
+    /// from the device; `None` if it cannot be read or the device no
+    /// longer answers. Only fault injection's checks need it.
+    #[cfg(rsnvme_fault_injection)]
+    #[allow(unsafe_code)]
+    pub(crate) fn bus_master(&self) -> Option<bool> {
+        let mut cmd: u16 = 0;
+        // SAFETY: The device is valid; `cmd` is written by the call.
+        let ret = unsafe {
+            bindings::pci_read_config_word(self.as_raw(), bindings::PCI_COMMAND as c_int, &mut cmd)
+        };
+        (ret == 0 && cmd != u16::MAX).then_some(cmd & bindings::PCI_COMMAND_MASTER as u16 != 0)
+    }
+
     /// Turns memory decoding back on if something cleared it behind the
     /// driver's back (e.g. `setpci`), so that the registers answer again;
     /// returns whether it had to.
