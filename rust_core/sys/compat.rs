@@ -187,33 +187,3 @@ pub(super) unsafe fn uring_cmd_done(
         bindings::__io_uring_cmd_done(cmd, status, result, flags, true);
     }
 }
-
-/// The task work that completes a command (6.12's signature).
-///
-/// # Safety
-///
-/// Called by io_uring for a command `uring::ended` queued it for.
-#[cfg(not(rsnvme_linux_7_3))]
-#[allow(unsafe_code)]
-pub(super) unsafe extern "C" fn uring_task_work(cmd: *mut bindings::io_uring_cmd, flags: c_uint) {
-    // SAFETY: By the safety requirements of this function.
-    unsafe { super::uring::task_done(cmd, flags) };
-}
-
-/// The task work that completes a command (7.3's signature: the command
-/// is the start of its `io_kiocb`, `cmd_to_io_kiocb` is a cast).
-///
-/// # Safety
-///
-/// Called by io_uring for a command `uring::ended` queued it for.
-#[cfg(rsnvme_linux_7_3)]
-#[allow(unsafe_code)]
-pub(super) unsafe extern "C" fn uring_task_work(
-    tw: bindings::io_tw_req,
-    _token: bindings::io_tw_state,
-) {
-    let cmd = tw.req.cast::<bindings::io_uring_cmd>();
-    // SAFETY: By the safety requirements of this function; the flags are
-    // 7.3's `IO_URING_CMD_TASK_WORK_ISSUE_FLAGS`.
-    unsafe { super::uring::task_done(cmd, bindings::RSNVME_IO_URING_F_COMPLETE_DEFER) };
-}

@@ -34,7 +34,7 @@
 //! | clang 13 or later for a clang build (KASAN with Rust needs one) | clang 15 or later (Debian 12 has 14): 7.3's test kernel is built with gcc, without KASAN | `qemu-ci/kernel.7.3.config` |
 //! | bindgen with libclang 14 | libclang 17 or later | `qemu-ci/fetch-7.3.sh` (Debian's libclang 19, unpacked privately) |
 //! | `io_uring_cmd_done(cmd, ret, res2, flags)` posts a big CQE on a CQE32 ring | `__io_uring_cmd_done(.., is_cqe32)`, `io_uring_cmd_done32()` inline | `compat::uring_cmd_done` |
-//! | task work gets `(struct io_uring_cmd *, unsigned int issue_flags)` | gets `(struct io_tw_req, io_tw_token_t)`; the command is the start of its `io_kiocb`, the flags are `IO_URING_F_COMPLETE_DEFER` | `compat::uring_task_work`, [`TaskWork`] |
+//! | task work gets `(struct io_uring_cmd *, unsigned int issue_flags)` | gets `(struct io_tw_req, io_tw_token_t)`; the command is the start of its `io_kiocb`, the flags are `IO_URING_F_COMPLETE_DEFER` | `uring::task_work`, [`TaskWork`] |
 //! | `rq_end_io_fn(rq, status)` | `rq_end_io_fn(rq, status, iob)` | a cfg'd parameter of `uring_end_io` (`sys/blk/queue.rs`) |
 //! | clippy's `unnecessary_map_or` held back by 6.12's MSRV | on | `queue.rs` uses a `match` (the same on both) |
 

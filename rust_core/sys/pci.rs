@@ -14,6 +14,7 @@ use super::bindings;
 use super::compat;
 use super::pci_types::{Change, Control, Shared};
 pub(crate) use super::pci_types::{DmaStopped, EnabledDevice, Region};
+use super::print::Device;
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::{addr_of_mut, NonNull};
 use kernel::alloc::flags::GFP_KERNEL;
@@ -389,5 +390,14 @@ impl Drop for Region {
         // SAFETY: The device is valid and `bar` was claimed by
         // `request_region`.
         unsafe { bindings::pci_release_region(self.pdev.as_raw(), c_int::from(self.bar)) };
+    }
+}
+
+#[allow(unsafe_code)]
+// SAFETY: The embedded `struct device` is valid while the handle holds its
+// reference, by the type invariant.
+unsafe impl Device for PciDevice {
+    fn as_device(&self) -> *mut bindings::device {
+        PciDevice::as_device(self)
     }
 }

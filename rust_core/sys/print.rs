@@ -5,7 +5,6 @@
 
 use super::bindings;
 use super::compat;
-use super::pci::PciDevice;
 use core::ffi::c_void;
 use core::fmt;
 
@@ -20,11 +19,23 @@ pub(crate) enum Level {
     Info,
 }
 
+/// A device the log can name: a wrapper of a `struct device`.
+///
+/// # Safety
+///
+/// [`Device::as_device`] returns a pointer to a valid `struct device` for
+/// as long as the value lives.
+#[allow(unsafe_code)]
+pub(crate) unsafe trait Device {
+    /// The `struct device`.
+    fn as_device(&self) -> *mut bindings::device;
+}
+
 /// Prints `args` to the kernel log, prefixed with the driver and device name.
 #[allow(unsafe_code)]
-pub(crate) fn dev_print(dev: &PciDevice, level: Level, args: fmt::Arguments<'_>) {
-    // SAFETY: `dev.as_device()` is a valid `struct device` by the type
-    // invariant of `PciDevice`.
+pub(crate) fn dev_print(dev: &impl Device, level: Level, args: fmt::Arguments<'_>) {
+    // SAFETY: `dev.as_device()` is a valid `struct device` by the safety
+    // requirements of `Device`.
     unsafe { device_print(dev.as_device(), level, args) };
 }
 

@@ -97,7 +97,7 @@ pub(super) unsafe fn ended(cmd: *mut bindings::io_uring_cmd, status: i32, result
     pdu.result = result;
     // Freed once `end_io` returns: no poller may look at it any more.
     pdu.req.store(core::ptr::null_mut(), Ordering::Release);
-    let work = Some(compat::uring_task_work as compat::TaskWork);
+    let work = Some(task_work as compat::TaskWork);
     // SAFETY: `cmd` is live; the task work completes it, once (with lazy
     // wake-up, as `io_uring_cmd_do_in_task_lazy`).
     unsafe { bindings::__io_uring_cmd_do_in_task(cmd, work, bindings::RSNVME_IOU_F_TWQ_LAZY_WAKE) };
@@ -147,4 +147,31 @@ pub(super) unsafe extern "C" fn iopoll(
         }
         bindings::blk_rq_poll(req, iob, poll_flags)
     }
+}
+
+/// The task work that completes a command (6.12's signature).
+///
+/// # Safety
+///
+/// Called by io_uring for a command `uring::ended` queued it for.
+#[cfg(not(rsnvme_linux_7_3))]
+#[allow(unsafe_code)]
+unsafe extern "C" fn task_work(cmd: *mut bindings::io_uring_cmd, flags: c_uint) {
+    // SAFETY: By the safety requirements of this function.
+    unsafe { task_done(cmd, flags) };
+}
+
+/// The task work that completes a command (7.3's signature: the command
+/// is the start of its `io_kiocb`, `cmd_to_io_kiocb` is a cast).
+///
+/// # Safety
+///
+/// Called by io_uring for a command `uring::ended` queued it for.
+#[cfg(rsnvme_linux_7_3)]
+#[allow(unsafe_code)]
+unsafe extern "C" fn task_work(tw: bindings::io_tw_req, _token: bindings::io_tw_state) {
+    let cmd = tw.req.cast::<bindings::io_uring_cmd>();
+    // SAFETY: By the safety requirements of this function; the flags are
+    // 7.3's `IO_URING_CMD_TASK_WORK_ISSUE_FLAGS`.
+    unsafe { task_done(cmd, bindings::RSNVME_IO_URING_F_COMPLETE_DEFER) };
 }
