@@ -39,10 +39,7 @@ use crate::sys::uring::{Queued, UringCmd, UringOutcome};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use events::Events;
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
-use kernel::error::{
-    code::{EINVAL, ENODEV},
-    Result,
-};
+use kernel::error::{code::EINVAL, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -276,8 +273,8 @@ impl Ctrl {
     }
 
     /// Sends I/O command `cmd` from user space on a disk's queue
-    /// (`requests`) and waits for it ([`RequestPath::user_command`]);
-    /// `ENODEV` once the controller is dead.
+    /// (`requests`) and waits for it ([`RequestPath::user_command`],
+    /// which refuses it with `ENODEV` once the controller is dead).
     pub(crate) fn user_command(
         &self,
         requests: Requests<'_, Self>,
@@ -285,16 +282,13 @@ impl Ctrl {
         data: Option<UserData>,
         timeout_ms: u32,
     ) -> Result<Completion> {
-        if self.dead() {
-            return Err(ENODEV);
-        }
         self.path.user_command(requests, cmd, data, timeout_ms)
     }
 
     /// Sends I/O command `cmd` from io_uring command `uring` on a disk's
     /// queue (`requests`) without waiting
-    /// ([`RequestPath::uring_command`]); `ENODEV` once the controller is
-    /// dead.
+    /// ([`RequestPath::uring_command`], which refuses it with `ENODEV`
+    /// once the controller is dead).
     pub(crate) fn uring_command(
         &self,
         requests: Requests<'_, Self>,
@@ -304,9 +298,6 @@ impl Ctrl {
         timeout_ms: u32,
         uring: UringCmd<'_>,
     ) -> Result<Queued> {
-        if self.dead() {
-            return Err(ENODEV);
-        }
         self.path
             .uring_command(requests, cmd, data, vectored, timeout_ms, uring)
     }
